@@ -1,0 +1,15 @@
+//! `[server]`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::validate::{ValidationContext, Validator};
+
+/// `[server]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {}
+
+impl ServerConfig {
+    /// Checks values and cross-references.
+    pub fn validate(&self, _v: &mut Validator, _ctx: &ValidationContext<'_>) {}
+}

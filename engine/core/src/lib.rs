@@ -1,0 +1,47 @@
+//! # lookout-core
+//!
+//! The types that flow between Lookout's stages, and nothing that does I/O.
+//!
+//! ```text
+//! ingest ──Frame──▶ infer ──StageMsg::Frame(FrameResult)──▶ rules ──Event──▶ fusion ──Incident──▶ alerts
+//!        ──CameraHealth──────▶ (forwarded in-band, so an empty frame and a dead camera never look alike)
+//! ```
+//!
+//! * [`frame`]: [`Frame`] (RGB pixels at analysis resolution, capture time, pose) and
+//!   [`FrameRing`], the per-camera ring of recent frames used for snapshots.
+//! * [`detect`]: [`BBox`], [`Detection`], [`FrameResult`] — one per analysed frame and model,
+//!   empty ones included.
+//! * [`health`]: [`CameraStatus`] and [`CameraHealth`], stream health as data.
+//! * [`event`]: [`Event`] with [`EventKind`] and [`EventPhase`] (start / update / end).
+//! * [`geo`]: [`GeoPoint`], great-circle distance and bearing, [`Sector`].
+//! * [`hotspot`]: [`Hotspot`], a satellite fire pixel (NASA FIRMS).
+//! * [`incident`]: [`Incident`], many events and hotspots of one fire (or one personnel
+//!   situation) with a confidence level and a revision.
+//! * [`msg`]: [`StageMsg`], what travels on the channel between inference and rules.
+
+pub mod detect;
+pub mod event;
+pub mod frame;
+pub mod geo;
+pub mod health;
+pub mod hotspot;
+pub mod incident;
+pub mod msg;
+
+pub use detect::{BBox, Detection, FrameResult};
+pub use event::{Event, EventKind, EventPhase, FrameRef};
+pub use frame::{CaptureClock, Frame, FrameRing, Pixels, Pose};
+pub use geo::{GeoPoint, Sector};
+pub use health::{CameraHealth, CameraStatus, RetryReason, StopReason};
+pub use hotspot::{Hotspot, HotspotConfidence, HotspotSource};
+pub use incident::{
+    Incident, IncidentConfidence, IncidentKind, IncidentState, Location, LocationMethod, Severity,
+    UncertaintyEllipse,
+};
+pub use msg::StageMsg;
+
+/// A camera's configured identifier (`[[cameras]] id = "..."`). Cheap to clone.
+pub type CameraId = std::sync::Arc<str>;
+
+/// UTC time as used everywhere in Lookout.
+pub type UtcTime = chrono::DateTime<chrono::Utc>;

@@ -24,6 +24,7 @@ pub mod event;
 pub mod frame;
 pub mod geo;
 pub mod health;
+pub mod hub;
 pub mod hotspot;
 pub mod incident;
 pub mod msg;
@@ -32,6 +33,7 @@ pub use detect::{BBox, Detection, FrameResult};
 pub use event::{Event, EventKind, EventPhase, FrameRef};
 pub use frame::{CaptureClock, Frame, FrameRing, Pixels, Pose};
 pub use geo::{GeoPoint, Sector};
+pub use hub::{FrameHub, HubStats, PublishError};
 pub use health::{CameraHealth, CameraStatus, RetryReason, StopReason};
 pub use hotspot::{Hotspot, HotspotConfidence, HotspotSource};
 pub use incident::{

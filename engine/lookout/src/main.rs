@@ -1,1 +1,63 @@
-fn main() {}
+//! # lookout — the engine binary
+//!
+//! Parses the command line, loads configuration, wires the stages together and owns
+//! signals and shutdown. This is the only crate that uses `anyhow`.
+//!
+//! Layout:
+//! * [`cli`]: the `clap` command tree.
+//! * `check_config`: `lookout check-config FILE`.
+
+mod cli;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(cli.log_json);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LOOKOUT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        cli::Command::CheckConfig(args) => Ok(check_config(&args.file, args.dump)),
+    }
+}
+
+/// `lookout check-config FILE`: exit 0 with a one-line summary, or 2 with every error.
+fn check_config(file: &Path, dump: bool) -> ExitCode {
+    match lookout_config::load(file) {
+        Ok(cfg) => {
+            println!("{}", cfg.summary());
+            if dump {
+                print!("{}", cfg.redacted_toml());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errs) => {
+            eprint!("{errs}");
+            ExitCode::from(2)
+        }
+    }
+}

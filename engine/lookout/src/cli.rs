@@ -1,0 +1,34 @@
+//! The command tree.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Lookout: fire, smoke and people on camera and drone video, fused with satellite hotspots.
+#[derive(Debug, Parser)]
+#[command(name = "lookout", version, about, long_about = None)]
+pub struct Cli {
+    /// Log as JSON lines instead of text (set the level with LOOKOUT_LOG, e.g. `debug`).
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a config file: a one-line summary, or every error with file:line:column.
+    CheckConfig(CheckConfigArgs),
+}
+
+/// `lookout check-config`.
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The config file.
+    pub file: PathBuf,
+    /// Also print the resolved config (secrets redacted).
+    #[arg(long)]
+    pub dump: bool,
+}

@@ -55,6 +55,10 @@ pub struct RulesConfig {
     pub update_interval_s: f64,
     /// Class name whose tracks the personnel rules count. Default `person`.
     pub person_class: String,
+    /// Models whose frames are evidence about people: an empty frame from one of them means
+    /// nobody is there. Empty (the default): every model whose name contains
+    /// `person_class`, and every model that has reported a `person_class` detection.
+    pub person_models: Vec<String>,
     /// Per-class thresholds and filters (keys are model class names). Unset keys keep the
     /// built-in defaults: smoke, fire and person have their own, other classes a strict
     /// generic set.
@@ -85,6 +89,7 @@ impl Default for RulesConfig {
             quiet_s: 30.0,
             update_interval_s: 5.0,
             person_class: "person".into(),
+            person_models: Vec::new(),
             classes: BTreeMap::new(),
             tracker: TrackerConfig::default(),
             profiles: Vec::new(),

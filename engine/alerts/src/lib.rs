@@ -1,1 +1,596 @@
-//! lookout-alerts
+//! # lookout-alerts
+//!
+//! Incidents from fusion become stored, operator-driven, reliably delivered alerts.
+//!
+//! ## Layout
+//! * [`Alerts`]: the front door the engine calls (`record_incident`, `record_event`,
+//!   `record_hotspot`, `record_frame_result`, `record_camera_status`, `transition`). It owns
+//!   the store, one outbox worker per sink, the escalation and retention timers, and a
+//!   broadcast of [`LiveUpdate`]s for the UI.
+//! * [`store::Store`]: SQLite (WAL, `user_version` migrations): incidents with every
+//!   revision, transitions (who/when/why — the operator verdicts), events, hotspots,
+//!   snapshots, recorded frame results for the tuning replay, config overlays, and the
+//!   outbox (`notifications` + per-sink `deliveries`, written in the same transaction as
+//!   the revision they announce).
+//! * [`lifecycle`]: `new → acknowledged → confirmed | false_alarm → closed`, reopen.
+//! * [`outbox`]: per-sink workers, at-least-once with exponential backoff; the idempotency
+//!   key is `<incident id>:<revision>`.
+//! * [`sinks`]: webhook (a small HTTP/1.1 client, [`http`]), MQTT (rumqttc, QoS 1),
+//!   JSONL, CAP 1.2 files, GeoJSON files.
+//! * [`export`]: CAP 1.2 XML and GeoJSON.
+//! * [`snapshot`]: JPEG snapshots with boxes and text drawn by a built-in bitmap font.
+
+pub mod export;
+pub mod http;
+pub mod lifecycle;
+pub mod outbox;
+pub mod sinks;
+pub mod snapshot;
+pub mod store;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lookout_config::alerts::AlertsConfig;
+use lookout_config::Config;
+use lookout_core::{
+    CameraId, CameraStatus, Event, Frame, FrameResult, Hotspot, Incident, IncidentConfidence,
+    IncidentKind, IncidentState, Severity, StageMsg, StopReason, UtcTime,
+};
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
+
+pub use store::{ApplyOutcome, Store, StoreError, StoredIncident};
+
+/// Errors of the alerts stage.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertsError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A snapshot could not be rendered.
+    #[error("snapshot: {0}")]
+    Snapshot(#[from] snapshot::SnapshotError),
+    /// A file or directory could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A sink's configuration cannot be used.
+    #[error("sink {name}: {message}")]
+    Sink {
+        /// Sink name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A change the UI shows live.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveUpdate {
+    /// An incident was created or changed.
+    Incident {
+        /// Incident id.
+        id: String,
+        /// New revision.
+        revision: u64,
+        /// Kind.
+        kind: IncidentKind,
+        /// State.
+        state: IncidentState,
+        /// Severity.
+        severity: Severity,
+        /// True when it was just created.
+        created: bool,
+    },
+    /// A camera's stream status changed.
+    Camera {
+        /// Camera.
+        camera: String,
+        /// Status.
+        status: CameraStatus,
+        /// When.
+        at: UtcTime,
+    },
+    /// The configuration changed (version of the overlay).
+    Config {
+        /// Overlay version.
+        version: i64,
+    },
+}
+
+/// Settings resolved from `[alerts]`.
+#[derive(Debug, Clone)]
+struct Settings {
+    snapshots: bool,
+    quality: u8,
+    max_escalations: u32,
+    retention: store::Retention,
+    snapshot_dir: PathBuf,
+}
+
+/// The alerts stage: store, outbox workers, timers, live updates.
+pub struct Alerts {
+    store: Arc<Store>,
+    settings: Settings,
+    workers: Vec<outbox::Worker>,
+    timers: Vec<tokio::task::JoinHandle<()>>,
+    shutdown: watch::Sender<bool>,
+    live: broadcast::Sender<LiveUpdate>,
+    latest: Mutex<HashMap<CameraId, FrameResult>>,
+    statuses: Mutex<HashMap<CameraId, (CameraStatus, UtcTime)>>,
+}
+
+impl std::fmt::Debug for Alerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerts")
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+fn file_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl Alerts {
+    /// Opens the store under `engine.data_dir` and starts the sink workers and timers on
+    /// `rt`.
+    pub fn open(cfg: &Config, rt: &tokio::runtime::Handle) -> Result<Alerts, AlertsError> {
+        Alerts::open_in(&cfg.alerts, &cfg.data_dir(), rt)
+    }
+
+    /// Like [`Alerts::open`], with the `[alerts]` section and data directory given directly.
+    pub fn open_in(
+        cfg: &AlertsConfig,
+        data_dir: &Path,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<Alerts, AlertsError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| AlertsError::Io {
+            path: data_dir.to_path_buf(),
+            source: e,
+        })?;
+        let mut specs = Vec::new();
+        let mut sinks = Vec::new();
+        for s in &cfg.sinks {
+            let f = s.filter();
+            specs.push(store::SinkSpec {
+                name: s.name().to_string(),
+                kinds: f
+                    .kinds
+                    .iter()
+                    .filter_map(|k| {
+                        serde_json::from_value(serde_json::Value::String(k.clone())).ok()
+                    })
+                    .collect(),
+                min_severity: f
+                    .min_severity
+                    .as_deref()
+                    .and_then(lifecycle::parse_severity),
+                camera_status: sinks::Sink::takes_camera_status(s),
+            });
+            let sink = sinks::Sink::from_config(s, data_dir, &cfg.cap_sender).map_err(|m| {
+                AlertsError::Sink {
+                    name: s.name().to_string(),
+                    message: m,
+                }
+            })?;
+            let retry = match s {
+                lookout_config::alerts::SinkConfig::Webhook { retry, .. }
+                | lookout_config::alerts::SinkConfig::Mqtt { retry, .. } => retry.clone(),
+                _ => lookout_config::alerts::RetryConfig::default(),
+            };
+            sinks.push((s.name().to_string(), sink, retry));
+        }
+        let store = Arc::new(Store::open(
+            &data_dir.join(&cfg.database),
+            specs,
+            cfg.cooldown_s,
+            cfg.escalate_after_s,
+        )?);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let workers: Vec<outbox::Worker> = sinks
+            .into_iter()
+            .map(|(name, sink, retry)| {
+                outbox::spawn_worker(
+                    rt,
+                    store.clone(),
+                    name,
+                    sink,
+                    outbox::Backoff {
+                        initial: Duration::from_secs_f64(retry.initial_s),
+                        max: Duration::from_secs_f64(retry.max_s),
+                    },
+                    shutdown_rx.clone(),
+                )
+            })
+            .collect();
+        let (live, _) = broadcast::channel(1024);
+        let settings = Settings {
+            snapshots: cfg.snapshots,
+            quality: cfg.snapshot_quality,
+            max_escalations: cfg.max_escalations,
+            retention: store::Retention {
+                incidents_s: cfg.retention_days * 86400.0,
+                frame_results_s: cfg.frame_results_retention_days * 86400.0,
+                max_frame_results: cfg.max_frame_results,
+                delivered_s: cfg.outbox_retention_days * 86400.0,
+            },
+            snapshot_dir: data_dir.join("snapshots"),
+        };
+        let mut alerts = Alerts {
+            store,
+            settings,
+            workers,
+            timers: Vec::new(),
+            shutdown,
+            live,
+            latest: Mutex::new(HashMap::new()),
+            statuses: Mutex::new(HashMap::new()),
+        };
+        alerts.start_timers(rt, cfg, shutdown_rx);
+        tracing::info!(sinks = alerts.workers.len(), path = %data_dir.join(&cfg.database).display(), "Alerts store open.");
+        Ok(alerts)
+    }
+
+    fn start_timers(
+        &mut self,
+        rt: &tokio::runtime::Handle,
+        cfg: &AlertsConfig,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let store = self.store.clone();
+        let live = self.live.clone();
+        let wakes: Vec<_> = self.workers.iter().map(|w| w.wake.clone()).collect();
+        let max = cfg.max_escalations;
+        let period = Duration::from_secs_f64((cfg.escalate_after_s / 4.0).clamp(0.2, 5.0));
+        let mut sd = shutdown.clone();
+        self.timers.push(rt.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(period) => {}
+                    _ = sd.changed() => break,
+                }
+                match store.escalate_due(chrono::Utc::now(), max) {
+                    Ok(list) => {
+                        for s in list {
+                            tracing::warn!(incident = %s.incident.id, severity = lifecycle::severity_name(s.incident.severity), "Incident not acknowledged in time; escalated.");
+                            let _ = live.send(live_of(&s.incident, false));
+                        }
+                        for w in &wakes {
+                            w.notify_one();
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "Escalation check failed."),
+                }
+            }
+        }));
+        let store = self.store.clone();
+        let retention = self.settings.retention;
+        let mut sd = shutdown;
+        self.timers.push(rt.spawn(async move {
+            loop {
+                match store.prune(&retention, chrono::Utc::now()) {
+                    Ok(n) if n > 0 => tracing::info!(rows = n, "Retention limits applied."),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "Retention pruning failed."),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+                    _ = sd.changed() => break,
+                }
+            }
+        }));
+    }
+
+    /// The store (API reads, tests).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Subscribes to live updates.
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveUpdate> {
+        self.live.subscribe()
+    }
+
+    /// Publishes a live update (the server announces config changes this way).
+    pub fn publish(&self, u: LiveUpdate) {
+        let _ = self.live.send(u);
+    }
+
+    fn wake(&self) {
+        for w in &self.workers {
+            w.wake.notify_one();
+        }
+    }
+
+    /// Stores an incident revision from fusion (merging, deduplicating, escalation-aware),
+    /// with a snapshot of `frame` drawn when given, and queues it for every sink.
+    pub fn record_incident(
+        &self,
+        inc: &Incident,
+        frame: Option<&Frame>,
+    ) -> Result<ApplyOutcome, AlertsError> {
+        let snap = match frame.filter(|_| self.settings.snapshots) {
+            Some(f) => Some(self.write_snapshot(inc, f)?),
+            None => None,
+        };
+        let (outcome, stored) =
+            self.store
+                .apply_incident(inc, snap.as_ref(), chrono::Utc::now())?;
+        match (&outcome, stored) {
+            (ApplyOutcome::Duplicate { id }, _) => {
+                tracing::debug!(incident = %id, revision = inc.revision, "Duplicate incident revision suppressed.");
+                if let Some(s) = snap {
+                    let _ = std::fs::remove_file(&s.path);
+                }
+            }
+            (o, Some(s)) => {
+                let created = matches!(o, ApplyOutcome::Created { .. });
+                if created {
+                    tracing::info!(incident = %s.incident.id, kind = s.incident.kind.as_str(), "New incident.");
+                }
+                let _ = self.live.send(live_of(&s.incident, created));
+                self.wake();
+            }
+            _ => {}
+        }
+        Ok(outcome)
+    }
+
+    fn write_snapshot(&self, inc: &Incident, f: &Frame) -> Result<store::NewSnapshot, AlertsError> {
+        let jpg = snapshot::render(f, inc, self.settings.quality)?;
+        let dir = self.settings.snapshot_dir.join(file_safe(&inc.id));
+        std::fs::create_dir_all(&dir).map_err(|e| AlertsError::Io {
+            path: dir.clone(),
+            source: e,
+        })?;
+        let path = dir.join(format!(
+            "{}-{}-r{}.jpg",
+            file_safe(&f.camera),
+            f.seq,
+            inc.revision
+        ));
+        std::fs::write(&path, jpg).map_err(|e| AlertsError::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        Ok(store::NewSnapshot {
+            camera: f.camera.to_string(),
+            seq: f.seq,
+            captured_at: f.captured_at,
+            path: path.display().to_string(),
+        })
+    }
+
+    /// Stores an event (latest phase wins).
+    pub fn record_event(&self, e: &Event) -> Result<(), AlertsError> {
+        Ok(self.store.record_event(e)?)
+    }
+
+    /// Stores a satellite hotspot; returns true when it was new.
+    pub fn record_hotspot(&self, h: &Hotspot) -> Result<bool, AlertsError> {
+        Ok(self.store.record_hotspot(h)?)
+    }
+
+    /// Records what inference saw (frame results, for the tuning replay and the live
+    /// overlay) and camera health changes (camera-health incidents, retained MQTT status).
+    pub fn record_frame_result(&self, msg: &StageMsg) -> Result<(), AlertsError> {
+        match msg {
+            StageMsg::Frame(fr) => {
+                self.store.record_frame_result(fr)?;
+                self.latest
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(fr.camera.clone(), fr.clone());
+                Ok(())
+            }
+            StageMsg::Health(h) => self.record_camera_status(&h.camera, &h.status, h.at),
+            StageMsg::ImageStats(_) | StageMsg::Watermark { .. } => Ok(()),
+        }
+    }
+
+    /// The latest frame result of a camera (boxes for the live view).
+    pub fn latest_result(&self, camera: &str) -> Option<FrameResult> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(camera)
+            .cloned()
+    }
+
+    /// Last known status of every camera that reported one.
+    pub fn camera_statuses(&self) -> HashMap<CameraId, (CameraStatus, UtcTime)> {
+        self.statuses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A camera's stream status changed: queue the retained status for MQTT, open a
+    /// camera-health incident when it fails, close it when frames flow again.
+    pub fn record_camera_status(
+        &self,
+        camera: &CameraId,
+        status: &CameraStatus,
+        at: UtcTime,
+    ) -> Result<(), AlertsError> {
+        let prev = self
+            .statuses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(camera.clone(), (status.clone(), at));
+        if prev
+            .as_ref()
+            .is_some_and(|(p, _)| p.name() == status.name())
+        {
+            return Ok(());
+        }
+        self.store.queue_camera_status(camera, status, at)?;
+        let _ = self.live.send(LiveUpdate::Camera {
+            camera: camera.to_string(),
+            status: status.clone(),
+            at,
+        });
+        let failing = match status {
+            CameraStatus::Retrying { reason, .. } => Some(format!("Stream failing: {reason}.")),
+            CameraStatus::Stopped {
+                reason: StopReason::Fatal(m),
+            } => Some(format!("Stream stopped: {m}.")),
+            _ => None,
+        };
+        let open = self
+            .store
+            .open_incident_for(camera, IncidentKind::CameraHealth)?;
+        match (failing, open) {
+            (Some(note), None) => {
+                let inc = Incident {
+                    id: format!("camera-health:{camera}:{}", at.timestamp_millis()),
+                    kind: IncidentKind::CameraHealth,
+                    confidence: IncidentConfidence::Camera,
+                    severity: Severity::Medium,
+                    state: IncidentState::New,
+                    location: None,
+                    cameras: vec![camera.clone()],
+                    sectors: Vec::new(),
+                    events: Vec::new(),
+                    hotspots: Vec::new(),
+                    first_seen: at,
+                    last_seen: at,
+                    revision: 1,
+                    notes: vec![note],
+                };
+                self.record_incident(&inc, None)?;
+            }
+            (None, Some(open)) if status.is_running() => {
+                let s = self.store.transition(
+                    &open.incident.id,
+                    IncidentState::Closed,
+                    "system",
+                    "Camera is delivering frames again.",
+                    chrono::Utc::now(),
+                )?;
+                let _ = self.live.send(live_of(&s.incident, false));
+                self.wake();
+            }
+            _ => {}
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// An operator moves an incident to `to` (stored with who, when and why).
+    pub fn transition(
+        &self,
+        id: &str,
+        to: IncidentState,
+        actor: &str,
+        comment: &str,
+    ) -> Result<StoredIncident, AlertsError> {
+        let s = self
+            .store
+            .transition(id, to, actor, comment, chrono::Utc::now())?;
+        tracing::info!(incident = %id, to = lifecycle::state_name(to), actor, "Incident state changed.");
+        let _ = self.live.send(live_of(&s.incident, false));
+        self.wake();
+        Ok(s)
+    }
+
+    /// An operator comments on an incident.
+    pub fn comment(
+        &self,
+        id: &str,
+        actor: &str,
+        comment: &str,
+    ) -> Result<store::TransitionRecord, AlertsError> {
+        Ok(self.store.comment(id, actor, comment, chrono::Utc::now())?)
+    }
+
+    /// Runs the escalation check now (the timer does this periodically).
+    pub fn escalate_now(&self) -> Result<usize, AlertsError> {
+        let list = self
+            .store
+            .escalate_due(chrono::Utc::now(), self.settings.max_escalations)?;
+        for s in &list {
+            let _ = self.live.send(live_of(&s.incident, false));
+        }
+        self.wake();
+        Ok(list.len())
+    }
+
+    /// Undelivered notifications per sink.
+    pub fn backlog(&self) -> Result<Vec<(String, u64)>, AlertsError> {
+        Ok(self.store.backlog()?)
+    }
+
+    /// Delivered and failed counts per sink since start.
+    pub fn sink_stats(&self) -> Vec<(String, u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.workers
+            .iter()
+            .map(|w| {
+                (
+                    w.name.clone(),
+                    w.stats.delivered.load(Relaxed),
+                    w.stats.failures.load(Relaxed),
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until every sink's backlog is empty or `deadline` passes, then stops the
+    /// workers and timers. Returns the backlog left (delivered after the next start).
+    pub async fn shutdown(&mut self, deadline: Duration) -> Vec<(String, u64)> {
+        let end = tokio::time::Instant::now() + deadline;
+        let mut left = self.store.backlog().unwrap_or_default();
+        while left.iter().any(|(_, n)| *n > 0) && tokio::time::Instant::now() < end {
+            self.wake();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            left = self.store.backlog().unwrap_or_default();
+        }
+        let _ = self.shutdown.send(true);
+        for w in std::mem::take(&mut self.workers) {
+            let _ = tokio::time::timeout_at(
+                end.max(tokio::time::Instant::now() + Duration::from_millis(200)),
+                w.task,
+            )
+            .await;
+        }
+        for t in std::mem::take(&mut self.timers) {
+            t.abort();
+        }
+        left
+    }
+}
+
+impl Drop for Alerts {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+fn live_of(inc: &Incident, created: bool) -> LiveUpdate {
+    LiveUpdate::Incident {
+        id: inc.id.clone(),
+        revision: inc.revision,
+        kind: inc.kind,
+        state: inc.state,
+        severity: inc.severity,
+        created,
+    }
+}

@@ -1,15 +1,391 @@
-//! `[alerts]`.
+//! `[alerts]`: the incident store, lifecycle timing, snapshots and delivery sinks.
+//!
+//! ```toml
+//! [alerts]
+//! cooldown_s = 600
+//! escalate_after_s = 300
+//!
+//! [[alerts.sinks]]
+//! kind = "webhook"
+//! name = "dispatch"
+//! url = "http://127.0.0.1:9000/hook"
+//! token = "${DISPATCH_TOKEN}"
+//!
+//! [[alerts.sinks]]
+//! kind = "mqtt"
+//! name = "broker"
+//! host = "127.0.0.1"
+//! port = 1883
+//! ```
 
 use serde::{Deserialize, Serialize};
 
+use crate::env::{EnvString, Secret};
 use crate::validate::{ValidationContext, Validator};
 
 /// `[alerts]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// SQLite database file (relative to `engine.data_dir`). Default `lookout.db`.
+    pub database: String,
+    /// A new incident of the same kind on a camera that already has an open incident of
+    /// that kind seen within this many seconds is merged into it as an update, so one
+    /// burning hillside is one incident, not a storm. Default 600.
+    pub cooldown_s: f64,
+    /// An incident still `new` this many seconds after it was raised is re-notified with
+    /// its severity raised one step. Default 300.
+    pub escalate_after_s: f64,
+    /// How many times an unacknowledged incident is escalated at most. Default 2.
+    pub max_escalations: u32,
+    /// Draw and store a JPEG snapshot of the triggering frame. Default true.
+    pub snapshots: bool,
+    /// JPEG quality of snapshots, 1..=100. Default 85.
+    pub snapshot_quality: u8,
+    /// Closed and false-alarm incidents (with their history, events and snapshots) are
+    /// deleted this many days after their last change. Default 365.
+    pub retention_days: f64,
+    /// Recorded frame results (raw detections used by the tuning replay) are kept this
+    /// many days. Default 14.
+    pub frame_results_retention_days: f64,
+    /// At most this many recorded frame results are kept (oldest deleted first).
+    /// Default 2,000,000.
+    pub max_frame_results: u64,
+    /// Delivered outbox entries are deleted after this many days. Default 7.
+    pub outbox_retention_days: f64,
+    /// CAP `<sender>`: who issues the alerts (an e-mail-like identifier). Default
+    /// `lookout@localhost`.
+    pub cap_sender: String,
+    /// Where incidents are delivered (`[[alerts.sinks]]`). Each sink has its own worker and
+    /// backlog: one sink that is down never delays another.
+    pub sinks: Vec<SinkConfig>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            database: "lookout.db".into(),
+            cooldown_s: 600.0,
+            escalate_after_s: 300.0,
+            max_escalations: 2,
+            snapshots: true,
+            snapshot_quality: 85,
+            retention_days: 365.0,
+            frame_results_retention_days: 14.0,
+            max_frame_results: 2_000_000,
+            outbox_retention_days: 7.0,
+            cap_sender: "lookout@localhost".into(),
+            sinks: Vec::new(),
+        }
+    }
+}
+
+/// Retry timing shared by all sinks (`retry = { initial_s = 1, max_s = 300 }`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// First retry delay in seconds; doubles after each failure. Default 1.
+    pub initial_s: f64,
+    /// Longest delay between retries in seconds. Default 300.
+    pub max_s: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_s: 1.0,
+            max_s: 300.0,
+        }
+    }
+}
+
+/// Which incidents a sink receives.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AlertsConfig {}
+pub struct SinkFilter {
+    /// Only these incident kinds (`fire`, `post_vacant`, ...). Default: all.
+    pub kinds: Vec<String>,
+    /// Only incidents at least this severe (`low`, `medium`, `high`, `critical`).
+    /// Default: all.
+    pub min_severity: Option<String>,
+}
+
+/// One delivery target, written `[[alerts.sinks]] kind = "..."`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkConfig {
+    /// HTTP POST of the incident revision as JSON, with an `Idempotency-Key` header.
+    Webhook {
+        /// Unique sink name (used in metrics, the outbox and logs).
+        name: String,
+        /// `http://host:port/path` (plain HTTP; put a TLS proxy in front for HTTPS).
+        url: EnvString,
+        /// Sent as `Authorization: Bearer <token>` when set.
+        #[serde(default)]
+        token: Option<Secret>,
+        /// Seconds allowed for one delivery attempt. Default 10.
+        #[serde(default = "default_timeout_s")]
+        timeout_s: f64,
+        /// Retry timing.
+        #[serde(default)]
+        retry: RetryConfig,
+        /// Which incidents to send.
+        #[serde(default)]
+        filter: SinkFilter,
+    },
+    /// MQTT 3.1.1 publish (QoS 1) to `<prefix>/incidents/<kind>`; camera status retained
+    /// on `<prefix>/cameras/<id>/status`.
+    Mqtt {
+        /// Unique sink name.
+        name: String,
+        /// Broker host name or address.
+        host: String,
+        /// Broker port. Default 1883.
+        #[serde(default = "default_mqtt_port")]
+        port: u16,
+        /// MQTT client id. Default `lookout-<name>`.
+        #[serde(default)]
+        client_id: Option<String>,
+        /// User name, when the broker wants one.
+        #[serde(default)]
+        username: Option<EnvString>,
+        /// Password, when the broker wants one.
+        #[serde(default)]
+        password: Option<Secret>,
+        /// Topic prefix. Default `lookout`.
+        #[serde(default = "default_topic_prefix")]
+        topic_prefix: String,
+        /// Seconds allowed for one publish to be acknowledged. Default 10.
+        #[serde(default = "default_timeout_s")]
+        timeout_s: f64,
+        /// Retry timing.
+        #[serde(default)]
+        retry: RetryConfig,
+        /// Which incidents to send.
+        #[serde(default)]
+        filter: SinkFilter,
+    },
+    /// One JSON line per incident revision appended to a file.
+    Jsonl {
+        /// Unique sink name.
+        name: String,
+        /// File path (relative to `engine.data_dir`).
+        path: String,
+        /// Which incidents to write.
+        #[serde(default)]
+        filter: SinkFilter,
+    },
+    /// One CAP 1.2 XML alert per incident revision, written into a directory.
+    Cap {
+        /// Unique sink name.
+        name: String,
+        /// Directory (relative to `engine.data_dir`).
+        dir: String,
+        /// Which incidents to write.
+        #[serde(default)]
+        filter: SinkFilter,
+    },
+    /// The latest revision of each incident as a GeoJSON Feature file in a directory.
+    Geojson {
+        /// Unique sink name.
+        name: String,
+        /// Directory (relative to `engine.data_dir`).
+        dir: String,
+        /// Which incidents to write.
+        #[serde(default)]
+        filter: SinkFilter,
+    },
+}
+
+fn default_timeout_s() -> f64 {
+    10.0
+}
+fn default_mqtt_port() -> u16 {
+    1883
+}
+fn default_topic_prefix() -> String {
+    "lookout".into()
+}
+
+impl SinkConfig {
+    /// The sink's configured name.
+    pub fn name(&self) -> &str {
+        match self {
+            SinkConfig::Webhook { name, .. }
+            | SinkConfig::Mqtt { name, .. }
+            | SinkConfig::Jsonl { name, .. }
+            | SinkConfig::Cap { name, .. }
+            | SinkConfig::Geojson { name, .. } => name,
+        }
+    }
+
+    /// The sink's kind as written in config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkConfig::Webhook { .. } => "webhook",
+            SinkConfig::Mqtt { .. } => "mqtt",
+            SinkConfig::Jsonl { .. } => "jsonl",
+            SinkConfig::Cap { .. } => "cap",
+            SinkConfig::Geojson { .. } => "geojson",
+        }
+    }
+
+    /// The sink's filter.
+    pub fn filter(&self) -> &SinkFilter {
+        match self {
+            SinkConfig::Webhook { filter, .. }
+            | SinkConfig::Mqtt { filter, .. }
+            | SinkConfig::Jsonl { filter, .. }
+            | SinkConfig::Cap { filter, .. }
+            | SinkConfig::Geojson { filter, .. } => filter,
+        }
+    }
+}
+
+/// Incident kind names accepted in sink filters.
+pub const INCIDENT_KINDS: &[&str] = &[
+    "fire",
+    "post_vacant",
+    "over_occupancy",
+    "restricted",
+    "patrol_missed",
+    "person_in_zone",
+    "camera_health",
+];
+
+/// Severity names accepted in sink filters.
+pub const SEVERITIES: &[&str] = &["low", "medium", "high", "critical"];
 
 impl AlertsConfig {
     /// Checks values and cross-references.
-    pub fn validate(&self, _v: &mut Validator, _ctx: &ValidationContext<'_>) {}
+    pub fn validate(&self, v: &mut Validator, _ctx: &ValidationContext<'_>) {
+        v.check(
+            !self.database.trim().is_empty(),
+            "alerts.database",
+            "must name a file, e.g. \"lookout.db\"",
+        );
+        v.range("alerts.cooldown_s", self.cooldown_s, 0.0, 30.0 * 86400.0);
+        v.range(
+            "alerts.escalate_after_s",
+            self.escalate_after_s,
+            1.0,
+            30.0 * 86400.0,
+        );
+        v.range("alerts.max_escalations", self.max_escalations, 0, 10);
+        v.range("alerts.snapshot_quality", self.snapshot_quality, 1, 100);
+        v.range("alerts.retention_days", self.retention_days, 0.01, 36500.0);
+        v.range(
+            "alerts.frame_results_retention_days",
+            self.frame_results_retention_days,
+            0.01,
+            3650.0,
+        );
+        v.range(
+            "alerts.max_frame_results",
+            self.max_frame_results,
+            1000,
+            1_000_000_000,
+        );
+        v.range(
+            "alerts.outbox_retention_days",
+            self.outbox_retention_days,
+            0.01,
+            3650.0,
+        );
+        v.check(
+            !self.cap_sender.trim().is_empty() && !self.cap_sender.contains([' ', ',', '<', '&']),
+            "alerts.cap_sender",
+            "must be a non-empty identifier without spaces, commas, '<' or '&'",
+        );
+        let mut names = std::collections::BTreeMap::new();
+        for (i, s) in self.sinks.iter().enumerate() {
+            let p = format!("alerts.sinks[{i}]");
+            let name = s.name();
+            v.check(
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                format!("{p}.name"),
+                "must be non-empty and use only A-Z, a-z, 0-9, '-' and '_'",
+            );
+            if let Some(prev) = names.insert(name.to_string(), i) {
+                v.error(
+                    format!("{p}.name"),
+                    format!("sink name {name:?} is already used by alerts.sinks[{prev}]"),
+                );
+            }
+            let f = s.filter();
+            for (k, kind) in f.kinds.iter().enumerate() {
+                v.check(
+                    INCIDENT_KINDS.contains(&kind.as_str()),
+                    format!("{p}.filter.kinds[{k}]"),
+                    format!(
+                        "unknown incident kind {kind:?}; allowed: {}",
+                        INCIDENT_KINDS.join(", ")
+                    ),
+                );
+            }
+            if let Some(sev) = &f.min_severity {
+                v.check(
+                    SEVERITIES.contains(&sev.as_str()),
+                    format!("{p}.filter.min_severity"),
+                    format!(
+                        "unknown severity {sev:?}; allowed: {}",
+                        SEVERITIES.join(", ")
+                    ),
+                );
+            }
+            match s {
+                SinkConfig::Webhook {
+                    url,
+                    timeout_s,
+                    retry,
+                    ..
+                } => {
+                    v.check(
+                        url.value().starts_with("http://"),
+                        format!("{p}.url"),
+                        "must start with http:// (terminate TLS in a local proxy)",
+                    );
+                    v.range(format!("{p}.timeout_s"), *timeout_s, 0.1, 600.0);
+                    validate_retry(v, &p, retry);
+                }
+                SinkConfig::Mqtt {
+                    host,
+                    timeout_s,
+                    retry,
+                    topic_prefix,
+                    ..
+                } => {
+                    v.check(!host.is_empty(), format!("{p}.host"), "must not be empty");
+                    v.range(format!("{p}.timeout_s"), *timeout_s, 0.1, 600.0);
+                    v.check(
+                        !topic_prefix.is_empty()
+                            && !topic_prefix.contains(['#', '+'])
+                            && !topic_prefix.ends_with('/'),
+                        format!("{p}.topic_prefix"),
+                        "must be non-empty, without '#', '+' or a trailing '/'",
+                    );
+                    validate_retry(v, &p, retry);
+                }
+                SinkConfig::Jsonl { path, .. } => {
+                    v.check(!path.is_empty(), format!("{p}.path"), "must not be empty");
+                }
+                SinkConfig::Cap { dir, .. } | SinkConfig::Geojson { dir, .. } => {
+                    v.check(!dir.is_empty(), format!("{p}.dir"), "must not be empty");
+                }
+            }
+        }
+    }
+}
+
+fn validate_retry(v: &mut Validator, p: &str, r: &RetryConfig) {
+    v.range(format!("{p}.retry.initial_s"), r.initial_s, 0.001, 3600.0);
+    v.range(format!("{p}.retry.max_s"), r.max_s, 0.001, 86400.0);
+    v.check(
+        r.max_s >= r.initial_s,
+        format!("{p}.retry.max_s"),
+        "must be at least retry.initial_s",
+    );
 }

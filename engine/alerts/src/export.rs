@@ -1,0 +1,325 @@
+//! Exports: CAP 1.2 XML (OASIS Common Alerting Protocol) and GeoJSON (RFC 7946).
+
+use lookout_core::{
+    Hotspot, Incident, IncidentConfidence, IncidentKind, IncidentState, Sector, Severity,
+};
+use serde_json::{json, Value};
+
+use crate::lifecycle::{severity_name, state_name};
+
+/// CAP time format: `YYYY-MM-DDThh:mm:ss-00:00` (CAP forbids `Z`; UTC is written `-00:00`).
+pub fn cap_time(t: lookout_core::UtcTime) -> String {
+    format!("{}-00:00", t.format("%Y-%m-%dT%H:%M:%S"))
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => o.push(' '),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// CAP `<identifier>` of one revision: no spaces, commas or restricted characters.
+pub fn cap_identifier(inc: &Incident) -> String {
+    let id: String = inc
+        .id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("lookout-{id}-{}", inc.revision)
+}
+
+/// CAP `<severity>` for a Lookout severity.
+pub fn cap_severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "Extreme",
+        Severity::High => "Severe",
+        Severity::Medium => "Moderate",
+        Severity::Low => "Minor",
+    }
+}
+
+/// CAP `<certainty>` from the operator's verdict or the corroboration level.
+pub fn cap_certainty(inc: &Incident) -> &'static str {
+    match inc.state {
+        IncidentState::Confirmed => "Observed",
+        IncidentState::FalseAlarm => "Unlikely",
+        _ => match inc.confidence {
+            IncidentConfidence::MultiCamera | IncidentConfidence::CameraSatellite => "Likely",
+            IncidentConfidence::Camera | IncidentConfidence::SatelliteOnly => "Possible",
+        },
+    }
+}
+
+/// CAP `<urgency>`.
+pub fn cap_urgency(inc: &Incident) -> &'static str {
+    match (inc.state, inc.kind) {
+        (IncidentState::Closed | IncidentState::FalseAlarm, _) => "Past",
+        (_, IncidentKind::Fire | IncidentKind::Restricted) => "Immediate",
+        _ => "Expected",
+    }
+}
+
+/// CAP `<category>`.
+pub fn cap_category(kind: IncidentKind) -> &'static str {
+    match kind {
+        IncidentKind::Fire => "Fire",
+        IncidentKind::CameraHealth => "Infra",
+        _ => "Safety",
+    }
+}
+
+/// CAP `<msgType>`: the first revision alerts, a false alarm cancels, the rest update.
+pub fn cap_msg_type(inc: &Incident) -> &'static str {
+    match inc.state {
+        IncidentState::FalseAlarm => "Cancel",
+        _ if inc.revision <= 1 => "Alert",
+        _ => "Update",
+    }
+}
+
+fn event_name(inc: &Incident) -> String {
+    match inc.kind {
+        IncidentKind::Fire => {
+            let smoke = inc
+                .events
+                .iter()
+                .any(|e| e.kind == lookout_core::EventKind::Smoke);
+            let flames = inc
+                .events
+                .iter()
+                .any(|e| e.kind == lookout_core::EventKind::Fire);
+            match (smoke, flames, inc.events.is_empty()) {
+                (_, _, true) => "Fire (satellite hotspot)".into(),
+                (true, false, _) => "Fire (smoke seen)".into(),
+                _ => "Fire (flames seen)".into(),
+            }
+        }
+        IncidentKind::PostVacant => "Duty post vacant".into(),
+        IncidentKind::OverOccupancy => "Too many people in a zone".into(),
+        IncidentKind::Restricted => "Person in a restricted area".into(),
+        IncidentKind::PatrolMissed => "Patrol checkpoint missed".into(),
+        IncidentKind::PersonInZone => "Person in a watched zone".into(),
+        IncidentKind::CameraHealth => "Camera fault".into(),
+    }
+}
+
+/// The closed ring of a sector cone as `[lon, lat]` points (origin, arc, origin).
+pub fn sector_ring(s: &Sector) -> Vec<[f64; 2]> {
+    let mut ring = vec![[s.origin.lon, s.origin.lat]];
+    let steps = 8;
+    for i in 0..=steps {
+        let b = s.bearing_deg - s.half_width_deg + 2.0 * s.half_width_deg * i as f64 / steps as f64;
+        let p = s.origin.destination(b, s.range_m);
+        ring.push([p.lon, p.lat]);
+    }
+    ring.push([s.origin.lon, s.origin.lat]);
+    ring
+}
+
+/// One CAP 1.2 `<alert>` document for an incident revision.
+pub fn cap_xml(inc: &Incident, sender: &str, sent: lookout_core::UtcTime) -> String {
+    let mut x = String::with_capacity(2048);
+    x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    x.push_str("<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\">\n");
+    x.push_str(&format!(
+        "  <identifier>{}</identifier>\n",
+        xml_escape(&cap_identifier(inc))
+    ));
+    x.push_str(&format!("  <sender>{}</sender>\n", xml_escape(sender)));
+    x.push_str(&format!("  <sent>{}</sent>\n", cap_time(sent)));
+    x.push_str("  <status>Actual</status>\n");
+    x.push_str(&format!("  <msgType>{}</msgType>\n", cap_msg_type(inc)));
+    x.push_str("  <scope>Public</scope>\n");
+    x.push_str(&format!(
+        "  <note>Lookout incident {} revision {}, state {}.</note>\n",
+        xml_escape(&inc.id),
+        inc.revision,
+        state_name(inc.state)
+    ));
+    let base = cap_identifier(inc);
+    let base = base.rsplit_once('-').map(|(b, _)| b).unwrap_or(&base);
+    x.push_str(&format!("  <incidents>{}</incidents>\n", xml_escape(base)));
+    x.push_str("  <info>\n    <language>en-US</language>\n");
+    x.push_str(&format!(
+        "    <category>{}</category>\n",
+        cap_category(inc.kind)
+    ));
+    x.push_str(&format!(
+        "    <event>{}</event>\n",
+        xml_escape(&event_name(inc))
+    ));
+    x.push_str(&format!("    <urgency>{}</urgency>\n", cap_urgency(inc)));
+    x.push_str(&format!(
+        "    <severity>{}</severity>\n",
+        cap_severity(inc.severity)
+    ));
+    x.push_str(&format!(
+        "    <certainty>{}</certainty>\n",
+        cap_certainty(inc)
+    ));
+    x.push_str(&format!(
+        "    <onset>{}</onset>\n",
+        cap_time(inc.first_seen)
+    ));
+    x.push_str("    <senderName>Lookout</senderName>\n");
+    let cams: Vec<&str> = inc.cameras.iter().map(|c| c.as_ref()).collect();
+    x.push_str(&format!(
+        "    <headline>{} ({})</headline>\n",
+        xml_escape(&event_name(inc)),
+        xml_escape(&if cams.is_empty() {
+            "satellite".to_string()
+        } else {
+            cams.join(", ")
+        })
+    ));
+    if !inc.notes.is_empty() {
+        x.push_str(&format!(
+            "    <description>{}</description>\n",
+            xml_escape(&inc.notes.join("\n"))
+        ));
+    }
+    for (k, v) in [
+        (
+            "lookout:confidence",
+            serde_json::to_value(inc.confidence)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+        ),
+        ("lookout:severity", severity_name(inc.severity).to_string()),
+        ("lookout:state", state_name(inc.state).to_string()),
+        ("lookout:revision", inc.revision.to_string()),
+    ] {
+        x.push_str(&format!(
+            "    <parameter><valueName>{}</valueName><value>{}</value></parameter>\n",
+            k,
+            xml_escape(&v)
+        ));
+    }
+    x.push_str("    <area>\n");
+    let desc = match (&inc.location, cams.is_empty()) {
+        (Some(l), _) => format!(
+            "Estimated location ({}) near {:.5}, {:.5}",
+            serde_json::to_value(l.method)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            l.point.lat,
+            l.point.lon
+        ),
+        (None, false) => format!("Seen from camera(s) {}", cams.join(", ")),
+        (None, true) => "Unknown".to_string(),
+    };
+    x.push_str(&format!(
+        "      <areaDesc>{}</areaDesc>\n",
+        xml_escape(&desc)
+    ));
+    if let Some(l) = &inc.location {
+        let radius_km = l
+            .ellipse
+            .map(|e| e.semi_major_m / 1000.0)
+            .unwrap_or(1.0)
+            .max(0.05);
+        x.push_str(&format!(
+            "      <circle>{:.6},{:.6} {:.3}</circle>\n",
+            l.point.lat, l.point.lon, radius_km
+        ));
+    } else {
+        for s in &inc.sectors {
+            let pts: Vec<String> = sector_ring(s)
+                .iter()
+                .map(|p| format!("{:.6},{:.6}", p[1], p[0]))
+                .collect();
+            x.push_str(&format!("      <polygon>{}</polygon>\n", pts.join(" ")));
+        }
+        for h in &inc.hotspots {
+            x.push_str(&format!(
+                "      <circle>{:.6},{:.6} {:.3}</circle>\n",
+                h.location.lat,
+                h.location.lon,
+                h.footprint_radius_m() / 1000.0
+            ));
+        }
+    }
+    x.push_str("    </area>\n  </info>\n</alert>\n");
+    x
+}
+
+/// A GeoJSON Feature for an incident: its location point, else its sectors, else no geometry.
+pub fn incident_feature(inc: &Incident) -> Value {
+    let geometry = if let Some(l) = &inc.location {
+        json!({"type": "Point", "coordinates": [l.point.lon, l.point.lat]})
+    } else if !inc.sectors.is_empty() {
+        let polys: Vec<Value> = inc
+            .sectors
+            .iter()
+            .map(|s| json!([sector_ring(s)]))
+            .collect();
+        json!({"type": "MultiPolygon", "coordinates": polys})
+    } else if let Some(h) = inc.hotspots.first() {
+        json!({"type": "Point", "coordinates": [h.location.lon, h.location.lat]})
+    } else {
+        Value::Null
+    };
+    json!({
+        "type": "Feature",
+        "id": inc.id,
+        "geometry": geometry,
+        "properties": {
+            "feature": "incident",
+            "kind": inc.kind.as_str(),
+            "state": state_name(inc.state),
+            "severity": severity_name(inc.severity),
+            "confidence": inc.confidence,
+            "revision": inc.revision,
+            "cameras": inc.cameras,
+            "first_seen": inc.first_seen,
+            "last_seen": inc.last_seen,
+            "location_method": inc.location.as_ref().map(|l| l.method),
+        }
+    })
+}
+
+/// A GeoJSON Feature for a satellite hotspot.
+pub fn hotspot_feature(h: &Hotspot) -> Value {
+    json!({
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [h.location.lon, h.location.lat]},
+        "properties": {
+            "feature": "hotspot",
+            "source": h.source,
+            "acquired_at": h.acquired_at,
+            "confidence": h.confidence,
+            "frp": h.frp,
+            "radius_m": h.footprint_radius_m(),
+        }
+    })
+}
+
+/// A FeatureCollection of incidents and hotspots.
+pub fn feature_collection(
+    incidents: &[Incident],
+    hotspots: &[Hotspot],
+    extra: Vec<Value>,
+) -> Value {
+    let mut features: Vec<Value> = incidents.iter().map(incident_feature).collect();
+    features.extend(hotspots.iter().map(hotspot_feature));
+    features.extend(extra);
+    json!({"type": "FeatureCollection", "features": features})
+}

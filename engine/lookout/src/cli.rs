@@ -19,6 +19,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the engine (default: the embedded configs/default.toml).
+    Run(RunArgs),
     /// Validate a config file: a one-line summary, or every error with file:line:column.
     CheckConfig(CheckConfigArgs),
 }
@@ -31,4 +33,19 @@ pub struct CheckConfigArgs {
     /// Also print the resolved config (secrets redacted).
     #[arg(long)]
     pub dump: bool,
+}
+
+/// `lookout run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Config file (default: the embedded `configs/default.toml`). The file is watched:
+    /// changes to `[rules]` apply within a second without restarting streams.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Stop by itself after this many seconds (overrides `engine.run_for_s`).
+    #[arg(long)]
+    pub run_for: Option<f64>,
+    /// Data directory (overrides `engine.data_dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }

@@ -8,6 +8,7 @@
 //! * `check_config`: `lookout check-config FILE`.
 
 mod cli;
+mod run;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -42,6 +43,26 @@ fn init_tracing(json: bool) {
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::CheckConfig(args) => Ok(check_config(&args.file, args.dump)),
+        cli::Command::Run(args) => {
+            let mut cfg = match &args.config {
+                Some(p) => lookout_config::load(p),
+                None => lookout_config::load_default(),
+            }
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(r) = args.run_for {
+                cfg.engine.run_for_s = Some(r);
+            }
+            if let Some(d) = &args.data_dir {
+                cfg.engine.data_dir = lookout_config::env::EnvString::literal(d.display().to_string());
+            }
+            run::run(
+                cfg,
+                run::RunOptions {
+                    config_path: args.config.clone(),
+                },
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -1,0 +1,268 @@
+//! `lookout run`: wires the stages together and owns shutdown.
+//!
+//! ```text
+//! ingest ─▶ FrameHub ─▶ inference workers ─▶ [results] ─▶ rules thread ─▶ [events] ─▶ fusion thread ─▶ [incidents] ─▶ alerts
+//!    └─ CameraHealth ─▶ health forwarder ────▶ [results]                 hotspot feed ─▶ [hotspots] ─┘
+//! ```
+//!
+//! Every `[...]` is a bounded crossbeam channel on which senders block: after inference
+//! nothing is dropped. Shutdown: stop flag → ingest stops sources → hub closes → workers
+//! drain and drop their senders → each downstream thread exits when its input closes.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use crossbeam_channel::{bounded, select, Receiver, Sender};
+use lookout_config::Config;
+use lookout_core::{CameraHealth, CameraId, Event, FrameHub, Hotspot, Incident, StageMsg};
+use tracing::{error, info, warn};
+
+/// Options of `lookout run` beyond the config file.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The config file, if not the embedded default (watched for rules hot reload).
+    pub config_path: Option<PathBuf>,
+}
+
+/// Runs the engine until Ctrl-C/SIGTERM or `engine.run_for_s`.
+pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let data_dir = cfg.data_dir();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                // Second signal: the operator insists.
+                std::process::exit(130);
+            }
+        })
+        .context("cannot install the signal handler")?;
+    }
+
+    let camera_ids: Vec<CameraId> = cfg.enabled_cameras().map(|c| c.id.as_str().into()).collect();
+    let hub = FrameHub::new(camera_ids.clone());
+    let (health_tx, health_rx) = bounded::<CameraHealth>(256);
+    let (results_tx, results_rx) = bounded::<StageMsg>(cfg.inference.results_capacity);
+    let (events_tx, events_rx) = bounded::<Event>(1024);
+    let (hotspots_tx, hotspots_rx) = bounded::<Hotspot>(4096);
+    let (incidents_tx, incidents_rx) = bounded::<Incident>(1024);
+
+    // Inference first, so no frame waits for a missing consumer.
+    let inference = lookout_infer::service::InferenceService::start(&cfg, hub.clone(), results_tx.clone())
+        .context("cannot start inference")?;
+    let ingest = lookout_ingest::Ingest::start(&cfg, hub.clone(), health_tx)
+        .context("cannot start ingest")?;
+    info!(cameras = camera_ids.len(), "Ingest and inference started.");
+
+    // Health changes travel in-band with frame results.
+    let health_fwd = spawn("health-forward", {
+        let results_tx = results_tx.clone();
+        move || {
+            for h in health_rx {
+                if results_tx.send(StageMsg::Health(h)).is_err() {
+                    break;
+                }
+            }
+        }
+    })?;
+    drop(results_tx);
+
+    // Rules hot reload: the watcher sends new [rules] sections to the rules thread.
+    let (reload_tx, reload_rx) = bounded::<lookout_config::rules::RulesConfig>(4);
+    let _watcher = match &opts.config_path {
+        Some(path) => Some(
+            lookout_rules::watch_config_file(path.clone(), move |res| match res {
+                Ok(rules) => {
+                    let _ = reload_tx.try_send(rules);
+                }
+                Err(e) => error!(error = %e, "Rejected the changed rules configuration; keeping the running one."),
+            })
+            .context("cannot watch the config file")?,
+        ),
+        None => None,
+    };
+
+    let rules_thread = spawn("rules", {
+        let cfg = cfg.clone();
+        let record_path = data_dir.join("detections.jsonl");
+        move || rules_loop(&cfg, record_path, results_rx, reload_rx, events_tx)
+    })?;
+
+    let (feed_stop_tx, feed_stop_rx) = bounded::<()>(0);
+    let feed = lookout_fusion::feed::HotspotFeed::spawn(&cfg, hotspots_tx, feed_stop_rx)
+        .context("cannot start the hotspot feed")?;
+
+    let fusion_thread = spawn("fusion", {
+        let cfg = cfg.clone();
+        move || fusion_loop(&cfg, events_rx, hotspots_rx, incidents_tx)
+    })?;
+
+    let sink_thread = spawn("incidents", {
+        let path = data_dir.join("incidents.jsonl");
+        move || incidents_loop(path, incidents_rx)
+    })?;
+
+    // Wait for a signal or the configured run time.
+    let run_for = cfg.engine.run_for_s.map(Duration::from_secs_f64);
+    while !stop.load(Ordering::SeqCst) {
+        if run_for.is_some_and(|d| started.elapsed() >= d) {
+            info!("Configured run time reached; stopping.");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Shutdown, bounded by a watchdog.
+    let deadline = Duration::from_secs_f64(cfg.engine.shutdown_deadline_s);
+    spawn_watchdog(deadline);
+    info!(deadline_s = deadline.as_secs_f64(), "Shutting down: stopping sources.");
+    ingest.shutdown(deadline.mul_f64(0.5));
+    hub.close();
+    inference.join();
+    drop(feed_stop_tx);
+    feed.join();
+    for (name, h) in [
+        ("health-forward", health_fwd),
+        ("rules", rules_thread),
+        ("fusion", fusion_thread),
+        ("incidents", sink_thread),
+    ] {
+        if h.join().is_err() {
+            error!(thread = name, "A stage thread panicked.");
+        }
+    }
+    info!(elapsed_s = started.elapsed().as_secs_f64(), "Stopped.");
+    Ok(())
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .with_context(|| format!("cannot spawn the {name} thread"))
+}
+
+fn spawn_watchdog(deadline: Duration) {
+    let _ = std::thread::Builder::new()
+        .name("shutdown-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(deadline);
+            eprintln!("Shutdown deadline of {:.1} s passed; exiting.", deadline.as_secs_f64());
+            std::process::exit(3);
+        });
+}
+
+fn rules_loop(
+    cfg: &Config,
+    record_path: PathBuf,
+    results: Receiver<StageMsg>,
+    reload: Receiver<lookout_config::rules::RulesConfig>,
+    events_tx: Sender<Event>,
+) {
+    let mut engine = lookout_rules::RulesEngine::new(&cfg.rules);
+    let mut recorder = if cfg.engine.detections_log {
+        match lookout_rules::Recorder::open(&record_path) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                error!(error = %e, "Cannot open the detections log; running without it.");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    loop {
+        let msg = select! {
+            recv(results) -> m => match m { Ok(m) => m, Err(_) => break },
+            recv(reload) -> r => {
+                if let Ok(new) = r {
+                    match engine.apply_config(new) {
+                        Ok(()) => info!("Applied the new rules configuration."),
+                        Err(e) => error!(error = %e, "Rejected the new rules configuration; keeping the running one."),
+                    }
+                }
+                continue;
+            }
+        };
+        if let Some(rec) = recorder.as_mut() {
+            if let Err(e) = rec.record(&msg) {
+                warn!(error = %e, "Cannot write the detections log.");
+            }
+        }
+        engine.handle(&msg, &mut out);
+        for ev in out.drain(..) {
+            if events_tx.send(ev).is_err() {
+                return;
+            }
+        }
+    }
+    if let Some(mut rec) = recorder {
+        let _ = rec.flush();
+    }
+}
+
+fn fusion_loop(
+    cfg: &Config,
+    events: Receiver<Event>,
+    hotspots: Receiver<Hotspot>,
+    incidents_tx: Sender<Incident>,
+) {
+    let mut fusion = match lookout_fusion::Fusion::new(cfg) {
+        Ok(f) => f,
+        Err(e) => {
+            error!(error = %e, "Cannot start fusion; events will not become incidents.");
+            for _ in events {}
+            return;
+        }
+    };
+    let mut out = Vec::new();
+    let mut hotspots = hotspots;
+    loop {
+        select! {
+            recv(events) -> e => match e {
+                Ok(ev) => fusion.on_event(&ev, &mut out),
+                // Rules has stopped: the engine is shutting down.
+                Err(_) => break,
+            },
+            recv(hotspots) -> h => match h {
+                Ok(h) => fusion.on_hotspot(h, &mut out),
+                // Every hotspot source has finished; keep fusing events.
+                Err(_) => hotspots = crossbeam_channel::never(),
+            },
+        }
+        for inc in out.drain(..) {
+            if incidents_tx.send(inc).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn incidents_loop(path: PathBuf, incidents: Receiver<Incident>) {
+    use std::io::Write;
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path);
+    let mut file = match file {
+        Ok(f) => std::io::BufWriter::new(f),
+        Err(e) => {
+            error!(path = %path.display(), error = %e, "Cannot open the incidents log.");
+            for _ in incidents {}
+            return;
+        }
+    };
+    for inc in incidents {
+        info!(id = %inc.id, kind = inc.kind.as_str(), revision = inc.revision, "Incident.");
+        if let Ok(line) = serde_json::to_string(&inc) {
+            let _ = writeln!(file, "{line}");
+            let _ = file.flush();
+        }
+    }
+}

@@ -1,1 +1,42 @@
-//! lookout-fusion
+//! # lookout-fusion
+//!
+//! Geo-fusion: where a detection points, where bearings cross, which satellite hotspots
+//! agree, and which events and hotspots are one fire.
+//!
+//! ```text
+//! Event ──▶ Fusion::on_event ──┐
+//! Hotspot ─▶ Fusion::on_hotspot ├──▶ Vec<Incident> (a new revision of each incident that changed)
+//! Watermark ▶ Fusion::on_watermark ┘
+//! HotspotFeed (file · dir · FIRMS API threads) ──Hotspot──▶ (channel) ──▶ on_hotspot
+//! ```
+//!
+//! Layout:
+//! * [`camera`]: [`CameraGeometry`] from a camera's `geo`/`ptz` config; the pinhole bearing
+//!   of a box (tilt and radial distortion included) and its cone ([`lookout_core::Sector`]).
+//! * [`plane`]: a gnomonic tangent plane, least-squares triangulation with an uncertainty
+//!   ellipse and near-parallel / short-baseline rejection, cone overlap, point in polygon.
+//! * [`firms`]: the NASA FIRMS CSV parser (VIIRS NRT, MODIS NRT, archive), never panics;
+//!   [`firms::parse_summary`] for `lookout hotspots parse`.
+//! * [`index`]: [`index::HotspotIndex`], hotspots on a lat/lon grid with dedup.
+//! * [`engine`]: [`Fusion`], the event-time join that builds incidents.
+//! * [`feed`]: [`HotspotFeed`], the hotspot source threads, and [`feed::FirmsPoller`].
+//! * [`geojson()`]: cameras, fields of view, incidents, bearings, hotspots for the map.
+//!
+//! Fusion is deterministic and never reads the wall clock: replaying the same events and
+//! hotspots gives the same incidents, ids and revisions.
+
+pub mod camera;
+pub mod engine;
+pub mod error;
+pub mod feed;
+pub mod firms;
+mod geojson;
+pub mod index;
+pub mod plane;
+
+pub use camera::{Bearing, CameraGeometry, View};
+pub use engine::{Fusion, FusionStats};
+pub use error::FusionError;
+pub use feed::{FeedStats, FirmsPoller, HotspotFeed};
+pub use firms::{parse_summary, ParseReport, ParseSummary};
+pub use geojson::{ellipse_ring, geojson, sector_ring};

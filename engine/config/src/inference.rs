@@ -32,6 +32,10 @@ pub struct InferenceConfig {
     pub nms_iou: f32,
     /// Capacity of the results channel to the rules stage (blocks when full). Default 64.
     pub results_capacity: usize,
+    /// Per-camera tiling, by camera id (`[inference.camera_tiles.tower1] grid = [2, 2]`):
+    /// applies to every model the camera runs and wins over `[models.NAME].tile` and the
+    /// manifest's default. Use it for wide views where the smoke of interest is small.
+    pub camera_tiles: std::collections::BTreeMap<String, TileConfig>,
 }
 
 impl Default for InferenceConfig {
@@ -47,6 +51,7 @@ impl Default for InferenceConfig {
             score_floor: 0.05,
             nms_iou: 0.5,
             results_capacity: 64,
+            camera_tiles: Default::default(),
         }
     }
 }
@@ -94,7 +99,7 @@ pub struct ModelRef {
 
 impl InferenceConfig {
     /// Checks values.
-    pub fn validate(&self, v: &mut Validator, _ctx: &ValidationContext<'_>) {
+    pub fn validate(&self, v: &mut Validator, ctx: &ValidationContext<'_>) {
         v.range("inference.workers", self.workers, 1, 64);
         v.range("inference.intra_threads", self.intra_threads, 1, 256);
         v.range("inference.inter_threads", self.inter_threads, 1, 256);
@@ -119,6 +124,21 @@ impl InferenceConfig {
         v.range("inference.max_wait_ms", self.max_wait_ms, 0, 10_000);
         v.range("inference.score_floor", self.score_floor, 0.0, 1.0);
         v.range("inference.nms_iou", self.nms_iou, 0.0, 1.0);
-        v.range("inference.results_capacity", self.results_capacity, 1, 65_536);
+        v.range(
+            "inference.results_capacity",
+            self.results_capacity,
+            1,
+            65_536,
+        );
+        for (cam, t) in &self.camera_tiles {
+            let path = format!("inference.camera_tiles.{cam}");
+            if !ctx.cameras.iter().any(|c| &c.id == cam) {
+                v.error(
+                    &path,
+                    format!("unknown camera {cam:?}: tiles are keyed by camera id"),
+                );
+            }
+            t.validate(&path, v);
+        }
     }
 }

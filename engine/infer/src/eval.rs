@@ -1,0 +1,595 @@
+//! `lookout eval`: accuracy of a model on a labelled folder (YOLO labels) and on negative
+//! folders, with the same pre- and post-processing as the engine.
+//!
+//! Matching: per image and class, detections in descending score order each take the
+//! unmatched labelled box of that class with the highest IoU, if IoU ≥ `--iou` (0.5): true
+//! positive; otherwise false positive. AP50 is the all-points (VOC 2010+) area under the
+//! interpolated precision/recall curve. Every detection (of an evaluated class) on a
+//! `--neg` image is a false positive. Precision with no detection above a threshold is
+//! reported as 1 (no false claim).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use lookout_core::{BBox, Detection};
+use serde::Serialize;
+
+use crate::detector::{Detector, RuntimeOptions};
+use crate::preprocess::ImageView;
+use crate::{tiling, InferError};
+
+/// Arguments of `lookout eval`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// Model manifest (`models/NAME.toml`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Labelled folder with `images/` and YOLO `labels/` (`class cx cy w h`, normalised).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Folders of images without objects (or with an `images/` subfolder): every detection
+    /// on them is a false positive. Repeatable.
+    #[arg(long = "neg")]
+    pub neg: Vec<PathBuf>,
+    /// Names of label ids (`--labels smoke,fire`): label id i is the model class with the
+    /// i-th name. Default: label id = model class index.
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Tiling `CxR[:overlap][+full]` (e.g. `2x2:0.1+full`). Default: the manifest's.
+    #[arg(long)]
+    pub tile: Option<String>,
+    /// Print exactly one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write precision/recall curves to this PNG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Evaluate only the first N labelled images (sorted by name).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// IoU for a match.
+    #[arg(long, default_value_t = 0.5)]
+    pub iou: f32,
+    /// Score floor of post-processing (the engine's `inference.score_floor`).
+    #[arg(long, default_value_t = 0.05)]
+    pub score_floor: f32,
+    /// ONNX Runtime intra-op threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// No progress counter on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl EvalArgs {
+    /// Arguments with defaults for a model and a data folder (tests, benches).
+    pub fn new(model: impl Into<PathBuf>, data: impl Into<PathBuf>) -> Self {
+        EvalArgs {
+            model: model.into(),
+            data: data.into(),
+            neg: Vec::new(),
+            labels: Vec::new(),
+            tile: None,
+            json: false,
+            plot: None,
+            limit: None,
+            iou: 0.5,
+            score_floor: 0.05,
+            threads: 2,
+            quiet: true,
+        }
+    }
+}
+
+/// Per-class results.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClassReport {
+    /// Average precision at IoU 0.5 (all points).
+    pub ap50: f64,
+    /// Labelled boxes.
+    pub positives: usize,
+    /// Precision of detections with score ≥ 0.5.
+    #[serde(rename = "precision@0.5")]
+    pub precision_50: f64,
+    /// Recall at score ≥ 0.5.
+    #[serde(rename = "recall@0.5")]
+    pub recall_50: f64,
+    /// Precision at score ≥ 0.25.
+    #[serde(rename = "precision@0.25")]
+    pub precision_25: f64,
+    /// Recall at score ≥ 0.25.
+    #[serde(rename = "recall@0.25")]
+    pub recall_25: f64,
+    /// Share of images labelled with this class that have a detection of it ≥ 0.5.
+    #[serde(rename = "image_recall@0.5")]
+    pub image_recall_50: f64,
+    /// (recall, precision) points of the curve, for plots.
+    #[serde(skip)]
+    pub curve: Vec<(f64, f64)>,
+}
+
+/// Negative-image results.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NegativesReport {
+    /// Negative images evaluated.
+    pub images: usize,
+    /// Of which with any detection ≥ 0.25.
+    #[serde(rename = "hit@0.25")]
+    pub hit_25: usize,
+    /// Of which with any detection ≥ 0.5.
+    #[serde(rename = "hit@0.5")]
+    pub hit_50: usize,
+}
+
+/// What `lookout eval` reports.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EvalReport {
+    /// By class name.
+    pub classes: BTreeMap<String, ClassReport>,
+    /// The `--neg` folders.
+    pub negatives: NegativesReport,
+    /// Images evaluated (labelled and negative).
+    pub images: usize,
+    /// Wall time per image (load, preprocess, inference, decode).
+    pub seconds_per_image: f64,
+}
+
+impl EvalReport {
+    /// The one JSON object of `--json`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()))
+    }
+
+    /// A plain-text table.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "{:<12} {:>6} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9}\n",
+            "class", "AP50", "positives", "P@.25", "R@.25", "P@.5", "R@.5", "imgR@.5"
+        );
+        for (name, c) in &self.classes {
+            s.push_str(&format!(
+                "{:<12} {:>6.3} {:>9} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>9.3}\n",
+                name,
+                c.ap50,
+                c.positives,
+                c.precision_25,
+                c.recall_25,
+                c.precision_50,
+                c.recall_50,
+                c.image_recall_50
+            ));
+        }
+        s.push_str(&format!(
+            "negatives: {} images, {} with a detection >= 0.25, {} >= 0.5\n{} images, {:.3} s per image\n",
+            self.negatives.images, self.negatives.hit_25, self.negatives.hit_50, self.images, self.seconds_per_image
+        ));
+        s
+    }
+}
+
+/// Image files (jpg, jpeg, png) of a folder, sorted by name.
+pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>, InferError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| InferError::io(dir, e))?;
+    let mut v: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// One labelled box: (label id, box in pixels).
+fn read_labels(path: &Path, w: u32, h: u32) -> Result<Vec<(usize, BBox)>, InferError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(file = %path.display(), "No label file; the image counts as a negative.");
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(InferError::io(path, e)),
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.is_empty() {
+            continue;
+        }
+        let bad = || {
+            InferError::io(
+                format!("{}:{}", path.display(), i + 1),
+                "expected `class cx cy w h` (normalised 0..1)",
+            )
+        };
+        if f.len() < 5 {
+            return Err(bad());
+        }
+        let id: usize = f[0].parse().map_err(|_| bad())?;
+        let mut v = [0f32; 4];
+        for (k, x) in v.iter_mut().enumerate() {
+            *x = f[k + 1].parse().map_err(|_| bad())?;
+        }
+        let (w, h) = (w as f32, h as f32);
+        out.push((
+            id,
+            BBox::from_cxcywh(v[0] * w, v[1] * h, v[2] * w, v[3] * h),
+        ));
+    }
+    Ok(out)
+}
+
+#[derive(Default)]
+struct ClassAcc {
+    /// (score, true positive) of every detection.
+    dets: Vec<(f32, bool)>,
+    positives: usize,
+    images_with: usize,
+    images_hit: usize,
+}
+
+/// Runs the evaluation. Progress goes to stderr unless `quiet`.
+pub fn run_eval(args: &EvalArgs) -> Result<EvalReport, InferError> {
+    let opts = RuntimeOptions {
+        intra_threads: args.threads.max(1),
+        score_floor: args.score_floor,
+        max_batch: 1,
+        ..RuntimeOptions::default()
+    };
+    let mut det = Detector::load(&args.model, &opts)?;
+    let model = det.model().clone();
+    let tile = match &args.tile {
+        Some(t) => Some(tiling::parse_tile(t)?),
+        None => model.manifest.tile.clone(),
+    };
+    // Label id → model class index.
+    let label_map: Option<Vec<usize>> = if args.labels.is_empty() {
+        None
+    } else {
+        let mut v = Vec::new();
+        for name in &args.labels {
+            v.push(model.class_index(name).ok_or_else(|| InferError::Arg {
+                arg: "--labels".into(),
+                message: format!(
+                    "{name:?} is not a class of {}; classes are {:?}",
+                    model.name(),
+                    model.manifest.classes.names
+                ),
+            })?);
+        }
+        Some(v)
+    };
+    let img_dir = args.data.join("images");
+    let lbl_dir = args.data.join("labels");
+    let mut images = list_images(&img_dir)?;
+    if let Some(n) = args.limit {
+        images.truncate(n);
+    }
+    let mut negs = Vec::new();
+    for d in &args.neg {
+        let dir = if d.join("images").is_dir() {
+            d.join("images")
+        } else {
+            d.clone()
+        };
+        negs.extend(list_images(&dir)?);
+    }
+    let total = images.len() + negs.len();
+    let mut classes: BTreeMap<usize, ClassAcc> = BTreeMap::new();
+    if let Some(m) = &label_map {
+        for &c in m {
+            classes.entry(c).or_default();
+        }
+    }
+    let mut neg = NegativesReport {
+        images: 0,
+        hit_25: 0,
+        hit_50: 0,
+    };
+    let started = Instant::now();
+    let progress = |done: usize| {
+        if !args.quiet {
+            let mut e = std::io::stderr().lock();
+            let _ = write!(e, "\reval {done}/{total}");
+            if done == total {
+                let _ = writeln!(e);
+            }
+        }
+    };
+    // Labelled images: collect labels first so the evaluated class set is known.
+    let mut labelled = Vec::with_capacity(images.len());
+    for (i, p) in images.iter().enumerate() {
+        let img = lookout_imageops::load_rgb8(p)?;
+        let stem = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let lpath = lbl_dir.join(format!("{stem}.txt"));
+        let raw = read_labels(&lpath, img.width, img.height)?;
+        let mut gts = Vec::with_capacity(raw.len());
+        for (id, b) in raw {
+            let class = match &label_map {
+                Some(m) => *m.get(id).ok_or_else(|| {
+                    InferError::io(
+                        &lpath,
+                        format!("label id {id} has no name in --labels ({} names)", m.len()),
+                    )
+                })?,
+                None => {
+                    if id >= model.num_classes() {
+                        return Err(InferError::io(
+                            &lpath,
+                            format!(
+                                "label id {id} is not a class of {} ({} classes); use --labels",
+                                model.name(),
+                                model.num_classes()
+                            ),
+                        ));
+                    }
+                    id
+                }
+            };
+            classes.entry(class).or_default();
+            gts.push((class, b));
+        }
+        let dets = det
+            .detect_tiled(&[ImageView::from_image(&img)], tile.as_ref())?
+            .pop()
+            .unwrap_or_default();
+        labelled.push((gts, dets));
+        progress(i + 1);
+    }
+    for (gts, dets) in &labelled {
+        for (&c, acc) in classes.iter_mut() {
+            let g: Vec<&BBox> = gts
+                .iter()
+                .filter(|(k, _)| *k == c)
+                .map(|(_, b)| b)
+                .collect();
+            let d: Vec<&Detection> = dets.iter().filter(|d| d.class_id as usize == c).collect();
+            acc.positives += g.len();
+            if !g.is_empty() {
+                acc.images_with += 1;
+                if d.iter().any(|d| d.score >= 0.5) {
+                    acc.images_hit += 1;
+                }
+            }
+            let mut used = vec![false; g.len()];
+            // `dets` is sorted by score (NMS output order).
+            for dd in d {
+                let mut best = None;
+                let mut best_iou = args.iou;
+                for (j, gb) in g.iter().enumerate() {
+                    if used[j] {
+                        continue;
+                    }
+                    let iou = dd.bbox.iou(gb);
+                    if iou >= best_iou {
+                        best_iou = iou;
+                        best = Some(j);
+                    }
+                }
+                if let Some(j) = best {
+                    used[j] = true;
+                }
+                acc.dets.push((dd.score, best.is_some()));
+            }
+        }
+    }
+    for (i, p) in negs.iter().enumerate() {
+        let img = lookout_imageops::load_rgb8(p)?;
+        let dets = det
+            .detect_tiled(&[ImageView::from_image(&img)], tile.as_ref())?
+            .pop()
+            .unwrap_or_default();
+        neg.images += 1;
+        let mut best = 0f32;
+        for d in &dets {
+            if let Some(acc) = classes.get_mut(&(d.class_id as usize)) {
+                acc.dets.push((d.score, false));
+                best = best.max(d.score);
+            }
+        }
+        if best >= 0.25 {
+            neg.hit_25 += 1;
+        }
+        if best >= 0.5 {
+            neg.hit_50 += 1;
+        }
+        progress(images.len() + i + 1);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut out = BTreeMap::new();
+    for (c, mut acc) in classes {
+        let name = model
+            .class_names
+            .get(c)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| c.to_string());
+        acc.dets
+            .sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
+        out.insert(name, class_report(&acc));
+    }
+    let report = EvalReport {
+        classes: out,
+        negatives: neg,
+        images: total,
+        seconds_per_image: if total > 0 {
+            elapsed / total as f64
+        } else {
+            0.0
+        },
+    };
+    if let Some(p) = &args.plot {
+        plot_pr(&report, p)?;
+    }
+    Ok(report)
+}
+
+fn class_report(acc: &ClassAcc) -> ClassReport {
+    let npos = acc.positives as f64;
+    let at = |t: f32| -> (f64, f64) {
+        let (mut tp, mut fp) = (0usize, 0usize);
+        for &(s, ok) in &acc.dets {
+            if s < t {
+                break;
+            }
+            if ok {
+                tp += 1
+            } else {
+                fp += 1
+            }
+        }
+        let p = if tp + fp == 0 {
+            1.0
+        } else {
+            tp as f64 / (tp + fp) as f64
+        };
+        let r = if npos == 0.0 { 0.0 } else { tp as f64 / npos };
+        (p, r)
+    };
+    let (p25, r25) = at(0.25);
+    let (p50, r50) = at(0.5);
+    let mut curve = Vec::with_capacity(acc.dets.len());
+    let (mut tp, mut fp) = (0f64, 0f64);
+    for &(_, ok) in &acc.dets {
+        if ok {
+            tp += 1.0
+        } else {
+            fp += 1.0
+        }
+        curve.push((if npos > 0.0 { tp / npos } else { 0.0 }, tp / (tp + fp)));
+    }
+    ClassReport {
+        ap50: average_precision(&curve),
+        positives: acc.positives,
+        precision_50: p50,
+        recall_50: r50,
+        precision_25: p25,
+        recall_25: r25,
+        image_recall_50: if acc.images_with == 0 {
+            0.0
+        } else {
+            acc.images_hit as f64 / acc.images_with as f64
+        },
+        curve,
+    }
+}
+
+/// All-points interpolated AP (VOC 2010+) of (recall, precision) points in score order.
+pub fn average_precision(curve: &[(f64, f64)]) -> f64 {
+    let mut mrec = Vec::with_capacity(curve.len() + 2);
+    let mut mpre = Vec::with_capacity(curve.len() + 2);
+    mrec.push(0.0);
+    mpre.push(0.0);
+    for &(r, p) in curve {
+        mrec.push(r);
+        mpre.push(p);
+    }
+    mrec.push(1.0);
+    mpre.push(0.0);
+    for i in (0..mpre.len() - 1).rev() {
+        mpre[i] = mpre[i].max(mpre[i + 1]);
+    }
+    let mut ap = 0.0;
+    for i in 1..mrec.len() {
+        if mrec[i] != mrec[i - 1] {
+            ap += (mrec[i] - mrec[i - 1]) * mpre[i];
+        }
+    }
+    ap
+}
+
+/// Draws precision (y) against recall (x) per class on a white 480×360 canvas: grey axes
+/// and gridlines every 0.1, one colour per class in name order (legend: the colour
+/// squares top right, in the same order).
+fn plot_pr(report: &EvalReport, path: &Path) -> Result<(), InferError> {
+    const W: u32 = 480;
+    const H: u32 = 360;
+    const M: f64 = 30.0;
+    let mut img = vec![255u8; (W * H * 3) as usize];
+    let colors: [[u8; 3]; 6] = [
+        [220, 40, 40],
+        [40, 90, 220],
+        [30, 160, 60],
+        [200, 130, 0],
+        [150, 40, 180],
+        [0, 150, 160],
+    ];
+    let to_px = |r: f64, p: f64| -> (f64, f64) {
+        (
+            M + r * (W as f64 - 2.0 * M),
+            H as f64 - M - p * (H as f64 - 2.0 * M),
+        )
+    };
+    for k in 0..=10 {
+        let f = k as f64 / 10.0;
+        let shade = if k == 0 {
+            [60, 60, 60]
+        } else {
+            [225, 225, 225]
+        };
+        let (x0, y0) = to_px(0.0, f);
+        let (x1, _) = to_px(1.0, f);
+        crate::cli::draw_line(&mut img, W, H, (x0, y0), (x1, y0), shade);
+        let (xa, ya) = to_px(f, 0.0);
+        let (_, yb) = to_px(f, 1.0);
+        crate::cli::draw_line(&mut img, W, H, (xa, ya), (xa, yb), shade);
+    }
+    for (i, c) in report.classes.values().enumerate() {
+        let col = colors[i % colors.len()];
+        let mut prev: Option<(f64, f64)> = None;
+        for &(r, p) in &c.curve {
+            let pt = to_px(r, p);
+            if let Some(q) = prev {
+                crate::cli::draw_line(&mut img, W, H, q, pt, col);
+            }
+            prev = Some(pt);
+        }
+        let lx = W as f64 - M - 12.0 * (report.classes.len() - i) as f64;
+        crate::cli::draw_rect(
+            &mut img,
+            W,
+            H,
+            &BBox::new(lx as f32, 8.0, lx as f32 + 9.0, 17.0),
+            col,
+            5,
+        );
+    }
+    lookout_imageops::save_png(path, &img, W, H)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ap_of_perfect_and_half_curves() {
+        assert!((average_precision(&[(0.5, 1.0), (1.0, 1.0)]) - 1.0).abs() < 1e-12);
+        // One TP (recall 0.5), then a FP, then the second TP: precision 2/3 at recall 1.
+        let ap = average_precision(&[(0.5, 1.0), (0.5, 0.5), (1.0, 2.0 / 3.0)]);
+        assert!((ap - (0.5 + 0.5 * 2.0 / 3.0)).abs() < 1e-12);
+        assert_eq!(average_precision(&[]), 0.0);
+    }
+
+    #[test]
+    fn class_report_thresholds() {
+        let acc = ClassAcc {
+            dets: vec![(0.9, true), (0.6, false), (0.3, true), (0.1, false)],
+            positives: 4,
+            images_with: 2,
+            images_hit: 1,
+        };
+        let r = class_report(&acc);
+        assert_eq!((r.precision_50, r.recall_50), (0.5, 0.25));
+        assert!((r.precision_25 - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(r.recall_25, 0.5);
+        assert_eq!(r.image_recall_50, 0.5);
+    }
+}

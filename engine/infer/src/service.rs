@@ -1,0 +1,488 @@
+//! [`InferenceService`]: worker threads between the [`FrameHub`] and the rules channel.
+//!
+//! Each worker owns one [`Detector`] (one ONNX Runtime session) per configured model and
+//! loops: take up to `max_batch` frames from the hub (round-robin across cameras, the
+//! freshest frame per camera — the hub counts the stale ones it dropped), waiting at most
+//! `max_wait_ms` for the batch to fill; skip frames taken while a PTZ camera moves
+//! (counted); split every remaining frame into jobs (frame × each model its camera runs ×
+//! tile); run each model's jobs in batches (tiles of all cameras together; fixed-batch-1
+//! models get them one after another); then send, per frame, one
+//! `StageMsg::ImageStats` and one `StageMsg::Frame(FrameResult)` per model — empty results
+//! included — with a blocking send: from inference on, nothing is dropped silently.
+//!
+//! With several workers, per-camera order is kept by a send lock: a result older than one
+//! already sent for its camera is shed, counted (`reordered`) and logged at debug level.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use lookout_config::inference::TileConfig;
+use lookout_config::Config;
+use lookout_core::msg::ImageStats;
+use lookout_core::{CameraId, Detection, Frame, FrameHub, FrameResult, StageMsg};
+use serde::Serialize;
+use tracing::{debug, error, info, warn};
+
+use crate::detector::{Detector, Job, RuntimeOptions};
+use crate::manifest::Model;
+use crate::preprocess::Region;
+use crate::{tiling, InferError};
+
+/// A configured model, shared by all workers.
+#[derive(Debug, Clone)]
+struct ModelEntry {
+    /// `[models.NAME]` key: what cameras list and what `FrameResult.model` carries.
+    name: Arc<str>,
+    model: Arc<Model>,
+    /// `[models.NAME].tile`, else the manifest's `[tile]`.
+    tile: Option<TileConfig>,
+}
+
+/// What each camera runs, resolved once at start.
+#[derive(Debug, Clone, Default)]
+struct CameraPlan {
+    /// For each model (index into the model list): the tiling to use.
+    models: Vec<(usize, Option<TileConfig>)>,
+}
+
+/// Counters per camera.
+#[derive(Debug, Default)]
+struct CameraCounters {
+    analysed: AtomicU64,
+    skipped_moving: AtomicU64,
+    reordered: AtomicU64,
+}
+
+/// Size of the batch-latency ring used for the median.
+const LATENCY_RING: usize = 1024;
+
+#[derive(Debug)]
+struct WorkerStats {
+    /// `batch_hist[n]`: session runs with `n` images (index 0 unused).
+    batch_hist: Vec<u64>,
+    /// Recent per-frame-group latencies (take → results sent), milliseconds.
+    latencies_ms: Vec<f32>,
+    next: usize,
+    groups: u64,
+    busy: Duration,
+}
+
+struct Shared {
+    hub: Arc<FrameHub>,
+    out: Sender<StageMsg>,
+    models: Vec<ModelEntry>,
+    plans: HashMap<CameraId, CameraPlan>,
+    cameras: Vec<CameraId>,
+    counters: HashMap<CameraId, CameraCounters>,
+    /// Last sequence number sent per camera; locked across the sends of one frame so that
+    /// per-camera order holds with several workers.
+    sent: Mutex<HashMap<CameraId, u64>>,
+    stats: Mutex<WorkerStats>,
+    max_batch: usize,
+    max_wait: Duration,
+    started: Instant,
+}
+
+/// Per-camera statistics.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CameraInferStats {
+    /// Frames analysed (results sent).
+    pub analysed: u64,
+    /// Frames skipped because the PTZ camera was moving.
+    pub skipped_moving: u64,
+    /// Frames dropped at the hub because a fresher one replaced them before inference.
+    pub dropped_stale: u64,
+    /// Results shed because a newer frame of the camera had already been sent (several
+    /// workers only).
+    pub reordered: u64,
+}
+
+/// A snapshot of the service's statistics (for metrics, the UI, tests and benches).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InferStats {
+    /// `batch_histogram[n]` = session runs with `n` images (index 0 unused).
+    pub batch_histogram: Vec<u64>,
+    /// Frame groups processed (one `take` from the hub each).
+    pub groups: u64,
+    /// Median latency of a group (take → results sent), milliseconds.
+    pub latency_median_ms: f32,
+    /// 95th percentile of the same.
+    pub latency_p95_ms: f32,
+    /// Share of wall time the workers spent processing (sum over workers).
+    pub busy_fraction: f32,
+    /// Frames analysed per second since start.
+    pub frames_per_second: f32,
+    /// Per camera.
+    pub cameras: std::collections::BTreeMap<String, CameraInferStats>,
+}
+
+/// The running inference stage.
+pub struct InferenceService {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    providers: Vec<String>,
+}
+
+impl std::fmt::Debug for InferenceService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InferenceService")
+            .field("workers", &self.workers.len())
+            .field("providers", &self.providers)
+            .finish()
+    }
+}
+
+impl InferenceService {
+    /// Loads every `[models.NAME]` manifest (verifying files and shapes), builds one session
+    /// per model in each of `inference.workers` threads, and starts them. Workers exit when
+    /// the hub is closed and drained, or when the results channel is disconnected.
+    pub fn start(
+        cfg: &Config,
+        hub: Arc<FrameHub>,
+        out: Sender<StageMsg>,
+    ) -> Result<InferenceService, InferError> {
+        let opts = RuntimeOptions::from_config(&cfg.inference);
+        let mut models = Vec::new();
+        let mut index = HashMap::new();
+        for (name, r) in &cfg.models {
+            let path = cfg.resolve_path(r.manifest.value());
+            let model = Model::load(&path)?;
+            index.insert(name.clone(), models.len());
+            models.push(ModelEntry {
+                name: Arc::from(name.as_str()),
+                tile: r.tile.clone().or_else(|| model.manifest.tile.clone()),
+                model,
+            });
+        }
+        let mut plans = HashMap::new();
+        for cam in hub.cameras() {
+            let mut plan = CameraPlan::default();
+            match cfg.camera(cam) {
+                Some(cc) => {
+                    for m in &cc.models {
+                        let Some(&i) = index.get(m) else {
+                            return Err(InferError::Config(format!(
+                                "camera {cam:?} lists model {m:?}, which is not a [models.NAME] entry"
+                            )));
+                        };
+                        let tile = cfg
+                            .inference
+                            .camera_tiles
+                            .get(cam.as_ref())
+                            .cloned()
+                            .or_else(|| models[i].tile.clone());
+                        plan.models.push((i, tile));
+                    }
+                }
+                None => {
+                    warn!(camera = %cam, "Camera is in the frame hub but not in the configuration; it runs no model.")
+                }
+            }
+            plans.insert(cam.clone(), plan);
+        }
+        let workers_n = cfg.inference.workers.max(1);
+        // Build all sessions before starting any thread, so a bad model fails `start`.
+        let mut per_worker = Vec::with_capacity(workers_n);
+        let mut providers = Vec::new();
+        for _ in 0..workers_n {
+            let mut dets = Vec::with_capacity(models.len());
+            for m in &models {
+                let d = Detector::from_model(m.model.clone(), &opts)?;
+                providers.push(format!("{}:{}", m.name, d.provider()));
+                dets.push(d);
+            }
+            per_worker.push(dets);
+        }
+        providers.dedup();
+        let max_batch = opts.max_batch.max(1);
+        let shared = Arc::new(Shared {
+            counters: hub
+                .cameras()
+                .iter()
+                .map(|c| (c.clone(), CameraCounters::default()))
+                .collect(),
+            cameras: hub.cameras().to_vec(),
+            sent: Mutex::new(HashMap::new()),
+            stats: Mutex::new(WorkerStats {
+                batch_hist: vec![
+                    0;
+                    max_batch.max(per_worker.first().map_or(1, |d| {
+                        d.iter().map(|x| x.batch_capacity()).max().unwrap_or(1)
+                    })) + 1
+                ],
+                latencies_ms: Vec::with_capacity(LATENCY_RING),
+                next: 0,
+                groups: 0,
+                busy: Duration::ZERO,
+            }),
+            hub,
+            out,
+            models,
+            plans,
+            max_batch,
+            max_wait: Duration::from_millis(cfg.inference.max_wait_ms),
+            started: Instant::now(),
+        });
+        let mut workers = Vec::with_capacity(workers_n);
+        for (w, dets) in per_worker.into_iter().enumerate() {
+            let sh = shared.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("infer-{w}"))
+                .spawn(move || worker(w, sh, dets))
+                .map_err(|e| InferError::Spawn(e.to_string()))?;
+            workers.push(h);
+        }
+        info!(workers = workers_n, models = shared.models.len(), providers = ?providers, "Inference started.");
+        Ok(InferenceService {
+            shared,
+            workers,
+            providers,
+        })
+    }
+
+    /// `model:provider` pairs, the execution provider each session registered.
+    pub fn providers(&self) -> &[String] {
+        &self.providers
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> InferStats {
+        let sh = &self.shared;
+        let st = sh.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lat = st.latencies_ms.clone();
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        let pct = |p: f32| -> f32 {
+            if lat.is_empty() {
+                0.0
+            } else {
+                lat[((lat.len() - 1) as f32 * p).round() as usize]
+            }
+        };
+        let elapsed = sh.started.elapsed().as_secs_f32().max(1e-6);
+        let mut cameras = std::collections::BTreeMap::new();
+        let mut analysed = 0;
+        for cam in &sh.cameras {
+            let c = &sh.counters[cam];
+            let hub = sh.hub.stats(cam).unwrap_or_default();
+            let a = c.analysed.load(Ordering::Relaxed);
+            analysed += a;
+            cameras.insert(
+                cam.to_string(),
+                CameraInferStats {
+                    analysed: a,
+                    skipped_moving: c.skipped_moving.load(Ordering::Relaxed),
+                    dropped_stale: hub.dropped,
+                    reordered: c.reordered.load(Ordering::Relaxed),
+                },
+            );
+        }
+        InferStats {
+            batch_histogram: st.batch_hist.clone(),
+            groups: st.groups,
+            latency_median_ms: pct(0.5),
+            latency_p95_ms: pct(0.95),
+            busy_fraction: st.busy.as_secs_f32() / elapsed,
+            frames_per_second: analysed as f32 / elapsed,
+            cameras,
+        }
+    }
+
+    /// Waits for the workers to finish (close the hub first: they exit once it is closed
+    /// and drained) and returns the final statistics. The results sender is dropped here,
+    /// so the rules stage sees the channel close after the last result.
+    pub fn join(mut self) -> InferStats {
+        for h in self.workers.drain(..) {
+            if h.join().is_err() {
+                error!("An inference worker panicked.");
+            }
+        }
+        let stats = self.stats();
+        info!(
+            frames_per_second = stats.frames_per_second,
+            "Inference stopped."
+        );
+        stats
+    }
+}
+
+/// Reused per-worker buffers: nothing here is reallocated once warmed up, except the
+/// detection lists that leave in `FrameResult`s.
+struct Scratch {
+    frames: Vec<Frame>,
+    live: Vec<usize>,
+    jobs: Vec<Job>,
+    regions: Vec<Region>,
+    /// `results[model][frame]`.
+    results: Vec<Vec<Vec<Detection>>>,
+}
+
+fn worker(w: usize, sh: Arc<Shared>, mut dets: Vec<Detector>) {
+    let n_models = sh.models.len();
+    let mut s = Scratch {
+        frames: Vec::with_capacity(sh.max_batch),
+        live: Vec::with_capacity(sh.max_batch),
+        jobs: Vec::new(),
+        regions: Vec::new(),
+        results: (0..n_models).map(|_| Vec::new()).collect(),
+    };
+    let idle = Duration::from_millis(200);
+    loop {
+        s.frames.clear();
+        if !sh.hub.take(sh.max_batch, idle, &mut s.frames) {
+            break;
+        }
+        if s.frames.is_empty() {
+            continue;
+        }
+        // Let the batch fill up to max_batch for at most max_wait.
+        let deadline = Instant::now() + sh.max_wait;
+        while s.frames.len() < sh.max_batch {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let before = s.frames.len();
+            if !sh
+                .hub
+                .take(sh.max_batch - before, deadline - now, &mut s.frames)
+                || s.frames.len() == before
+            {
+                break;
+            }
+        }
+        let t0 = Instant::now();
+        let mut hist = [0u64; 65];
+        match process(&sh, &mut dets, &mut s, &mut hist) {
+            Ok(true) => {}
+            Ok(false) => {
+                info!(
+                    worker = w,
+                    "Results channel closed; inference worker stops."
+                );
+                return;
+            }
+            Err(e) => {
+                error!(worker = w, error = %e, frames = s.frames.len(), "Inference failed for a batch; its frames are lost.");
+            }
+        }
+        let dt = t0.elapsed();
+        let mut st = sh.stats.lock().unwrap_or_else(|e| e.into_inner());
+        for (n, c) in hist.iter().enumerate() {
+            if *c > 0 {
+                if n >= st.batch_hist.len() {
+                    st.batch_hist.resize(n + 1, 0);
+                }
+                st.batch_hist[n] += c;
+            }
+        }
+        let ms = dt.as_secs_f32() * 1000.0;
+        if st.latencies_ms.len() < LATENCY_RING {
+            st.latencies_ms.push(ms);
+        } else {
+            let i = st.next;
+            st.latencies_ms[i] = ms;
+        }
+        st.next = (st.next + 1) % LATENCY_RING;
+        st.groups += 1;
+        st.busy += dt;
+    }
+    debug!(
+        worker = w,
+        "Frame hub closed and drained; inference worker stops."
+    );
+}
+
+/// Processes one group of frames. Returns `Ok(false)` when the results channel is closed.
+fn process(
+    sh: &Shared,
+    dets: &mut [Detector],
+    s: &mut Scratch,
+    hist: &mut [u64; 65],
+) -> Result<bool, InferError> {
+    // Skip moving PTZ frames.
+    s.live.clear();
+    for (i, f) in s.frames.iter().enumerate() {
+        if f.is_moving() {
+            if let Some(c) = sh.counters.get(&f.camera) {
+                c.skipped_moving.fetch_add(1, Ordering::Relaxed);
+            }
+            debug!(camera = %f.camera, seq = f.seq, "Frame skipped: PTZ camera moving.");
+        } else {
+            s.live.push(i);
+        }
+    }
+    for (mi, det) in dets.iter_mut().enumerate() {
+        let res = &mut s.results[mi];
+        res.clear();
+        res.resize_with(s.frames.len(), Vec::new);
+        s.jobs.clear();
+        for &fi in &s.live {
+            let f = &s.frames[fi];
+            let Some(plan) = sh.plans.get(&f.camera) else {
+                continue;
+            };
+            let Some((_, tile)) = plan.models.iter().find(|(m, _)| *m == mi) else {
+                continue;
+            };
+            tiling::regions(f.width, f.height, tile.as_ref(), &mut s.regions);
+            s.jobs
+                .extend(s.regions.iter().map(|&region| Job { image: fi, region }));
+        }
+        if s.jobs.is_empty() {
+            continue;
+        }
+        let cap = det.batch_capacity();
+        for chunk in s.jobs.chunks(cap) {
+            let n = chunk.len().min(64);
+            hist[n] += 1;
+        }
+        det.run_jobs(&s.frames, &s.jobs, res)?;
+    }
+    // Send, per frame: image statistics, then one result per model the camera runs.
+    for &fi in &s.live {
+        let f = &s.frames[fi];
+        let stats = ImageStats::compute(f);
+        let plan = sh.plans.get(&f.camera);
+        let mut sent = sh.sent.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&last) = sent.get(&f.camera) {
+            if f.seq <= last {
+                if let Some(c) = sh.counters.get(&f.camera) {
+                    c.reordered.fetch_add(1, Ordering::Relaxed);
+                }
+                debug!(camera = %f.camera, seq = f.seq, last, "Result shed: a newer frame of this camera was already sent.");
+                continue;
+            }
+        }
+        sent.insert(f.camera.clone(), f.seq);
+        if sh.out.send(StageMsg::ImageStats(stats)).is_err() {
+            return Ok(false);
+        }
+        if let Some(plan) = plan {
+            for (mi, _) in &plan.models {
+                let detections = std::mem::take(&mut s.results[*mi][fi]);
+                let r = FrameResult {
+                    camera: f.camera.clone(),
+                    seq: f.seq,
+                    captured_at: f.captured_at,
+                    preset: f.preset().cloned(),
+                    width: f.width,
+                    height: f.height,
+                    model: sh.models[*mi].name.clone(),
+                    detections,
+                };
+                if sh.out.send(StageMsg::Frame(r)).is_err() {
+                    return Ok(false);
+                }
+            }
+        }
+        drop(sent);
+        if let Some(c) = sh.counters.get(&f.camera) {
+            c.analysed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(true)
+}

@@ -470,7 +470,7 @@ impl RulesEngine {
     fn advance(&mut self, t_ms: i64, out: &mut Vec<Event>) {
         let now = self.now_ms.map_or(t_ms, |n| n.max(t_ms));
         self.now_ms = Some(now);
-        if now - self.last_sweep_ms < SWEEP_MS {
+        if now.saturating_sub(self.last_sweep_ms) < SWEEP_MS {
             return;
         }
         self.last_sweep_ms = now;
@@ -685,6 +685,10 @@ impl RulesEngine {
                 continue;
             }
             let p = &cand_params[j];
+            // Hysteresis keeps an open event alive; a new event needs the start threshold
+            // again (after an event ended, or after a reload raised the threshold).
+            let can_start = tr.median(p.history) >= p.threshold
+                && tr.hits_in(p.persistence.n) >= p.persistence.k;
             let in_zone = |z: usize| tr.zone_frames.get(z).copied().unwrap_or(0) >= zones[z].inertia;
             let first = tr.first_seen.unwrap_or(t);
             if let Some(kind) = EventKind::from_class(&tr.class).filter(|_| p.events) {
@@ -721,6 +725,7 @@ impl RulesEngine {
                         },
                         c.update_ms,
                         now_ms,
+                        can_start,
                         out,
                     );
                 }
@@ -745,6 +750,7 @@ impl RulesEngine {
                             },
                             c.update_ms,
                             now_ms,
+                            can_start,
                             out,
                         );
                     }
@@ -1101,6 +1107,7 @@ fn upsert_obj(
     s: ObjSighting<'_>,
     update_ms: i64,
     now_ms: i64,
+    can_start: bool,
     out: &mut Vec<Event>,
 ) {
     let t_ms = s.t.timestamp_millis();
@@ -1125,6 +1132,9 @@ fn upsert_obj(
         if open.ev.best_score > open.reported_score && now_ms - open.last_emit_ms >= update_ms {
             open.emit(EventPhase::Update, now_ms, out);
         }
+        return;
+    }
+    if !can_start {
         return;
     }
     let zone_part = match (&s.kind, &s.zone) {

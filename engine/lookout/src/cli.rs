@@ -21,6 +21,15 @@ pub struct Cli {
 pub enum Command {
     /// Run the engine (default: the embedded configs/default.toml).
     Run(RunArgs),
+    /// Run a model on images and print detections as JSON (annotated images written too).
+    Detect(lookout_infer::cli::DetectArgs),
+    /// Measure a model on a labelled dataset: AP50, precision/recall, negatives hit.
+    Eval(lookout_infer::eval::EvalArgs),
+    /// Satellite hotspot files (NASA FIRMS CSV).
+    #[command(subcommand)]
+    Hotspots(HotspotsCommand),
+    /// Print cameras, fields of view, incidents and hotspots as a GeoJSON FeatureCollection.
+    Geojson(GeojsonArgs),
     /// Validate a config file: a one-line summary, or every error with file:line:column.
     CheckConfig(CheckConfigArgs),
 }
@@ -48,4 +57,32 @@ pub struct RunArgs {
     /// Data directory (overrides `engine.data_dir`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+}
+
+/// `lookout hotspots ...`.
+#[derive(Debug, Subcommand)]
+pub enum HotspotsCommand {
+    /// Parse a FIRMS CSV file (MODIS, VIIRS NRT or archive) and summarise it.
+    Parse(HotspotsParseArgs),
+}
+
+/// `lookout hotspots parse`.
+#[derive(Debug, Args)]
+pub struct HotspotsParseArgs {
+    /// The CSV file.
+    pub file: PathBuf,
+    /// Print `{"format", "rows", "skipped", "first", "last"}` as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `lookout geojson`.
+#[derive(Debug, Args)]
+pub struct GeojsonArgs {
+    /// Config file (default: the embedded default).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Also include the hotspots of these FIRMS CSV files.
+    #[arg(long)]
+    pub hotspots: Vec<PathBuf>,
 }

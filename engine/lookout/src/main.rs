@@ -43,12 +43,50 @@ fn init_tracing(json: bool) {
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::CheckConfig(args) => Ok(check_config(&args.file, args.dump)),
-        cli::Command::Run(args) => {
-            let mut cfg = match &args.config {
-                Some(p) => lookout_config::load(p),
-                None => lookout_config::load_default(),
+        cli::Command::Detect(args) => {
+            let report = lookout_infer::cli::run_detect(&args)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        cli::Command::Eval(args) => {
+            let report = lookout_infer::eval::run_eval(&args)?;
+            if args.json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_text());
             }
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        cli::Command::Hotspots(cli::HotspotsCommand::Parse(args)) => {
+            let s = lookout_fusion::firms::parse_summary(&args.file)?;
+            if args.json {
+                println!("{}", serde_json::to_string(&s)?);
+            } else {
+                println!(
+                    "{}: {} rows ({} skipped), {} .. {}",
+                    s.format,
+                    s.rows,
+                    s.skipped,
+                    s.first.clone().unwrap_or_default(),
+                    s.last.clone().unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        cli::Command::Geojson(args) => {
+            let cfg = load_config(args.config.as_deref())?;
+            let mut hotspots = Vec::new();
+            for f in &args.hotspots {
+                hotspots.extend(lookout_fusion::firms::parse_file(f)?.hotspots);
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&lookout_fusion::geojson(&cfg, &[], &hotspots))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        cli::Command::Run(args) => {
+            let mut cfg = load_config(args.config.as_deref())?;
             if let Some(r) = args.run_for {
                 cfg.engine.run_for_s = Some(r);
             }
@@ -64,6 +102,15 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Loads a config file, or the embedded default.
+fn load_config(path: Option<&Path>) -> anyhow::Result<lookout_config::Config> {
+    match path {
+        Some(p) => lookout_config::load(p),
+        None => lookout_config::load_default(),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// `lookout check-config FILE`: exit 0 with a one-line summary, or 2 with every error.

@@ -1,1 +1,151 @@
-//! lookout-server
+//! # lookout-server
+//!
+//! The operator's desk: an HTTP API (axum), live updates (Server-Sent Events), Prometheus
+//! metrics and the web UI, all served by the engine binary (the UI is embedded, no CDN).
+//!
+//! ## Layout
+//! * [`ServerState`]: what the engine hands the server — the [`lookout_alerts::Alerts`]
+//!   stage, the current config, camera frame rings, the [`metrics::Metrics`] registry and
+//!   two callbacks: [`ReplayFn`] (the rules engine's replay, for the tuning view) and
+//!   [`ApplyRulesFn`] (the rules engine's hot reload).
+//! * [`start`]: binds and serves; returns a [`RunningServer`] with the bound address.
+//! * [`api`]: the handlers; [`tuning`]: threshold/persistence what-if over recorded frame
+//!   results; [`metrics`]: the registry; `ui/`: the static page.
+//!
+//! Reads need no token. Writes need `Authorization: Bearer <token>` of a
+//! `[[server.users]]` entry whose role allows it (operator: incidents; admin: config), and
+//! record that user's name. Errors are JSON: `{"error": {"code", "message", "fields"?}}`.
+
+pub mod api;
+pub mod metrics;
+pub mod tuning;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use lookout_alerts::Alerts;
+use lookout_config::rules::RulesConfig;
+use lookout_config::Config;
+use lookout_core::{Event, FrameRing, StageMsg};
+
+pub use metrics::Metrics;
+
+/// Runs recorded messages through the rules engine with a config (the lead passes
+/// `lookout_rules::replay`).
+pub type ReplayFn = Arc<dyn Fn(Vec<StageMsg>, &RulesConfig) -> Vec<Event> + Send + Sync>;
+
+/// Hot-reloads a validated rules section into the running rules engine.
+pub type ApplyRulesFn = Arc<dyn Fn(&RulesConfig) -> Result<(), String> + Send + Sync>;
+
+/// Extra GeoJSON features (e.g. fusion's live bearings) added to `/api/geojson`.
+pub type GeojsonFn = Arc<dyn Fn() -> Vec<serde_json::Value> + Send + Sync>;
+
+/// Errors of the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Everything the server needs, filled by the engine.
+#[derive(Clone)]
+pub struct ServerState {
+    /// Store, lifecycle, live updates.
+    pub alerts: Arc<Alerts>,
+    /// The running configuration; the server replaces `rules` when a change is applied.
+    pub config: Arc<RwLock<Config>>,
+    /// Recent frames per camera id (live view).
+    pub rings: HashMap<String, Arc<FrameRing>>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// The rules engine's replay; without it the tuning endpoints answer 503.
+    pub replay: Option<ReplayFn>,
+    /// The rules engine's hot reload; without it config changes answer 503.
+    pub apply_rules: Option<ApplyRulesFn>,
+    /// Extra map features.
+    pub geojson_extra: Option<GeojsonFn>,
+}
+
+impl ServerState {
+    /// A state with no rings, no callbacks and a fresh metrics registry.
+    pub fn new(alerts: Arc<Alerts>, config: Config) -> ServerState {
+        ServerState {
+            alerts,
+            config: Arc::new(RwLock::new(config)),
+            rings: HashMap::new(),
+            metrics: Metrics::new(),
+            replay: None,
+            apply_rules: None,
+            geojson_extra: None,
+        }
+    }
+
+    /// A copy of the current configuration.
+    pub fn config(&self) -> Config {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A server that is running.
+pub struct RunningServer {
+    /// The bound address (the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting, finishes in-flight requests (live streams are cut), and waits.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task).await;
+        self.task.abort();
+    }
+}
+
+/// Binds `addr` and serves the API and UI until [`RunningServer::stop`].
+pub async fn start(state: ServerState, addr: SocketAddr) -> Result<RunningServer, ServerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::Bind { addr, source: e })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| ServerError::Bind { addr, source: e })?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = api::router(state);
+    let task = tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "HTTP server failed.");
+        }
+    });
+    tracing::info!(addr = %bound, "Web UI and API listening.");
+    Ok(RunningServer {
+        addr: bound,
+        stop: Some(tx),
+        task,
+    })
+}
+
+/// The address `[server]` asks for.
+pub fn configured_addr(cfg: &Config) -> SocketAddr {
+    let ip = cfg
+        .server
+        .bind
+        .parse()
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    SocketAddr::new(ip, cfg.server.port)
+}

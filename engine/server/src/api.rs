@@ -1,0 +1,613 @@
+//! HTTP handlers: `/health`, `/metrics`, `/api/...`, `/api/live` (SSE) and the UI.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use lookout_alerts::lifecycle::parse_state;
+use lookout_alerts::store::IncidentFilter;
+use lookout_alerts::{AlertsError, LiveUpdate, StoreError};
+use lookout_config::rules::RulesConfig;
+use lookout_config::server::Role;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::tuning::{self, TuneRequest};
+use crate::ServerState;
+
+const INDEX_HTML: &str = include_str!("../ui/index.html");
+const APP_JS: &str = include_str!("../ui/app.js");
+const APP_CSS: &str = include_str!("../ui/app.css");
+
+/// An API error rendered as `{"error": {"code", "message", "fields"?}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    fields: Vec<(String, String)>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            fields: Vec::new(),
+        }
+    }
+
+    fn invalid(fields: Vec<(String, String)>) -> ApiError {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid",
+            message: fields
+                .iter()
+                .map(|(p, m)| format!("{p}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+            fields,
+        }
+    }
+
+    fn internal(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %e, "API request failed.");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut err = json!({"code": self.code, "message": self.message});
+        if !self.fields.is_empty() {
+            err["fields"] = self
+                .fields
+                .iter()
+                .map(|(p, m)| json!({"path": p, "message": m}))
+                .collect();
+        }
+        (self.status, axum::Json(json!({ "error": err }))).into_response()
+    }
+}
+
+impl From<AlertsError> for ApiError {
+    fn from(e: AlertsError) -> Self {
+        match e {
+            AlertsError::Store(s) => s.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no incident with id {id:?}"),
+            ),
+            StoreError::InvalidTransition(m) => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_transition", m)
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The routes.
+pub fn router(state: ServerState) -> Router {
+    let limit = state.config().server.max_body_bytes;
+    Router::new()
+        .route("/", get(index))
+        .route("/app.js", get(app_js))
+        .route("/app.css", get(app_css))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/api/cameras", get(cameras))
+        .route("/api/cameras/{id}/frame.jpg", get(camera_frame))
+        .route("/api/incidents", get(list_incidents))
+        .route("/api/incidents/{id}", get(get_incident))
+        .route("/api/incidents/{id}/transition", post(transition))
+        .route("/api/incidents/{id}/comment", post(comment))
+        .route("/api/snapshots/{id}", get(snapshot))
+        .route("/api/hotspots", get(hotspots))
+        .route("/api/geojson", get(geojson))
+        .route("/api/config", get(config))
+        .route("/api/config/history", get(config_history))
+        .route("/api/config/rules", put(put_rules))
+        .route("/api/tuning/current", get(tuning_current))
+        .route("/api/tuning/replay", post(tuning_replay))
+        .route("/api/tuning/apply", post(tuning_apply))
+        .route("/api/me", get(me))
+        .route("/api/live", get(live))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn index() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX_HTML)
+}
+async fn app_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], APP_JS)
+}
+async fn app_css() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS)
+}
+
+/// The user a request acts as.
+struct User {
+    name: String,
+    role: Role,
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn authenticate(state: &ServerState, headers: &HeaderMap, need: Role) -> ApiResult<User> {
+    let Some(h) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this endpoint changes state: send Authorization: Bearer <token>",
+        ));
+    };
+    let token = h
+        .to_str()
+        .ok()
+        .and_then(|s| s.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    let cfg = state.config.read().unwrap_or_else(|e| e.into_inner());
+    let user = cfg
+        .server
+        .users
+        .iter()
+        .find(|u| !token.is_empty() && ct_eq(u.token.expose().as_bytes(), token.as_bytes()));
+    let Some(u) = user else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "unknown token",
+        ));
+    };
+    if u.role < need {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "user {:?} has role {}; this needs {}",
+                u.name,
+                u.role.as_str(),
+                need.as_str()
+            ),
+        ));
+    }
+    Ok(User {
+        name: u.name.clone(),
+        role: u.role,
+    })
+}
+
+fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+    if body.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request needs a JSON body",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.inner().to_string();
+        if e.inner().is_syntax() || e.inner().is_eof() {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                format!("the body is not valid JSON: {msg}"),
+            )
+        } else {
+            ApiError::invalid(vec![(if path == "." { String::new() } else { path }, msg)])
+        }
+    })
+}
+
+async fn health(State(s): State<ServerState>) -> ApiResult<axum::Json<Value>> {
+    let v = s.alerts.store().schema_version()?;
+    Ok(axum::Json(json!({"status": "ok", "schema_version": v})))
+}
+
+async fn metrics(State(s): State<ServerState>) -> ApiResult<Response> {
+    let backlog = s.alerts.backlog()?;
+    let text = s.metrics.render(&backlog, &s.alerts.sink_stats());
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response())
+}
+
+async fn me(State(s): State<ServerState>, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {
+    let u = authenticate(&s, &headers, Role::Viewer)?;
+    Ok(axum::Json(json!({"name": u.name, "role": u.role})))
+}
+
+async fn cameras(State(s): State<ServerState>) -> axum::Json<Value> {
+    let cfg = s.config();
+    let statuses = s.alerts.camera_statuses();
+    let list: Vec<Value> = cfg
+        .cameras
+        .iter()
+        .map(|c| {
+            let st = statuses.get(c.id.as_str());
+            let latest = s.alerts.latest_result(&c.id);
+            let rules = cfg.rules.cameras.get(&c.id);
+            json!({
+                "id": c.id,
+                "name": c.display_name(),
+                "enabled": c.enabled,
+                "source": c.source.kind(),
+                "status": st.map(|(s, _)| json!(s)).unwrap_or(json!({"state": "unknown"})),
+                "status_at": st.map(|(_, at)| *at),
+                "fps": s.metrics.camera_fps(&c.id),
+                "has_frame": s.rings.get(&c.id).is_some_and(|r| !r.is_empty()),
+                "geo": c.geo.as_ref().map(|g| json!({
+                    "lat": g.lat, "lon": g.lon, "heading_deg": g.heading_deg,
+                    "hfov_deg": g.hfov(), "range_m": g.range_m,
+                })),
+                "latest": latest.map(|r| json!({
+                    "seq": r.seq, "captured_at": r.captured_at, "width": r.width,
+                    "height": r.height, "model": r.model, "detections": r.detections,
+                })),
+                "zones": rules.map(|r| r.zones.iter().map(|z| json!({
+                    "name": z.name, "polygon": z.polygon, "preset": z.preset,
+                })).collect::<Vec<_>>()).unwrap_or_default(),
+                "masks": rules.map(|r| r.masks.iter().map(|m| json!({
+                    "polygon": m.polygon, "preset": m.preset,
+                })).collect::<Vec<_>>()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    axum::Json(Value::Array(list))
+}
+
+fn jpeg(bytes: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+async fn camera_frame(State(s): State<ServerState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let Some(ring) = s.rings.get(&id) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no live view for camera {id:?}"),
+        ));
+    };
+    let Some(frame) = ring.latest() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_frame",
+            format!("camera {id:?} has not delivered a frame yet"),
+        ));
+    };
+    let bytes = tokio::task::spawn_blocking(move || lookout_alerts::snapshot::frame_jpeg(&frame, 75))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(jpeg(bytes))
+}
+
+async fn list_incidents(
+    State(s): State<ServerState>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<axum::Json<Value>> {
+    let mut f = IncidentFilter::default();
+    let mut errors = Vec::new();
+    for (k, v) in q {
+        match k.as_str() {
+            "state" => {
+                for st in v.split(',') {
+                    if parse_state(st.trim()).is_none() {
+                        errors.push(("state".to_string(), format!("unknown state {st:?}; allowed: new, acknowledged, confirmed, false_alarm, closed")));
+                    }
+                }
+                f.state = Some(v);
+            }
+            "kind" => f.kind = Some(v),
+            "camera" => f.camera = Some(v),
+            "min_severity" => {
+                if lookout_alerts::lifecycle::parse_severity(&v).is_none() {
+                    errors.push(("min_severity".into(), "allowed: low, medium, high, critical".into()));
+                }
+                f.min_severity = Some(v)
+            }
+            "since" => match chrono::DateTime::parse_from_rfc3339(&v) {
+                Ok(t) => f.since = Some(t.with_timezone(&chrono::Utc)),
+                Err(e) => errors.push(("since".into(), format!("not an RFC 3339 time: {e}"))),
+            },
+            "limit" => match v.parse::<u32>() {
+                Ok(n) if (1..=1000).contains(&n) => f.limit = Some(n),
+                _ => errors.push(("limit".into(), "must be an integer in 1 ..= 1000".into())),
+            },
+            other => errors.push((other.to_string(), "unknown query parameter; allowed: state, kind, camera, min_severity, since, limit".into())),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let list = s.alerts.store().list_incidents(&f)?;
+    Ok(axum::Json(json!(list)))
+}
+
+async fn get_incident(State(s): State<ServerState>, Path(id): Path<String>) -> ApiResult<axum::Json<Value>> {
+    match s.alerts.store().incident_detail(&id)? {
+        Some(d) => Ok(axum::Json(json!(d))),
+        None => Err(StoreError::NotFound(id).into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransitionBody {
+    to: String,
+    #[serde(default)]
+    comment: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommentBody {
+    comment: String,
+}
+
+async fn transition(
+    State(s): State<ServerState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    let user = authenticate(&s, &headers, Role::Operator)?;
+    let b: TransitionBody = parse_body(&body)?;
+    let Some(to) = parse_state(&b.to) else {
+        return Err(ApiError::invalid(vec![(
+            "to".into(),
+            format!("unknown state {:?}; allowed: acknowledged, confirmed, false_alarm, closed", b.to),
+        )]));
+    };
+    if b.comment.len() > 4000 {
+        return Err(ApiError::invalid(vec![("comment".into(), "at most 4000 bytes".into())]));
+    }
+    let st = s.alerts.transition(&id, to, &user.name, b.comment.trim())?;
+    Ok(axum::Json(json!(st)))
+}
+
+async fn comment(
+    State(s): State<ServerState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    let user = authenticate(&s, &headers, Role::Operator)?;
+    let b: CommentBody = parse_body(&body)?;
+    let c = b.comment.trim();
+    if c.is_empty() || c.len() > 4000 {
+        return Err(ApiError::invalid(vec![("comment".into(), "must be 1 ..= 4000 bytes".into())]));
+    }
+    let r = s.alerts.comment(&id, &user.name, c)?;
+    Ok(axum::Json(json!(r)))
+}
+
+async fn snapshot(State(s): State<ServerState>, Path(id): Path<i64>) -> ApiResult<Response> {
+    let Some(rec) = s.alerts.store().snapshot(id)? else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no snapshot {id}")));
+    };
+    let bytes = tokio::fs::read(&rec.path).await.map_err(|e| {
+        ApiError::new(StatusCode::NOT_FOUND, "gone", format!("snapshot {id} file is missing: {e}"))
+    })?;
+    Ok(jpeg(bytes))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HotspotQuery {
+    #[serde(default)]
+    hours: Option<f64>,
+}
+
+async fn hotspots(
+    State(s): State<ServerState>,
+    q: Result<Query<HotspotQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::invalid(vec![("query".into(), e.body_text())]))?;
+    let hours = q.hours.unwrap_or(72.0);
+    if !(0.0..=24.0 * 365.0).contains(&hours) {
+        return Err(ApiError::invalid(vec![("hours".into(), "must be in 0 ..= 8760".into())]));
+    }
+    let since = chrono::Utc::now() - chrono::Duration::milliseconds((hours * 3.6e6) as i64);
+    Ok(axum::Json(json!(s.alerts.store().hotspots(since, 5000)?)))
+}
+
+async fn geojson(State(s): State<ServerState>) -> ApiResult<Response> {
+    let store = s.alerts.store();
+    let f = IncidentFilter {
+        limit: Some(500),
+        ..Default::default()
+    };
+    let incidents: Vec<_> = store.list_incidents(&f)?.into_iter().map(|i| i.incident).collect();
+    let hs = store.hotspots(chrono::Utc::now() - chrono::Duration::days(3), 5000)?;
+    let cfg = s.config();
+    let mut extra: Vec<Value> = cfg
+        .cameras
+        .iter()
+        .filter_map(|c| {
+            c.geo.as_ref().map(|g| {
+                json!({"type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [g.lon, g.lat]},
+                    "properties": {"feature": "camera", "id": c.id, "name": c.display_name(),
+                        "heading_deg": g.heading_deg, "hfov_deg": g.hfov(), "range_m": g.range_m}})
+            })
+        })
+        .collect();
+    if let Some(x) = &s.geojson_extra {
+        extra.extend(x());
+    }
+    let fc = lookout_alerts::export::feature_collection(&incidents, &hs, extra);
+    Ok((
+        [(header::CONTENT_TYPE, "application/geo+json")],
+        fc.to_string(),
+    )
+        .into_response())
+}
+
+async fn config(State(s): State<ServerState>) -> ApiResult<axum::Json<Value>> {
+    let cfg = s.config();
+    let mut v = lookout_config::to_json(&cfg);
+    let version = s.alerts.store().overlays(1)?.first().map(|o| o.version);
+    v["overlay_version"] = json!(version);
+    Ok(axum::Json(v))
+}
+
+async fn config_history(State(s): State<ServerState>) -> ApiResult<axum::Json<Value>> {
+    Ok(axum::Json(json!(s.alerts.store().overlays(200)?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesBody {
+    rules: Value,
+    #[serde(default)]
+    comment: String,
+}
+
+fn apply_rules(
+    s: &ServerState,
+    user: &User,
+    rules: RulesConfig,
+    comment: &str,
+    change: Value,
+) -> ApiResult<Value> {
+    let cfg = s.config();
+    tuning::validate_rules(&rules, &cfg).map_err(ApiError::invalid)?;
+    let Some(apply) = &s.apply_rules else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this engine cannot hot-reload rules",
+        ));
+    };
+    apply(&rules).map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "apply_failed", m))?;
+    let body = json!({"change": change, "rules": rules});
+    let version = s
+        .alerts
+        .store()
+        .add_overlay("rules", &user.name, comment, &body, chrono::Utc::now())?;
+    s.config.write().unwrap_or_else(|e| e.into_inner()).rules = rules;
+    s.alerts.publish(LiveUpdate::Config { version });
+    tracing::info!(version, author = %user.name, "Rules changed through the API.");
+    Ok(json!({"version": version, "author": user.name}))
+}
+
+async fn put_rules(
+    State(s): State<ServerState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    let user = authenticate(&s, &headers, Role::Admin)?;
+    let b: RulesBody = parse_body(&body)?;
+    let rules: RulesConfig = serde_path_to_error::deserialize(b.rules.clone()).map_err(|e| {
+        ApiError::invalid(vec![(format!("rules.{}", e.path()), e.inner().to_string())])
+    })?;
+    Ok(axum::Json(apply_rules(&s, &user, rules, &b.comment, json!({"kind": "rules"}))?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CurrentQuery {
+    camera: String,
+    class: String,
+}
+
+async fn tuning_current(
+    State(s): State<ServerState>,
+    q: Result<Query<CurrentQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::invalid(vec![("query".into(), e.body_text())]))?;
+    let cfg = s.config();
+    let p = tuning::effective(&cfg.rules, &q.camera, &q.class);
+    Ok(axum::Json(json!({"camera": q.camera, "class": q.class, "threshold": p.threshold, "persistence": p.persistence})))
+}
+
+async fn tuning_replay(State(s): State<ServerState>, body: Bytes) -> ApiResult<axum::Json<Value>> {
+    let req: TuneRequest = parse_body(&body)?;
+    tuning::check(&req, &s.config()).map_err(ApiError::invalid)?;
+    if s.replay.is_none() {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the rules replay is not available in this engine"));
+    }
+    let st = s.clone();
+    let r = tokio::task::spawn_blocking(move || tuning::replay(&st, &req, chrono::Utc::now()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(axum::Json(json!(r)))
+}
+
+async fn tuning_apply(
+    State(s): State<ServerState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    let user = authenticate(&s, &headers, Role::Admin)?;
+    let req: TuneRequest = parse_body(&body)?;
+    let cfg = s.config();
+    tuning::check(&req, &cfg).map_err(ApiError::invalid)?;
+    let rules = tuning::with_setting(&cfg.rules, &req);
+    let comment = req.comment.clone().unwrap_or_default();
+    let change = json!({"kind": "tune", "camera": req.camera, "class": req.class,
+        "threshold": req.threshold, "persistence": req.persistence});
+    Ok(axum::Json(apply_rules(&s, &user, rules, &comment, change)?))
+}
+
+async fn live(State(s): State<ServerState>) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
+    let rx = s.alerts.subscribe();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(u) => {
+                    let ev = SseEvent::default().data(serde_json::to_string(&u).unwrap_or_default());
+                    return Some((Ok(ev), rx));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let ev = SseEvent::default().data(json!({"type": "lagged", "missed": n}).to_string());
+                    return Some((Ok(ev), rx));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

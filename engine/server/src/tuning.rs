@@ -1,0 +1,218 @@
+//! Threshold tuning: "what would this setting have done?" over recorded frame results.
+//!
+//! The recorded raw detections of one camera (last `server.tuning_window_days`) are
+//! replayed through the rules engine ([`crate::ReplayFn`]) with the camera's class
+//! threshold and persistence overridden. The answer: how many alarms that setting raises
+//! per day, and how many of the incidents operators confirmed on that camera it would
+//! still have caught.
+
+use chrono::Duration;
+use lookout_config::rules::{ClassParams, ClassRule, Persistence, RulesConfig};
+use lookout_config::{Config, ValidationContext, Validator};
+use lookout_core::{EventKind, IncidentKind, StageMsg, UtcTime};
+use serde::{Deserialize, Serialize};
+
+/// A setting to try or apply.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuneRequest {
+    /// Camera id.
+    pub camera: String,
+    /// Class name (`smoke`, `fire`, `person`, ...).
+    pub class: String,
+    /// Score threshold, 0..1.
+    pub threshold: f32,
+    /// Persistence (`k` of the last `n` frames); unset keeps the current one.
+    #[serde(default)]
+    pub persistence: Option<Persistence>,
+    /// Why (recorded with an applied change).
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// What a setting would have done.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReplayResult {
+    /// Camera.
+    pub camera: String,
+    /// Class.
+    pub class: String,
+    /// Threshold tried.
+    pub threshold: f32,
+    /// Persistence tried.
+    pub persistence: Persistence,
+    /// Recorded frames replayed.
+    pub frames: usize,
+    /// Start of the replayed window.
+    pub from: Option<UtcTime>,
+    /// End of the replayed window.
+    pub until: Option<UtcTime>,
+    /// Alarms (distinct events) the setting raises.
+    pub alarms: u64,
+    /// Alarms per day over the replayed span (at least one hour).
+    pub alarms_per_day: f64,
+    /// Incidents operators confirmed on this camera in the window.
+    pub confirmed: u64,
+    /// Of those, how many an alarm of this setting overlaps.
+    pub caught: u64,
+}
+
+/// Field errors `(path, message)`.
+pub type FieldErrors = Vec<(String, String)>;
+
+/// The effective parameters of `class` on `camera` (built-in, then `[rules.classes]`,
+/// then `[rules.cameras.ID.classes]`).
+pub fn effective(rules: &RulesConfig, camera: &str, class: &str) -> ClassParams {
+    let mut p = ClassParams::builtin(class);
+    if let Some(r) = rules.classes.get(class) {
+        p.apply(r);
+    }
+    if let Some(r) = rules.cameras.get(camera).and_then(|c| c.classes.get(class)) {
+        p.apply(r);
+    }
+    p
+}
+
+/// Checks a request against the config; errors are by request field.
+pub fn check(req: &TuneRequest, cfg: &Config) -> Result<(), FieldErrors> {
+    let mut e = Vec::new();
+    if cfg.camera(&req.camera).is_none() {
+        let ids: Vec<&str> = cfg.cameras.iter().map(|c| c.id.as_str()).collect();
+        e.push((
+            "camera".into(),
+            format!("unknown camera {:?}; configured: {}", req.camera, ids.join(", ")),
+        ));
+    }
+    if req.class.is_empty() || !req.class.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        e.push(("class".into(), "must be a class name such as smoke, fire or person".into()));
+    }
+    if !(0.0..=1.0).contains(&req.threshold) || req.threshold.is_nan() {
+        e.push(("threshold".into(), format!("{} is out of range: allowed 0 ..= 1", req.threshold)));
+    }
+    if let Some(p) = req.persistence {
+        if p.n == 0 || p.n > 64 {
+            e.push(("persistence.n".into(), format!("{} is out of range: allowed 1 ..= 64", p.n)));
+        }
+        if p.k == 0 || p.k > p.n {
+            e.push(("persistence.k".into(), format!("{} must be in 1 ..= n ({})", p.k, p.n)));
+        }
+    }
+    if e.is_empty() {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// The rules section with this camera's class threshold and persistence set.
+pub fn with_setting(rules: &RulesConfig, req: &TuneRequest) -> RulesConfig {
+    let mut r = rules.clone();
+    let cam = r.cameras.entry(req.camera.clone()).or_default();
+    let rule: &mut ClassRule = cam.classes.entry(req.class.clone()).or_default();
+    rule.threshold = Some(req.threshold);
+    if let Some(k) = rule.keep_threshold {
+        if k > req.threshold {
+            rule.keep_threshold = Some(req.threshold);
+        }
+    }
+    if let Some(p) = req.persistence {
+        rule.persistence = Some(p);
+    }
+    r
+}
+
+/// Validates a whole rules section in the context of the running config.
+pub fn validate_rules(rules: &RulesConfig, cfg: &Config) -> Result<(), FieldErrors> {
+    let mut v = Validator::new();
+    let ctx = ValidationContext {
+        cameras: &cfg.cameras,
+        models: cfg.models.keys().map(String::as_str).collect(),
+    };
+    rules.validate(&mut v, &ctx);
+    if v.is_ok() {
+        Ok(())
+    } else {
+        Err(v.problems().to_vec())
+    }
+}
+
+fn incident_kind_for(class: &str) -> IncidentKind {
+    match EventKind::from_class(class) {
+        Some(k) if k.is_fire_like() => IncidentKind::Fire,
+        _ => IncidentKind::PersonInZone,
+    }
+}
+
+/// Replays the recorded window with the setting and counts alarms and caught incidents.
+pub fn replay(
+    state: &crate::ServerState,
+    req: &TuneRequest,
+    now: UtcTime,
+) -> Result<ReplayResult, String> {
+    let Some(replay) = &state.replay else {
+        return Err("the rules replay is not available in this engine".into());
+    };
+    let cfg = state.config();
+    let window = Duration::milliseconds((cfg.server.tuning_window_days * 86_400_000.0) as i64);
+    let since = now - window;
+    let store = state.alerts.store();
+    let frames = store
+        .frame_results(&req.camera, since, now + Duration::seconds(1))
+        .map_err(|e| e.to_string())?;
+    let rules = with_setting(&cfg.rules, req);
+    let persistence = effective(&rules, &req.camera, &req.class).persistence;
+    let from = frames.first().map(|f| f.captured_at);
+    let until = frames.last().map(|f| f.captured_at);
+    let n = frames.len();
+    let msgs: Vec<StageMsg> = frames.into_iter().map(StageMsg::Frame).collect();
+    let events = replay(msgs, &rules);
+    let wanted = EventKind::from_class(&req.class);
+    let mut alarms: Vec<(String, UtcTime, UtcTime)> = Vec::new();
+    for e in events {
+        if e.camera.as_ref() != req.camera {
+            continue;
+        }
+        let relevant = match wanted {
+            Some(k) => e.kind == k,
+            None => !e.kind.is_health() && !e.kind.is_fire_like(),
+        };
+        if !relevant {
+            continue;
+        }
+        match alarms.iter_mut().find(|a| a.0 == e.id) {
+            Some(a) => {
+                a.1 = a.1.min(e.first_seen);
+                a.2 = a.2.max(e.last_seen);
+            }
+            None => alarms.push((e.id.clone(), e.first_seen, e.last_seen)),
+        }
+    }
+    let spans = match (from, until) {
+        (Some(f), Some(u)) => store
+            .confirmed_spans(&req.camera, incident_kind_for(&req.class), f, u + Duration::seconds(1))
+            .map_err(|e| e.to_string())?,
+        _ => Vec::new(),
+    };
+    let slack = Duration::seconds(60);
+    let caught = spans
+        .iter()
+        .filter(|(a, b)| alarms.iter().any(|(_, f, l)| *f <= *b + slack && *l >= *a - slack))
+        .count() as u64;
+    let span_days = match (from, until) {
+        (Some(f), Some(u)) => ((u - f).num_milliseconds() as f64 / 86_400_000.0).max(1.0 / 24.0),
+        _ => 1.0,
+    };
+    Ok(ReplayResult {
+        camera: req.camera.clone(),
+        class: req.class.clone(),
+        threshold: req.threshold,
+        persistence,
+        frames: n,
+        from,
+        until,
+        alarms: alarms.len() as u64,
+        alarms_per_day: alarms.len() as f64 / span_days,
+        confirmed: spans.len() as u64,
+        caught,
+    })
+}

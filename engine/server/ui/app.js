@@ -1,0 +1,300 @@
+// Lookout operator desk: plain JavaScript, no external resources.
+'use strict';
+const $ = (s, el = document) => el.querySelector(s);
+const $$ = (s, el = document) => Array.from(el.querySelectorAll(s));
+const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+const SEV = { low: 0, medium: 1, high: 2, critical: 3 };
+const state = { incidents: [], selected: null, cameras: [], sound: false, audio: null, view: 'incidents' };
+
+function token() { return $('#token').value.trim(); }
+$('#token').value = localStorage.getItem('lookout.token') || '';
+$('#token').addEventListener('change', () => { localStorage.setItem('lookout.token', token()); whoami(); });
+
+async function api(path, opts = {}) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (token()) headers.Authorization = 'Bearer ' + token();
+  const r = await fetch(path, { ...opts, headers });
+  const text = await r.text();
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch (_) { body = text; }
+  if (!r.ok) {
+    const msg = body && body.error ? body.error.message : (r.status + ' ' + r.statusText);
+    throw new Error(msg);
+  }
+  return body;
+}
+
+async function whoami() {
+  if (!token()) { $('#who').textContent = 'read-only'; return; }
+  try { const u = await api('/api/me'); $('#who').textContent = u.name + ' (' + u.role + ')'; }
+  catch (e) { $('#who').textContent = e.message; }
+}
+
+// ---- tabs
+$$('.tab').forEach((b) => b.addEventListener('click', () => show(b.dataset.view)));
+function show(v) {
+  state.view = v;
+  $$('.tab').forEach((b) => b.classList.toggle('active', b.dataset.view === v));
+  $$('.view').forEach((s) => s.classList.toggle('active', s.id === 'view-' + v));
+  if (v === 'cameras') loadCameras();
+  if (v === 'map') drawMap();
+  if (v === 'tuning') initTuning();
+}
+
+// ---- sound
+$('#sound').addEventListener('click', () => {
+  state.sound = !state.sound;
+  if (state.sound && !state.audio) state.audio = new (window.AudioContext || window.webkitAudioContext)();
+  $('#sound').textContent = state.sound ? '🔔 sound on' : '🔇 sound off';
+});
+function beep() {
+  if (!state.sound || !state.audio) return;
+  const ctx = state.audio;
+  for (let i = 0; i < 3; i++) {
+    const o = ctx.createOscillator(); const g = ctx.createGain();
+    o.type = 'square'; o.frequency.value = 880;
+    g.gain.value = 0.15;
+    o.connect(g); g.connect(ctx.destination);
+    const t = ctx.currentTime + i * 0.3;
+    o.start(t); o.stop(t + 0.18);
+  }
+}
+
+// ---- incidents
+$('#f-state').addEventListener('change', loadIncidents);
+$('#f-kind').addEventListener('change', loadIncidents);
+async function loadIncidents() {
+  const q = new URLSearchParams();
+  if ($('#f-state').value) q.set('state', $('#f-state').value);
+  if ($('#f-kind').value) q.set('kind', $('#f-kind').value);
+  try {
+    state.incidents = await api('/api/incidents?' + q);
+    renderIncidents();
+    const open = await api('/api/incidents?state=new');
+    $('#open-count').textContent = open.length;
+  } catch (e) { console.error(e); }
+}
+const ACTIONS = {
+  new: [['acknowledged', 'Ack', 'act-ack'], ['confirmed', 'Confirm', 'act-confirm'], ['false_alarm', 'False alarm', 'act-false']],
+  acknowledged: [['confirmed', 'Confirm', 'act-confirm'], ['false_alarm', 'False alarm', 'act-false'], ['closed', 'Close', 'act-close']],
+  confirmed: [['closed', 'Close', 'act-close'], ['false_alarm', 'False alarm', 'act-false']],
+  false_alarm: [['closed', 'Close', 'act-close'], ['acknowledged', 'Reopen', 'act-reopen']],
+  closed: [['acknowledged', 'Reopen', 'act-reopen']],
+};
+function renderIncidents() {
+  const tb = $('#incidents tbody');
+  tb.innerHTML = state.incidents.map((i) => `
+    <tr data-id="${esc(i.id)}" class="${i.state === 'new' ? 'new' : ''} ${state.selected === i.id ? 'sel' : ''}">
+      <td><span class="sev ${esc(i.severity)}">${esc(i.severity)}</span></td>
+      <td>${esc(i.kind)}</td><td>${esc((i.cameras || []).join(', '))}</td>
+      <td class="state">${esc(i.state)}</td><td>${esc(i.confidence)}</td>
+      <td>${esc(new Date(i.last_seen).toLocaleString())}</td>
+      <td class="actions">${(ACTIONS[i.state] || []).map(([to, label, cls]) => `<button class="${cls}" data-to="${to}">${label}</button>`).join('')}<button class="act-comment">Comment</button></td>
+    </tr>`).join('') || '<tr><td colspan="7" class="muted">No incidents.</td></tr>';
+  $$('tr[data-id]', tb).forEach((tr) => {
+    tr.addEventListener('click', (ev) => {
+      const id = tr.dataset.id;
+      const b = ev.target.closest('button');
+      if (b && b.dataset.to) { ev.stopPropagation(); doTransition(id, b.dataset.to); return; }
+      if (b && b.classList.contains('act-comment')) { ev.stopPropagation(); doComment(id); return; }
+      select(id);
+    });
+  });
+}
+async function doTransition(id, to) {
+  const comment = to === 'acknowledged' ? '' : (prompt('Comment for ' + to.replace('_', ' ') + ' (optional)') || '');
+  try { await api('/api/incidents/' + encodeURIComponent(id) + '/transition', { method: 'POST', body: JSON.stringify({ to, comment }) }); }
+  catch (e) { alert(e.message); }
+  await loadIncidents(); if (state.selected === id) select(id);
+}
+async function doComment(id) {
+  const c = prompt('Comment'); if (!c) return;
+  try { await api('/api/incidents/' + encodeURIComponent(id) + '/comment', { method: 'POST', body: JSON.stringify({ comment: c }) }); }
+  catch (e) { alert(e.message); }
+  if (state.selected === id) select(id);
+}
+async function select(id) {
+  state.selected = id; renderIncidents();
+  try {
+    const d = await api('/api/incidents/' + encodeURIComponent(id));
+    const snap = d.snapshots.length ? `<img alt="snapshot" src="/api/snapshots/${d.snapshots[d.snapshots.length - 1].id}">` : '<p class="muted">No snapshot.</p>';
+    const loc = d.location ? `${d.location.point.lat.toFixed(5)}, ${d.location.point.lon.toFixed(5)} (${esc(d.location.method)})` : 'not located';
+    $('#detail').innerHTML = `<h3>${esc(d.kind)} <span class="sev ${esc(d.severity)}">${esc(d.severity)}</span> <small class="muted">rev ${d.revision}</small></h3>
+      ${snap}<p>Location: ${loc}<br>Cameras: ${esc(d.cameras.join(', '))}<br>State: <b>${esc(d.state)}</b></p>
+      <h4>Notes</h4><ul class="notes">${d.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>
+      <h4>History</h4><ul class="notes">${d.transitions.map((t) => `<li>${esc(new Date(t.at).toLocaleString())} — <b>${esc(t.actor)}</b>: ${t.from === t.to ? 'comment' : esc(t.from) + ' → ' + esc(t.to)} ${t.comment ? '“' + esc(t.comment) + '”' : ''}</li>`).join('') || '<li class="muted">none</li>'}</ul>`;
+  } catch (e) { $('#detail').textContent = e.message; }
+}
+
+// ---- cameras
+async function loadCameras() {
+  try { state.cameras = await api('/api/cameras'); } catch (e) { return; }
+  if (state.view !== 'cameras') return;
+  const grid = $('#grid');
+  for (const c of state.cameras) {
+    let card = grid.querySelector(`[data-cam="${CSS.escape(c.id)}"]`);
+    if (!card) {
+      card = document.createElement('div'); card.className = 'cam'; card.dataset.cam = c.id;
+      card.innerHTML = `<div class="view-box"><img alt=""><svg preserveAspectRatio="none"></svg></div><div class="meta"><b></b><span class="st"></span></div>`;
+      grid.appendChild(card);
+    }
+    const st = (c.status && c.status.state) || 'unknown';
+    $('.meta b', card).textContent = c.name;
+    const stEl = $('.st', card); stEl.className = 'st st-' + st;
+    stEl.textContent = st + (c.fps != null ? ' · ' + c.fps.toFixed(1) + ' fps' : '');
+    if (c.has_frame) $('img', card).src = `/api/cameras/${encodeURIComponent(c.id)}/frame.jpg?t=${Date.now()}`;
+    const w = c.latest ? c.latest.width : 1, h = c.latest ? c.latest.height : 1;
+    const svg = $('svg', card); svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
+    const poly = (pts, cls) => `<polygon points="${pts.map((p) => (p[0] * w) + ',' + (p[1] * h)).join(' ')}" class="${cls}"/>`;
+    svg.innerHTML =
+      c.zones.map((z) => poly(z.polygon, 'zone') + `<text x="${z.polygon[0][0] * w + 4}" y="${z.polygon[0][1] * h + 16}" fill="#5ac8fa" font-size="${h / 30}">${esc(z.name)}</text>`).join('') +
+      c.masks.map((m) => poly(m.polygon, 'mask')).join('') +
+      (c.latest ? c.latest.detections.map((d) => {
+        const col = d.class === 'fire' ? '#ff3b30' : d.class === 'smoke' ? '#ff9500' : '#ffcc00';
+        return `<rect x="${d.bbox.x1}" y="${d.bbox.y1}" width="${d.bbox.x2 - d.bbox.x1}" height="${d.bbox.y2 - d.bbox.y1}" fill="none" stroke="${col}" stroke-width="${Math.max(2, w / 300)}"/>` +
+          `<text x="${d.bbox.x1}" y="${Math.max(d.bbox.y1 - 4, 12)}" fill="${col}" font-size="${h / 28}">${esc(d.class)} ${d.score.toFixed(2)}</text>`;
+      }).join('') : '');
+    $$('polygon.zone', svg).forEach((p) => { p.setAttribute('fill', '#5ac8fa22'); p.setAttribute('stroke', '#5ac8fa'); });
+    $$('polygon.mask', svg).forEach((p) => { p.setAttribute('fill', '#00000088'); p.setAttribute('stroke', '#888'); });
+  }
+}
+setInterval(() => { if (state.view === 'cameras') loadCameras(); }, 1000);
+
+// ---- map (plain equirectangular projection)
+function dest(lat, lon, brg, dist) {
+  const R = 6371008.8, d = dist / R, b = brg * Math.PI / 180, p1 = lat * Math.PI / 180, l1 = lon * Math.PI / 180;
+  const p2 = Math.asin(Math.sin(p1) * Math.cos(d) + Math.cos(p1) * Math.sin(d) * Math.cos(b));
+  const l2 = l1 + Math.atan2(Math.sin(b) * Math.sin(d) * Math.cos(p1), Math.cos(d) - Math.sin(p1) * Math.sin(p2));
+  return [p2 * 180 / Math.PI, l2 * 180 / Math.PI];
+}
+async function drawMap() {
+  let fc;
+  try { fc = await api('/api/geojson'); } catch (e) { return; }
+  const feats = fc.features;
+  const pts = [];
+  const cams = feats.filter((f) => f.properties.feature === 'camera');
+  for (const c of cams) {
+    const [lon, lat] = c.geometry.coordinates; pts.push([lat, lon]);
+    const r = c.properties.range_m || 10000; pts.push(dest(lat, lon, 0, r), dest(lat, lon, 90, r), dest(lat, lon, 180, r), dest(lat, lon, 270, r));
+  }
+  const walk = (g) => { if (!g) return; if (g.type === 'Point') pts.push([g.coordinates[1], g.coordinates[0]]); else if (g.coordinates) g.coordinates.flat(3).reduce((a, v, i, arr) => { if (i % 2 === 0) pts.push([arr[i + 1], v]); return a; }, 0); };
+  feats.filter((f) => f.properties.feature !== 'camera').forEach((f) => walk(f.geometry));
+  const svg = $('#map');
+  if (!pts.length) { svg.innerHTML = '<text x="20" y="40" fill="#888">Nothing with a position yet.</text>'; return; }
+  let minLat = Math.min(...pts.map((p) => p[0])), maxLat = Math.max(...pts.map((p) => p[0]));
+  let minLon = Math.min(...pts.map((p) => p[1])), maxLon = Math.max(...pts.map((p) => p[1]));
+  const padLat = (maxLat - minLat) * 0.05 + 0.001, padLon = (maxLon - minLon) * 0.05 + 0.001;
+  minLat -= padLat; maxLat += padLat; minLon -= padLon; maxLon += padLon;
+  const k = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
+  const sx = 1000 / ((maxLon - minLon) * k), sy = 700 / (maxLat - minLat), s = Math.min(sx, sy);
+  const X = (lon) => (lon - minLon) * k * s + (1000 - (maxLon - minLon) * k * s) / 2;
+  const Y = (lat) => (maxLat - lat) * s + (700 - (maxLat - minLat) * s) / 2;
+  let out = '';
+  for (const c of cams) {
+    const [lon, lat] = c.geometry.coordinates, p = c.properties;
+    if (p.hfov_deg) {
+      const arc = []; for (let i = 0; i <= 12; i++) arc.push(dest(lat, lon, p.heading_deg - p.hfov_deg / 2 + p.hfov_deg * i / 12, p.range_m));
+      out += `<polygon points="${X(lon)},${Y(lat)} ${arc.map((q) => X(q[1]) + ',' + Y(q[0])).join(' ')}" fill="#5ac8fa18" stroke="#5ac8fa66"/>`;
+    }
+  }
+  for (const f of feats.filter((f) => f.properties.feature === 'incident' && f.geometry)) {
+    const g = f.geometry;
+    if (g.type === 'MultiPolygon') for (const poly of g.coordinates) {
+      const ring = poly[0]; const o = ring[0], mid = ring[Math.floor(ring.length / 2)];
+      out += `<polygon points="${ring.map((q) => X(q[0]) + ',' + Y(q[1])).join(' ')}" fill="#ffcc0018" stroke="#ffcc0066"/>`;
+      out += `<line x1="${X(o[0])}" y1="${Y(o[1])}" x2="${X(mid[0])}" y2="${Y(mid[1])}" stroke="#ffcc00" stroke-width="2"/>`;
+    }
+    if (g.type === 'Point') out += `<circle cx="${X(g.coordinates[0])}" cy="${Y(g.coordinates[1])}" r="9" fill="#ff3b30" stroke="#fff" class="incident"><title>${esc(f.properties.kind)} ${esc(f.properties.state)} (${esc(f.properties.location_method || '')})</title></circle>`;
+  }
+  for (const f of feats.filter((f) => f.properties.feature === 'hotspot')) {
+    const [lon, lat] = f.geometry.coordinates;
+    out += `<rect x="${X(lon) - 5}" y="${Y(lat) - 5}" width="10" height="10" fill="#ff9500"><title>${esc(f.properties.source)} ${esc(f.properties.acquired_at)}</title></rect>`;
+  }
+  for (const c of cams) {
+    const [lon, lat] = c.geometry.coordinates;
+    out += `<path d="M${X(lon)},${Y(lat) - 9} l8,14 h-16 z" fill="#5ac8fa"/><text x="${X(lon) + 10}" y="${Y(lat) + 4}" fill="#cde" font-size="13">${esc(c.properties.name)}</text>`;
+  }
+  svg.innerHTML = out;
+}
+
+// ---- tuning
+let tuneTimer = null, tuneSeq = 0, tuningReady = false;
+async function initTuning() {
+  if (!state.cameras.length) { try { state.cameras = await api('/api/cameras'); } catch (e) { return; } }
+  const sel = $('#tune-camera');
+  if (!tuningReady) {
+    sel.innerHTML = state.cameras.map((c) => `<option value="${esc(c.id)}">${esc(c.name)}</option>`).join('');
+    ['#tune-camera', '#tune-class'].forEach((s) => $(s).addEventListener('change', loadCurrent));
+    ['#tune-threshold', '#tune-k', '#tune-n'].forEach((s) => $(s).addEventListener('input', () => { labels(); scheduleReplay(); }));
+    $('#tune-apply').addEventListener('click', applyTuning);
+    tuningReady = true;
+    await loadCurrent();
+  }
+  loadAudit();
+}
+function labels() {
+  if (+$('#tune-k').value > +$('#tune-n').value) $('#tune-k').value = $('#tune-n').value;
+  $('#tune-threshold-v').textContent = (+$('#tune-threshold').value).toFixed(2);
+  $('#tune-k-v').textContent = $('#tune-k').value; $('#tune-n-v').textContent = $('#tune-n').value;
+}
+function setting() {
+  return { camera: $('#tune-camera').value, class: $('#tune-class').value, threshold: +(+$('#tune-threshold').value).toFixed(2),
+    persistence: { k: +$('#tune-k').value, n: +$('#tune-n').value } };
+}
+async function loadCurrent() {
+  try {
+    const c = await api(`/api/tuning/current?camera=${encodeURIComponent($('#tune-camera').value)}&class=${encodeURIComponent($('#tune-class').value)}`);
+    $('#tune-threshold').value = c.threshold; $('#tune-n').value = c.persistence.n; $('#tune-k').value = c.persistence.k;
+    $('#tune-current').textContent = `threshold ${c.threshold.toFixed(2)}, ${c.persistence.k} of ${c.persistence.n} frames`;
+    labels(); scheduleReplay(0);
+  } catch (e) { $('#tune-msg').textContent = e.message; }
+}
+function scheduleReplay(delay = 150) { clearTimeout(tuneTimer); tuneTimer = setTimeout(replay, delay); }
+async function replay() {
+  const seq = ++tuneSeq, s = setting();
+  $('#tune-alarms').parentElement.classList.add('busy');
+  try {
+    const r = await api('/api/tuning/replay', { method: 'POST', body: JSON.stringify(s) });
+    if (seq !== tuneSeq) return;
+    $('#tune-alarms').textContent = r.alarms;
+    $('#tune-alarms').dataset.threshold = s.threshold.toFixed(2);
+    $('#tune-per-day').textContent = r.alarms_per_day.toFixed(1);
+    $('#tune-caught').textContent = `${r.caught} / ${r.confirmed}`;
+    $('#tune-window').textContent = r.frames ? `${r.frames} recorded frames, ${new Date(r.from).toLocaleString()} – ${new Date(r.until).toLocaleString()}` : 'No recorded frames for this camera yet.';
+    $('#tune-msg').textContent = '';
+  } catch (e) { if (seq === tuneSeq) $('#tune-msg').textContent = e.message; }
+}
+async function applyTuning() {
+  const s = setting(); s.comment = $('#tune-comment').value;
+  try {
+    const r = await api('/api/tuning/apply', { method: 'POST', body: JSON.stringify(s) });
+    $('#tune-msg').textContent = `Applied as config version ${r.version} by ${r.author}.`;
+    await loadCurrent(); loadAudit();
+  } catch (e) { $('#tune-msg').textContent = 'Not applied: ' + e.message; }
+}
+async function loadAudit() {
+  try {
+    const list = await api('/api/config/history');
+    $('#audit tbody').innerHTML = list.map((o) => `<tr><td>${o.version}</td><td>${esc(new Date(o.at).toLocaleString())}</td><td>${esc(o.author)}</td>
+      <td>${esc(o.body.change && o.body.change.kind === 'tune' ? `${o.body.change.camera} ${o.body.change.class} ≥ ${o.body.change.threshold}` + (o.body.change.persistence ? `, ${o.body.change.persistence.k}/${o.body.change.persistence.n}` : '') : 'rules section')}</td><td>${esc(o.comment)}</td></tr>`).join('');
+  } catch (e) { /* read errors show elsewhere */ }
+}
+
+// ---- live updates (SSE)
+function connect() {
+  const es = new EventSource('/api/live');
+  es.onopen = () => { $('#live').className = 'live on'; };
+  es.onerror = () => { $('#live').className = 'live off'; };
+  es.onmessage = (m) => {
+    let u; try { u = JSON.parse(m.data); } catch (_) { return; }
+    if (u.type === 'incident') {
+      if (u.created && SEV[u.severity] >= SEV.high) beep();
+      loadIncidents();
+      if (state.selected === u.id) select(u.id);
+      if (state.view === 'map') drawMap();
+    } else if (u.type === 'camera' && state.view === 'cameras') loadCameras();
+    else if (u.type === 'config' && state.view === 'tuning') loadAudit();
+  };
+}
+whoami(); loadIncidents(); connect();
+setInterval(loadIncidents, 15000);

@@ -1,0 +1,989 @@
+//! Integration tests: real FIRMS files, the Rhodes 2023 scenario, the hotspot feed against a
+//! real HTTP server on 127.0.0.1, GeoJSON.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use lookout_core::{
+    EventKind, EventPhase, GeoPoint, Hotspot, Incident, IncidentConfidence, IncidentKind,
+    IncidentState, LocationMethod,
+};
+use lookout_fusion::firms::{self, FirmsFormat};
+use lookout_fusion::{Fusion, HotspotFeed};
+
+// ---------------------------------------------------------------- FIRMS parsing
+
+#[test]
+fn shared_firms_files_parse_with_row_counts_and_times() {
+    let cases = [
+        (
+            "firms_viirs_snpp_nrt_usa_7d_2025-11.csv",
+            "viirs-nrt",
+            13_100,
+            "2025-10-29T07:29:00Z",
+            "2025-11-05T18:28:00Z",
+        ),
+        (
+            "firms_modis_c61_nrt_global_24h_2023-03-10.csv",
+            "modis-nrt",
+            8_812,
+            "2023-03-10T00:00:00Z",
+            "2023-03-11T03:46:00Z",
+        ),
+        (
+            RHODES,
+            "archive",
+            953,
+            "2023-07-18T23:23:00Z",
+            "2023-07-26T00:33:00Z",
+        ),
+    ];
+    for (name, format, rows, first, last) in cases {
+        let s = firms::parse_summary(&hotspots_file(name)).unwrap();
+        assert_eq!(s.format, format, "{name}");
+        assert_eq!(s.rows, rows, "{name}");
+        assert_eq!(s.skipped, 0, "{name}");
+        assert_eq!(s.first.as_deref(), Some(first), "{name}");
+        assert_eq!(s.last.as_deref(), Some(last), "{name}");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["rows"], rows, "{name}");
+    }
+    // Sources and confidences per variant.
+    let modis = firms::parse_file(&hotspots_file(
+        "firms_modis_c61_nrt_global_24h_2023-03-10.csv",
+    ))
+    .unwrap();
+    assert!(modis.hotspots.iter().all(|h| matches!(
+        h.source,
+        lookout_core::HotspotSource::ModisTerra | lookout_core::HotspotSource::ModisAqua
+    )));
+    assert!(modis
+        .hotspots
+        .iter()
+        .all(|h| matches!(h.confidence, lookout_core::HotspotConfidence::Percent(_))));
+    let rhodes = firms::parse_file(&hotspots_file(RHODES)).unwrap();
+    assert_eq!(
+        rhodes
+            .hotspots
+            .iter()
+            .filter(|h| h.fire_type == Some(3))
+            .count(),
+        7
+    );
+    assert!(rhodes
+        .hotspots
+        .iter()
+        .all(|h| h.source == lookout_core::HotspotSource::ViirsSnpp));
+}
+
+#[test]
+fn broken_rows_are_skipped_counted_with_line_numbers() {
+    let r = firms::parse_file(&samples().join("hotspots/broken_rows.csv")).unwrap();
+    assert_eq!(r.format, FirmsFormat::ViirsNrt);
+    assert_eq!(r.hotspots.len(), 3, "{:?}", r.skipped);
+    let lines: Vec<usize> = r.skipped.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, vec![3, 4, 6, 7, 8, 9, 10, 11, 12]);
+    let reason = |line: usize| {
+        r.skipped
+            .iter()
+            .find(|(l, _)| *l == line)
+            .map(|(_, r)| r.clone())
+            .unwrap()
+    };
+    assert!(reason(3).contains("brightness"), "{}", reason(3));
+    assert!(reason(4).contains("columns"), "{}", reason(4));
+    assert!(reason(6).contains("latitude"), "{}", reason(6));
+    assert!(reason(7).contains("acq_time"), "{}", reason(7));
+    assert!(reason(8).contains("acq_date"), "{}", reason(8));
+    assert!(reason(9).contains("confidence"), "{}", reason(9));
+    assert!(reason(10).contains("header"), "{}", reason(10));
+    assert!(reason(11).contains("pixel size"), "{}", reason(11));
+    assert!(reason(12).contains("frp"), "{}", reason(12));
+    // Quoted fields and an empty optional column are fine.
+    assert_eq!(r.hotspots[1].location, GeoPoint::new(36.145, 28.005));
+    assert_eq!(r.hotspots[2].frp, None);
+    let s = firms::summarize(&r);
+    assert_eq!((s.rows, s.skipped), (3, 9));
+
+    let e = firms::parse_file(&samples().join("hotspots/wrong_header.csv")).unwrap_err();
+    assert!(e.to_string().contains("scan"), "{e}");
+    let e = firms::parse_file(&samples().join("hotspots/does-not-exist.csv")).unwrap_err();
+    assert!(matches!(e, lookout_fusion::FusionError::Io { .. }));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+
+    #[test]
+    fn firms_parser_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+        let _ = firms::parse_bytes(&bytes, "fuzz");
+        let mut with_header = b"latitude,longitude,scan,track,acq_date,acq_time,confidence\n".to_vec();
+        with_header.extend_from_slice(&bytes);
+        let r = firms::parse_bytes(&with_header, "fuzz").unwrap();
+        proptest::prop_assert!(r.hotspots.len() + r.skipped.len() <= with_header.len());
+    }
+
+    #[test]
+    fn firms_parser_never_panics_on_mutated_real_rows(
+        row in 0usize..953,
+        edits in proptest::collection::vec((0usize..200, proptest::num::u8::ANY), 0..6),
+        cut in 0usize..200,
+    ) {
+        let text = std::fs::read_to_string(hotspots_file(RHODES)).unwrap();
+        let mut lines = text.lines();
+        let header = lines.next().unwrap();
+        let mut line: Vec<u8> = lines.nth(row).unwrap().as_bytes().to_vec();
+        for (pos, b) in edits {
+            if !line.is_empty() {
+                let p = pos % line.len();
+                line[p] = b;
+            }
+        }
+        line.truncate(cut.max(1));
+        let mut doc = format!("{header}\n").into_bytes();
+        doc.extend_from_slice(&line);
+        doc.push(b'\n');
+        let r = firms::parse_bytes(&doc, "mutated").unwrap();
+        proptest::prop_assert!(r.hotspots.len() + r.skipped.len() <= 2);
+        for h in &r.hotspots {
+            proptest::prop_assert!(h.location.lat.abs() <= 90.0 && h.location.lon.abs() <= 180.0);
+            proptest::prop_assert!(h.scan_km > 0.0 && h.track_km > 0.0);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- geometry against known values
+
+#[test]
+fn great_circle_distance_and_bearing_known_values() {
+    // One degree of latitude on the mean sphere, and a quarter of the equator.
+    let d = GeoPoint::new(0.0, 0.0).distance_m(&GeoPoint::new(1.0, 0.0));
+    assert!((d - 111_195.08).abs() < 0.5, "{d}");
+    let d = GeoPoint::new(0.0, 0.0).distance_m(&GeoPoint::new(0.0, 90.0));
+    assert!((d - 10_007_557.2).abs() < 5.0, "{d}");
+    assert!((GeoPoint::new(0.0, 0.0).bearing_to(&GeoPoint::new(0.0, 1.0)) - 90.0).abs() < 1e-9);
+    // Rhodes: computed independently (haversine, R = 6371008.8 m).
+    let a = GeoPoint::new(36.2, 27.8667);
+    let b = GeoPoint::new(36.2319, 28.1356);
+    assert!((a.distance_m(&CENTROID) - 13_613.3).abs() < 1.0);
+    assert!((a.bearing_to(&CENTROID) - 133.867).abs() < 0.01);
+    assert!((b.distance_m(&CENTROID) - 19_338.5).abs() < 1.0);
+    assert!((b.bearing_to(&CENTROID) - 227.862).abs() < 0.01);
+}
+
+// ---------------------------------------------------------------- the Rhodes scenario
+
+fn pass_1128() -> (Vec<Hotspot>, Vec<Hotspot>, Vec<Hotspot>) {
+    let all = firms::parse_file(&hotspots_file(RHODES)).unwrap().hotspots;
+    let mut before = Vec::new();
+    let mut pass = Vec::new();
+    let mut after = Vec::new();
+    for h in all {
+        if h.acquired_at == t(22, 11, 28) {
+            pass.push(h);
+        } else if h.acquired_at < t(22, 11, 28) {
+            before.push(h);
+        } else {
+            after.push(h);
+        }
+    }
+    (before, pass, after)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Order {
+    /// The cameras see smoke first; the satellite pass arrives hours later.
+    EventsFirst,
+    /// The hotspots are already in when the camera events come (replay of a late import).
+    HotspotsFirst,
+}
+
+fn run_rhodes(order: Order) -> (Fusion, Vec<Incident>) {
+    let cfg = rhodes_config();
+    let mut f = Fusion::new(&cfg).unwrap();
+    let (before, pass, after) = pass_1128();
+    assert_eq!(pass.len(), 198);
+    let mut out = Vec::new();
+    for h in before {
+        f.on_watermark(h.acquired_at, &mut out);
+        f.on_hotspot(h, &mut out);
+    }
+    let a = "tower-attavyros";
+    let b = "tower-tsambika";
+    let az_a = f.camera(a).unwrap().position.bearing_to(&CENTROID);
+    let az_b = f.camera(b).unwrap().position.bearing_to(&CENTROID);
+    let events = vec![
+        aimed_event(
+            &f,
+            "ev-a",
+            a,
+            None,
+            az_a,
+            t(22, 11, 25),
+            t(22, 11, 25),
+            EventPhase::Start,
+        ),
+        aimed_event(
+            &f,
+            "ev-b",
+            b,
+            Some("sw"),
+            az_b,
+            t(22, 11, 27),
+            t(22, 11, 27),
+            EventPhase::Start,
+        ),
+        aimed_event(
+            &f,
+            "ev-a",
+            a,
+            None,
+            az_a + 0.1,
+            t(22, 11, 25),
+            t(22, 11, 40),
+            EventPhase::Update,
+        ),
+        // Something else entirely: smoke due south-south-west of Tsambika, where no
+        // satellite saw fire.
+        aimed_event(
+            &f,
+            "ev-u",
+            b,
+            Some("sw"),
+            196.0,
+            t(22, 11, 30),
+            t(22, 11, 30),
+            EventPhase::Start,
+        ),
+        aimed_event(
+            &f,
+            "ev-b",
+            b,
+            Some("sw"),
+            az_b,
+            t(22, 11, 27),
+            t(22, 11, 50),
+            EventPhase::End,
+        ),
+        aimed_event(
+            &f,
+            "ev-a",
+            a,
+            None,
+            az_a,
+            t(22, 11, 25),
+            t(22, 11, 52),
+            EventPhase::End,
+        ),
+        aimed_event(
+            &f,
+            "ev-u",
+            b,
+            Some("sw"),
+            196.0,
+            t(22, 11, 30),
+            t(22, 11, 45),
+            EventPhase::End,
+        ),
+    ];
+    match order {
+        Order::EventsFirst => {
+            for e in &events {
+                f.on_watermark(e.last_seen, &mut out);
+                f.on_event(e, &mut out);
+            }
+            // The pass arrives three hours after acquisition.
+            f.on_watermark(t(22, 14, 30), &mut out);
+            for h in pass {
+                f.on_hotspot(h, &mut out);
+            }
+        }
+        Order::HotspotsFirst => {
+            for h in pass {
+                f.on_hotspot(h, &mut out);
+            }
+            for e in &events {
+                f.on_watermark(e.last_seen, &mut out);
+                f.on_event(e, &mut out);
+            }
+        }
+    }
+    for h in after {
+        f.on_watermark(h.acquired_at, &mut out);
+        f.on_hotspot(h, &mut out);
+    }
+    (f, out)
+}
+
+fn not_merged(i: &&Incident) -> bool {
+    !i.notes.iter().any(|n| n.starts_with("Merged into"))
+}
+
+/// The latest emitted revision of every incident: what the alert store ends up with
+/// (fusion itself forgets closed incidents once no late data can reach them).
+fn latest(out: &[Incident]) -> Vec<Incident> {
+    let mut by_id: std::collections::BTreeMap<&str, &Incident> = Default::default();
+    for i in out {
+        by_id.insert(&i.id, i);
+    }
+    by_id.into_values().cloned().collect()
+}
+
+fn check_rhodes(f: &Fusion, out: &[Incident], order: Order) {
+    let all = latest(out);
+    let incidents: Vec<&Incident> = all.iter().filter(not_merged).collect();
+    let cs: Vec<&&Incident> = incidents
+        .iter()
+        .filter(|i| i.confidence == IncidentConfidence::CameraSatellite)
+        .collect();
+    assert_eq!(
+        cs.len(),
+        1,
+        "{order:?}: {:#?}",
+        incidents
+            .iter()
+            .map(|i| (&i.id, i.confidence, i.hotspots.len()))
+            .collect::<Vec<_>>()
+    );
+    let fire = cs[0];
+    assert_eq!(fire.kind, IncidentKind::Fire);
+    assert_eq!(fire.cameras.len(), 2, "{order:?}");
+    let loc = fire.location.as_ref().unwrap();
+    assert_eq!(loc.method, LocationMethod::Triangulated, "{order:?}");
+    let err = loc.point.distance_m(&CENTROID);
+    assert!(err < 2000.0, "{order:?}: {err} m from the centroid");
+    let e = loc.ellipse.unwrap();
+    assert!(e.semi_major_m < 1000.0, "{e:?}");
+    // Most of the pass's 193 vegetation-fire pixels corroborate; no type 3 pixel does.
+    let in_pass = fire
+        .hotspots
+        .iter()
+        .filter(|h| h.acquired_at == t(22, 11, 28))
+        .count();
+    assert!(in_pass >= 150, "{order:?}: {in_pass} of the pass");
+    assert!(in_pass <= 193);
+    for i in &all {
+        assert!(
+            i.hotspots.iter().all(|h| h.fire_type != Some(3)),
+            "{}",
+            i.id
+        );
+    }
+    assert_eq!(f.stats().static_sources, 7);
+    // Quiet for six hours of event time, it was closed, and later forgotten by fusion.
+    assert_eq!(fire.state, IncidentState::Closed);
+    assert!(f.incident(&fire.id).is_none());
+    assert!(f.stats().evicted > 0);
+    // The unrelated smoke stays a single-camera incident.
+    let u = all
+        .iter()
+        .find(|i| i.id == "fire-ev-u")
+        .expect("unrelated incident");
+    assert_eq!(
+        u.confidence,
+        IncidentConfidence::Camera,
+        "{order:?}: {:#?}",
+        u.notes
+    );
+    assert!(u.hotspots.is_empty());
+    assert_eq!(u.location.as_ref().unwrap().method, LocationMethod::Sector);
+    // Revisions only grow, per incident, in emission order.
+    let mut last = std::collections::HashMap::new();
+    for i in out {
+        let prev = last.insert(i.id.clone(), i.revision).unwrap_or(0);
+        assert!(i.revision > prev, "{} {} after {prev}", i.id, i.revision);
+    }
+}
+
+#[test]
+fn rhodes_2023_two_cameras_and_viirs_pass_make_one_incident() {
+    for order in [Order::EventsFirst, Order::HotspotsFirst] {
+        let (f, out) = run_rhodes(order);
+        check_rhodes(&f, &out, order);
+    }
+}
+
+#[test]
+fn replay_is_deterministic() {
+    let (_, a) = run_rhodes(Order::EventsFirst);
+    let (_, b) = run_rhodes(Order::EventsFirst);
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
+    assert!(a.iter().any(|i| i.id == "fire-ev-a"));
+}
+
+#[test]
+fn late_hotspot_attaches_and_after_close_only_annotates() {
+    let cfg = rhodes_config();
+    let mut f = Fusion::new(&cfg).unwrap();
+    let mut out = Vec::new();
+    let (_, pass, _) = pass_1128();
+    let a = "tower-attavyros";
+    let az = f.camera(a).unwrap().position.bearing_to(&CENTROID);
+    f.on_event(
+        &aimed_event(
+            &f,
+            "e1",
+            a,
+            None,
+            az,
+            t(22, 11, 20),
+            t(22, 11, 30),
+            EventPhase::Start,
+        ),
+        &mut out,
+    );
+    f.on_event(
+        &aimed_event(
+            &f,
+            "e1",
+            a,
+            None,
+            az,
+            t(22, 11, 20),
+            t(22, 11, 35),
+            EventPhase::End,
+        ),
+        &mut out,
+    );
+    assert_eq!(
+        f.incident("fire-e1").unwrap().confidence,
+        IncidentConfidence::Camera
+    );
+    // Three hours later by event time, the 11:28 pixel nearest the centroid arrives.
+    f.on_watermark(t(22, 14, 35), &mut out);
+    let nearest = pass
+        .iter()
+        .filter(|h| h.fire_type == Some(0))
+        .min_by(|x, y| {
+            x.location
+                .distance_m(&CENTROID)
+                .total_cmp(&y.location.distance_m(&CENTROID))
+        })
+        .unwrap()
+        .clone();
+    out.clear();
+    f.on_hotspot(nearest.clone(), &mut out);
+    assert_eq!(out.len(), 1);
+    let inc = &out[0];
+    assert_eq!(inc.id, "fire-e1");
+    assert_eq!(inc.confidence, IncidentConfidence::CameraSatellite);
+    assert!(inc.hotspots.len() >= 1);
+    assert_eq!(inc.state, IncidentState::New);
+    // The same pixel again (a second poll) changes nothing.
+    out.clear();
+    f.on_hotspot(nearest.clone(), &mut out);
+    assert!(out.is_empty());
+    assert_eq!(f.stats().duplicates, 1);
+    // Quiet for close_after_s (6 h after 11:35): fusion closes it.
+    f.on_watermark(t(22, 17, 36), &mut out);
+    let closed = f.incident("fire-e1").unwrap().clone();
+    assert_eq!(closed.state, IncidentState::Closed);
+    // A pixel of the same pass arriving now annotates, never reopens.
+    let other = pass
+        .iter()
+        .filter(|h| h.fire_type == Some(0) && h.location.distance_m(&nearest.location) < 1500.0)
+        .find(|h| h.dedup_key() != nearest.dedup_key())
+        .unwrap()
+        .clone();
+    out.clear();
+    f.on_hotspot(other, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].state, IncidentState::Closed);
+    assert_eq!(out[0].hotspots.len(), closed.hotspots.len());
+    assert_eq!(out[0].revision, closed.revision + 1);
+    assert!(out[0]
+        .notes
+        .last()
+        .unwrap()
+        .contains("after the incident closed"));
+    assert_eq!(f.stats().late_annotations, 1);
+    // An operator-closed incident is annotated the same way.
+    f.on_event(
+        &aimed_event(
+            &f,
+            "e2",
+            a,
+            None,
+            120.0,
+            t(22, 18, 0),
+            t(22, 18, 0),
+            EventPhase::Start,
+        ),
+        &mut out,
+    );
+    assert!(f.close_incident("fire-e2"));
+    assert!(!f.close_incident("nope"));
+    assert_eq!(f.incident("fire-e2").unwrap().state, IncidentState::Closed);
+}
+
+#[test]
+fn satellite_only_needs_confidence_area_and_no_static_source() {
+    let mut cfg = rhodes_config();
+    // A static-source mask around the northern part of the fire.
+    cfg.fusion.static_sources = vec![vec![
+        [27.90, 36.15],
+        [28.05, 36.15],
+        [28.05, 36.25],
+        [27.90, 36.25],
+    ]];
+    let mut f = Fusion::new(&cfg).unwrap();
+    let (_, pass, _) = pass_1128();
+    let mut out = Vec::new();
+    for h in pass.iter().cloned() {
+        f.on_hotspot(h, &mut out);
+    }
+    let st = f.stats().clone();
+    let masked = pass
+        .iter()
+        .filter(|h| h.fire_type != Some(3) && h.location.lat >= 36.15 && h.location.lon >= 27.90)
+        .count();
+    assert_eq!(st.static_sources as usize, 5 + masked);
+    let sat: Vec<&Incident> = f.incidents().filter(not_merged).collect();
+    assert!(!sat.is_empty());
+    for i in &sat {
+        assert_eq!(i.confidence, IncidentConfidence::SatelliteOnly);
+        assert!(i
+            .hotspots
+            .iter()
+            .all(|h| h.location.lat < 36.15 || h.location.lon < 27.90));
+        assert!(
+            i.id.starts_with("fire-sat-viirs-snpp-20230722T1128Z-"),
+            "{}",
+            i.id
+        );
+        assert_eq!(
+            i.location.as_ref().unwrap().method,
+            LocationMethod::HotspotCluster
+        );
+    }
+    // Pixels outside every camera's field of view join a cluster they touch, but alone
+    // open nothing: the same pixel moved 30 km west, over the sea.
+    assert_eq!(st.outside_area, 0, "{st:?}");
+    let mut far = pass
+        .iter()
+        .find(|h| h.fire_type == Some(0))
+        .unwrap()
+        .clone();
+    far.location = far.location.destination(270.0, 30_000.0);
+    f.on_hotspot(far, &mut out);
+    assert_eq!(f.stats().outside_area, 1);
+    // A low-confidence pixel inside a camera's view, far from the fire, opens nothing.
+    let mut low = pass
+        .iter()
+        .find(|h| h.fire_type == Some(0))
+        .unwrap()
+        .clone();
+    low.location = GeoPoint::new(36.2, 27.8667).destination(170.0, 15_000.0);
+    low.confidence = lookout_core::HotspotConfidence::Low;
+    f.on_hotspot(low, &mut out);
+    assert_eq!(f.stats().low_confidence, 1);
+
+    // A hotspot later than the allowed lateness opens nothing.
+    let mut g = Fusion::new(&cfg).unwrap();
+    g.on_watermark(t(23, 0, 0), &mut out);
+    let h = pass
+        .iter()
+        .find(|h| h.fire_type == Some(0) && h.location.lat < 36.1)
+        .unwrap();
+    g.on_hotspot(h.clone(), &mut out);
+    assert_eq!(g.stats().too_late, 1);
+    assert_eq!(g.incidents().count(), 0);
+}
+
+#[test]
+fn personnel_and_health_events_make_their_own_incidents() {
+    use EventKind::*;
+    use EventPhase::*;
+    let cfg = rhodes_config();
+    let mut f = Fusion::new(&cfg).unwrap();
+    let mut out = Vec::new();
+    let cam = "tower-attavyros";
+    f.on_event(
+        &personnel(
+            "p1",
+            cam,
+            PostVacant,
+            Some("control"),
+            Start,
+            t(22, 8, 0),
+            t(22, 8, 0),
+        ),
+        &mut out,
+    );
+    f.on_event(
+        &personnel(
+            "p1",
+            cam,
+            PostVacant,
+            Some("control"),
+            Update,
+            t(22, 8, 0),
+            t(22, 8, 5),
+        ),
+        &mut out,
+    );
+    // Another event id for the same (camera, kind, zone) while it is ongoing joins it.
+    f.on_event(
+        &personnel(
+            "p1b",
+            cam,
+            PostVacant,
+            Some("control"),
+            Start,
+            t(22, 8, 6),
+            t(22, 8, 6),
+        ),
+        &mut out,
+    );
+    f.on_event(
+        &personnel(
+            "p2",
+            cam,
+            PostVacant,
+            Some("gate"),
+            Start,
+            t(22, 8, 1),
+            t(22, 8, 1),
+        ),
+        &mut out,
+    );
+    f.on_event(
+        &personnel(
+            "h1",
+            cam,
+            CameraOffline,
+            None,
+            Start,
+            t(22, 8, 2),
+            t(22, 8, 2),
+        ),
+        &mut out,
+    );
+    let ids: Vec<String> = f.incidents().map(|i| i.id.clone()).collect();
+    assert_eq!(
+        ids,
+        vec!["post_vacant-p1", "post_vacant-p2", "camera_health-h1"]
+    );
+    let p1 = f.incident("post_vacant-p1").unwrap();
+    assert_eq!(p1.events.len(), 2);
+    assert_eq!(p1.revision, 3);
+    assert!(p1.location.is_none() && p1.sectors.is_empty());
+    f.on_event(
+        &personnel(
+            "p1",
+            cam,
+            PostVacant,
+            Some("control"),
+            End,
+            t(22, 8, 0),
+            t(22, 8, 9),
+        ),
+        &mut out,
+    );
+    assert_eq!(
+        f.incident("post_vacant-p1").unwrap().state,
+        IncidentState::New
+    );
+    f.on_event(
+        &personnel(
+            "p1b",
+            cam,
+            PostVacant,
+            Some("control"),
+            End,
+            t(22, 8, 6),
+            t(22, 8, 10),
+        ),
+        &mut out,
+    );
+    assert_eq!(
+        f.incident("post_vacant-p1").unwrap().state,
+        IncidentState::Closed
+    );
+    // The next vacancy is a new incident.
+    f.on_event(
+        &personnel(
+            "p3",
+            cam,
+            PostVacant,
+            Some("control"),
+            Start,
+            t(22, 9, 0),
+            t(22, 9, 0),
+        ),
+        &mut out,
+    );
+    assert!(f.incident("post_vacant-p3").is_some());
+    assert_eq!(
+        f.incident("camera_health-h1").unwrap().kind,
+        IncidentKind::CameraHealth
+    );
+    // An end nobody saw start is counted, not turned into an incident.
+    f.on_event(
+        &personnel(
+            "zz",
+            cam,
+            Restricted,
+            Some("tank"),
+            End,
+            t(22, 9, 0),
+            t(22, 9, 1),
+        ),
+        &mut out,
+    );
+    assert_eq!(f.stats().orphan_ends, 1);
+}
+
+// ---------------------------------------------------------------- GeoJSON
+
+#[test]
+fn geojson_has_every_layer() {
+    let (_, out) = run_rhodes(Order::EventsFirst);
+    let cfg = rhodes_config();
+    let incidents: Vec<Incident> = latest(&out);
+    let hs: Vec<Hotspot> = incidents.iter().flat_map(|i| i.hotspots.clone()).collect();
+    let v = lookout_fusion::geojson(&cfg, &incidents, &hs);
+    assert_eq!(v["type"], "FeatureCollection");
+    let feats = v["features"].as_array().unwrap();
+    let count = |layer: &str| {
+        feats
+            .iter()
+            .filter(|f| f["properties"]["layer"] == layer)
+            .count()
+    };
+    assert_eq!(count("camera"), 2);
+    assert_eq!(count("fov"), 3); // one fixed view + two presets
+    assert!(count("incident") >= 2);
+    assert!(count("bearing") >= 3);
+    assert_eq!(count("hotspot"), hs.len());
+    let cam = feats
+        .iter()
+        .find(|f| {
+            f["properties"]["camera"] == "tower-attavyros" && f["properties"]["layer"] == "camera"
+        })
+        .unwrap();
+    assert_eq!(cam["geometry"]["coordinates"][0], 27.8667);
+    assert_eq!(cam["geometry"]["coordinates"][1], 36.2);
+    for f in feats {
+        if f["geometry"]["type"] == "Polygon" {
+            let ring = f["geometry"]["coordinates"][0].as_array().unwrap();
+            assert!(ring.len() >= 4);
+            assert_eq!(ring.first(), ring.last(), "ring not closed");
+        }
+    }
+    let fire = feats
+        .iter()
+        .find(|f| {
+            f["properties"]["layer"] == "incident"
+                && f["properties"]["confidence"] == "camera+satellite"
+        })
+        .unwrap();
+    assert_eq!(fire["properties"]["method"], "triangulated");
+}
+
+// ---------------------------------------------------------------- the hotspot feed
+
+/// A one-file HTTP server on 127.0.0.1: answers every GET with `body`, records paths.
+fn serve(body: Vec<u8>, max: usize) -> (String, Arc<Mutex<Vec<String>>>, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let paths = Arc::new(Mutex::new(Vec::new()));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (p, h) = (paths.clone(), hits.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(max) {
+            let Ok(mut s) = stream else { continue };
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&req)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            p.lock()
+                .unwrap()
+                .push(line.split(' ').nth(1).unwrap_or("").to_string());
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+            h.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (format!("http://{addr}"), paths, hits)
+}
+
+fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn firms_api_poller_against_local_server_recognises_duplicates() {
+    let body = std::fs::read(hotspots_file(RHODES)).unwrap();
+    let (base, paths, hits) = serve(body, 8);
+    let toml = format!(
+        r#"
+        [[fusion.hotspots]]
+        kind = "firms_api"
+        base_url = "{base}"
+        map_key = "testkey0123"
+        source = "VIIRS_SNPP_NRT"
+        bbox = [27.6, 35.8, 28.3, 36.5]
+        days = 2
+        interval_s = 1
+        timeout_s = 5
+        "#
+    );
+    let cfg = lookout_config::parse(&toml, "test.toml", std::path::Path::new(".")).unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    let feed = HotspotFeed::spawn(&cfg, tx, stop_rx).unwrap();
+    let mut got = Vec::new();
+    wait_for("two polls", Duration::from_secs(20), || {
+        while let Ok(h) = rx.try_recv() {
+            got.push(h);
+        }
+        feed.stats().duplicates >= 953
+    });
+    drop(stop_tx);
+    let started = Instant::now();
+    feed.join();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    while let Ok(h) = rx.try_recv() {
+        got.push(h);
+    }
+    assert_eq!(got.len(), 953);
+    assert!(hits.load(Ordering::SeqCst) >= 2);
+    let first = paths.lock().unwrap()[0].clone();
+    assert_eq!(
+        first,
+        "/api/area/csv/testkey0123/VIIRS_SNPP_NRT/27.6,35.8,28.3,36.5/2"
+    );
+    // Fusion recognises them too.
+    let mut f = Fusion::new(&rhodes_config()).unwrap();
+    let mut out = Vec::new();
+    for h in got.iter().cloned().chain(got.iter().take(10).cloned()) {
+        f.on_hotspot(h, &mut out);
+    }
+    assert_eq!(f.stats().duplicates, 10);
+}
+
+#[test]
+fn firms_poller_errors_are_redacted() {
+    // A server that answers 500: the error names the URL without the key.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Some(Ok(mut s)) = listener.incoming().next() {
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 20\r\nConnection: close\r\n\r\nInvalid secretkey99.");
+        }
+    });
+    let p = lookout_fusion::FirmsPoller::new(
+        &format!("http://{addr}"),
+        "secretkey99",
+        "MODIS_NRT",
+        [27.6, 35.8, 28.3, 36.5],
+        1,
+        Duration::from_secs(5),
+    );
+    let e = p.fetch().unwrap_err().to_string();
+    assert!(e.contains("500"), "{e}");
+    assert!(!e.contains("secretkey99"), "{e}");
+    assert!(e.contains("/api/area/csv/***/MODIS_NRT/"), "{e}");
+    // Nothing listening: a clear transport error.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let p = lookout_fusion::FirmsPoller::new(
+        &format!("http://{closed}"),
+        "k",
+        "MODIS_NRT",
+        [0.0, 0.0, 1.0, 1.0],
+        1,
+        Duration::from_secs(2),
+    );
+    assert!(p.fetch().is_err());
+}
+
+#[test]
+fn dir_and_file_sources_send_new_rows_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        samples().join("hotspots/broken_rows.csv"),
+        dir.path().join("a.csv"),
+    )
+    .unwrap();
+    let toml = format!(
+        r#"
+        [[fusion.hotspots]]
+        kind = "dir"
+        path = "{}"
+        scan_s = 0.1
+
+        [[fusion.hotspots]]
+        kind = "file"
+        path = "{}"
+        "#,
+        dir.path().display(),
+        hotspots_file(RHODES).display()
+    );
+    let cfg = lookout_config::parse(&toml, "test.toml", std::path::Path::new(".")).unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    let feed = HotspotFeed::spawn(&cfg, tx, stop_rx).unwrap();
+    let mut got = Vec::new();
+    let drain = |got: &mut Vec<Hotspot>| {
+        while let Ok(h) = rx.try_recv() {
+            got.push(h);
+        }
+    };
+    wait_for("file + first dir file", Duration::from_secs(10), || {
+        drain(&mut got);
+        got.len() >= 953 + 3
+    });
+    // A new file appears, and the old one is rewritten with a duplicate row appended.
+    std::fs::copy(hotspots_file(RHODES), dir.path().join("b.csv")).unwrap();
+    let mut a = std::fs::read_to_string(dir.path().join("a.csv")).unwrap();
+    a.push_str("36.15000,28.01000,335.00,0.40,0.45,2023-07-22,1130,N,nominal,2.0NRT,299.50,,D\n");
+    std::fs::write(dir.path().join("a.csv"), a).unwrap();
+    wait_for("new and changed files", Duration::from_secs(10), || {
+        drain(&mut got);
+        let s = feed.stats();
+        s.files >= 4 && got.len() >= 953 * 2 + 3
+    });
+    let stats = feed.stats();
+    drop(stop_tx);
+    feed.join();
+    drain(&mut got);
+    // The file source and the dir's b.csv each send the archive once (fusion dedups across
+    // sources); the rewritten a.csv sends nothing new: its 3 old rows and the appended copy
+    // of one of them are duplicates.
+    assert_eq!(got.len(), 953 * 2 + 3);
+    assert_eq!(stats.duplicates, 4, "{stats:?}");
+    assert_eq!(stats.skipped_rows, 9 * 2, "{stats:?}");
+}

@@ -251,7 +251,7 @@ impl Resizer {
                 }
                 self.options.crop(c.x, c.y, c.width, c.height)
             }
-            None => self.options.clone(),
+            None => self.options,
         };
         self.inner
             .resize_typed(&src_img, &mut dst_img, &opts)

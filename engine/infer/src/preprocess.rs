@@ -338,7 +338,7 @@ pad_value = 0"#,
         .unwrap();
         let mut p = Preprocessor::new(&spec);
         // 4 wide, 2 high, constant colour r=100 g=50 b=10.
-        let img = vec![100u8, 50, 10].repeat(8);
+        let img = [100u8, 50, 10].repeat(8);
         let mut slot = vec![9.0; p.slot_len()];
         let t = p
             .fill(

@@ -1,1 +1,470 @@
-//! lookout-ingest
+//! # lookout-ingest
+//!
+//! Video in: one GStreamer pipeline per camera, frames out at analysis resolution into the
+//! [`FrameHub`], stream health out as data. Only this crate knows GStreamer.
+//!
+//! ## Layout
+//!
+//! * [`Ingest`]: the running set of cameras. [`Ingest::start`] builds one supervisor thread
+//!   per enabled camera; [`Ingest::stats`], [`Ingest::status`] and [`Ingest::rings`] observe
+//!   them; [`Ingest::shutdown`] stops them within a deadline.
+//! * [`template`]: the pipeline templates in `pipelines/` (embedded), filled per camera.
+//! * `pipeline` (private): builds a pipeline from its description and attaches the probes
+//!   (analysis size, key-frame gate before the decoder, fps gate after it, counters) and
+//!   the appsink callback that wraps each sample into a [`lookout_core::Frame`] — zero-copy
+//!   when rows are unpadded, otherwise one row-by-row copy into a pooled buffer ([`pool`]).
+//! * `supervisor` (private): the per-camera state machine (`Starting → Running →
+//!   Retrying{attempt, reason} → … → Stopped{reason}`), bus handling, stall detection,
+//!   reconnect backoff ([`sampling::Backoff`]), file loop and finish.
+//! * [`sampling`]: pure decisions (analysis size, [`sampling::FpsGate`], backoff), unit
+//!   tested without GStreamer.
+//!
+//! ## Edges and their when-full policies
+//!
+//! * Frames → [`FrameHub`]: one slot per camera, the freshest frame wins; replaced frames
+//!   are counted by the hub (`frames_dropped_hub`). Publishing never blocks.
+//! * Frames → appsink: `max-buffers=2 drop=true sync=false`; the callback pulls each sample
+//!   at once, so nothing queues there.
+//! * [`CameraHealth`] → the health channel: `try_send`; a full channel loses the update
+//!   and counts it (`health_send_failures`); [`Ingest::status`] always has the current one.
+//!
+//! ## Failure policy
+//!
+//! Each camera has its own thread, pipeline and bus; nothing on the frame path is shared
+//! between cameras except the hub's short mutex, so one broken camera never slows another.
+//! Live sources (RTSP, RTMP, SRT, UDP, test) retry every failure with exponential backoff
+//! and jitter (capped at `ingest.backoff_max_s`); a stream without any buffer for
+//! `ingest.stall_timeout_s` is restarted (`RetryReason::Timeout`). File sources: a file
+//! that cannot be opened (missing, no permission) is **retried** (`Unreachable`, the
+//! footage may be being copied or a share mounted); a file that opens but cannot be played
+//! (not a video, truncated, undecodable) is **`Stopped{Fatal}`** — retrying the same bytes
+//! cannot help. A file that ends without `loop` is `Stopped{Finished}`. Every error message
+//! names the camera and its file or (redacted) URL.
+
+mod camera;
+mod pipeline;
+pub mod pool;
+pub mod sampling;
+mod supervisor;
+pub mod template;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use lookout_config::cameras::SourceConfig;
+use lookout_config::Config;
+use lookout_core::{CameraHealth, CameraId, CameraStatus, FrameHub, FrameRing};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use camera::CameraShared;
+use pipeline::{FrameSetup, PtzTour, TimeBase};
+use sampling::Backoff;
+use supervisor::Supervisor;
+
+/// Why ingest could not start, or a file could not be probed.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// GStreamer could not be initialised.
+    #[error("cannot initialise GStreamer: {0}")]
+    Init(String),
+    /// A GStreamer element ingest needs is not installed.
+    #[error("GStreamer element {0:?} is not installed (install gstreamer1.0-plugins-base/-good/-bad and gstreamer1.0-libav)")]
+    MissingElement(&'static str),
+    /// A camera's pipeline description could not be made from its template.
+    #[error("camera {camera:?}: {reason}")]
+    Template {
+        /// The camera.
+        camera: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An enabled camera is not registered with the frame hub it would publish into.
+    #[error("camera {0:?} is enabled but not registered with the frame hub (build the hub from lookout_ingest::camera_ids)")]
+    NotInHub(String),
+    /// A supervisor thread could not be spawned.
+    #[error("camera {camera:?}: cannot spawn its supervisor thread: {source}")]
+    Thread {
+        /// The camera.
+        camera: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A video file cannot be opened or played.
+    #[error("file {path:?}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Elements every pipeline needs (checked once at start, for a clear error).
+const REQUIRED_ELEMENTS: &[&str] = &[
+    "decodebin",
+    "clocksync",
+    "videoscale",
+    "videoconvert",
+    "capsfilter",
+    "appsink",
+];
+
+/// A camera's counters and status, for metrics and the UI.
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraStats {
+    /// The camera.
+    pub camera: CameraId,
+    /// `source.kind` (`rtsp`, `file`, ...).
+    pub source_kind: &'static str,
+    /// Current status.
+    pub status: CameraStatus,
+    /// Frames pulled from the appsink (after the fps gate).
+    pub frames_in: u64,
+    /// Frames published to the hub.
+    pub frames_delivered: u64,
+    /// Frames dropped by the analysis fps cap.
+    pub frames_dropped_fps: u64,
+    /// Frames replaced in the hub before inference took them (freshest wins).
+    pub frames_dropped_hub: u64,
+    /// Frames the hub refused (closed at shutdown).
+    pub frames_publish_failed: u64,
+    /// Compressed buffers that reached the video decoder's input (before the key-frame
+    /// gate).
+    pub packets_to_decoder: u64,
+    /// Delta units dropped before the decoder (key-frames-only mode).
+    pub delta_units_skipped: u64,
+    /// Raw frames out of the decoder (or the test source): the decode work actually done.
+    pub frames_decoded: u64,
+    /// Pipeline restarts after failures.
+    pub reconnects: u64,
+    /// Health updates lost to a full or closed health channel.
+    pub health_send_failures: u64,
+    /// Width of the last delivered frame (0 before the first).
+    pub width: u32,
+    /// Height of the last delivered frame.
+    pub height: u32,
+    /// The last error, naming the camera and its source.
+    pub last_error: Option<String>,
+}
+
+/// What [`probe_file`] learns about a video file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileInfo {
+    /// Decoded width in pixels.
+    pub width: u32,
+    /// Decoded height in pixels.
+    pub height: u32,
+    /// Frame rate, when the container states one.
+    pub fps: Option<f64>,
+    /// Duration, when known.
+    pub duration: Option<Duration>,
+    /// Estimated frame count (duration × fps, rounded), when both are known.
+    pub frames: Option<u64>,
+}
+
+/// The camera ids ingest will publish for: build the [`FrameHub`] from these.
+pub fn camera_ids(cfg: &Config) -> Vec<CameraId> {
+    cfg.enabled_cameras()
+        .map(|c| CameraId::from(c.id.as_str()))
+        .collect()
+}
+
+/// Running cameras.
+pub struct Ingest {
+    cameras: Vec<Arc<CameraShared>>,
+    threads: Vec<Option<JoinHandle<()>>>,
+    hub: Arc<FrameHub>,
+    /// Dropped to tell every supervisor to stop.
+    shutdown_tx: Option<Sender<()>>,
+    /// Supervisors report their index here when they have finished.
+    done_rx: crossbeam_channel::Receiver<usize>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field(
+                "cameras",
+                &self.cameras.iter().map(|c| &c.id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+fn init_gst() -> Result<(), IngestError> {
+    gst::init().map_err(|e| IngestError::Init(e.to_string()))?;
+    for name in REQUIRED_ELEMENTS {
+        if gst::ElementFactory::find(name).is_none() {
+            return Err(IngestError::MissingElement(name));
+        }
+    }
+    Ok(())
+}
+
+impl Ingest {
+    /// Starts every enabled camera: one supervisor thread and pipeline each. Initialises
+    /// GStreamer (idempotent). Cameras that fail later report it through their status;
+    /// only problems that concern the whole engine (GStreamer missing, a camera the hub
+    /// does not know) fail here.
+    pub fn start(
+        cfg: &Config,
+        hub: Arc<FrameHub>,
+        health: Sender<CameraHealth>,
+    ) -> Result<Ingest, IngestError> {
+        init_gst()?;
+        let engine_start = chrono::Utc::now();
+        let (shutdown_tx, shutdown_rx) = crossbeam_channel::bounded::<()>(0);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        let mut cameras = Vec::new();
+        let mut threads = Vec::new();
+        for (index, cam) in cfg.enabled_cameras().enumerate() {
+            let id: CameraId = cam.id.as_str().into();
+            if !hub.cameras().contains(&id) {
+                return Err(IngestError::NotInHub(cam.id.clone()));
+            }
+            let text = template::pipeline_text(cfg, &cam.source).map_err(|reason| {
+                IngestError::Template {
+                    camera: cam.id.clone(),
+                    reason,
+                }
+            })?;
+            let (source_desc, file, time) = match &cam.source {
+                SourceConfig::File {
+                    looping,
+                    start_time,
+                    realtime,
+                    ..
+                } => {
+                    let path = text.file.clone().unwrap_or_default();
+                    (
+                        format!("file {:?}", path.display().to_string()),
+                        Some((path, *looping, *realtime)),
+                        TimeBase::Replay {
+                            start: start_time.unwrap_or(engine_start),
+                        },
+                    )
+                }
+                SourceConfig::Rtsp { url, .. }
+                | SourceConfig::Rtmp { url }
+                | SourceConfig::Srt { url } => (url.redacted(), None, TimeBase::Live),
+                SourceConfig::UdpTs { port, address } => {
+                    (format!("udp://{address}:{port}"), None, TimeBase::Live)
+                }
+                SourceConfig::Test { pattern, .. } => {
+                    (format!("test pattern {pattern:?}"), None, TimeBase::Live)
+                }
+            };
+            let tour_epoch = match time {
+                TimeBase::Replay { start } => start,
+                TimeBase::Live => engine_start,
+            };
+            let ptz = cam.ptz.clone().map(|p| {
+                Arc::new(PtzTour::new(
+                    p,
+                    cam.geo.as_ref().map(|g| g.tilt_deg),
+                    tour_epoch,
+                ))
+            });
+            let shared = Arc::new(CameraShared::new(
+                id.clone(),
+                cam.source.kind(),
+                source_desc,
+                cfg.ingest.ring_frames,
+                health.clone(),
+            ));
+            let setup = FrameSetup {
+                camera: shared.clone(),
+                hub: hub.clone(),
+                time,
+                ptz,
+                fps_cap: cam.effective_fps(&cfg.ingest),
+                keyframes_only: cam.keyframes_only,
+                max_side: cam.effective_max_side(&cfg.ingest),
+                pool: pool::BytePool::new(cfg.ingest.ring_frames + 4),
+            };
+            let seed = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            }) ^ engine_start.timestamp_subsec_nanos() as u64;
+            let sup = Supervisor {
+                setup,
+                launch: text.launch,
+                redacted: text.redacted,
+                file,
+                stall: Duration::from_secs_f64(cfg.ingest.stall_timeout_s),
+                backoff: Backoff::new(
+                    Duration::from_secs_f64(cfg.ingest.backoff_initial_s),
+                    Duration::from_secs_f64(cfg.ingest.backoff_max_s),
+                    seed,
+                ),
+                shutdown: shutdown_rx.clone(),
+                done: done_tx.clone(),
+                index,
+            };
+            shared.set_status(CameraStatus::Starting);
+            info!(camera = %id, kind = cam.source.kind(), source = %shared.source_desc, "Starting camera.");
+            let handle = std::thread::Builder::new()
+                .name(format!("ingest-{}", cam.id))
+                .spawn(move || sup.run())
+                .map_err(|source| IngestError::Thread {
+                    camera: cam.id.clone(),
+                    source,
+                })?;
+            cameras.push(shared);
+            threads.push(Some(handle));
+        }
+        Ok(Ingest {
+            cameras,
+            threads,
+            hub,
+            shutdown_tx: Some(shutdown_tx),
+            done_rx,
+        })
+    }
+
+    /// Each camera's ring of recent frames (snapshots, live view).
+    pub fn rings(&self) -> HashMap<CameraId, Arc<FrameRing>> {
+        self.cameras
+            .iter()
+            .map(|c| (c.id.clone(), c.ring.clone()))
+            .collect()
+    }
+
+    /// A camera's current status (`None` for an unknown or disabled camera).
+    pub fn status(&self, camera: &str) -> Option<CameraStatus> {
+        self.cameras
+            .iter()
+            .find(|c| c.id.as_ref() == camera)
+            .map(|c| c.status())
+    }
+
+    /// Counters and status of every camera.
+    pub fn stats(&self) -> Vec<CameraStats> {
+        self.cameras
+            .iter()
+            .map(|c| {
+                let n = &c.counters;
+                let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                CameraStats {
+                    camera: c.id.clone(),
+                    source_kind: c.kind,
+                    status: c.status(),
+                    frames_in: get(&n.frames_in),
+                    frames_delivered: get(&n.delivered),
+                    frames_dropped_fps: get(&n.dropped_fps),
+                    frames_dropped_hub: self.hub.stats(&c.id).map(|s| s.dropped).unwrap_or(0),
+                    frames_publish_failed: get(&n.publish_failed),
+                    packets_to_decoder: get(&n.to_decoder),
+                    delta_units_skipped: get(&n.skipped_delta),
+                    frames_decoded: get(&n.decoded),
+                    reconnects: get(&n.reconnects),
+                    health_send_failures: get(&n.health_send_failed),
+                    width: n.width.load(Ordering::Relaxed),
+                    height: n.height.load(Ordering::Relaxed),
+                    last_error: c.last_error(),
+                }
+            })
+            .collect()
+    }
+
+    /// Stops every camera: each supervisor sets its pipeline to Null (which stops the
+    /// source first and joins GStreamer's streaming threads), then exits; supervisors are
+    /// joined until `deadline`. Supervisors still busy then are left detached (logged).
+    /// Finally the hub is closed, so inference drains what is pending and stops.
+    pub fn shutdown(mut self, deadline: Duration) {
+        let until = Instant::now() + deadline;
+        drop(self.shutdown_tx.take());
+        let mut remaining = self.threads.iter().filter(|t| t.is_some()).count();
+        while remaining > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.done_rx.recv_timeout(left) {
+                Ok(i) => {
+                    if let Some(h) = self.threads.get_mut(i).and_then(Option::take) {
+                        let _ = h.join();
+                    }
+                    remaining -= 1;
+                }
+                Err(_) => break,
+            }
+        }
+        for (i, t) in self.threads.iter().enumerate() {
+            if t.is_some() {
+                warn!(camera = %self.cameras[i].id, "Camera did not stop before the shutdown deadline; abandoned.");
+            }
+        }
+        self.hub.close();
+        info!(stopped = self.cameras.len() - remaining, "Ingest stopped.");
+    }
+}
+
+/// Opens a video file with GStreamer and reports its size, rate and length. Errors name
+/// the file and say what is wrong with it.
+pub fn probe_file(path: &std::path::Path) -> Result<FileInfo, IngestError> {
+    init_gst()?;
+    let fail = |reason: String| IngestError::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    std::fs::File::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
+    let desc = format!(
+        "filesrc location={} ! decodebin ! video/x-raw ! fakesink name=sink sync=false",
+        template::quote(&path.to_string_lossy())
+    );
+    let pipeline = gst::parse::launch(&desc)
+        .map_err(|e| fail(e.to_string()))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| fail("not a pipeline".into()))?;
+    let result = (|| {
+        let bus = pipeline.bus().ok_or_else(|| fail("no bus".into()))?;
+        let _ = pipeline.set_state(gst::State::Paused);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(fail("timed out while opening".into()));
+            }
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(left.as_millis() as u64))
+            else {
+                continue;
+            };
+            match msg.view() {
+                gst::MessageView::Error(e) => return Err(fail(e.error().to_string())),
+                gst::MessageView::AsyncDone(_) => break,
+                gst::MessageView::Eos(_) => return Err(fail("no video frame".into())),
+                _ => {}
+            }
+        }
+        let caps = pipeline
+            .by_name("sink")
+            .and_then(|s| s.static_pad("sink"))
+            .and_then(|p| p.current_caps())
+            .ok_or_else(|| fail("no video stream".into()))?;
+        let vi = gstreamer_video::VideoInfo::from_caps(&caps)
+            .map_err(|_| fail(format!("unexpected caps {caps}")))?;
+        let fr = vi.fps();
+        let fps = (fr.numer() > 0 && fr.denom() > 0)
+            .then(|| f64::from(fr.numer()) / f64::from(fr.denom()));
+        let duration = pipeline
+            .query_duration::<gst::ClockTime>()
+            .map(|d| Duration::from_nanos(d.nseconds()));
+        let frames = match (duration, fps) {
+            (Some(d), Some(f)) => Some((d.as_secs_f64() * f).round() as u64),
+            _ => None,
+        };
+        Ok(FileInfo {
+            width: vi.width(),
+            height: vi.height(),
+            fps,
+            duration,
+            frames,
+        })
+    })();
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}

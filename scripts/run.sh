@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . scripts/env.sh
+bash scripts/make-samples.sh
 cargo build --release --locked -p lookout
 exec target/release/lookout run "$@"

@@ -259,7 +259,11 @@ fn incidents_loop(path: PathBuf, incidents: Receiver<Incident>) {
         }
     };
     for inc in incidents {
-        info!(id = %inc.id, kind = inc.kind.as_str(), revision = inc.revision, "Incident.");
+        if inc.revision == 1 {
+            info!(id = %inc.id, kind = inc.kind.as_str(), confidence = ?inc.confidence, "New incident.");
+        } else {
+            tracing::debug!(id = %inc.id, revision = inc.revision, confidence = ?inc.confidence, "Incident updated.");
+        }
         if let Ok(line) = serde_json::to_string(&inc) {
             let _ = writeln!(file, "{line}");
             let _ = file.flush();

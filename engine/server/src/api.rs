@@ -139,10 +139,16 @@ pub fn router(state: ServerState) -> Router {
 }
 
 async fn index() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX_HTML)
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        INDEX_HTML,
+    )
 }
 async fn app_js() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], APP_JS)
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        APP_JS,
+    )
 }
 async fn app_css() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS)
@@ -239,7 +245,10 @@ async fn metrics(State(s): State<ServerState>) -> ApiResult<Response> {
     let backlog = s.alerts.backlog()?;
     let text = s.metrics.render(&backlog, &s.alerts.sink_stats());
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response())
@@ -315,10 +324,11 @@ async fn camera_frame(State(s): State<ServerState>, Path(id): Path<String>) -> A
             format!("camera {id:?} has not delivered a frame yet"),
         ));
     };
-    let bytes = tokio::task::spawn_blocking(move || lookout_alerts::snapshot::frame_jpeg(&frame, 75))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let bytes =
+        tokio::task::spawn_blocking(move || lookout_alerts::snapshot::frame_jpeg(&frame, 75))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
     Ok(jpeg(bytes))
 }
 
@@ -342,7 +352,10 @@ async fn list_incidents(
             "camera" => f.camera = Some(v),
             "min_severity" => {
                 if lookout_alerts::lifecycle::parse_severity(&v).is_none() {
-                    errors.push(("min_severity".into(), "allowed: low, medium, high, critical".into()));
+                    errors.push((
+                        "min_severity".into(),
+                        "allowed: low, medium, high, critical".into(),
+                    ));
                 }
                 f.min_severity = Some(v)
             }
@@ -354,7 +367,11 @@ async fn list_incidents(
                 Ok(n) if (1..=1000).contains(&n) => f.limit = Some(n),
                 _ => errors.push(("limit".into(), "must be an integer in 1 ..= 1000".into())),
             },
-            other => errors.push((other.to_string(), "unknown query parameter; allowed: state, kind, camera, min_severity, since, limit".into())),
+            other => errors.push((
+                other.to_string(),
+                "unknown query parameter; allowed: state, kind, camera, min_severity, since, limit"
+                    .into(),
+            )),
         }
     }
     if !errors.is_empty() {
@@ -364,7 +381,10 @@ async fn list_incidents(
     Ok(axum::Json(json!(list)))
 }
 
-async fn get_incident(State(s): State<ServerState>, Path(id): Path<String>) -> ApiResult<axum::Json<Value>> {
+async fn get_incident(
+    State(s): State<ServerState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
     match s.alerts.store().incident_detail(&id)? {
         Some(d) => Ok(axum::Json(json!(d))),
         None => Err(StoreError::NotFound(id).into()),
@@ -396,11 +416,17 @@ async fn transition(
     let Some(to) = parse_state(&b.to) else {
         return Err(ApiError::invalid(vec![(
             "to".into(),
-            format!("unknown state {:?}; allowed: acknowledged, confirmed, false_alarm, closed", b.to),
+            format!(
+                "unknown state {:?}; allowed: acknowledged, confirmed, false_alarm, closed",
+                b.to
+            ),
         )]));
     };
     if b.comment.len() > 4000 {
-        return Err(ApiError::invalid(vec![("comment".into(), "at most 4000 bytes".into())]));
+        return Err(ApiError::invalid(vec![(
+            "comment".into(),
+            "at most 4000 bytes".into(),
+        )]));
     }
     let st = s.alerts.transition(&id, to, &user.name, b.comment.trim())?;
     Ok(axum::Json(json!(st)))
@@ -416,7 +442,10 @@ async fn comment(
     let b: CommentBody = parse_body(&body)?;
     let c = b.comment.trim();
     if c.is_empty() || c.len() > 4000 {
-        return Err(ApiError::invalid(vec![("comment".into(), "must be 1 ..= 4000 bytes".into())]));
+        return Err(ApiError::invalid(vec![(
+            "comment".into(),
+            "must be 1 ..= 4000 bytes".into(),
+        )]));
     }
     let r = s.alerts.comment(&id, &user.name, c)?;
     Ok(axum::Json(json!(r)))
@@ -424,10 +453,18 @@ async fn comment(
 
 async fn snapshot(State(s): State<ServerState>, Path(id): Path<i64>) -> ApiResult<Response> {
     let Some(rec) = s.alerts.store().snapshot(id)? else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no snapshot {id}")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no snapshot {id}"),
+        ));
     };
     let bytes = tokio::fs::read(&rec.path).await.map_err(|e| {
-        ApiError::new(StatusCode::NOT_FOUND, "gone", format!("snapshot {id} file is missing: {e}"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "gone",
+            format!("snapshot {id} file is missing: {e}"),
+        )
     })?;
     Ok(jpeg(bytes))
 }
@@ -446,7 +483,10 @@ async fn hotspots(
     let Query(q) = q.map_err(|e| ApiError::invalid(vec![("query".into(), e.body_text())]))?;
     let hours = q.hours.unwrap_or(72.0);
     if !(0.0..=24.0 * 365.0).contains(&hours) {
-        return Err(ApiError::invalid(vec![("hours".into(), "must be in 0 ..= 8760".into())]));
+        return Err(ApiError::invalid(vec![(
+            "hours".into(),
+            "must be in 0 ..= 8760".into(),
+        )]));
     }
     let since = chrono::Utc::now() - chrono::Duration::milliseconds((hours * 3.6e6) as i64);
     Ok(axum::Json(json!(s.alerts.store().hotspots(since, 5000)?)))
@@ -458,7 +498,11 @@ async fn geojson(State(s): State<ServerState>) -> ApiResult<Response> {
         limit: Some(500),
         ..Default::default()
     };
-    let incidents: Vec<_> = store.list_incidents(&f)?.into_iter().map(|i| i.incident).collect();
+    let incidents: Vec<_> = store
+        .list_incidents(&f)?
+        .into_iter()
+        .map(|i| i.incident)
+        .collect();
     let hs = store.hotspots(chrono::Utc::now() - chrono::Duration::days(3), 5000)?;
     let cfg = s.config();
     let mut extra: Vec<Value> = cfg
@@ -520,12 +564,13 @@ fn apply_rules(
             "this engine cannot hot-reload rules",
         ));
     };
-    apply(&rules).map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "apply_failed", m))?;
+    apply(&rules)
+        .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "apply_failed", m))?;
     let body = json!({"change": change, "rules": rules});
-    let version = s
-        .alerts
-        .store()
-        .add_overlay("rules", &user.name, comment, &body, chrono::Utc::now())?;
+    let version =
+        s.alerts
+            .store()
+            .add_overlay("rules", &user.name, comment, &body, chrono::Utc::now())?;
     s.config.write().unwrap_or_else(|e| e.into_inner()).rules = rules;
     s.alerts.publish(LiveUpdate::Config { version });
     tracing::info!(version, author = %user.name, "Rules changed through the API.");
@@ -542,7 +587,13 @@ async fn put_rules(
     let rules: RulesConfig = serde_path_to_error::deserialize(b.rules.clone()).map_err(|e| {
         ApiError::invalid(vec![(format!("rules.{}", e.path()), e.inner().to_string())])
     })?;
-    Ok(axum::Json(apply_rules(&s, &user, rules, &b.comment, json!({"kind": "rules"}))?))
+    Ok(axum::Json(apply_rules(
+        &s,
+        &user,
+        rules,
+        &b.comment,
+        json!({"kind": "rules"}),
+    )?))
 }
 
 #[derive(Deserialize)]
@@ -559,14 +610,20 @@ async fn tuning_current(
     let Query(q) = q.map_err(|e| ApiError::invalid(vec![("query".into(), e.body_text())]))?;
     let cfg = s.config();
     let p = tuning::effective(&cfg.rules, &q.camera, &q.class);
-    Ok(axum::Json(json!({"camera": q.camera, "class": q.class, "threshold": p.threshold, "persistence": p.persistence})))
+    Ok(axum::Json(
+        json!({"camera": q.camera, "class": q.class, "threshold": p.threshold, "persistence": p.persistence}),
+    ))
 }
 
 async fn tuning_replay(State(s): State<ServerState>, body: Bytes) -> ApiResult<axum::Json<Value>> {
     let req: TuneRequest = parse_body(&body)?;
     tuning::check(&req, &s.config()).map_err(ApiError::invalid)?;
     if s.replay.is_none() {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the rules replay is not available in this engine"));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the rules replay is not available in this engine",
+        ));
     }
     let st = s.clone();
     let r = tokio::task::spawn_blocking(move || tuning::replay(&st, &req, chrono::Utc::now()))
@@ -592,17 +649,21 @@ async fn tuning_apply(
     Ok(axum::Json(apply_rules(&s, &user, rules, &comment, change)?))
 }
 
-async fn live(State(s): State<ServerState>) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
+async fn live(
+    State(s): State<ServerState>,
+) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = s.alerts.subscribe();
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         loop {
             match rx.recv().await {
                 Ok(u) => {
-                    let ev = SseEvent::default().data(serde_json::to_string(&u).unwrap_or_default());
+                    let ev =
+                        SseEvent::default().data(serde_json::to_string(&u).unwrap_or_default());
                     return Some((Ok(ev), rx));
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    let ev = SseEvent::default().data(json!({"type": "lagged", "missed": n}).to_string());
+                    let ev = SseEvent::default()
+                        .data(json!({"type": "lagged", "missed": n}).to_string());
                     return Some((Ok(ev), rx));
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,

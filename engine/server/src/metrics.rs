@@ -28,7 +28,8 @@ pub struct CameraMetrics {
 impl CameraMetrics {
     /// Sets the fps gauge.
     pub fn set_fps(&self, fps: f64) {
-        self.fps_milli.store((fps.max(0.0) * 1000.0) as u64, Relaxed);
+        self.fps_milli
+            .store((fps.max(0.0) * 1000.0) as u64, Relaxed);
     }
 }
 
@@ -54,7 +55,11 @@ impl Histogram {
 
     /// Records one observation.
     pub fn observe(&self, v: f64) {
-        let i = self.bounds.iter().position(|b| v <= *b).unwrap_or(self.bounds.len());
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| v <= *b)
+            .unwrap_or(self.bounds.len());
         self.counts[i].fetch_add(1, Relaxed);
         self.sum_micro.fetch_add((v.max(0.0) * 1e6) as u64, Relaxed);
         self.count.fetch_add(1, Relaxed);
@@ -69,7 +74,11 @@ impl Histogram {
         }
         cum += self.counts[self.bounds.len()].load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cum}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_micro.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_micro.load(Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count {}", self.count.load(Relaxed));
     }
 }
@@ -99,7 +108,9 @@ impl Default for Metrics {
 }
 
 fn escape_label(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -110,7 +121,12 @@ impl Metrics {
 
     /// The counters of a camera (registered on first use).
     pub fn camera(&self, id: &str) -> Arc<CameraMetrics> {
-        if let Some(c) = self.cameras.read().unwrap_or_else(|e| e.into_inner()).get(id) {
+        if let Some(c) = self
+            .cameras
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
             return c.clone();
         }
         self.cameras
@@ -123,7 +139,12 @@ impl Metrics {
 
     /// The depth gauge of a named queue (registered on first use).
     pub fn queue(&self, name: &str) -> Arc<AtomicI64> {
-        if let Some(c) = self.queues.read().unwrap_or_else(|e| e.into_inner()).get(name) {
+        if let Some(c) = self
+            .queues
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
             return c.clone();
         }
         self.queues
@@ -148,10 +169,26 @@ impl Metrics {
         let mut o = String::with_capacity(4096);
         let cams = self.cameras.read().unwrap_or_else(|e| e.into_inner());
         let counters: [(&str, &str, fn(&CameraMetrics) -> u64); 4] = [
-            ("lookout_camera_frames_in_total", "Frames delivered by the stream.", |c| c.frames_in.load(Relaxed)),
-            ("lookout_camera_frames_analysed_total", "Frames analysed by inference.", |c| c.frames_analysed.load(Relaxed)),
-            ("lookout_camera_frames_dropped_total", "Frames dropped at the camera edge.", |c| c.frames_dropped.load(Relaxed)),
-            ("lookout_camera_reconnects_total", "Stream reconnects.", |c| c.reconnects.load(Relaxed)),
+            (
+                "lookout_camera_frames_in_total",
+                "Frames delivered by the stream.",
+                |c| c.frames_in.load(Relaxed),
+            ),
+            (
+                "lookout_camera_frames_analysed_total",
+                "Frames analysed by inference.",
+                |c| c.frames_analysed.load(Relaxed),
+            ),
+            (
+                "lookout_camera_frames_dropped_total",
+                "Frames dropped at the camera edge.",
+                |c| c.frames_dropped.load(Relaxed),
+            ),
+            (
+                "lookout_camera_reconnects_total",
+                "Stream reconnects.",
+                |c| c.reconnects.load(Relaxed),
+            ),
         ];
         for (name, help, get) in counters {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -161,26 +198,56 @@ impl Metrics {
         }
         let _ = writeln!(o, "# HELP lookout_camera_fps Analysed frames per second.\n# TYPE lookout_camera_fps gauge");
         for (id, c) in cams.iter() {
-            let _ = writeln!(o, "lookout_camera_fps{{camera=\"{}\"}} {}", escape_label(id), c.fps_milli.load(Relaxed) as f64 / 1000.0);
+            let _ = writeln!(
+                o,
+                "lookout_camera_fps{{camera=\"{}\"}} {}",
+                escape_label(id),
+                c.fps_milli.load(Relaxed) as f64 / 1000.0
+            );
         }
         drop(cams);
         let _ = writeln!(o, "# HELP lookout_queue_depth Items waiting in a stage queue.\n# TYPE lookout_queue_depth gauge");
         for (q, v) in self.queues.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(o, "lookout_queue_depth{{queue=\"{}\"}} {}", escape_label(q), v.load(Relaxed));
+            let _ = writeln!(
+                o,
+                "lookout_queue_depth{{queue=\"{}\"}} {}",
+                escape_label(q),
+                v.load(Relaxed)
+            );
         }
-        self.batch_size.render(&mut o, "lookout_inference_batch_size", "Frames per inference batch.");
-        self.inference_latency_ms.render(&mut o, "lookout_inference_latency_ms", "Inference latency per batch in milliseconds.");
+        self.batch_size.render(
+            &mut o,
+            "lookout_inference_batch_size",
+            "Frames per inference batch.",
+        );
+        self.inference_latency_ms.render(
+            &mut o,
+            "lookout_inference_latency_ms",
+            "Inference latency per batch in milliseconds.",
+        );
         let _ = writeln!(o, "# HELP lookout_outbox_backlog Undelivered notifications per sink.\n# TYPE lookout_outbox_backlog gauge");
         for (s, n) in backlog {
-            let _ = writeln!(o, "lookout_outbox_backlog{{sink=\"{}\"}} {n}", escape_label(s));
+            let _ = writeln!(
+                o,
+                "lookout_outbox_backlog{{sink=\"{}\"}} {n}",
+                escape_label(s)
+            );
         }
         let _ = writeln!(o, "# HELP lookout_sink_delivered_total Notifications delivered per sink.\n# TYPE lookout_sink_delivered_total counter");
         for (s, d, _) in sinks {
-            let _ = writeln!(o, "lookout_sink_delivered_total{{sink=\"{}\"}} {d}", escape_label(s));
+            let _ = writeln!(
+                o,
+                "lookout_sink_delivered_total{{sink=\"{}\"}} {d}",
+                escape_label(s)
+            );
         }
         let _ = writeln!(o, "# HELP lookout_sink_failures_total Failed delivery attempts per sink.\n# TYPE lookout_sink_failures_total counter");
         for (s, _, f) in sinks {
-            let _ = writeln!(o, "lookout_sink_failures_total{{sink=\"{}\"}} {f}", escape_label(s));
+            let _ = writeln!(
+                o,
+                "lookout_sink_failures_total{{sink=\"{}\"}} {f}",
+                escape_label(s)
+            );
         }
         o
     }
@@ -198,7 +265,10 @@ mod tests {
         m.queue("rules").store(4, Relaxed);
         m.batch_size.observe(3.0);
         let t = m.render(&[("hook".into(), 7)], &[("hook".into(), 1, 2)]);
-        assert!(t.contains("lookout_camera_frames_in_total{camera=\"c1\"} 3"), "{t}");
+        assert!(
+            t.contains("lookout_camera_frames_in_total{camera=\"c1\"} 3"),
+            "{t}"
+        );
         assert!(t.contains("lookout_camera_fps{camera=\"c1\"} 2.5"));
         assert!(t.contains("lookout_queue_depth{queue=\"rules\"} 4"));
         assert!(t.contains("lookout_inference_batch_size_bucket{le=\"2\"} 0"));

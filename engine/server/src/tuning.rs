@@ -80,21 +80,42 @@ pub fn check(req: &TuneRequest, cfg: &Config) -> Result<(), FieldErrors> {
         let ids: Vec<&str> = cfg.cameras.iter().map(|c| c.id.as_str()).collect();
         e.push((
             "camera".into(),
-            format!("unknown camera {:?}; configured: {}", req.camera, ids.join(", ")),
+            format!(
+                "unknown camera {:?}; configured: {}",
+                req.camera,
+                ids.join(", ")
+            ),
         ));
     }
-    if req.class.is_empty() || !req.class.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        e.push(("class".into(), "must be a class name such as smoke, fire or person".into()));
+    if req.class.is_empty()
+        || !req
+            .class
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        e.push((
+            "class".into(),
+            "must be a class name such as smoke, fire or person".into(),
+        ));
     }
     if !(0.0..=1.0).contains(&req.threshold) || req.threshold.is_nan() {
-        e.push(("threshold".into(), format!("{} is out of range: allowed 0 ..= 1", req.threshold)));
+        e.push((
+            "threshold".into(),
+            format!("{} is out of range: allowed 0 ..= 1", req.threshold),
+        ));
     }
     if let Some(p) = req.persistence {
         if p.n == 0 || p.n > 64 {
-            e.push(("persistence.n".into(), format!("{} is out of range: allowed 1 ..= 64", p.n)));
+            e.push((
+                "persistence.n".into(),
+                format!("{} is out of range: allowed 1 ..= 64", p.n),
+            ));
         }
         if p.k == 0 || p.k > p.n {
-            e.push(("persistence.k".into(), format!("{} must be in 1 ..= n ({})", p.k, p.n)));
+            e.push((
+                "persistence.k".into(),
+                format!("{} must be in 1 ..= n ({})", p.k, p.n),
+            ));
         }
     }
     if e.is_empty() {
@@ -189,14 +210,23 @@ pub fn replay(
     }
     let spans = match (from, until) {
         (Some(f), Some(u)) => store
-            .confirmed_spans(&req.camera, incident_kind_for(&req.class), f, u + Duration::seconds(1))
+            .confirmed_spans(
+                &req.camera,
+                incident_kind_for(&req.class),
+                f,
+                u + Duration::seconds(1),
+            )
             .map_err(|e| e.to_string())?,
         _ => Vec::new(),
     };
     let slack = Duration::seconds(60);
     let caught = spans
         .iter()
-        .filter(|(a, b)| alarms.iter().any(|(_, f, l)| *f <= *b + slack && *l >= *a - slack))
+        .filter(|(a, b)| {
+            alarms
+                .iter()
+                .any(|(_, f, l)| *f <= *b + slack && *l >= *a - slack)
+        })
         .count() as u64;
     let span_days = match (from, until) {
         (Some(f), Some(u)) => ((u - f).num_milliseconds() as f64 / 86_400_000.0).max(1.0 / 24.0),

@@ -311,6 +311,17 @@ impl Fusion {
         self.emit(touched, out);
     }
 
+    /// Handles a burst of hotspots (one satellite pass, one poll) and emits each changed
+    /// incident once, not once per hotspot. Prefer this when draining the feed's channel.
+    pub fn on_hotspots(&mut self, hs: impl IntoIterator<Item = Hotspot>, out: &mut Vec<Incident>) {
+        let mut touched = BTreeSet::new();
+        for h in hs {
+            self.stats.hotspots += 1;
+            self.hotspot(h, &mut touched);
+        }
+        self.emit(touched, out);
+    }
+
     /// Advances event time: closes quiet incidents, forgets what no late data can reach.
     pub fn on_watermark(&mut self, t: UtcTime, out: &mut Vec<Incident>) {
         if self.watermark.is_some_and(|w| t <= w) {

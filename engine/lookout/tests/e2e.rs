@@ -24,16 +24,16 @@ fn free_udp_port() -> u16 {
         .expect("a free UDP port")
 }
 
-/// Builds a short H.264 clip of real pedestrians from the Penn-Fudan stills (1 image/s).
+/// Builds a short H.264 clip of real pedestrians from the Penn-Fudan stills (2 images/s).
 fn person_clip(dir: &Path) -> PathBuf {
     let out = dir.join("people.mkv");
     let images = shared().join("datasets/pennfudan-person/images");
     let status = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-framerate", "1", "-pattern_type", "glob", "-i"])
-        .arg(images.join("FudanPed0000*.jpg"))
+        .args(["-loglevel", "error", "-y", "-framerate", "2", "-pattern_type", "glob", "-i"])
+        .arg(images.join("FudanPed000*.jpg"))
         .args([
             "-vf",
-            "scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=10,format=yuv420p",
+            "scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p",
             "-c:v",
             "libx264",
             "-g",

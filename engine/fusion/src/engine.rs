@@ -94,6 +94,8 @@ struct Slot {
     personnel_key: Option<PersonnelKey>,
     /// Why the bearings gave no location, last time it was tried.
     fix_note: Option<String>,
+    /// Set when this incident was merged into another: it takes nothing any more.
+    merged_into: Option<u64>,
 }
 
 type PersonnelKey = (String, EventKind, Option<String>);
@@ -399,7 +401,11 @@ impl Fusion {
             .by_event
             .get(&ev.id)
             .copied()
-            .filter(|s| self.slots.get(s).is_some_and(|s| s.personnel_key.is_some()))
+            .filter(|s| {
+                self.slots
+                    .get(s)
+                    .is_some_and(|s| s.inc.kind != IncidentKind::Fire)
+            })
             .or_else(|| self.personnel_open.get(&key).copied())
         {
             Some(seq) => seq,
@@ -494,6 +500,7 @@ impl Fusion {
                 hotspot_ids: vec![],
                 personnel_key: None,
                 fix_note: None,
+                merged_into: None,
             },
         );
         seq
@@ -701,7 +708,7 @@ impl Fusion {
 
     /// Whether a hotspot belongs to a fire incident (time and space), ignoring its state.
     fn hotspot_match(&self, slot: &Slot, h: &Hotspot) -> Option<HotspotMatch> {
-        if slot.inc.kind != IncidentKind::Fire {
+        if slot.inc.kind != IncidentKind::Fire || slot.merged_into.is_some() {
             return None;
         }
         let t = h.acquired_at;
@@ -964,6 +971,7 @@ impl Fusion {
         src.inc.events.clear();
         src.inc.sectors.clear();
         src.ongoing.clear();
+        src.merged_into = Some(into);
         src.inc.state = IncidentState::Closed;
         src.inc
             .notes

@@ -771,6 +771,28 @@ fn personnel_and_health_events_make_their_own_incidents() {
         f.incident("post_vacant-p1").unwrap().state,
         IncidentState::Closed
     );
+    // A straggling update of the ended event annotates, it does not reopen or duplicate.
+    let before = f.incidents().count();
+    f.on_event(
+        &personnel(
+            "p1",
+            cam,
+            PostVacant,
+            Some("control"),
+            Update,
+            t(22, 8, 0),
+            t(22, 8, 11),
+        ),
+        &mut out,
+    );
+    assert_eq!(f.incidents().count(), before);
+    let p1 = f.incident("post_vacant-p1").unwrap();
+    assert_eq!(p1.state, IncidentState::Closed);
+    assert!(p1
+        .notes
+        .last()
+        .unwrap()
+        .contains("after the incident closed"));
     // The next vacancy is a new incident.
     f.on_event(
         &personnel(

@@ -592,7 +592,7 @@ impl Store {
         let mut st = tx.prepare_cached(
             "SELECT i.id FROM incident_cameras c JOIN incidents i ON i.id = c.incident_id
              WHERE c.camera = ?1 AND i.kind = ?2 AND i.state IN ('new','acknowledged','confirmed')
-               AND i.last_seen >= ?3
+               AND i.last_seen >= ?3 AND i.first_seen <= ?4
              ORDER BY i.last_seen DESC LIMIT 1",
         )?;
         for cam in &inc.cameras {
@@ -601,7 +601,8 @@ impl Store {
                     params![
                         cam.as_ref(),
                         inc.kind.as_str(),
-                        ms(inc.first_seen) - self.cooldown_ms
+                        ms(inc.first_seen) - self.cooldown_ms,
+                        ms(inc.last_seen) + self.cooldown_ms
                     ],
                     |r| r.get(0),
                 )

@@ -157,14 +157,8 @@ impl Compiled {
                     None
                 }
             };
-            if let (Some(tz), Some(from), Some(to)) = (tz, parse_hhmm(&p.from), parse_hhmm(&p.to))
-            {
-                profiles.push(Profile {
-                    from,
-                    to,
-                    tz,
-                    cameras: p.cameras.clone(),
-                });
+            if let (Some(tz), Some(from), Some(to)) = (tz, parse_hhmm(&p.from), parse_hhmm(&p.to)) {
+                profiles.push(Profile { from, to, tz, cameras: p.cameras.clone() });
             } else {
                 // Keeps indices aligned with cfg.profiles; never active.
                 profiles.push(Profile {

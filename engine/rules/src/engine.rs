@@ -448,7 +448,7 @@ impl RulesEngine {
             }
             let kept = old_p
                 .iter()
-                .position(|o| &*o.name == p.name && o.cps == cps)
+                .position(|o| *o.name == p.name && o.cps == cps)
                 .map(|i| old_p.swap_remove(i));
             self.patrols.push(kept.unwrap_or(PatrolState {
                 name: Arc::from(p.name.as_str()),
@@ -509,9 +509,7 @@ impl RulesEngine {
         }
         let quiet = matches!(
             h.status,
-            CameraStatus::Stopped {
-                reason: StopReason::Shutdown | StopReason::Finished
-            }
+            CameraStatus::Stopped { reason: StopReason::Shutdown | StopReason::Finished }
         );
         let was_running = cam.running;
         cam.running = false;
@@ -566,20 +564,18 @@ impl RulesEngine {
         self.detections += fr.detections.len() as u64;
         let ci = self.cam(&fr.camera);
         let person_class = self.c.cfg.person_class.as_str();
-        if !self.person_models.iter().any(|m| *m == fr.model)
+        if !self.person_models.contains(&fr.model)
             && fr.detections.iter().any(|d| &*d.class == person_class)
         {
             self.person_models.push(fr.model.clone());
         }
         let person_capable = if self.c.cfg.person_models.is_empty() {
-            fr.model.contains(person_class) || self.person_models.iter().any(|m| *m == fr.model)
+            fr.model.contains(person_class) || self.person_models.contains(&fr.model)
         } else {
             self.c.cfg.person_models.iter().any(|m| **m == *fr.model)
         };
 
-        let RulesEngine {
-            c, tp, cams, cands, cand_params, ..
-        } = self;
+        let RulesEngine { c, tp, cams, cands, cand_params, .. } = self;
         let c = &*c;
         let person_class = c.cfg.person_class.as_str();
         let cam = &mut cams[ci];
@@ -597,11 +593,7 @@ impl RulesEngine {
         let zones = rules.map_or(&[][..], |r| &r.zones[..]);
         let nz = zones.len();
         let (w, h) = (fr.width.max(1), fr.height.max(1));
-        let profiles = if c.profiles.is_empty() {
-            0
-        } else {
-            c.active_profiles(&fr.camera, t)
-        };
+        let profiles = if c.profiles.is_empty() { 0 } else { c.active_profiles(&fr.camera, t) };
 
         // Filters and masks; confident vs weak split.
         cands.clear();
@@ -623,11 +615,7 @@ impl RulesEngine {
                 continue;
             }
             if let Some(r) = rules {
-                if r
-                    .masks
-                    .iter()
-                    .any(|m| m.applies(&d.class, preset) && m.poly.contains(ax, ay))
-                {
+                if r.masks.iter().any(|m| m.applies(&d.class, preset) && m.poly.contains(ax, ay)) {
                     continue;
                 }
             }
@@ -689,7 +677,8 @@ impl RulesEngine {
             // again (after an event ended, or after a reload raised the threshold).
             let can_start = tr.median(p.history) >= p.threshold
                 && tr.hits_in(p.persistence.n) >= p.persistence.k;
-            let in_zone = |z: usize| tr.zone_frames.get(z).copied().unwrap_or(0) >= zones[z].inertia;
+            let in_zone =
+                |z: usize| tr.zone_frames.get(z).copied().unwrap_or(0) >= zones[z].inertia;
             let first = tr.first_seen.unwrap_or(t);
             if let Some(kind) = EventKind::from_class(&tr.class).filter(|_| p.events) {
                 let mut required = false;
@@ -732,7 +721,10 @@ impl RulesEngine {
             }
             if *tr.class == *person_class {
                 for (z, zone) in zones.iter().enumerate() {
-                    if zone.person_events && zone.visible(preset) && zone.counts(&tr.class) && in_zone(z)
+                    if zone.person_events
+                        && zone.visible(preset)
+                        && zone.counts(&tr.class)
+                        && in_zone(z)
                     {
                         upsert_obj(
                             &mut cam.objs,
@@ -781,14 +773,7 @@ impl RulesEngine {
     fn personnel(&mut self, ci: usize, fr: &FrameResult, out: &mut Vec<Event>) {
         let t = fr.captured_at;
         let t_ms = t.timestamp_millis();
-        let RulesEngine {
-            c,
-            cams,
-            zone_rules,
-            zone_rules_by_cam,
-            patrols,
-            ..
-        } = self;
+        let RulesEngine { c, cams, zone_rules, zone_rules_by_cam, patrols, .. } = self;
         let cam = &cams[ci];
         let preset = fr.preset.as_deref();
         let Some(rules) = c.cams.get(&*fr.camera) else {
@@ -796,27 +781,25 @@ impl RulesEngine {
         };
         let visible = |z: usize| rules.zones.get(z).is_some_and(|zz| zz.visible(preset));
         let count = |z: usize| cam.zone_counts.get(z).copied().unwrap_or(0);
-        let snapshot = Some(FrameRef {
-            camera: fr.camera.clone(),
-            seq: fr.seq,
-        });
-        let base = |kind: EventKind, zone: &Arc<str>, first: UtcTime, detail: String, n: u32| Event {
-            id: format!("{}:{}:{}:{}", fr.camera, kind, zone, first.timestamp_millis()),
-            camera: fr.camera.clone(),
-            kind,
-            phase: EventPhase::Start,
-            track: None,
-            zone: Some(zone.clone()),
-            preset: fr.preset.clone(),
-            best_score: 0.0,
-            first_seen: first,
-            last_seen: t,
-            bbox: None,
-            frame_size: Some((fr.width, fr.height)),
-            snapshot: snapshot.clone(),
-            count: Some(n),
-            detail,
-        };
+        let snapshot = Some(FrameRef { camera: fr.camera.clone(), seq: fr.seq });
+        let base =
+            |kind: EventKind, zone: &Arc<str>, first: UtcTime, detail: String, n: u32| Event {
+                id: format!("{}:{}:{}:{}", fr.camera, kind, zone, first.timestamp_millis()),
+                camera: fr.camera.clone(),
+                kind,
+                phase: EventPhase::Start,
+                track: None,
+                zone: Some(zone.clone()),
+                preset: fr.preset.clone(),
+                best_score: 0.0,
+                first_seen: first,
+                last_seen: t,
+                bbox: None,
+                frame_size: Some((fr.width, fr.height)),
+                snapshot: snapshot.clone(),
+                count: Some(n),
+                detail,
+            };
         if let Some(idx) = zone_rules_by_cam.get(&fr.camera) {
             for &i in idx {
                 let r = &mut zone_rules[i];
@@ -833,8 +816,10 @@ impl RulesEngine {
                                 o.ev.last_seen = t;
                                 o.ev.count = Some(n);
                                 o.ev.snapshot = snapshot.clone();
-                                o.ev.detail =
-                                    format!("duty post '{}' staffed again ({n} present)", r.zone_name);
+                                o.ev.detail = format!(
+                                    "duty post '{}' staffed again ({n} present)",
+                                    r.zone_name
+                                );
                                 o.emit(EventPhase::End, t_ms, out);
                             }
                         } else {
@@ -1047,10 +1032,7 @@ impl RulesEngine {
                         last_seen: t,
                         bbox: None,
                         frame_size: None,
-                        snapshot: Some(FrameRef {
-                            camera: s.camera.clone(),
-                            seq: s.seq,
-                        }),
+                        snapshot: Some(FrameRef { camera: s.camera.clone(), seq: s.seq }),
                         count: None,
                         detail,
                     };
@@ -1124,10 +1106,7 @@ fn upsert_obj(
             open.ev.best_score = s.score;
             open.ev.bbox = Some(s.bbox);
             open.ev.frame_size = Some((s.frame.width, s.frame.height));
-            open.ev.snapshot = Some(FrameRef {
-                camera: s.camera.clone(),
-                seq: s.frame.seq,
-            });
+            open.ev.snapshot = Some(FrameRef { camera: s.camera.clone(), seq: s.frame.seq });
         }
         if open.ev.best_score > open.reported_score && now_ms - open.last_emit_ms >= update_ms {
             open.emit(EventPhase::Update, now_ms, out);
@@ -1161,10 +1140,7 @@ fn upsert_obj(
         last_seen: s.t,
         bbox: Some(s.bbox),
         frame_size: Some((s.frame.width, s.frame.height)),
-        snapshot: Some(FrameRef {
-            camera: s.camera.clone(),
-            seq: s.frame.seq,
-        }),
+        snapshot: Some(FrameRef { camera: s.camera.clone(), seq: s.frame.seq }),
         count: None,
         detail: match &s.zone {
             Some(z) => format!("{} (track {}) in '{z}'", s.kind, s.track),
@@ -1173,11 +1149,7 @@ fn upsert_obj(
     };
     let mut o = Open::new(ev, now_ms);
     o.emit(EventPhase::Start, now_ms, out);
-    objs.push(ObjOpen {
-        track: s.track,
-        kind: s.kind,
-        open: o,
-    });
+    objs.push(ObjOpen { track: s.track, kind: s.kind, open: o });
 }
 
 fn check_offline(cam: &mut CamState, now: i64, offline_ms: i64, out: &mut Vec<Event>) {

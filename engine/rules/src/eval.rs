@@ -67,10 +67,7 @@ pub struct EvalOptions {
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions {
-            min_iou: 0.1,
-            classes: vec!["smoke".into(), "fire".into()],
-        }
+        EvalOptions { min_iou: 0.1, classes: vec!["smoke".into(), "fire".into()] }
     }
 }
 
@@ -95,17 +92,8 @@ impl Summary {
         let mut s = v.to_vec();
         s.sort_by(|a, b| a.total_cmp(b));
         let n = s.len();
-        let median = if n % 2 == 1 {
-            s[n / 2]
-        } else {
-            (s[n / 2 - 1] + s[n / 2]) / 2.0
-        };
-        Some(Summary {
-            n,
-            mean: s.iter().sum::<f64>() / n as f64,
-            median,
-            max: s[n - 1],
-        })
+        let median = if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 };
+        Some(Summary { n, mean: s.iter().sum::<f64>() / n as f64, median, max: s[n - 1] })
     }
 }
 
@@ -208,9 +196,9 @@ pub fn evaluate(seqs: &[LabelledSequence], cfg: &RulesConfig, opts: &EvalOptions
             let kind = EventKind::from_class(class);
             let evs: Vec<&Event> = events.iter().filter(|e| Some(e.kind) == kind).collect();
             let first_positive = match &seq.truth {
-                Truth::Boxes(labels) => labels
-                    .iter()
-                    .position(|ls| ls.iter().any(|l| &l.class == class)),
+                Truth::Boxes(labels) => {
+                    labels.iter().position(|ls| ls.iter().any(|l| &l.class == class))
+                }
                 Truth::FirstPositive { index, class: c } => {
                     index.filter(|_| c.as_ref().is_none_or(|c| c == class))
                 }
@@ -225,7 +213,9 @@ pub fn evaluate(seqs: &[LabelledSequence], cfg: &RulesConfig, opts: &EvalOptions
                         e.bbox.is_some_and(|b| {
                             (from..=start_idx).any(|i| {
                                 labels.get(i).is_some_and(|ls| {
-                                    ls.iter().any(|l| &l.class == class && overlaps(&b, &l.bbox, opts.min_iou))
+                                    ls.iter().any(|l| {
+                                        &l.class == class && overlaps(&b, &l.bbox, opts.min_iou)
+                                    })
                                 })
                             })
                         })
@@ -269,7 +259,8 @@ pub fn evaluate(seqs: &[LabelledSequence], cfg: &RulesConfig, opts: &EvalOptions
             let positive = rows.iter().filter(|r| r.positive).count();
             let detected = rows.iter().filter(|r| r.positive && r.true_events > 0).count();
             let ttd_s: Vec<f64> = rows.iter().filter_map(|r| r.ttd_s).collect();
-            let ttd_f: Vec<f64> = rows.iter().filter_map(|r| r.ttd_frames.map(|f| f as f64)).collect();
+            let ttd_f: Vec<f64> =
+                rows.iter().filter_map(|r| r.ttd_frames.map(|f| f as f64)).collect();
             ClassReport {
                 class: class.clone(),
                 sequences: rows.len(),
@@ -286,8 +277,5 @@ pub fn evaluate(seqs: &[LabelledSequence], cfg: &RulesConfig, opts: &EvalOptions
             }
         })
         .collect();
-    EvalReport {
-        classes,
-        sequences: per_seq,
-    }
+    EvalReport { classes, sequences: per_seq }
 }

@@ -69,7 +69,15 @@ impl YoloBox {
     }
 
     /// A label from a pixel box `x y w h` (top-left and size) in a `width` × `height` frame.
-    pub fn from_xywh(class_id: u16, x: f32, y: f32, w: f32, h: f32, width: u32, height: u32) -> Self {
+    pub fn from_xywh(
+        class_id: u16,
+        x: f32,
+        y: f32,
+        w: f32,
+        h: f32,
+        width: u32,
+        height: u32,
+    ) -> Self {
         let (fw, fh) = (width.max(1) as f32, height.max(1) as f32);
         YoloBox {
             class_id,
@@ -111,13 +119,7 @@ pub fn parse_yolo(text: &str, origin: &Path) -> Result<Vec<YoloBox>, RulesError>
                 return Err(err("coordinates must be normalised to 0..1"));
             }
         }
-        out.push(YoloBox {
-            class_id,
-            cx: v[0],
-            cy: v[1],
-            w: v[2],
-            h: v[3],
-        });
+        out.push(YoloBox { class_id, cx: v[0], cy: v[1], w: v[2], h: v[3] });
     }
     Ok(out)
 }
@@ -138,10 +140,7 @@ pub struct SeqDir {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RulesError + '_ {
-    move |source| RulesError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| RulesError::Io { path: path.to_path_buf(), source }
 }
 
 fn stem(name: &str) -> &str {
@@ -196,13 +195,13 @@ impl SeqDir {
         let frames = list_images(&dir.join("frames"))?;
         let first_positive = match &meta.first_positive {
             None => None,
-            Some(name) => Some(frames.iter().position(|f| f == name).ok_or_else(|| {
-                RulesError::Parse {
+            Some(name) => {
+                Some(frames.iter().position(|f| f == name).ok_or_else(|| RulesError::Parse {
                     path: meta_path.clone(),
                     line: 0,
                     message: format!("first_positive {name:?} is not a file in frames/"),
-                }
-            })?),
+                })?)
+            }
         };
         let label_dir = dir.join("labels");
         let labels = if label_dir.is_dir() {
@@ -220,13 +219,7 @@ impl SeqDir {
         } else {
             None
         };
-        Ok(SeqDir {
-            root: dir.to_path_buf(),
-            meta,
-            frames,
-            labels,
-            first_positive,
-        })
+        Ok(SeqDir { root: dir.to_path_buf(), meta, frames, labels, first_positive })
     }
 
     /// Path of frame `i`.
@@ -236,7 +229,10 @@ impl SeqDir {
 
     /// Capture time to give frame `i` when the sequence starts at `start`.
     pub fn captured_at(&self, i: usize, start: UtcTime) -> UtcTime {
-        start + chrono::Duration::milliseconds((self.meta.interval_s * 1000.0 * i as f64).round() as i64)
+        start
+            + chrono::Duration::milliseconds(
+                (self.meta.interval_s * 1000.0 * i as f64).round() as i64
+            )
     }
 
     /// The ground truth for evaluation, with label boxes in pixels of each frame's size
@@ -265,10 +261,9 @@ impl SeqDir {
                     })
                     .collect(),
             ),
-            None => Truth::FirstPositive {
-                index: self.first_positive,
-                class: self.meta.class.clone(),
-            },
+            None => {
+                Truth::FirstPositive { index: self.first_positive, class: self.meta.class.clone() }
+            }
         }
     }
 }
@@ -295,11 +290,7 @@ pub fn seq_from_stills(
     first_positive: Option<&str>,
     class: Option<&str>,
 ) -> Result<SeqDir, RulesError> {
-    let img_dir = if src.join("images").is_dir() {
-        src.join("images")
-    } else {
-        src.to_path_buf()
-    };
+    let img_dir = if src.join("images").is_dir() { src.join("images") } else { src.to_path_buf() };
     let names = list_images(&img_dir)?;
     let frames_dir = dest.join("frames");
     std::fs::create_dir_all(&frames_dir).map_err(io(&frames_dir))?;
@@ -382,10 +373,9 @@ pub fn parse_furg_xml(text: &str, origin: &Path) -> Result<FurgAnnotations, Rule
             .find("</frameNumber>")
             .map(|e| nstart + e)
             .ok_or_else(|| err(line_of(start), "unclosed <frameNumber>".into()))?;
-        let n: u32 = text[nstart..nend]
-            .trim()
-            .parse()
-            .map_err(|_| err(line_of(start), format!("bad frame number {:?}", &text[nstart..nend])))?;
+        let n: u32 = text[nstart..nend].trim().parse().map_err(|_| {
+            err(line_of(start), format!("bad frame number {:?}", &text[nstart..nend]))
+        })?;
         let next = text[nend..].find("<frameNumber>").map_or(text.len(), |k| nend + k);
         let block = &text[nend..next];
         let mut boxes = Vec::new();
@@ -413,12 +403,7 @@ pub fn parse_furg_xml(text: &str, origin: &Path) -> Result<FurgAnnotations, Rule
     if frames.is_empty() {
         return Err(err(0, "no <frameNumber> entries".into()));
     }
-    Ok(FurgAnnotations {
-        width,
-        height,
-        frame_rate,
-        frames,
-    })
+    Ok(FurgAnnotations { width, height, frame_rate, frames })
 }
 
 /// Writes the `labels/` and `sequence.toml` of a SEQ dir for frames a caller extracted
@@ -459,12 +444,7 @@ pub fn seq_labels_from_furg(
         let p = labels_dir.join(format!("{}.txt", stem(name)));
         std::fs::write(&p, text).map_err(io(&p))?;
     }
-    let meta = SequenceMeta {
-        interval_s,
-        first_positive,
-        class: Some(class.to_string()),
-        classes,
-    };
+    let meta = SequenceMeta { interval_s, first_positive, class: Some(class.to_string()), classes };
     write_meta(dest, &meta)?;
     Ok(meta)
 }

@@ -85,8 +85,5 @@ pub fn watch_config_file(
             path: PathBuf::from("<thread>"),
             source,
         })?;
-    Ok(ConfigWatcher {
-        stop,
-        thread: Some(thread),
-    })
+    Ok(ConfigWatcher { stop, thread: Some(thread) })
 }

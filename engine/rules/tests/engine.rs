@@ -72,10 +72,7 @@ fn hysteresis_keeps_an_ongoing_event_alive() {
     assert_eq!(phases(&ev), vec![(EventKind::Smoke, EventPhase::Start)], "{ev:#?}");
 
     // The same 0.40 alone never starts an event.
-    let ev = run(
-        &mut RulesEngine::new(&RulesConfig::default()),
-        &smoke_run("a", &[0.40; 40], 0),
-    );
+    let ev = run(&mut RulesEngine::new(&RulesConfig::default()), &smoke_run("a", &[0.40; 40], 0));
     assert!(ev.is_empty(), "{ev:#?}");
 
     // Below the keep threshold the event lapses and ends after the quiet time.
@@ -84,10 +81,7 @@ fn hysteresis_keeps_an_ongoing_event_alive() {
     let ev = run(&mut RulesEngine::new(&RulesConfig::default()), &smoke_run("a", &scores, 0));
     assert_eq!(
         phases(&ev),
-        vec![
-            (EventKind::Smoke, EventPhase::Start),
-            (EventKind::Smoke, EventPhase::End)
-        ]
+        vec![(EventKind::Smoke, EventPhase::Start), (EventKind::Smoke, EventPhase::End)]
     );
     // The median of 5 drops below 0.35 once three 0.30 scores are in: last alive at 6 s.
     assert_eq!(ev[1].last_seen, at(6.0));
@@ -118,7 +112,9 @@ masks = [{ polygon = [[0, 0], [1, 0], [1, 0.5], [0, 0.5]], preset = "north" }]
     // Preset masks apply only at their preset.
     let at_preset = |p: &str| -> Vec<StageMsg> {
         (0..10)
-            .map(|i| frame_at("tower", "fire", i, i as f64, Some(p), vec![det("smoke", 0.8, SMOKE_BOX)]))
+            .map(|i| {
+                frame_at("tower", "fire", i, i as f64, Some(p), vec![det("smoke", 0.8, SMOKE_BOX)])
+            })
             .collect()
     };
     assert!(run(&mut RulesEngine::new(&cfg), &at_preset("north")).is_empty());
@@ -135,12 +131,16 @@ min_area = 0.01
     );
     // 0.9 of the frame wide: over the smoke default max_width 0.8.
     let wide: Vec<StageMsg> = (0..10)
-        .map(|i| frame("a", "fire", i, i as f64, vec![det("smoke", 0.9, [50.0, 300.0, 950.0, 500.0])]))
+        .map(|i| {
+            frame("a", "fire", i, i as f64, vec![det("smoke", 0.9, [50.0, 300.0, 950.0, 500.0])])
+        })
         .collect();
     assert!(run(&mut RulesEngine::new(&cfg), &wide).is_empty());
     // 50×50 px = 0.0025 of the frame: under min_area.
     let tiny: Vec<StageMsg> = (0..10)
-        .map(|i| frame("a", "fire", i, i as f64, vec![det("smoke", 0.9, [100.0, 100.0, 150.0, 150.0])]))
+        .map(|i| {
+            frame("a", "fire", i, i as f64, vec![det("smoke", 0.9, [100.0, 100.0, 150.0, 150.0])])
+        })
         .collect();
     assert!(run(&mut RulesEngine::new(&cfg), &tiny).is_empty());
     assert_eq!(run(&mut RulesEngine::new(&cfg), &smoke_run("a", &[0.9; 10], 0)).len(), 1);
@@ -161,10 +161,22 @@ zones = [
     // frame inside.
     let mut msgs = Vec::new();
     for i in 0..5 {
-        msgs.push(frame("a", "person", i, i as f64, vec![person_at(400.0 + 5.0 * i as f32, 800.0, 0.9)]));
+        msgs.push(frame(
+            "a",
+            "person",
+            i,
+            i as f64,
+            vec![person_at(400.0 + 5.0 * i as f32, 800.0, 0.9)],
+        ));
     }
     for i in 5..12 {
-        msgs.push(frame("a", "person", i, i as f64, vec![person_at(600.0 + 5.0 * i as f32, 800.0, 0.9)]));
+        msgs.push(frame(
+            "a",
+            "person",
+            i,
+            i as f64,
+            vec![person_at(600.0 + 5.0 * i as f32, 800.0, 0.9)],
+        ));
     }
     let ev = run(&mut RulesEngine::new(&cfg), &msgs);
     assert_eq!(phases(&ev), vec![(EventKind::PersonInZone, EventPhase::Start)], "{ev:#?}");
@@ -174,7 +186,9 @@ zones = [
     // Smoke outside the required zone raises nothing; inside it does, naming the zone.
     assert!(run(&mut RulesEngine::new(&cfg), &smoke_run("a", &[0.8; 10], 0)).is_empty());
     let inside: Vec<StageMsg> = (0..10)
-        .map(|i| frame("a", "fire", i, i as f64, vec![det("smoke", 0.8, [100.0, 300.0, 200.0, 420.0])]))
+        .map(|i| {
+            frame("a", "fire", i, i as f64, vec![det("smoke", 0.8, [100.0, 300.0, 200.0, 420.0])])
+        })
         .collect();
     let ev = run(&mut RulesEngine::new(&cfg), &inside);
     assert_eq!(phases(&ev), vec![(EventKind::Smoke, EventPhase::Start)]);
@@ -206,7 +220,16 @@ zones = [{ name = "all", polygon = [[0, 0], [1, 0], [1, 1], [0, 1]], inertia = 1
     let ev = run(
         &mut e,
         &(20..25)
-            .map(|i| frame_at("tower", "person", i, i as f64, Some("south"), vec![person_at(380.0, 700.0, 0.9)]))
+            .map(|i| {
+                frame_at(
+                    "tower",
+                    "person",
+                    i,
+                    i as f64,
+                    Some("south"),
+                    vec![person_at(380.0, 700.0, 0.9)],
+                )
+            })
             .collect::<Vec<_>>(),
     );
     assert_eq!(ev.len(), 1);
@@ -228,17 +251,14 @@ fn duty_post_fires_when_empty_too_long_and_ends_when_staffed() {
     let cfg = rules(POST);
     let mut msgs = Vec::new();
     for i in 0..40u64 {
-        let staffed = i < 5 || i >= 30;
+        let staffed = !(5..30).contains(&i);
         let dets = if staffed { vec![person_at(200.0, 800.0, 0.9)] } else { vec![] };
         msgs.push(frame("plant1", "person", i, i as f64, dets));
     }
     let ev = run(&mut RulesEngine::new(&cfg), &msgs);
     assert_eq!(
         phases(&ev),
-        vec![
-            (EventKind::PostVacant, EventPhase::Start),
-            (EventKind::PostVacant, EventPhase::End)
-        ],
+        vec![(EventKind::PostVacant, EventPhase::Start), (EventKind::PostVacant, EventPhase::End)],
         "{ev:#?}"
     );
     // Last counted at 4 s (coasting keeps it 2 more frames), so vacant from 7 s: start at 17.
@@ -278,7 +298,8 @@ fn camera_offline_suppresses_post_vacant() {
     assert_eq!(ev[0].last_seen, at(65.0));
     assert_eq!(ev[1].last_seen, at(120.0));
     // Back online, vacancy counts from the first frame after the restart (121 s).
-    let more: Vec<StageMsg> = (128..140u64).map(|i| frame("plant1", "person", i, i as f64, vec![])).collect();
+    let more: Vec<StageMsg> =
+        (128..140u64).map(|i| frame("plant1", "person", i, i as f64, vec![])).collect();
     let ev = run(&mut e, &more);
     assert_eq!(phases(&ev), vec![(EventKind::PostVacant, EventPhase::Start)]);
     assert_eq!(ev[0].first_seen, at(121.0));
@@ -291,7 +312,8 @@ fn camera_offline_suppresses_post_vacant() {
 #[test]
 fn frames_from_a_model_without_people_do_not_empty_the_post() {
     let cfg = rules(POST);
-    let msgs: Vec<StageMsg> = (0..30u64).map(|i| frame("plant1", "smoke-fire", i, i as f64, vec![])).collect();
+    let msgs: Vec<StageMsg> =
+        (0..30u64).map(|i| frame("plant1", "smoke-fire", i, i as f64, vec![])).collect();
     assert!(run(&mut RulesEngine::new(&cfg), &msgs).is_empty());
 }
 
@@ -366,10 +388,7 @@ clear_s = 4
     let ev = run(&mut RulesEngine::new(&cfg), &msgs);
     assert_eq!(
         phases(&ev),
-        vec![
-            (EventKind::Restricted, EventPhase::Start),
-            (EventKind::Restricted, EventPhase::End)
-        ],
+        vec![(EventKind::Restricted, EventPhase::Start), (EventKind::Restricted, EventPhase::End)],
         "{ev:#?}"
     );
     // The jump to x=700 is a new track (no overlap), born at 10 inside the zone, confirmed
@@ -531,7 +550,10 @@ fn hot_reload_raising_a_threshold_stops_new_events_and_invalid_config_is_rejecte
     let cfg = rules("");
     let mut e = RulesEngine::new(&cfg);
     let ev = run(&mut e, &smoke_run("a", &[0.6; 5], 40));
-    assert_eq!(phases(&ev), vec![(EventKind::Smoke, EventPhase::Start), (EventKind::Smoke, EventPhase::End)]);
+    assert_eq!(
+        phases(&ev),
+        vec![(EventKind::Smoke, EventPhase::Start), (EventKind::Smoke, EventPhase::End)]
+    );
 
     // An invalid change (keep above threshold; unknown time zone) is rejected...
     let mut bad = cfg.clone();
@@ -569,7 +591,8 @@ fn hot_reload_raising_a_threshold_stops_new_events_and_invalid_config_is_rejecte
 fn hot_reload_removing_a_rule_ends_its_open_event() {
     let cfg = rules(POST);
     let mut e = RulesEngine::new(&cfg);
-    let msgs: Vec<StageMsg> = (0..15u64).map(|i| frame("plant1", "person", i, i as f64, vec![])).collect();
+    let msgs: Vec<StageMsg> =
+        (0..15u64).map(|i| frame("plant1", "person", i, i as f64, vec![])).collect();
     assert_eq!(run(&mut e, &msgs).len(), 1);
     let mut without = cfg.clone();
     without.duty_posts.clear();
@@ -595,7 +618,8 @@ fn view_blocked_defocused_and_moved() {
         })
     };
     let scene: Vec<u8> = (0..256).map(|i| ((i % 16) * 12 + (i / 16) * 3) as u8).collect();
-    let turned: Vec<u8> = (0..256).map(|i| (((15 - i / 16) * 12 + (i % 16) * 3) % 256) as u8).collect();
+    let turned: Vec<u8> =
+        (0..256).map(|i| (((15 - i / 16) * 12 + (i % 16) * 3) % 256) as u8).collect();
     let mut msgs = Vec::new();
     let mut seq = 0;
     let mut push = |n: usize, b: f32, c: f32, s: f32, th: &Vec<u8>, msgs: &mut Vec<StageMsg>| {

@@ -12,9 +12,9 @@ use lookout_rules::seq::{parse_furg_xml, seq_from_stills, seq_labels_from_furg, 
 use lookout_rules::RulesConfig;
 
 fn shared() -> PathBuf {
-    std::env::var("LOOKOUT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")).to_path_buf())
+    std::env::var("LOOKOUT_SHARED").map(PathBuf::from).unwrap_or_else(|_| {
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")).to_path_buf()
+    })
 }
 
 const PLUME: [f32; 4] = [400.0, 300.0, 500.0, 420.0];
@@ -49,33 +49,52 @@ fn boxes(from: usize, b: [f32; 4]) -> Truth {
 
 #[test]
 fn event_level_metrics_on_scripted_sequences() {
-    let seqs = vec![
-        // Smoke labelled from frame 5, detected from frame 7: starts at 9 (3 of 5).
-        LabelledSequence {
-            name: "pos".into(),
-            frames: seq_frames("pos", |i| if i >= 7 { vec![det("smoke", 0.7, PLUME)] } else { vec![] }),
-            truth: boxes(5, PLUME),
-        },
-        // A cloud on a negative sequence.
-        LabelledSequence {
-            name: "neg".into(),
-            frames: seq_frames("neg", |i| if (3..10).contains(&i) { vec![det("smoke", 0.8, CLOUD)] } else { vec![] }),
-            truth: Truth::Boxes(vec![vec![]; 20]),
-        },
-        // Labelled by time: smoke from frame 10; the detector fires at 2 already (false),
-        // and the same track carries on (no second event).
-        LabelledSequence {
-            name: "early".into(),
-            frames: seq_frames("early", |i| if i >= 2 { vec![det("smoke", 0.8, PLUME)] } else { vec![] }),
-            truth: Truth::FirstPositive { index: Some(10), class: Some("smoke".into()) },
-        },
-        // Labelled smoke, nothing detected.
-        LabelledSequence {
-            name: "missed".into(),
-            frames: seq_frames("missed", |_| vec![]),
-            truth: boxes(0, PLUME),
-        },
-    ];
+    let seqs =
+        vec![
+            // Smoke labelled from frame 5, detected from frame 7: starts at 9 (3 of 5).
+            LabelledSequence {
+                name: "pos".into(),
+                frames: seq_frames("pos", |i| {
+                    if i >= 7 {
+                        vec![det("smoke", 0.7, PLUME)]
+                    } else {
+                        vec![]
+                    }
+                }),
+                truth: boxes(5, PLUME),
+            },
+            // A cloud on a negative sequence.
+            LabelledSequence {
+                name: "neg".into(),
+                frames: seq_frames("neg", |i| {
+                    if (3..10).contains(&i) {
+                        vec![det("smoke", 0.8, CLOUD)]
+                    } else {
+                        vec![]
+                    }
+                }),
+                truth: Truth::Boxes(vec![vec![]; 20]),
+            },
+            // Labelled by time: smoke from frame 10; the detector fires at 2 already (false),
+            // and the same track carries on (no second event).
+            LabelledSequence {
+                name: "early".into(),
+                frames: seq_frames("early", |i| {
+                    if i >= 2 {
+                        vec![det("smoke", 0.8, PLUME)]
+                    } else {
+                        vec![]
+                    }
+                }),
+                truth: Truth::FirstPositive { index: Some(10), class: Some("smoke".into()) },
+            },
+            // Labelled smoke, nothing detected.
+            LabelledSequence {
+                name: "missed".into(),
+                frames: seq_frames("missed", |_| vec![]),
+                truth: boxes(0, PLUME),
+            },
+        ];
     let report = evaluate(&seqs, &RulesConfig::default(), &EvalOptions::default());
     let smoke = &report.classes[0];
     assert_eq!(smoke.class, "smoke");
@@ -102,11 +121,7 @@ fn event_level_metrics_on_scripted_sequences() {
     // A stricter threshold (0.75) silences the 0.7 plume; only the 0.8 cloud still alarms.
     let mut strict = RulesConfig::default();
     strict.classes.entry("smoke".into()).or_default().threshold = Some(0.75);
-    let seqs2: Vec<LabelledSequence> = seqs
-        .iter()
-        .filter(|s| s.name != "early")
-        .cloned()
-        .collect();
+    let seqs2: Vec<LabelledSequence> = seqs.iter().filter(|s| s.name != "early").cloned().collect();
     let r2 = evaluate(&seqs2, &strict, &EvalOptions::default());
     assert_eq!((r2.classes[0].events, r2.classes[0].true_events), (1, 0));
 }
@@ -123,7 +138,8 @@ fn furg_xml_to_sequence_dir() {
 
     // The caller extracted every 30th frame of the test half (450..900).
     let dir = tempfile::tempdir().unwrap();
-    let frames: Vec<(u32, String)> = (450..900).step_by(30).map(|n| (n, format!("{n:05}.jpg"))).collect();
+    let frames: Vec<(u32, String)> =
+        (450..900).step_by(30).map(|n| (n, format!("{n:05}.jpg"))).collect();
     std::fs::create_dir_all(dir.path().join("frames")).unwrap();
     for (_, name) in &frames {
         std::fs::write(dir.path().join("frames").join(name), b"").unwrap();
@@ -138,9 +154,16 @@ fn furg_xml_to_sequence_dir() {
     // Boxes come back in pixels at the original size.
     let b = labels[0][0].to_bbox(426, 240);
     let [x, y, w, h] = ann.frames[&450][0];
-    assert!((b.x1 - x).abs() < 0.01 && (b.y1 - y).abs() < 0.01 && (b.width() - w).abs() < 0.01 && (b.height() - h).abs() < 0.01);
-    match seq.truth(&vec![(426, 240); 15]) {
-        Truth::Boxes(t) => assert!(t.iter().all(|f| f.iter().all(|l| l.class == "fire")) && !t[0].is_empty()),
+    assert!(
+        (b.x1 - x).abs() < 0.01
+            && (b.y1 - y).abs() < 0.01
+            && (b.width() - w).abs() < 0.01
+            && (b.height() - h).abs() < 0.01
+    );
+    match seq.truth(&[(426, 240); 15]) {
+        Truth::Boxes(t) => {
+            assert!(t.iter().all(|f| f.iter().all(|l| l.class == "fire")) && !t[0].is_empty())
+        }
         other => panic!("{other:?}"),
     }
 
@@ -156,14 +179,26 @@ fn furg_xml_to_sequence_dir() {
             height: 240,
             model: Arc::from("fire"),
             detections: if i >= 2 {
-                labels[i].iter().map(|l| Detection { class: Arc::from("fire"), class_id: 1, score: 0.8, bbox: l.to_bbox(426, 240) }).collect()
+                labels[i]
+                    .iter()
+                    .map(|l| Detection {
+                        class: Arc::from("fire"),
+                        class_id: 1,
+                        score: 0.8,
+                        bbox: l.to_bbox(426, 240),
+                    })
+                    .collect()
             } else {
                 vec![]
             },
         })
         .collect();
     let report = evaluate(
-        &[LabelledSequence { name: "house6".into(), truth: seq.truth(&vec![(426, 240); 15]), frames: results }],
+        &[LabelledSequence {
+            name: "house6".into(),
+            truth: seq.truth(&[(426, 240); 15]),
+            frames: results,
+        }],
         &RulesConfig::default(),
         &EvalOptions::default(),
     );
@@ -199,10 +234,18 @@ fn sequence_dir_from_stills_and_errors() {
     let err = SeqDir::read(dest.path()).unwrap_err().to_string();
     assert!(err.contains("c.txt:1:") && err.contains("normalised"), "{err}");
     std::fs::remove_file(dest.path().join("labels/c.txt")).unwrap();
-    std::fs::write(dest.path().join("sequence.toml"), "interval_s = 30\nfirst_positive = \"zz.jpg\"\n").unwrap();
+    std::fs::write(
+        dest.path().join("sequence.toml"),
+        "interval_s = 30\nfirst_positive = \"zz.jpg\"\n",
+    )
+    .unwrap();
     let err = SeqDir::read(dest.path()).unwrap_err().to_string();
     assert!(err.contains("zz.jpg"), "{err}");
-    std::fs::write(dest.path().join("sequence.toml"), "interval_s = 30\nfirst_positve = \"a.jpg\"\n").unwrap();
+    std::fs::write(
+        dest.path().join("sequence.toml"),
+        "interval_s = 30\nfirst_positve = \"a.jpg\"\n",
+    )
+    .unwrap();
     let err = SeqDir::read(dest.path()).unwrap_err().to_string();
     assert!(err.contains("sequence.toml:2:") && err.contains("unknown field"), "{err}");
 }

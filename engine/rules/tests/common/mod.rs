@@ -66,10 +66,7 @@ pub fn health(camera: &str, t_s: f64, running: bool) -> StageMsg {
         status: if running {
             CameraStatus::Running
         } else {
-            CameraStatus::Retrying {
-                attempt: 1,
-                reason: RetryReason::Timeout,
-            }
+            CameraStatus::Retrying { attempt: 1, reason: RetryReason::Timeout }
         },
     })
 }

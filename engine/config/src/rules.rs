@@ -144,8 +144,9 @@ pub struct ClassRule {
     /// detections span the image).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_width: Option<f32>,
-    /// Whether tracks of this class raise events by themselves (smoke and fire do; people
-    /// raise events through zones and personnel rules).
+    /// Whether tracks of this class raise events by themselves. Only smoke and fire have
+    /// an event kind of their own (default true for both); people raise events through
+    /// zones (`person_events`) and the personnel rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<bool>,
 }

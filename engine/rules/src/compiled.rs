@@ -135,10 +135,29 @@ pub(crate) fn ms(s: f64) -> i64 {
 }
 
 impl Compiled {
+    /// Compiles without refusing: problems are logged, a profile with an unknown time zone
+    /// is disabled, out-of-range values act as written (clamped where they index).
+    pub fn lenient(cfg: &RulesConfig) -> Compiled {
+        let (c, problems) = Compiled::build(cfg);
+        for (path, msg) in &problems {
+            tracing::error!(key = %path, "Invalid rules configuration (running anyway): {msg}.");
+        }
+        c
+    }
+
     /// Validates (values only: the camera list is checked by the config loader) and
-    /// compiles. `strict = false` turns an unknown time zone into a disabled profile with
-    /// an error log instead of a failure.
-    pub fn new(cfg: &RulesConfig, strict: bool) -> Result<Compiled, RulesError> {
+    /// compiles, or returns every problem by key path.
+    pub fn strict(cfg: &RulesConfig) -> Result<Compiled, RulesError> {
+        let (c, problems) = Compiled::build(cfg);
+        if problems.is_empty() {
+            Ok(c)
+        } else {
+            Err(RulesError::Invalid(problems))
+        }
+    }
+
+    /// Compiles, collecting validation problems.
+    fn build(cfg: &RulesConfig) -> (Compiled, Vec<(String, String)>) {
         let mut v = Validator::new();
         cfg.validate_values(&mut v);
         let mut problems: Vec<(String, String)> = v.problems().to_vec();
@@ -169,14 +188,6 @@ impl Compiled {
                 });
             }
         }
-        if !problems.is_empty() {
-            if strict {
-                return Err(RulesError::Invalid(problems));
-            }
-            for (path, msg) in &problems {
-                tracing::error!(key = %path, "Invalid rules configuration: {msg}.");
-            }
-        }
         let mut cams = HashMap::new();
         for (id, c) in &cfg.cameras {
             let masks = c
@@ -204,13 +215,14 @@ impl Compiled {
                 .collect();
             cams.insert(id.clone(), CamRules { masks, zones });
         }
-        Ok(Compiled {
+        let c = Compiled {
             cfg: cfg.clone(),
             cams,
             profiles,
             quiet_ms: ms(cfg.quiet_s),
             update_ms: ms(cfg.update_interval_s),
-        })
+        };
+        (c, problems)
     }
 
     /// Bit i set when profile i is active for `camera` at `t`.

@@ -254,20 +254,12 @@ impl RulesEngine {
     /// could not catch (an unknown time zone) are logged and the affected profile is
     /// disabled. Use [`RulesEngine::try_new`] to refuse instead.
     pub fn new(cfg: &RulesConfig) -> Self {
-        let c = match Compiled::new(cfg, false) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "Rules configuration rejected; using defaults.");
-                Compiled::new(&RulesConfig::default(), false)
-                    .unwrap_or_else(|_| unreachable_default())
-            }
-        };
-        Self::from_compiled(c)
+        Self::from_compiled(Compiled::lenient(cfg))
     }
 
     /// An engine for `cfg`, or the validation problems.
     pub fn try_new(cfg: &RulesConfig) -> Result<Self, RulesError> {
-        Ok(Self::from_compiled(Compiled::new(cfg, true)?))
+        Ok(Self::from_compiled(Compiled::strict(cfg)?))
     }
 
     fn from_compiled(c: Compiled) -> Self {
@@ -331,7 +323,7 @@ impl RulesEngine {
     /// restart for cameras whose zones changed; open events of removed rules end (delivered
     /// with the next [`RulesEngine::handle`] call).
     pub fn apply_config(&mut self, cfg: RulesConfig) -> Result<(), RulesError> {
-        let c = Compiled::new(&cfg, true)?;
+        let c = Compiled::strict(&cfg)?;
         let old = std::mem::replace(&mut self.c, c);
         self.tp = TrackerParams::from(&self.c.cfg.tracker);
         for cam in &mut self.cams {
@@ -1055,18 +1047,6 @@ impl RulesEngine {
         if !blocked && !defocused && !moved {
             fold(view, s, h.baseline_frames);
         }
-    }
-}
-
-fn unreachable_default() -> Compiled {
-    // The default config has no profiles and passes validation; compile it by hand so
-    // that `new` never panics even if that changed.
-    Compiled {
-        cfg: RulesConfig::default(),
-        cams: HashMap::new(),
-        profiles: Vec::new(),
-        quiet_ms: 30_000,
-        update_ms: 5_000,
     }
 }
 

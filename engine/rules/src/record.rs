@@ -42,6 +42,20 @@ impl Recorder {
         })
     }
 
+    /// The recorder `[rules.record]` asks for: `None` when recording is off; the path is
+    /// resolved against `data_dir` when relative.
+    pub fn from_config(
+        cfg: &lookout_config::rules::RecordConfig,
+        data_dir: &Path,
+    ) -> Result<Option<Recorder>, RulesError> {
+        if !cfg.enabled {
+            return Ok(None);
+        }
+        let p = Path::new(&cfg.path);
+        let path = if p.is_absolute() { p.to_path_buf() } else { data_dir.join(p) };
+        Recorder::open(&path).map(Some)
+    }
+
     /// Appends one message (buffered; see [`Recorder::flush`]).
     pub fn record(&mut self, msg: &StageMsg) -> Result<(), RulesError> {
         self.line.clear();

@@ -726,3 +726,51 @@ fn config_watcher_applies_changes_within_a_second() {
     let err = rx.recv_timeout(Duration::from_secs(2)).unwrap().unwrap_err();
     assert!(err.contains("rules.quiet_s"), "{err}");
 }
+
+#[test]
+fn sample_plant_config_is_valid_and_behaves() {
+    let path = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../samples/rules/plant.toml"
+    ));
+    let cfg = lookout_config::load(path).unwrap_or_else(|e| panic!("{e}")).rules;
+    let mut e = RulesEngine::try_new(&cfg).unwrap();
+    // Four people walk into the tank farm (limit 2) and stay 20 s.
+    let mut msgs = Vec::new();
+    for i in 0..25u64 {
+        let dets = (0..4).map(|k| person_at(80.0 + 120.0 * k as f32, 900.0, 0.9)).collect();
+        msgs.push(frame("plant2", "person", i, i as f64, dets));
+    }
+    let ev = run(&mut e, &msgs);
+    assert_eq!(phases(&ev), vec![(EventKind::OverOccupancy, EventPhase::Start)], "{ev:#?}");
+    assert_eq!(ev[0].count, Some(4));
+    // Smoke in the chimney mask at the east preset: nothing; at north in the forest: smoke.
+    let chimney: Vec<StageMsg> = (0..10u64)
+        .map(|i| {
+            frame_at(
+                "tower",
+                "fire",
+                i,
+                i as f64,
+                Some("east"),
+                vec![det("smoke", 0.9, [620.0, 200.0, 680.0, 400.0])],
+            )
+        })
+        .collect();
+    assert!(run(&mut e, &chimney).is_empty());
+    let forest: Vec<StageMsg> = (10..20u64)
+        .map(|i| {
+            frame_at(
+                "tower",
+                "fire",
+                i,
+                i as f64,
+                Some("north"),
+                vec![det("smoke", 0.9, [620.0, 200.0, 680.0, 400.0])],
+            )
+        })
+        .collect();
+    let ev = run(&mut e, &forest);
+    assert_eq!(phases(&ev), vec![(EventKind::Smoke, EventPhase::Start)]);
+    assert_eq!(ev[0].zone.as_deref(), Some("forest"));
+}

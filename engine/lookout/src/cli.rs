@@ -28,6 +28,9 @@ pub enum Command {
     /// Satellite hotspot files (NASA FIRMS CSV).
     #[command(subcommand)]
     Hotspots(HotspotsCommand),
+    /// Re-run recorded frame results (`detections.jsonl`) through the rules of a config and
+    /// print the events they produce — what a threshold change would have done.
+    Replay(ReplayArgs),
     /// Print cameras, fields of view, incidents and hotspots as a GeoJSON FeatureCollection.
     Geojson(GeojsonArgs),
     /// Validate a config file: a one-line summary, or every error with file:line:column.
@@ -85,4 +88,17 @@ pub struct GeojsonArgs {
     /// Also include the hotspots of these FIRMS CSV files.
     #[arg(long)]
     pub hotspots: Vec<PathBuf>,
+}
+
+/// `lookout replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Config whose `[rules]` to apply (default: the embedded default).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// A recording written by `lookout run` (`<data_dir>/detections.jsonl`).
+    pub recording: PathBuf,
+    /// Print events as JSON lines instead of a summary.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -73,6 +73,30 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        cli::Command::Replay(args) => {
+            let cfg = load_config(args.config.as_deref())?;
+            let recorded = lookout_rules::read_recording(&args.recording)?;
+            let frames = recorded.len();
+            let events = lookout_rules::replay(recorded, &cfg.rules);
+            if args.json {
+                for e in &events {
+                    println!("{}", serde_json::to_string(e)?);
+                }
+            } else {
+                let mut by_kind: std::collections::BTreeMap<(String, String), usize> =
+                    Default::default();
+                for e in events.iter().filter(|e| e.phase == lookout_core::EventPhase::Start) {
+                    *by_kind
+                        .entry((e.camera.to_string(), e.kind.to_string()))
+                        .or_default() += 1;
+                }
+                println!("{frames} recorded messages, {} events:", events.len());
+                for ((cam, kind), n) in by_kind {
+                    println!("  {cam:<24} {kind:<16} {n} started");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         cli::Command::Geojson(args) => {
             let cfg = load_config(args.config.as_deref())?;
             let mut hotspots = Vec::new();

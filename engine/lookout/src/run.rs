@@ -93,7 +93,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let rules_thread = spawn("rules", {
         let cfg = cfg.clone();
         let record_path = data_dir.join("detections.jsonl");
-        move || rules_loop(&cfg, record_path, results_rx, reload_rx, events_tx)
+        let events_path = data_dir.join("events.jsonl");
+        move || rules_loop(&cfg, record_path, events_path, results_rx, reload_rx, events_tx)
     })?;
 
     let (feed_stop_tx, feed_stop_rx) = bounded::<()>(0);
@@ -163,6 +164,7 @@ fn spawn_watchdog(deadline: Duration) {
 fn rules_loop(
     cfg: &Config,
     record_path: PathBuf,
+    events_path: PathBuf,
     results: Receiver<StageMsg>,
     reload: Receiver<lookout_config::rules::RulesConfig>,
     events_tx: Sender<Event>,
@@ -179,6 +181,7 @@ fn rules_loop(
     } else {
         None
     };
+    let mut events_log = JsonlWriter::open(&events_path);
     let mut out = Vec::new();
     loop {
         let msg = select! {
@@ -200,6 +203,7 @@ fn rules_loop(
         }
         engine.handle(&msg, &mut out);
         for ev in out.drain(..) {
+            events_log.write(&ev);
             if events_tx.send(ev).is_err() {
                 return;
             }
@@ -247,26 +251,54 @@ fn fusion_loop(
     }
 }
 
-fn incidents_loop(path: PathBuf, incidents: Receiver<Incident>) {
-    use std::io::Write;
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path);
-    let mut file = match file {
-        Ok(f) => std::io::BufWriter::new(f),
-        Err(e) => {
-            error!(path = %path.display(), error = %e, "Cannot open the incidents log.");
-            for _ in incidents {}
-            return;
+/// An append-only JSON-lines log that reports (once) when it cannot be written and never
+/// stops the stage that writes it.
+struct JsonlWriter {
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    path: PathBuf,
+}
+
+impl JsonlWriter {
+    fn open(path: &std::path::Path) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path);
+        let file = match file {
+            Ok(f) => Some(std::io::BufWriter::new(f)),
+            Err(e) => {
+                error!(path = %path.display(), error = %e, "Cannot open a log file; continuing without it.");
+                None
+            }
+        };
+        JsonlWriter {
+            file,
+            path: path.to_path_buf(),
         }
-    };
+    }
+
+    fn write<T: serde::Serialize>(&mut self, value: &T) {
+        use std::io::Write;
+        let Some(f) = self.file.as_mut() else { return };
+        let res = serde_json::to_writer(&mut *f, value)
+            .map_err(std::io::Error::other)
+            .and_then(|_| f.write_all(b"\n"))
+            .and_then(|_| f.flush());
+        if let Err(e) = res {
+            error!(path = %self.path.display(), error = %e, "Cannot write a log file; continuing without it.");
+            self.file = None;
+        }
+    }
+}
+
+fn incidents_loop(path: PathBuf, incidents: Receiver<Incident>) {
+    let mut file = JsonlWriter::open(&path);
     for inc in incidents {
         if inc.revision == 1 {
             info!(id = %inc.id, kind = inc.kind.as_str(), confidence = ?inc.confidence, "New incident.");
         } else {
             tracing::debug!(id = %inc.id, revision = inc.revision, confidence = ?inc.confidence, "Incident updated.");
         }
-        if let Ok(line) = serde_json::to_string(&inc) {
-            let _ = writeln!(file, "{line}");
-            let _ = file.flush();
-        }
+        file.write(&inc);
     }
 }

@@ -659,7 +659,7 @@ impl RulesEngine {
 
         // Object events.
         let now_ms = t_ms;
-        for tr in &tracker.tracks {
+        for tr in &mut tracker.tracks {
             let Some(j) = tr.matched else { continue };
             if !tr.active {
                 continue;
@@ -671,7 +671,10 @@ impl RulesEngine {
                 && tr.hits_in(p.persistence.n) >= p.persistence.k;
             let in_zone =
                 |z: usize| tr.zone_frames.get(z).copied().unwrap_or(0) >= zones[z].inertia;
-            let first = tr.first_seen.unwrap_or(t);
+            // The first event of a track dates from its first sighting; a later one (after
+            // the previous ended) from now, so that its id differs.
+            let first = if tr.had_event { t } else { tr.first_seen.unwrap_or(t) };
+            let mut started = false;
             if let Some(kind) = EventKind::from_class(&tr.class).filter(|_| p.events) {
                 let mut required = false;
                 let mut inside_required = false;
@@ -690,7 +693,7 @@ impl RulesEngine {
                     }
                 }
                 if !required || inside_required {
-                    upsert_obj(
+                    started |= upsert_obj(
                         &mut cam.objs,
                         ObjSighting {
                             camera: &fr.camera,
@@ -718,7 +721,7 @@ impl RulesEngine {
                         && zone.counts(&tr.class)
                         && in_zone(z)
                     {
-                        upsert_obj(
+                        started |= upsert_obj(
                             &mut cam.objs,
                             ObjSighting {
                                 camera: &fr.camera,
@@ -740,6 +743,7 @@ impl RulesEngine {
                     }
                 }
             }
+            tr.had_event |= started;
         }
 
         // Head counts for the personnel rules.
@@ -1071,7 +1075,7 @@ fn upsert_obj(
     now_ms: i64,
     can_start: bool,
     out: &mut Vec<Event>,
-) {
+) -> bool {
     let t_ms = s.t.timestamp_millis();
     let same = |o: &&mut ObjOpen| {
         o.track == s.track
@@ -1091,10 +1095,10 @@ fn upsert_obj(
         if open.ev.best_score > open.reported_score && now_ms - open.last_emit_ms >= update_ms {
             open.emit(EventPhase::Update, now_ms, out);
         }
-        return;
+        return false;
     }
     if !can_start {
-        return;
+        return false;
     }
     let zone_part = match (&s.kind, &s.zone) {
         (EventKind::PersonInZone, Some(z)) => format!(":{z}"),
@@ -1130,6 +1134,7 @@ fn upsert_obj(
     let mut o = Open::new(ev, now_ms);
     o.emit(EventPhase::Start, now_ms, out);
     objs.push(ObjOpen { track: s.track, kind: s.kind, open: o });
+    true
 }
 
 fn check_offline(cam: &mut CamState, now: i64, offline_ms: i64, out: &mut Vec<Event>) {

@@ -75,6 +75,8 @@ pub struct Track {
     pub zone_frames: Vec<u32>,
     /// Capture time of the first sighting (set by the engine).
     pub first_seen: Option<lookout_core::UtcTime>,
+    /// An event has started for this track (a later one starts its own clock).
+    pub had_event: bool,
 }
 
 impl Track {
@@ -93,6 +95,7 @@ impl Track {
             active: false,
             zone_frames: vec![0; zones],
             first_seen: None,
+            had_event: false,
         };
         t.push_score(c.score);
         t

@@ -85,6 +85,24 @@ fn hysteresis_keeps_an_ongoing_event_alive() {
     );
     // The median of 5 drops below 0.35 once three 0.30 scores are in: last alive at 6 s.
     assert_eq!(ev[1].last_seen, at(6.0));
+
+    // The same track qualifying again later is a new event with its own id and clock.
+    let mut scores = vec![0.5; 5];
+    scores.extend([0.30; 40]);
+    scores.extend([0.6; 5]);
+    let ev = run(&mut RulesEngine::new(&RulesConfig::default()), &smoke_run("a", &scores, 0));
+    assert_eq!(
+        phases(&ev),
+        vec![
+            (EventKind::Smoke, EventPhase::Start),
+            (EventKind::Smoke, EventPhase::End),
+            (EventKind::Smoke, EventPhase::Start)
+        ]
+    );
+    assert_eq!(ev[0].track, ev[2].track);
+    assert_ne!(ev[0].id, ev[2].id);
+    // Median of 5 back over 0.45 once three 0.6 scores are in (47 s).
+    assert_eq!((ev[2].first_seen, ev[2].last_seen), (at(47.0), at(47.0)));
 }
 
 #[test]

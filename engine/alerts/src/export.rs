@@ -292,6 +292,11 @@ pub fn incident_feature(inc: &Incident) -> Value {
             "first_seen": inc.first_seen,
             "last_seen": inc.last_seen,
             "location_method": inc.location.as_ref().map(|l| l.method),
+            "sectors": inc.sectors.iter().map(|s| json!({
+                "camera": s.camera, "origin": [s.origin.lon, s.origin.lat],
+                "bearing_deg": s.bearing_deg, "half_width_deg": s.half_width_deg,
+                "range_m": s.range_m,
+            })).collect::<Vec<_>>(),
         }
     })
 }

@@ -45,7 +45,7 @@ function show(v) {
 $('#sound').addEventListener('click', () => {
   state.sound = !state.sound;
   if (state.sound && !state.audio) state.audio = new (window.AudioContext || window.webkitAudioContext)();
-  $('#sound').textContent = state.sound ? '🔔 sound on' : '🔇 sound off';
+  $('#sound').textContent = state.sound ? 'sound ON' : 'sound off';
 });
 function beep() {
   if (!state.sound || !state.audio) return;
@@ -135,13 +135,14 @@ async function loadCameras() {
     let card = grid.querySelector(`[data-cam="${CSS.escape(c.id)}"]`);
     if (!card) {
       card = document.createElement('div'); card.className = 'cam'; card.dataset.cam = c.id;
-      card.innerHTML = `<div class="view-box"><img alt=""><svg preserveAspectRatio="none"></svg></div><div class="meta"><b></b><span class="st"></span></div>`;
+      card.innerHTML = `<div class="view-box"><span class="nofeed">no frame yet</span><img alt=""><svg preserveAspectRatio="none"></svg></div><div class="meta"><b></b><span class="st"></span></div>`;
       grid.appendChild(card);
     }
     const st = (c.status && c.status.state) || 'unknown';
     $('.meta b', card).textContent = c.name;
     const stEl = $('.st', card); stEl.className = 'st st-' + st;
     stEl.textContent = st + (c.fps != null ? ' · ' + c.fps.toFixed(1) + ' fps' : '');
+    $('img', card).style.display = c.has_frame ? '' : 'none';
     if (c.has_frame) $('img', card).src = `/api/cameras/${encodeURIComponent(c.id)}/frame.jpg?t=${Date.now()}`;
     const w = c.latest ? c.latest.width : 1, h = c.latest ? c.latest.height : 1;
     const svg = $('svg', card); svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
@@ -203,6 +204,10 @@ async function drawMap() {
       const ring = poly[0]; const o = ring[0], mid = ring[Math.floor(ring.length / 2)];
       out += `<polygon points="${ring.map((q) => X(q[0]) + ',' + Y(q[1])).join(' ')}" fill="#ffcc0018" stroke="#ffcc0066"/>`;
       out += `<line x1="${X(o[0])}" y1="${Y(o[1])}" x2="${X(mid[0])}" y2="${Y(mid[1])}" stroke="#ffcc00" stroke-width="2"/>`;
+    }
+    for (const sc of f.properties.sectors || []) {
+      const [lon0, lat0] = sc.origin, far = dest(lat0, lon0, sc.bearing_deg, sc.range_m);
+      out += `<line x1="${X(lon0)}" y1="${Y(lat0)}" x2="${X(far[1])}" y2="${Y(far[0])}" stroke="#ffcc00" stroke-width="2" class="bearing"/>`;
     }
     if (g.type === 'Point') out += `<circle cx="${X(g.coordinates[0])}" cy="${Y(g.coordinates[1])}" r="9" fill="#ff3b30" stroke="#fff" class="incident"><title>${esc(f.properties.kind)} ${esc(f.properties.state)} (${esc(f.properties.location_method || '')})</title></circle>`;
   }
@@ -276,7 +281,7 @@ async function loadAudit() {
   try {
     const list = await api('/api/config/history');
     $('#audit tbody').innerHTML = list.map((o) => `<tr><td>${o.version}</td><td>${esc(new Date(o.at).toLocaleString())}</td><td>${esc(o.author)}</td>
-      <td>${esc(o.body.change && o.body.change.kind === 'tune' ? `${o.body.change.camera} ${o.body.change.class} ≥ ${o.body.change.threshold}` + (o.body.change.persistence ? `, ${o.body.change.persistence.k}/${o.body.change.persistence.n}` : '') : 'rules section')}</td><td>${esc(o.comment)}</td></tr>`).join('');
+      <td>${esc(o.body.change && o.body.change.kind === 'tune' ? `${o.body.change.camera} ${o.body.change.class} ≥ ${Number(o.body.change.threshold).toFixed(2)}` + (o.body.change.persistence ? `, ${o.body.change.persistence.k}/${o.body.change.persistence.n}` : '') : 'rules section')}</td><td>${esc(o.comment)}</td></tr>`).join('');
   } catch (e) { /* read errors show elsewhere */ }
 }
 

@@ -293,20 +293,50 @@ pub fn http(
     req.push_str("\r\n");
     req.push_str(body);
     s.write_all(req.as_bytes()).unwrap();
+    // Read the head, then exactly Content-Length bytes (some servers keep the socket open).
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let i = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
-    let headers = String::from_utf8_lossy(&buf[..i]).to_string();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed before the response head");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let headers = String::from_utf8_lossy(&buf[..head_end]).to_string();
     let status = headers.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let mut body = buf[i + 4..].to_vec();
-    if headers
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
+    let lower = headers.to_ascii_lowercase();
+    let len = lower.lines().find_map(|l| {
+        l.strip_prefix("content-length:")
+            .map(|v| v.trim().parse::<usize>().unwrap())
+    });
+    let mut body = buf[head_end + 4..].to_vec();
+    match len {
+        Some(len) => {
+            while body.len() < len {
+                let n = s.read(&mut chunk).unwrap();
+                assert!(n > 0, "connection closed mid-body");
+                body.extend_from_slice(&chunk[..n]);
+            }
+            body.truncate(len);
+        }
+        None => {
+            let chunked = lower.contains("transfer-encoding: chunked");
+            loop {
+                if chunked && body.windows(5).any(|w| w == b"0\r\n\r\n") {
+                    break;
+                }
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+            if chunked {
+                body = dechunk(&body);
+            }
+        }
     }
     Resp {
         status,

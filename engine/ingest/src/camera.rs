@@ -1,7 +1,7 @@
 //! Per-camera state shared between the supervisor thread, GStreamer's streaming threads and
 //! the [`crate::Ingest`] handle: counters, status, the frame ring.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -148,6 +148,9 @@ pub(crate) struct RunState {
     pub loop_offset_ns: AtomicU64,
     /// File replay: end of the last frame seen, stream time in nanoseconds.
     pub last_stream_end_ns: AtomicU64,
+    /// RTSP: Unix time in ns minus PTS, from the last RTCP sender report (`i64::MIN`: none
+    /// yet). Lock-free: written every few seconds, read per frame.
+    pub ntp_offset_ns: AtomicI64,
 }
 
 impl RunState {
@@ -158,6 +161,7 @@ impl RunState {
             frames: AtomicU64::new(0),
             loop_offset_ns: AtomicU64::new(0),
             last_stream_end_ns: AtomicU64::new(0),
+            ntp_offset_ns: AtomicI64::new(i64::MIN),
         }
     }
 

@@ -28,6 +28,19 @@
 //! * [`CameraHealth`] → the health channel: `try_send`; a full channel loses the update
 //!   and counts it (`health_send_failures`); [`Ingest::status`] always has the current one.
 //!
+//! ## Capture times
+//!
+//! * RTSP: the sender's NTP wall clock ([`lookout_core::CaptureClock::Ntp`]) — from an
+//!   RFC 7273 `timestamp/x-ntp` reference meta when the server signals one, otherwise from
+//!   the RTCP sender reports (PTS mapped through the jitter buffer's `handle-sync`). Before
+//!   the first report, or if the sender's clock is more than 10 minutes off, arrival time.
+//! * RTMP, SRT, UDP MPEG-TS, test pattern: arrival time ([`lookout_core::CaptureClock::Arrival`]).
+//! * Files: `start_time` (default: when ingest started) + stream time, increasing across
+//!   loops ([`lookout_core::CaptureClock::Replay`]).
+//!
+//! PTZ poses come from the configured tour, evaluated at the capture time relative to
+//! engine start (live) or `start_time` (replay); frames during travel/settle are `moving`.
+//!
 //! ## Failure policy
 //!
 //! Each camera has its own thread, pipeline and bus; nothing on the frame path is shared

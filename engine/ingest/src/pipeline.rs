@@ -244,6 +244,12 @@ pub(crate) fn build(
         });
     }
 
+    if let Some(src) = &src {
+        if src.factory().is_some_and(|f| f.name() == "rtspsrc") {
+            watch_sender_reports(src, setup, run);
+        }
+    }
+
     let mut maker = FrameMaker {
         setup: setup.clone(),
         run: run.clone(),
@@ -260,6 +266,58 @@ pub(crate) fn build(
     );
 
     Ok(Built { pipeline, src })
+}
+
+/// Unix time (ns) in an RTCP sender report (`None` if the buffer is not an SR).
+pub(crate) fn sender_report_unix_ns(rtcp: &[u8]) -> Option<i128> {
+    if rtcp.len() < 20 || rtcp[0] >> 6 != 2 || rtcp[1] != 200 {
+        return None;
+    }
+    let msw = u32::from_be_bytes([rtcp[8], rtcp[9], rtcp[10], rtcp[11]]) as i128;
+    let lsw = u32::from_be_bytes([rtcp[12], rtcp[13], rtcp[14], rtcp[15]]) as i128;
+    let ntp_ns = msw * 1_000_000_000 + ((lsw * 1_000_000_000) >> 32);
+    Some(ntp_ns - NTP_UNIX_OFFSET_S as i128 * 1_000_000_000)
+}
+
+/// RTSP: follows RTCP sender reports through the jitter buffer's `handle-sync` signal and
+/// keeps `Unix time - PTS` in the run state, so each frame's PTS maps to the sender's NTP
+/// wall clock. The jitter buffer gives PTS = base-time + (rtp - base-rtptime) / rate; the
+/// SR pairs an NTP time with sr-ext-rtptime; decoders keep PTS.
+fn watch_sender_reports(src: &gst::Element, setup: &FrameSetup, run: &Arc<RunState>) {
+    let run = Arc::downgrade(run);
+    let cam = setup.camera.id.clone();
+    src.connect("new-manager", false, move |args| {
+        let rtpbin = args.get(1)?.get::<gst::Element>().ok()?;
+        let run = run.clone();
+        let cam = cam.clone();
+        rtpbin.connect("new-jitterbuffer", false, move |args| {
+            let jb = args.get(1)?.get::<gst::Element>().ok()?;
+            let run = run.clone();
+            let cam = cam.clone();
+            jb.connect("handle-sync", false, move |args| {
+                let s = args.get(1)?.get::<gst::Structure>().ok()?;
+                let base_rtp = s.get::<u64>("base-rtptime").ok()? as i128;
+                let base_time = s.get::<u64>("base-time").ok()? as i128;
+                let rate = s.get::<u32>("clock-rate").ok()? as i128;
+                let sr_rtp = s.get::<u64>("sr-ext-rtptime").ok()? as i128;
+                let sr = s.get::<gst::Buffer>("sr-buffer").ok()?;
+                let map = sr.map_readable().ok()?;
+                let sr_unix = sender_report_unix_ns(map.as_slice())?;
+                if rate <= 0 {
+                    return None;
+                }
+                let offset = sr_unix - base_time + (base_rtp - sr_rtp) * 1_000_000_000 / rate;
+                let offset = i64::try_from(offset).ok()?;
+                if let Some(run) = run.upgrade() {
+                    run.ntp_offset_ns.store(offset, Ordering::Relaxed);
+                    debug!(camera = %cam, offset, "RTCP sender report: frames now carry the sender's NTP time.");
+                }
+                None
+            });
+            None
+        });
+        None
+    });
 }
 
 /// Turns appsink samples into frames (runs on the streaming thread; never blocks beyond
@@ -279,7 +337,8 @@ impl FrameMaker {
             return;
         };
         let fresh = match &self.caps {
-            Some((c, ..)) => c.as_ref() != caps,
+            // Same caps object (the usual case) or equal caps: nothing to parse.
+            Some((c, ..)) => !std::ptr::eq(c.as_ptr(), caps.as_ptr()) && c.as_ref() != caps,
             None => true,
         };
         if fresh {
@@ -308,7 +367,7 @@ impl FrameMaker {
                 return;
             };
             let src = map.as_slice();
-            if stride < row || src.len() < stride * (height as usize - 1) + row {
+            if stride < row || src.len() < stride * (height as usize).saturating_sub(1) + row {
                 debug!(camera = %cam.id, stride, row, len = src.len(), "Frame smaller than its caps; skipped.");
                 return;
             }
@@ -386,8 +445,42 @@ impl FrameMaker {
                         return (at, CaptureClock::Ntp);
                     }
                 }
-                (chrono::Utc::now(), CaptureClock::Arrival)
+                let now = chrono::Utc::now();
+                let offset = self.run.ntp_offset_ns.load(Ordering::Relaxed);
+                if let (Some(pts), true) = (buffer.pts(), offset != i64::MIN) {
+                    let unix_ns = i128::from(offset) + pts.nseconds() as i128;
+                    if let Ok(ns) = i64::try_from(unix_ns) {
+                        let at = chrono::DateTime::from_timestamp_nanos(ns);
+                        // A sender clock more than 10 minutes off (or a broken mapping)
+                        // is not trusted: arrival time is then the better estimate.
+                        if (at - now).num_seconds().abs() < 600 {
+                            return (at, CaptureClock::Ntp);
+                        }
+                    }
+                }
+                (now, CaptureClock::Arrival)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_report_ntp_to_unix() {
+        // V=2, PT=200 (SR), length, SSRC, NTP 2024-01-01T00:00:00.5Z, RTP ts, counts.
+        let secs = 1_704_067_200u64 + NTP_UNIX_OFFSET_S;
+        let mut sr = vec![0x80, 200, 0, 6, 1, 2, 3, 4];
+        sr.extend_from_slice(&(secs as u32).to_be_bytes());
+        sr.extend_from_slice(&(1u32 << 31).to_be_bytes());
+        sr.extend_from_slice(&[0; 12]);
+        assert_eq!(
+            sender_report_unix_ns(&sr),
+            Some(1_704_067_200_500_000_000)
+        );
+        sr[1] = 201;
+        assert_eq!(sender_report_unix_ns(&sr), None);
     }
 }

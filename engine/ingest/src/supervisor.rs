@@ -149,7 +149,9 @@ impl Supervisor {
         let outcome = self.watch(&built, run);
         // Stop: Null stops the sources and joins the streaming threads.
         let t = Instant::now();
-        let _ = built.pipeline.set_state(gst::State::Null);
+        if let Err(e) = built.pipeline.set_state(gst::State::Null) {
+            warn!(camera = %self.cam().id, error = %e, "Pipeline did not stop cleanly.");
+        }
         debug!(camera = %self.cam().id, ms = t.elapsed().as_millis() as u64, "Pipeline stopped.");
         outcome
     }

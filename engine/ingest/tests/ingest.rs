@@ -68,6 +68,12 @@ fps = 120
         (29_900..=30_000).contains(&offset),
         "last frame at +{offset} ms"
     );
+    // The stats snapshot is what metrics and the UI serialise.
+    let json = serde_json::to_value(r.ingest().stats()).unwrap();
+    check!(
+        json[0]["frames_delivered"] == 899 && json[0]["status"]["state"] == "stopped",
+        "{json}"
+    );
     let took = r.stop();
     check!(took < Duration::from_secs(5), "shutdown took {took:?}");
 }
@@ -300,7 +306,6 @@ fps = 10
         f.width,
         f.height
     );
-    eprintln!("RTSP capture clock: {:?}", f.clock);
 
     // Outage.
     let t_stop = Instant::now();
@@ -364,6 +369,20 @@ fps = 10
         steady.len()
     );
     check!(r.stats("tower").reconnects >= 2, "{:?}", r.stats("tower"));
+
+    // Once the server's RTCP sender report arrives, frames carry the sender's NTP time
+    // (same host, same wall clock: close to arrival).
+    check!(
+        r.wait(Duration::from_secs(8), |r| r
+            .seen("tower")
+            .iter()
+            .any(|s| s.clock == CaptureClock::Ntp)),
+        "no frame with the sender's NTP time"
+    );
+    let ntp = r.seen("tower").into_iter().rev().find(|s| s.clock == CaptureClock::Ntp).unwrap();
+    let lag = (chrono::Utc::now() - ntp.captured_at).num_milliseconds() - ntp.arrived.elapsed().as_millis() as i64;
+    eprintln!("RTSP NTP capture time precedes arrival by {lag} ms");
+    check!((-100..2000).contains(&lag), "NTP capture time {lag} ms before arrival");
     let took = r.stop();
     check!(took < Duration::from_secs(5), "shutdown took {took:?}");
     drop(server);
@@ -454,6 +473,10 @@ fn bad_inputs_name_camera_and_source_and_others_keep_running() {
         .collect();
     std::fs::write(&random, noise).unwrap();
     let missing = dir.path().join("missing.mp4");
+    for bad in [&truncated, &random, &missing] {
+        let err = lookout_ingest::probe_file(bad).unwrap_err().to_string();
+        check!(err.contains(&bad.display().to_string()), "probe error must name the file: {err}");
+    }
     let closed = free_port();
     let cfg = config(
         &format!(
@@ -559,4 +582,43 @@ fps = 5
     );
     let took = r.stop();
     check!(took < Duration::from_secs(5), "shutdown took {took:?}");
+}
+
+#[test]
+fn srt_drone_stream_from_ffmpeg() {
+    let port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    // ffmpeg listens (the drone side); the camera calls it.
+    let mut ffmpeg = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i"])
+        .arg("testsrc=size=320x240:rate=25")
+        .args(["-t", "5", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-f", "mpegts"])
+        .arg(format!("srt://127.0.0.1:{port}?mode=listener"))
+        .spawn()
+        .expect("ffmpeg runs");
+    std::thread::sleep(Duration::from_millis(300));
+    let cfg = config(
+        &format!(
+            r#"
+[ingest]
+fps = 5
+backoff_initial_s = 0.2
+backoff_max_s = 0.5
+[[cameras]]
+id = "srt_drone"
+source = {{ kind = "srt", url = "srt://127.0.0.1:{port}?mode=caller" }}
+"#
+        ),
+        std::path::Path::new("."),
+    );
+    let r = Running::start(&cfg);
+    let ok = r.wait(Duration::from_secs(8), |r| r.stats("srt_drone").frames_delivered >= 5);
+    let st = r.stats("srt_drone");
+    r.stop();
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    check!(ok, "{st:?}");
+    check!((st.width, st.height) == (320, 240), "{st:?}");
 }

@@ -854,10 +854,12 @@ impl RulesEngine {
                             let rule = &c.cfg.restricted[r.index];
                             (0, 0, ms(rule.clear_s), EventKind::Restricted)
                         };
-                        let detail = if kind == EventKind::OverOccupancy {
-                            format!("{n} people in '{}', limit {limit}", r.zone_name)
-                        } else {
-                            format!("{n} people in restricted area '{}'", r.zone_name)
+                        let detail = |zone: &str| {
+                            if kind == EventKind::OverOccupancy {
+                                format!("{n} people in '{zone}', limit {limit}")
+                            } else {
+                                format!("{n} people in restricted area '{zone}'")
+                            }
                         };
                         if n > limit {
                             r.clear_since = None;
@@ -868,11 +870,11 @@ impl RulesEngine {
                                 if n > o.ev.count.unwrap_or(0) {
                                     o.ev.count = Some(n);
                                     o.ev.snapshot = snapshot.clone();
-                                    o.ev.detail = detail;
+                                    o.ev.detail = detail(&r.zone_name);
                                     o.emit(EventPhase::Update, t_ms, out);
                                 }
                             } else if t_ms - since.timestamp_millis() >= min_ms {
-                                let ev = base(kind, &r.zone_name, since, detail, n);
+                                let ev = base(kind, &r.zone_name, since, detail(&r.zone_name), n);
                                 let mut o = Open::new(ev, t_ms);
                                 o.emit(EventPhase::Start, t_ms, out);
                                 r.open = Some(o);

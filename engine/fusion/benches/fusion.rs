@@ -154,7 +154,11 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             k += 1;
             out.clear();
-            let (id, cam) = if k.is_multiple_of(2) { ("ea", "a") } else { ("eb", "b") };
+            let (id, cam) = if k.is_multiple_of(2) {
+                ("ea", "a")
+            } else {
+                ("eb", "b")
+            };
             let last = start + Duration::seconds((k % 600) as i64);
             let cx = 950.0 + (k % 20) as f32;
             f.on_event(

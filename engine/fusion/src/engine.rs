@@ -19,7 +19,7 @@ use lookout_core::{
     Severity, UncertaintyEllipse, UtcTime,
 };
 use serde::Serialize;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::camera::CameraGeometry;
 use crate::index::{sector_touches, HotspotId, HotspotIndex};
@@ -190,13 +190,22 @@ fn span_add(span: &mut Option<(UtcTime, UtcTime)>, a: UtcTime, b: UtcTime) {
 }
 
 impl Fusion {
-    /// Builds fusion from a validated config: camera geometry, watched area, masks.
+    /// Builds fusion from a validated config: camera geometry, watched area, masks. A camera
+    /// whose geometry is unusable is logged and left without bearings.
     pub fn new(cfg: &Config) -> Result<Fusion, FusionError> {
         let f = &cfg.fusion;
         let mut cameras = BTreeMap::new();
         for c in cfg.enabled_cameras() {
-            if let Some(g) = CameraGeometry::from_config(c)? {
-                cameras.insert(c.id.clone(), g);
+            // One camera with unusable geometry (e.g. a 360° panorama, which the pinhole
+            // model cannot describe) loses its bearings; the others keep theirs.
+            match CameraGeometry::from_config(c) {
+                Ok(Some(g)) => {
+                    cameras.insert(c.id.clone(), g);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(camera = %c.id, error = %e, "Camera geometry unusable; its detections get no bearing.")
+                }
             }
         }
         let watched = match &f.watched_area {

@@ -18,7 +18,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossbeam_channel::{bounded, select, Receiver, Sender};
 use lookout_config::Config;
-use lookout_core::{CameraHealth, CameraId, Event, FrameHub, Hotspot, Incident, StageMsg};
+use lookout_alerts::Alerts;
+use lookout_core::{
+    CameraHealth, CameraId, Event, Frame, FrameHub, FrameRing, Hotspot, Incident, StageMsg,
+};
+use std::collections::HashMap;
 use tracing::{error, info, warn};
 
 /// Options of `lookout run` beyond the config file.
@@ -55,12 +59,25 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let (hotspots_tx, hotspots_rx) = bounded::<Hotspot>(4096);
     let (incidents_tx, incidents_rx) = bounded::<Incident>(1024);
 
+    // I/O runtime: sinks with retries, escalation timers, the HTTP server, live updates.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("lookout-io")
+        .enable_all()
+        .build()
+        .context("cannot start the I/O runtime")?;
+    let alerts = Arc::new(
+        Alerts::open(&cfg, rt.handle())
+            .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
+    );
+
     // Inference first, so no frame waits for a missing consumer.
     let inference = lookout_infer::service::InferenceService::start(&cfg, hub.clone(), results_tx.clone())
         .context("cannot start inference")?;
     let ingest = lookout_ingest::Ingest::start(&cfg, hub.clone(), health_tx)
         .context("cannot start ingest")?;
     info!(cameras = camera_ids.len(), "Ingest and inference started.");
+    let rings: HashMap<CameraId, Arc<FrameRing>> = ingest.rings();
 
     // Health changes travel in-band with frame results.
     let health_fwd = spawn("health-forward", {
@@ -77,6 +94,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
 
     // Rules hot reload: the watcher sends new [rules] sections to the rules thread.
     let (reload_tx, reload_rx) = bounded::<lookout_config::rules::RulesConfig>(4);
+    let api_reload_tx = reload_tx.clone();
     let _watcher = match &opts.config_path {
         Some(path) => Some(
             lookout_rules::watch_config_file(path.clone(), move |res| match res {
@@ -92,9 +110,20 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
 
     let rules_thread = spawn("rules", {
         let cfg = cfg.clone();
+        let alerts = alerts.clone();
         let record_path = data_dir.join("detections.jsonl");
         let events_path = data_dir.join("events.jsonl");
-        move || rules_loop(&cfg, record_path, events_path, results_rx, reload_rx, events_tx)
+        move || {
+            rules_loop(
+                &cfg,
+                &alerts,
+                record_path,
+                events_path,
+                results_rx,
+                reload_rx,
+                events_tx,
+            )
+        }
     })?;
 
     let (feed_stop_tx, feed_stop_rx) = bounded::<()>(0);
@@ -103,22 +132,61 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
 
     let fusion_thread = spawn("fusion", {
         let cfg = cfg.clone();
-        move || fusion_loop(&cfg, events_rx, hotspots_rx, incidents_tx)
+        let alerts = alerts.clone();
+        move || fusion_loop(&cfg, &alerts, events_rx, hotspots_rx, incidents_tx)
     })?;
 
     let sink_thread = spawn("incidents", {
         let path = data_dir.join("incidents.jsonl");
-        move || incidents_loop(path, incidents_rx)
+        let alerts = alerts.clone();
+        let rings = rings.clone();
+        move || incidents_loop(path, &alerts, &rings, incidents_rx)
     })?;
+
+    // The operator's desk.
+    let mut state = lookout_server::ServerState::new(alerts.clone(), cfg.clone());
+    state.rings = rings.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    state.replay = Some(Arc::new(|msgs, rules| lookout_rules::replay(msgs, rules)));
+    state.apply_rules = Some(Arc::new(move |rules: &lookout_config::rules::RulesConfig| {
+        // Compile strictly first so a bad change is refused with its reason; the rules
+        // thread then swaps it in between two messages.
+        lookout_rules::RulesEngine::try_new(rules).map_err(|e| e.to_string())?;
+        api_reload_tx
+            .send_timeout(rules.clone(), Duration::from_secs(2))
+            .map_err(|_| "the rules stage is not accepting changes".to_string())
+    }));
+    state.geojson_extra = Some(Arc::new({
+        let cfg = cfg.clone();
+        move || {
+            match lookout_fusion::geojson(&cfg, &[], &[]).get("features") {
+                Some(serde_json::Value::Array(f)) => f.clone(),
+                _ => Vec::new(),
+            }
+        }
+    }));
+    let metrics = state.metrics.clone();
+    let server = rt
+        .block_on(lookout_server::start(state, lookout_server::configured_addr(&cfg)))
+        .context("cannot start the web server")?;
+    let url = format!("http://{}/", server.addr);
+    info!(url = %url, "Operator UI ready.");
+    println!("Lookout is running: open {url}");
 
     // Wait for a signal or the configured run time.
     let run_for = cfg.engine.run_for_s.map(Duration::from_secs_f64);
+    let mut last_metrics = Instant::now();
+    let mut last_analysed: HashMap<String, u64> = HashMap::new();
     while !stop.load(Ordering::SeqCst) {
         if run_for.is_some_and(|d| started.elapsed() >= d) {
             info!("Configured run time reached; stopping.");
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
+        if last_metrics.elapsed() >= Duration::from_secs(1) {
+            let dt = last_metrics.elapsed().as_secs_f64();
+            last_metrics = Instant::now();
+            update_metrics(&metrics, &ingest, &inference, &hub, dt, &mut last_analysed);
+        }
     }
 
     // Shutdown, bounded by a watchdog.
@@ -140,6 +208,31 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             error!(thread = name, "A stage thread panicked.");
         }
     }
+    rt.block_on(server.stop());
+    // The server's tasks release their handles as they finish; wait briefly for that.
+    let mut alerts = alerts;
+    for _ in 0..20 {
+        match Arc::try_unwrap(alerts) {
+            Ok(a) => {
+                alerts = Arc::new(a);
+                break;
+            }
+            Err(shared) => {
+                alerts = shared;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    match Arc::try_unwrap(alerts) {
+        Ok(mut alerts) => {
+            let left = rt.block_on(alerts.shutdown(deadline.mul_f64(0.3)));
+            for (sink, n) in left.iter().filter(|(_, n)| *n > 0) {
+                warn!(sink = %sink, backlog = n, "Sink backlog kept in the outbox for the next start.");
+            }
+        }
+        Err(_) => warn!("The alerts stage is still shared at shutdown; its outbox stays on disk."),
+    }
+    rt.shutdown_timeout(Duration::from_secs(1));
     info!(elapsed_s = started.elapsed().as_secs_f64(), "Stopped.");
     Ok(())
 }
@@ -163,6 +256,7 @@ fn spawn_watchdog(deadline: Duration) {
 
 fn rules_loop(
     cfg: &Config,
+    alerts: &Alerts,
     record_path: PathBuf,
     events_path: PathBuf,
     results: Receiver<StageMsg>,
@@ -201,9 +295,15 @@ fn rules_loop(
                 warn!(error = %e, "Cannot write the detections log.");
             }
         }
+        if let Err(e) = alerts.record_frame_result(&msg) {
+            warn!(error = %e, "Cannot store a frame result.");
+        }
         engine.handle(&msg, &mut out);
         for ev in out.drain(..) {
             events_log.write(&ev);
+            if let Err(e) = alerts.record_event(&ev) {
+                warn!(error = %e, "Cannot store an event.");
+            }
             if events_tx.send(ev).is_err() {
                 return;
             }
@@ -216,6 +316,7 @@ fn rules_loop(
 
 fn fusion_loop(
     cfg: &Config,
+    alerts: &Alerts,
     events: Receiver<Event>,
     hotspots: Receiver<Hotspot>,
     incidents_tx: Sender<Incident>,
@@ -238,7 +339,12 @@ fn fusion_loop(
                 Err(_) => break,
             },
             recv(hotspots) -> h => match h {
-                Ok(h) => fusion.on_hotspot(h, &mut out),
+                Ok(h) => {
+                    if let Err(e) = alerts.record_hotspot(&h) {
+                        warn!(error = %e, "Cannot store a hotspot.");
+                    }
+                    fusion.on_hotspot(h, &mut out)
+                }
                 // Every hotspot source has finished; keep fusing events.
                 Err(_) => hotspots = crossbeam_channel::never(),
             },
@@ -291,9 +397,18 @@ impl JsonlWriter {
     }
 }
 
-fn incidents_loop(path: PathBuf, incidents: Receiver<Incident>) {
+fn incidents_loop(
+    path: PathBuf,
+    alerts: &Alerts,
+    rings: &HashMap<CameraId, Arc<FrameRing>>,
+    incidents: Receiver<Incident>,
+) {
     let mut file = JsonlWriter::open(&path);
     for inc in incidents {
+        let frame = snapshot_frame(&inc, rings);
+        if let Err(e) = alerts.record_incident(&inc, frame.as_ref()) {
+            error!(id = %inc.id, error = %e, "Cannot store an incident.");
+        }
         if inc.revision == 1 {
             info!(id = %inc.id, kind = inc.kind.as_str(), confidence = ?inc.confidence, "New incident.");
         } else {
@@ -301,4 +416,35 @@ fn incidents_loop(path: PathBuf, incidents: Receiver<Incident>) {
         }
         file.write(&inc);
     }
+}
+
+/// The frame an incident's newest event asked to snapshot, if still held by its camera.
+fn snapshot_frame(inc: &Incident, rings: &HashMap<CameraId, Arc<FrameRing>>) -> Option<Frame> {
+    let r = inc.events.iter().rev().find_map(|e| e.snapshot.as_ref())?;
+    let ring = rings.get(&r.camera)?;
+    ring.get(r.seq).or_else(|| ring.nearest(r.seq))
+}
+
+fn update_metrics(
+    metrics: &lookout_server::Metrics,
+    ingest: &lookout_ingest::Ingest,
+    inference: &lookout_infer::service::InferenceService,
+    hub: &FrameHub,
+    dt: f64,
+    last_analysed: &mut HashMap<String, u64>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let inf = inference.stats();
+    for s in ingest.stats() {
+        let m = metrics.camera(&s.camera);
+        m.frames_in.store(s.frames_in, Relaxed);
+        m.frames_dropped
+            .store(s.frames_dropped_fps + s.frames_dropped_hub, Relaxed);
+        m.reconnects.store(s.reconnects, Relaxed);
+        let analysed = inf.cameras.get(s.camera.as_ref()).map_or(0, |c| c.analysed);
+        m.frames_analysed.store(analysed, Relaxed);
+        let prev = last_analysed.insert(s.camera.to_string(), analysed).unwrap_or(analysed);
+        m.set_fps(analysed.saturating_sub(prev) as f64 / dt.max(1e-3));
+    }
+    metrics.queue("frame_hub_pending").store(hub.pending() as i64, Relaxed);
 }

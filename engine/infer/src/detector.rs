@@ -83,10 +83,14 @@ fn environment() -> Result<&'static ort::environment::Environment, InferError> {
                 path.display()
             )
         })?;
-        builder
+        let env = builder
             .with_name("lookout")
             .build()
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        // ONNX Runtime's own warnings (e.g. "initializer appears in graph inputs", printed
+        // once per initializer of the NanoDet file) are noise to operators; errors remain.
+        env.set_log_level(ort::logging::LogLevel::Error);
+        Ok(env)
     })
     .as_ref()
     .map_err(|m| InferError::Runtime {
@@ -160,8 +164,9 @@ fn rtb<T>(model: &str) -> impl Fn(ort::Error<T>) -> InferError + '_ {
     }
 }
 
-/// Builds a session with the runtime options; returns it and the provider that registered.
-pub(crate) fn build_session(
+/// Builds a session with the runtime options, exactly as [`Detector`] does; returns it and
+/// the provider that registered. Public for benchmarks that time the raw session.
+pub fn build_session(
     model: &Model,
     opts: &RuntimeOptions,
 ) -> Result<(Session, String), InferError> {
@@ -180,6 +185,8 @@ pub(crate) fn build_session(
         .with_inter_threads(opts.inter_threads.max(1))
         .map_err(rtb(name))?
         .with_optimization_level(level)
+        .map_err(rtb(name))?
+        .with_log_level(ort::logging::LogLevel::Error)
         .map_err(rtb(name))?;
     let provider = register_providers(&mut b, &opts.providers, name)?;
     let session = b.commit_from_file(&model.onnx_path).map_err(rt(name))?;

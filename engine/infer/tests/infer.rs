@@ -453,3 +453,42 @@ source = {{ kind = "test" }}
     assert_eq!(total_analysed, stat_msgs);
     assert!(stats.batch_histogram.iter().sum::<u64>() >= 1);
 }
+
+#[test]
+fn detect_command_writes_json_and_annotated_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = shared().join("datasets/pennfudan-person/images");
+    let mut files: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let args = lookout_infer::DetectArgs {
+        model: nanodet_manifest(),
+        inputs: vec![files[0].clone(), files[1].clone()],
+        out: dir.path().join("out"),
+        no_images: false,
+        min_score: 0.5,
+        tile: None,
+        threads: 2,
+    };
+    let report = lookout_infer::run_detect(&args).unwrap();
+    assert_eq!(report.images.len(), 2);
+    assert_eq!(report.provider, "cpu");
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["images"][0]["detections"]
+        .as_array()
+        .is_some_and(|d| !d.is_empty()));
+    for im in &report.images {
+        assert!(im.detections.iter().all(|d| d.score >= 0.5));
+        let annotated = im.annotated.as_ref().unwrap();
+        let back = lookout_imageops::load_rgb8(annotated).unwrap();
+        assert_eq!((back.width, back.height), (im.width, im.height));
+    }
+    let e = lookout_infer::run_detect(&lookout_infer::DetectArgs {
+        inputs: vec![dir.path().join("missing.jpg")],
+        ..args
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("missing.jpg"), "{e}");
+}

@@ -165,12 +165,19 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         }
     }));
     let metrics = state.metrics.clone();
-    let server = rt
-        .block_on(lookout_server::start(state, lookout_server::configured_addr(&cfg)))
-        .context("cannot start the web server")?;
-    let url = format!("http://{}/", server.addr);
-    info!(url = %url, "Operator UI ready.");
-    println!("Lookout is running: open {url}");
+    let server = if cfg.server.enabled {
+        let server = rt
+            .block_on(lookout_server::start(state, lookout_server::configured_addr(&cfg)))
+            .context("cannot start the web server")?;
+        let url = format!("http://{}/", server.addr);
+        info!(url = %url, "Operator UI ready.");
+        println!("Lookout is running: open {url}");
+        Some(server)
+    } else {
+        drop(state);
+        println!("Lookout is running (web server disabled).");
+        None
+    };
 
     // Wait for a signal or the configured run time.
     let run_for = cfg.engine.run_for_s.map(Duration::from_secs_f64);
@@ -208,7 +215,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             error!(thread = name, "A stage thread panicked.");
         }
     }
-    rt.block_on(server.stop());
+    if let Some(server) = server {
+        rt.block_on(server.stop());
+    }
     // The server's tasks release their handles as they finish; wait briefly for that.
     let mut alerts = alerts;
     for _ in 0..20 {

@@ -492,3 +492,37 @@ fn detect_command_writes_json_and_annotated_images() {
     .unwrap_err();
     assert!(e.to_string().contains("missing.jpg"), "{e}");
 }
+
+#[test]
+fn eval_with_label_names_limit_and_negatives() {
+    let data = shared().join("datasets/pennfudan-person");
+    let mut args = EvalArgs::new(nanodet_manifest(), &data);
+    args.limit = Some(5);
+    args.labels = vec!["person".into()];
+    args.neg = vec![shared().join("datasets/dfire-negatives/eval")];
+    let report = run_eval(&args).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(data.join("labels"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let positives: usize = files
+        .iter()
+        .take(5)
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .count()
+        })
+        .sum();
+    assert_eq!(report.classes["person"].positives, positives);
+    assert_eq!(report.negatives.images, 50);
+    assert_eq!(report.images, 55);
+    assert!(report.negatives.hit_50 <= report.negatives.hit_25 && report.negatives.hit_25 <= 50);
+    // An unknown label name is an argument error naming the classes.
+    args.labels = vec!["smoke".into()];
+    let e = run_eval(&args).unwrap_err();
+    assert!(e.to_string().contains("\"smoke\" is not a class"), "{e}");
+}

@@ -1071,3 +1071,83 @@ fn dir_and_file_sources_send_new_rows_once() {
     assert_eq!(stats.duplicates, 4, "{stats:?}");
     assert_eq!(stats.skipped_rows, 9 * 2, "{stats:?}");
 }
+
+#[test]
+fn near_parallel_bearings_group_but_give_no_fix_and_time_window_separates() {
+    let mut cfg = rhodes_config();
+    // Move the second camera 1.5 km east of the first: both look at the centroid almost
+    // along the same line.
+    let a_pos = GeoPoint::new(36.2, 27.8667);
+    let b_pos = a_pos.destination(90.0, 1500.0);
+    let g = cfg.cameras[1].geo.as_mut().unwrap();
+    g.lat = b_pos.lat;
+    g.lon = b_pos.lon;
+    g.heading_deg = 140.0;
+    cfg.cameras[1].ptz = None;
+    let mut f = Fusion::new(&cfg).unwrap();
+    let mut out = Vec::new();
+    let (a, b) = ("tower-attavyros", "tower-tsambika");
+    let az_a = a_pos.bearing_to(&CENTROID);
+    let az_b = b_pos.bearing_to(&CENTROID);
+    assert!(lookout_fusion::plane::crossing_angle_deg(az_a, az_b) < 10.0);
+    f.on_event(
+        &aimed_event(
+            &f,
+            "a1",
+            a,
+            None,
+            az_a,
+            t(22, 11, 0),
+            t(22, 11, 5),
+            EventPhase::End,
+        ),
+        &mut out,
+    );
+    f.on_event(
+        &aimed_event(
+            &f,
+            "b1",
+            b,
+            None,
+            az_b,
+            t(22, 11, 2),
+            t(22, 11, 6),
+            EventPhase::End,
+        ),
+        &mut out,
+    );
+    let inc = f.incident("fire-a1").unwrap();
+    assert_eq!(inc.confidence, IncidentConfidence::MultiCamera);
+    assert_eq!(
+        inc.location.as_ref().unwrap().method,
+        LocationMethod::Sector
+    );
+    assert!(
+        inc.notes
+            .iter()
+            .any(|n| n.contains("No triangulated location: bearings cross at")),
+        "{:#?}",
+        inc.notes
+    );
+    assert_eq!(f.incidents().count(), 1);
+    // Two hours later the same bearing from the other camera is a new incident: cones
+    // group only within group_window_s.
+    f.on_event(
+        &aimed_event(
+            &f,
+            "b2",
+            b,
+            None,
+            az_b,
+            t(22, 13, 10),
+            t(22, 13, 10),
+            EventPhase::Start,
+        ),
+        &mut out,
+    );
+    assert_eq!(
+        f.incident("fire-b2").unwrap().confidence,
+        IncidentConfidence::Camera
+    );
+    assert_eq!(f.incidents().count(), 2);
+}

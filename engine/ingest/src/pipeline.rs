@@ -476,10 +476,7 @@ mod tests {
         sr.extend_from_slice(&(secs as u32).to_be_bytes());
         sr.extend_from_slice(&(1u32 << 31).to_be_bytes());
         sr.extend_from_slice(&[0; 12]);
-        assert_eq!(
-            sender_report_unix_ns(&sr),
-            Some(1_704_067_200_500_000_000)
-        );
+        assert_eq!(sender_report_unix_ns(&sr), Some(1_704_067_200_500_000_000));
         sr[1] = 201;
         assert_eq!(sender_report_unix_ns(&sr), None);
     }

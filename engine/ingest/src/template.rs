@@ -113,68 +113,70 @@ impl std::fmt::Debug for PipelineText {
     }
 }
 
+/// Placeholder values of one template.
+type Values = Vec<(&'static str, String)>;
+
 /// Fills the source template and the analysis tail for one camera's source.
 pub fn pipeline_text(cfg: &Config, source: &SourceConfig) -> Result<PipelineText, String> {
     let mut file = None;
     let mut sync = false;
     // (template, values, redacted values)
-    let (template, values, redacted): (&str, Vec<(&str, String)>, Vec<(&str, String)>) =
-        match source {
-            SourceConfig::Rtsp {
-                url,
-                transport,
-                latency_ms,
-            } => {
-                let protocols = match transport {
-                    RtspTransport::Tcp => "tcp",
-                    RtspTransport::Udp => "udp",
-                };
-                let common = vec![
-                    ("protocols", protocols.to_string()),
-                    ("latency_ms", latency_ms.to_string()),
-                ];
-                let mut v = common.clone();
-                v.push(("url", quote(url.value())));
-                let mut r = common;
-                r.push(("url", quote(&url.redacted())));
-                (RTSP, v, r)
-            }
-            SourceConfig::Rtmp { url } => (
-                RTMP,
-                vec![("url", quote(url.value()))],
-                vec![("url", quote(&url.redacted()))],
-            ),
-            SourceConfig::Srt { url } => (
-                SRT,
-                vec![("url", quote(url.value()))],
-                vec![("url", quote(&url.redacted()))],
-            ),
-            SourceConfig::UdpTs { port, address } => {
-                let v = vec![("address", quote(address)), ("port", port.to_string())];
-                (UDP_TS, v.clone(), v)
-            }
-            SourceConfig::File { path, realtime, .. } => {
-                let p = cfg.resolve_path(path.value());
-                sync = *realtime;
-                let v = vec![("path", quote(&p.to_string_lossy()))];
-                file = Some(p);
-                (FILE, v.clone(), v)
-            }
-            SourceConfig::Test {
-                pattern,
-                width,
-                height,
-                framerate,
-            } => {
-                let v = vec![
-                    ("pattern", quote(pattern)),
-                    ("width", width.to_string()),
-                    ("height", height.to_string()),
-                    ("framerate", framerate.to_string()),
-                ];
-                (TEST, v.clone(), v)
-            }
-        };
+    let (template, values, redacted): (&str, Values, Values) = match source {
+        SourceConfig::Rtsp {
+            url,
+            transport,
+            latency_ms,
+        } => {
+            let protocols = match transport {
+                RtspTransport::Tcp => "tcp",
+                RtspTransport::Udp => "udp",
+            };
+            let common = vec![
+                ("protocols", protocols.to_string()),
+                ("latency_ms", latency_ms.to_string()),
+            ];
+            let mut v = common.clone();
+            v.push(("url", quote(url.value())));
+            let mut r = common;
+            r.push(("url", quote(&url.redacted())));
+            (RTSP, v, r)
+        }
+        SourceConfig::Rtmp { url } => (
+            RTMP,
+            vec![("url", quote(url.value()))],
+            vec![("url", quote(&url.redacted()))],
+        ),
+        SourceConfig::Srt { url } => (
+            SRT,
+            vec![("url", quote(url.value()))],
+            vec![("url", quote(&url.redacted()))],
+        ),
+        SourceConfig::UdpTs { port, address } => {
+            let v = vec![("address", quote(address)), ("port", port.to_string())];
+            (UDP_TS, v.clone(), v)
+        }
+        SourceConfig::File { path, realtime, .. } => {
+            let p = cfg.resolve_path(path.value());
+            sync = *realtime;
+            let v = vec![("path", quote(&p.to_string_lossy()))];
+            file = Some(p);
+            (FILE, v.clone(), v)
+        }
+        SourceConfig::Test {
+            pattern,
+            width,
+            height,
+            framerate,
+        } => {
+            let v = vec![
+                ("pattern", quote(pattern)),
+                ("width", width.to_string()),
+                ("height", height.to_string()),
+                ("framerate", framerate.to_string()),
+            ];
+            (TEST, v.clone(), v)
+        }
+    };
     let upstream = fill(template, &values)?;
     let upstream_redacted = fill(template, &redacted)?;
     let tail = |up: String| fill(ANALYSIS, &[("upstream", up), ("sync", sync.to_string())]);

@@ -379,10 +379,19 @@ fps = 10
             .any(|s| s.clock == CaptureClock::Ntp)),
         "no frame with the sender's NTP time"
     );
-    let ntp = r.seen("tower").into_iter().rev().find(|s| s.clock == CaptureClock::Ntp).unwrap();
-    let lag = (chrono::Utc::now() - ntp.captured_at).num_milliseconds() - ntp.arrived.elapsed().as_millis() as i64;
+    let ntp = r
+        .seen("tower")
+        .into_iter()
+        .rev()
+        .find(|s| s.clock == CaptureClock::Ntp)
+        .unwrap();
+    let lag = (chrono::Utc::now() - ntp.captured_at).num_milliseconds()
+        - ntp.arrived.elapsed().as_millis() as i64;
     eprintln!("RTSP NTP capture time precedes arrival by {lag} ms");
-    check!((-100..2000).contains(&lag), "NTP capture time {lag} ms before arrival");
+    check!(
+        (-100..2000).contains(&lag),
+        "NTP capture time {lag} ms before arrival"
+    );
     let took = r.stop();
     check!(took < Duration::from_secs(5), "shutdown took {took:?}");
     drop(server);
@@ -475,7 +484,10 @@ fn bad_inputs_name_camera_and_source_and_others_keep_running() {
     let missing = dir.path().join("missing.mp4");
     for bad in [&truncated, &random, &missing] {
         let err = lookout_ingest::probe_file(bad).unwrap_err().to_string();
-        check!(err.contains(&bad.display().to_string()), "probe error must name the file: {err}");
+        check!(
+            err.contains(&bad.display().to_string()),
+            "probe error must name the file: {err}"
+        );
     }
     let closed = free_port();
     let cfg = config(
@@ -592,9 +604,28 @@ fn srt_drone_stream_from_ffmpeg() {
     };
     // ffmpeg listens (the drone side); the camera calls it.
     let mut ffmpeg = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
         .arg("testsrc=size=320x240:rate=25")
-        .args(["-t", "5", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-f", "mpegts"])
+        .args([
+            "-t",
+            "5",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-f",
+            "mpegts",
+        ])
         .arg(format!("srt://127.0.0.1:{port}?mode=listener"))
         .spawn()
         .expect("ffmpeg runs");
@@ -614,7 +645,9 @@ source = {{ kind = "srt", url = "srt://127.0.0.1:{port}?mode=caller" }}
         std::path::Path::new("."),
     );
     let r = Running::start(&cfg);
-    let ok = r.wait(Duration::from_secs(8), |r| r.stats("srt_drone").frames_delivered >= 5);
+    let ok = r.wait(Duration::from_secs(8), |r| {
+        r.stats("srt_drone").frames_delivered >= 5
+    });
     let st = r.stats("srt_drone");
     r.stop();
     let _ = ffmpeg.kill();

@@ -21,7 +21,8 @@ use lookout_ingest::{CameraStats, Ingest};
 #[macro_export]
 macro_rules! check {
     ($cond:expr, $($arg:tt)+) => {
-        if !$cond {
+        let ok: bool = $cond;
+        if !ok {
             panic!("check failed: {}\n  {}", stringify!($cond), format!($($arg)+));
         }
     };

@@ -25,6 +25,8 @@
 //! Fusion is deterministic and never reads the wall clock: replaying the same events and
 //! hotspots gives the same incidents, ids and revisions.
 
+#![warn(missing_docs)]
+
 pub mod camera;
 pub mod engine;
 pub mod error;

@@ -142,3 +142,36 @@ impl InferenceConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn camera_tiles_must_name_a_camera_and_be_in_range() {
+        let src = r#"
+[inference.camera_tiles.tower]
+grid = [2, 2]
+
+[inference.camera_tiles.nope]
+grid = [9, 1]
+
+[[cameras]]
+id = "tower"
+source = { kind = "test" }
+"#;
+        let errs = crate::parse(src, "t.toml", std::path::Path::new(".")).unwrap_err();
+        let keys: Vec<&str> = errs.errors.iter().map(|e| e.key.as_str()).collect();
+        assert!(keys.contains(&"inference.camera_tiles.nope"), "{keys:?}");
+        assert!(
+            keys.contains(&"inference.camera_tiles.nope.grid[0]"),
+            "{keys:?}"
+        );
+        assert!(!keys.iter().any(|k| k.contains("tower")), "{keys:?}");
+        let ok = src
+            .replace("grid = [9, 1]", "grid = [1, 1]")
+            .replace("camera_tiles.nope", "camera_tiles.tower2");
+        let ok = format!("{ok}\n[[cameras]]\nid = \"tower2\"\nsource = {{ kind = \"test\" }}\n");
+        let cfg = crate::parse(&ok, "t.toml", std::path::Path::new(".")).unwrap();
+        assert_eq!(cfg.inference.camera_tiles["tower"].grid, [2, 2]);
+        assert!(cfg.inference.camera_tiles["tower"].full_frame);
+    }
+}

@@ -106,7 +106,7 @@ pub struct FrameResult {
     pub width: u32,
     /// Frame height in pixels.
     pub height: u32,
-    /// Model (manifest name) that produced these detections.
+    /// Model (the `[models.NAME]` key of the config) that produced these detections.
     pub model: Arc<str>,
     /// Detections after class-wise NMS and the score floor.
     pub detections: Vec<Detection>,

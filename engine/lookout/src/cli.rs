@@ -28,6 +28,12 @@ pub enum Command {
     /// Satellite hotspot files (NASA FIRMS CSV).
     #[command(subcommand)]
     Hotspots(HotspotsCommand),
+    /// Event-level evaluation: run a model and the rules over labelled sequence directories
+    /// (events raised, true/false events, missed sequences, precision, time to detection).
+    EvalEvents(crate::eval_events::EvalEventsArgs),
+    /// Build sequence directories for eval-events (from FURG-annotated video or stills).
+    #[command(subcommand)]
+    Sequences(crate::sequences::SequencesCommand),
     /// Re-run recorded frame results (`detections.jsonl`) through the rules of a config and
     /// print the events they produce — what a threshold change would have done.
     Replay(ReplayArgs),

@@ -8,7 +8,9 @@
 //! * `check_config`: `lookout check-config FILE`.
 
 mod cli;
+mod eval_events;
 mod run;
+mod sequences;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -73,6 +75,14 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        cli::Command::EvalEvents(args) => {
+            eval_events::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        cli::Command::Sequences(cmd) => {
+            sequences::run(&cmd)?;
+            Ok(ExitCode::SUCCESS)
+        }
         cli::Command::Replay(args) => {
             let cfg = load_config(args.config.as_deref())?;
             let recorded = lookout_rules::read_recording(&args.recording)?;
@@ -129,7 +139,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Loads a config file, or the embedded default.
-fn load_config(path: Option<&Path>) -> anyhow::Result<lookout_config::Config> {
+pub(crate) fn load_config(path: Option<&Path>) -> anyhow::Result<lookout_config::Config> {
     match path {
         Some(p) => lookout_config::load(p),
         None => lookout_config::load_default(),

@@ -340,23 +340,42 @@ fn fusion_loop(
     };
     let mut out = Vec::new();
     let mut hotspots = hotspots;
+    let mut batch: Vec<Hotspot> = Vec::new();
+    // Event time: the newest capture time seen. Fusion joins and closes by it, never by
+    // the wall clock, so replayed footage "as of" a past date fuses like live footage.
+    let mut watermark: Option<lookout_core::UtcTime> = None;
+    let tick = crossbeam_channel::tick(Duration::from_secs(1));
     loop {
         select! {
             recv(events) -> e => match e {
-                Ok(ev) => fusion.on_event(&ev, &mut out),
+                Ok(ev) => {
+                    watermark = Some(watermark.map_or(ev.last_seen, |w| w.max(ev.last_seen)));
+                    fusion.on_event(&ev, &mut out)
+                }
                 // Rules has stopped: the engine is shutting down.
                 Err(_) => break,
             },
             recv(hotspots) -> h => match h {
                 Ok(h) => {
-                    if let Err(e) = alerts.record_hotspot(&h) {
-                        warn!(error = %e, "Cannot store a hotspot.");
+                    // A satellite pass arrives as many rows: fuse them as one batch, so an
+                    // incident gets one revision per pass.
+                    batch.push(h);
+                    batch.extend(hotspots.try_iter());
+                    for h in &batch {
+                        if let Err(e) = alerts.record_hotspot(h) {
+                            warn!(error = %e, "Cannot store a hotspot.");
+                        }
                     }
-                    fusion.on_hotspot(h, &mut out)
+                    fusion.on_hotspots(batch.drain(..), &mut out);
                 }
                 // Every hotspot source has finished; keep fusing events.
                 Err(_) => hotspots = crossbeam_channel::never(),
             },
+            recv(tick) -> _ => {
+                if let Some(w) = watermark {
+                    fusion.on_watermark(w, &mut out);
+                }
+            }
         }
         for inc in out.drain(..) {
             if incidents_tx.send(inc).is_err() {

@@ -37,7 +37,12 @@ impl Default for EngineConfig {
 impl EngineConfig {
     /// Checks value ranges.
     pub fn validate(&self, v: &mut Validator) {
-        v.range("engine.shutdown_deadline_s", self.shutdown_deadline_s, 0.1, 600.0);
+        v.range(
+            "engine.shutdown_deadline_s",
+            self.shutdown_deadline_s,
+            0.1,
+            600.0,
+        );
         if let Some(r) = self.run_for_s {
             v.range("engine.run_for_s", r, 0.1, 1e9);
         }

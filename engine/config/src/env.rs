@@ -140,11 +140,7 @@ pub fn expand_env(
             Some((n, d)) => (n, Some(d)),
             None => (inner, None),
         };
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!(
                 "`${{{inner}}}` is not a valid variable reference: names use A-Z, 0-9 and _"
             ));
@@ -199,7 +195,9 @@ mod tests {
         let look = |k: &str| (k == "A").then(|| "1".to_string());
         assert_eq!(expand_env("x${A}y", look).as_deref(), Ok("x1y"));
         assert_eq!(expand_env("${B:-d}/p", look).as_deref(), Ok("d/p"));
-        assert!(expand_env("${B}", look).unwrap_err().contains("`B` is not set"));
+        assert!(expand_env("${B}", look)
+            .unwrap_err()
+            .contains("`B` is not set"));
         assert!(expand_env("${A", look).is_err());
         assert!(expand_env("${a-b}", look).is_err());
     }

@@ -200,8 +200,7 @@ pub fn parse(src: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigE
                 toml::Value::Table(t) => {
                     for (name, v) in t {
                         let path = format!("models.{}", quote_key(&name));
-                        if let Some(m) = de_value::<inference::ModelRef>(&path, v, &mut problems)
-                        {
+                        if let Some(m) = de_value::<inference::ModelRef>(&path, v, &mut problems) {
                             cfg.models.insert(name, m);
                         }
                     }
@@ -330,11 +329,7 @@ pub(crate) fn de_value<T: DeserializeOwned>(
     }
 }
 
-fn finish(
-    src: &str,
-    origin: &str,
-    problems: Vec<(String, String, Option<usize>)>,
-) -> ConfigErrors {
+fn finish(src: &str, origin: &str, problems: Vec<(String, String, Option<usize>)>) -> ConfigErrors {
     let doc = toml_edit::ImDocument::parse(src).ok();
     let mut errors: Vec<ConfigError> = problems
         .into_iter()
@@ -369,7 +364,11 @@ pub fn parse_section<T: DeserializeOwned>(key: &str, src: &str) -> Result<T, Con
             return Err(finish(
                 src,
                 key,
-                vec![(String::new(), e.message().to_string(), e.span().map(|s| s.start))],
+                vec![(
+                    String::new(),
+                    e.message().to_string(),
+                    e.span().map(|s| s.start),
+                )],
             ))
         }
     };
@@ -384,4 +383,3 @@ pub fn parse_section<T: DeserializeOwned>(key: &str, src: &str) -> Result<T, Con
 pub fn to_json(cfg: &Config) -> serde_json::Value {
     serde_json::to_value(cfg).unwrap_or(serde_json::Value::Null)
 }
-

@@ -291,7 +291,10 @@ impl ClassRule {
                 format!("must not exceed max_area ({hi})"),
             );
         }
-        for (key, x) in [("min_aspect", self.min_aspect), ("max_aspect", self.max_aspect)] {
+        for (key, x) in [
+            ("min_aspect", self.min_aspect),
+            ("max_aspect", self.max_aspect),
+        ] {
             if let Some(x) = x {
                 v.check(
                     x.is_finite() && x >= 0.0,
@@ -328,7 +331,10 @@ fn validate_classes(path: &str, classes: &BTreeMap<String, ClassRule>, v: &mut V
 }
 
 fn quote(k: &str) -> String {
-    if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         k.to_string()
     } else {
         format!("\"{k}\"")
@@ -355,7 +361,12 @@ pub struct TrackerConfig {
 
 impl Default for TrackerConfig {
     fn default() -> Self {
-        TrackerConfig { match_iou: 0.3, low_match_iou: 0.5, max_missed: 10, coast_frames: 2 }
+        TrackerConfig {
+            match_iou: 0.3,
+            low_match_iou: 0.5,
+            max_missed: 10,
+            coast_frames: 2,
+        }
     }
 }
 
@@ -598,7 +609,10 @@ pub struct RecordConfig {
 
 impl Default for RecordConfig {
     fn default() -> Self {
-        RecordConfig { enabled: false, path: "recordings/rules.jsonl".into() }
+        RecordConfig {
+            enabled: false,
+            path: "recordings/rules.jsonl".into(),
+        }
     }
 }
 
@@ -656,18 +670,40 @@ impl RulesConfig {
     /// camera list: what a hot reload can check on its own.
     pub fn validate_values(&self, v: &mut Validator) {
         v.range("rules.quiet_s", self.quiet_s, 0.0, 86_400.0);
-        v.range("rules.update_interval_s", self.update_interval_s, 0.0, 86_400.0);
-        v.check(!self.person_class.is_empty(), "rules.person_class", "must name a class");
+        v.range(
+            "rules.update_interval_s",
+            self.update_interval_s,
+            0.0,
+            86_400.0,
+        );
+        v.check(
+            !self.person_class.is_empty(),
+            "rules.person_class",
+            "must name a class",
+        );
         validate_classes("rules.classes", &self.classes, v);
         let t = &self.tracker;
         v.range("rules.tracker.match_iou", t.match_iou, 0.01, 1.0);
         v.range("rules.tracker.low_match_iou", t.low_match_iou, 0.01, 1.0);
         v.range("rules.tracker.max_missed", t.max_missed, 0, 10_000);
-        v.range("rules.tracker.coast_frames", t.coast_frames, 0, t.max_missed);
-        v.check(self.profiles.len() <= 64, "rules.profiles", "at most 64 profiles");
+        v.range(
+            "rules.tracker.coast_frames",
+            t.coast_frames,
+            0,
+            t.max_missed,
+        );
+        v.check(
+            self.profiles.len() <= 64,
+            "rules.profiles",
+            "at most 64 profiles",
+        );
         for (i, p) in self.profiles.iter().enumerate() {
             let path = format!("rules.profiles[{i}]");
-            v.check(!p.name.is_empty(), format!("{path}.name"), "must not be empty");
+            v.check(
+                !p.name.is_empty(),
+                format!("{path}.name"),
+                "must not be empty",
+            );
             for (key, val) in [("from", &p.from), ("to", &p.to)] {
                 v.check(
                     parse_hhmm(val).is_some(),
@@ -686,7 +722,11 @@ impl RulesConfig {
             let path = format!("rules.cameras.{}", quote(id));
             validate_classes(&format!("{path}.classes"), &c.classes, v);
             for (name, p) in &c.presets {
-                validate_classes(&format!("{path}.presets.{}.classes", quote(name)), &p.classes, v);
+                validate_classes(
+                    &format!("{path}.presets.{}.classes", quote(name)),
+                    &p.classes,
+                    v,
+                );
             }
             for (i, m) in c.masks.iter().enumerate() {
                 v.polygon(&format!("{path}.masks[{i}].polygon"), &m.polygon);
@@ -694,7 +734,11 @@ impl RulesConfig {
             let mut names = BTreeSet::new();
             for (i, z) in c.zones.iter().enumerate() {
                 let zp = format!("{path}.zones[{i}]");
-                v.check(!z.name.is_empty(), format!("{zp}.name"), "must not be empty");
+                v.check(
+                    !z.name.is_empty(),
+                    format!("{zp}.name"),
+                    "must not be empty",
+                );
                 if !names.insert(z.name.as_str()) {
                     v.error(
                         format!("{zp}.name"),
@@ -726,14 +770,24 @@ impl RulesConfig {
         for (i, r) in self.duty_posts.iter().enumerate() {
             let p = format!("rules.duty_posts[{i}]");
             zone(v, &p, &r.camera, &r.zone);
-            v.range(format!("{p}.max_vacant_s"), r.max_vacant_s, 0.0, 7.0 * 86_400.0);
+            v.range(
+                format!("{p}.max_vacant_s"),
+                r.max_vacant_s,
+                0.0,
+                7.0 * 86_400.0,
+            );
             v.range(format!("{p}.min_people"), r.min_people, 1, 10_000);
         }
         for (i, r) in self.occupancy.iter().enumerate() {
             let p = format!("rules.occupancy[{i}]");
             zone(v, &p, &r.camera, &r.zone);
             v.range(format!("{p}.max_people"), r.max_people, 0, 10_000);
-            v.range(format!("{p}.min_duration_s"), r.min_duration_s, 0.0, 86_400.0);
+            v.range(
+                format!("{p}.min_duration_s"),
+                r.min_duration_s,
+                0.0,
+                86_400.0,
+            );
             v.range(format!("{p}.clear_s"), r.clear_s, 0.0, 86_400.0);
         }
         for (i, r) in self.restricted.iter().enumerate() {
@@ -746,7 +800,10 @@ impl RulesConfig {
             let p = format!("rules.patrols[{i}]");
             v.check(!r.name.is_empty(), format!("{p}.name"), "must not be empty");
             if !patrol_names.insert(r.name.as_str()) {
-                v.error(format!("{p}.name"), format!("patrol {:?} is defined twice", r.name));
+                v.error(
+                    format!("{p}.name"),
+                    format!("patrol {:?} is defined twice", r.name),
+                );
             }
             v.check(
                 !r.checkpoints.is_empty(),
@@ -760,14 +817,39 @@ impl RulesConfig {
             }
         }
         let h = &self.health;
-        v.range("rules.health.offline_after_s", h.offline_after_s, 0.0, 86_400.0);
-        v.range("rules.health.baseline_frames", h.baseline_frames, 1, 100_000);
+        v.range(
+            "rules.health.offline_after_s",
+            h.offline_after_s,
+            0.0,
+            86_400.0,
+        );
+        v.range(
+            "rules.health.baseline_frames",
+            h.baseline_frames,
+            1,
+            100_000,
+        );
         v.range("rules.health.warmup_frames", h.warmup_frames, 1, 100_000);
         v.range("rules.health.persist_frames", h.persist_frames, 1, 10_000);
-        v.range("rules.health.blocked_brightness_drop", h.blocked_brightness_drop, 0.0, 1.0);
-        v.range("rules.health.blocked_contrast_ratio", h.blocked_contrast_ratio, 0.0, 1.0);
+        v.range(
+            "rules.health.blocked_brightness_drop",
+            h.blocked_brightness_drop,
+            0.0,
+            1.0,
+        );
+        v.range(
+            "rules.health.blocked_contrast_ratio",
+            h.blocked_contrast_ratio,
+            0.0,
+            1.0,
+        );
         v.range("rules.health.defocus_ratio", h.defocus_ratio, 0.0, 1.0);
-        v.range("rules.health.moved_similarity", h.moved_similarity, -1.0, 1.0);
+        v.range(
+            "rules.health.moved_similarity",
+            h.moved_similarity,
+            -1.0,
+            1.0,
+        );
         v.check(
             !self.record.enabled || !self.record.path.trim().is_empty(),
             "rules.record.path",

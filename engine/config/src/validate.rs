@@ -36,7 +36,10 @@ impl Validator {
         hi: T,
     ) {
         if !(value >= lo && value <= hi) {
-            self.error(path, format!("{value} is out of range: allowed {lo} ..= {hi}"));
+            self.error(
+                path,
+                format!("{value} is out of range: allowed {lo} ..= {hi}"),
+            );
         }
     }
 

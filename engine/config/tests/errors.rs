@@ -55,12 +55,18 @@ source = { kind = "warp" }
 "#;
     let errs = errors(src);
     let all = errs.join("\n");
-    assert!(all.contains("test.toml:3:1: `ingest.fps`: invalid type"), "{all}");
+    assert!(
+        all.contains("test.toml:3:1: `ingest.fps`: invalid type"),
+        "{all}"
+    );
     assert!(all.contains("`cameras[0].source.url`"), "{all}");
     assert!(all.contains("not a valid URL"), "{all}");
     assert!(all.contains("`cameras[1].id`"), "{all}");
     assert!(all.contains("unknown model \"nope\""), "{all}");
-    assert!(all.contains("`cameras[2].source.kind`") && all.contains("unknown variant `warp`"), "{all}");
+    assert!(
+        all.contains("`cameras[2].source.kind`") && all.contains("unknown variant `warp`"),
+        "{all}"
+    );
     assert!(all.contains("`bogus`: unknown section"), "{all}");
     assert!(errs.len() >= 6, "{all}");
 }
@@ -91,7 +97,10 @@ fn env_secrets_expand_and_stay_redacted() {
         assert!(text.contains("${LOOKOUT_TEST_PASS}"), "{text}");
     }
     let errs = errors("[[cameras]]\nid = \"a\"\nsource = { kind = \"rtsp\", url = \"rtsp://${LOOKOUT_SURELY_UNSET_VAR}/x\" }\n");
-    assert!(errs[0].contains("`LOOKOUT_SURELY_UNSET_VAR` is not set"), "{errs:?}");
+    assert!(
+        errs[0].contains("`LOOKOUT_SURELY_UNSET_VAR` is not set"),
+        "{errs:?}"
+    );
 }
 
 proptest! {

@@ -167,7 +167,10 @@ impl FrameRing {
     /// The held frame whose sequence number is closest to `seq` (for snapshots of frames
     /// that were already evicted).
     pub fn nearest(&self, seq: u64) -> Option<Frame> {
-        self.lock().iter().min_by_key(|f| f.seq.abs_diff(seq)).cloned()
+        self.lock()
+            .iter()
+            .min_by_key(|f| f.seq.abs_diff(seq))
+            .cloned()
     }
 
     /// How many frames are held.

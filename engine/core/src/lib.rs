@@ -24,8 +24,8 @@ pub mod event;
 pub mod frame;
 pub mod geo;
 pub mod health;
-pub mod hub;
 pub mod hotspot;
+pub mod hub;
 pub mod incident;
 pub mod msg;
 
@@ -33,9 +33,9 @@ pub use detect::{BBox, Detection, FrameResult};
 pub use event::{Event, EventKind, EventPhase, FrameRef};
 pub use frame::{CaptureClock, Frame, FrameRing, Pixels, Pose};
 pub use geo::{GeoPoint, Sector};
-pub use hub::{FrameHub, HubStats, PublishError};
 pub use health::{CameraHealth, CameraStatus, RetryReason, StopReason};
 pub use hotspot::{Hotspot, HotspotConfidence, HotspotSource};
+pub use hub::{FrameHub, HubStats, PublishError};
 pub use incident::{
     Incident, IncidentConfidence, IncidentKind, IncidentState, Location, LocationMethod, Severity,
     UncertaintyEllipse,

@@ -73,7 +73,12 @@ impl ImageStats {
         }
         let n = (GRID * GRID) as f32;
         let mean = grid.iter().flatten().sum::<f32>() / n;
-        let var = grid.iter().flatten().map(|v| (v - mean).powi(2)).sum::<f32>() / n;
+        let var = grid
+            .iter()
+            .flatten()
+            .map(|v| (v - mean).powi(2))
+            .sum::<f32>()
+            / n;
         let mut lap_sum = 0f32;
         let mut lap_sq = 0f32;
         let mut count = 0f32;

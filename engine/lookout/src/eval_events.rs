@@ -130,7 +130,15 @@ pub fn run(args: &EvalEventsArgs) -> anyhow::Result<()> {
     } else {
         println!(
             "{:<8} {:>5} {:>6} {:>5} {:>6} {:>9} {:>7} {:>9} {:>12}",
-            "class", "seqs", "events", "true", "false", "precision", "missed", "recall", "ttd median s"
+            "class",
+            "seqs",
+            "events",
+            "true",
+            "false",
+            "precision",
+            "missed",
+            "recall",
+            "ttd median s"
         );
         for c in &report.classes {
             println!(

@@ -95,7 +95,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             } else {
                 let mut by_kind: std::collections::BTreeMap<(String, String), usize> =
                     Default::default();
-                for e in events.iter().filter(|e| e.phase == lookout_core::EventPhase::Start) {
+                for e in events
+                    .iter()
+                    .filter(|e| e.phase == lookout_core::EventPhase::Start)
+                {
                     *by_kind
                         .entry((e.camera.to_string(), e.kind.to_string()))
                         .or_default() += 1;
@@ -125,7 +128,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 cfg.engine.run_for_s = Some(r);
             }
             if let Some(d) = &args.data_dir {
-                cfg.engine.data_dir = lookout_config::env::EnvString::literal(d.display().to_string());
+                cfg.engine.data_dir =
+                    lookout_config::env::EnvString::literal(d.display().to_string());
             }
             run::run(
                 cfg,

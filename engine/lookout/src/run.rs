@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossbeam_channel::{bounded, select, Receiver, Sender};
-use lookout_config::Config;
 use lookout_alerts::Alerts;
+use lookout_config::Config;
 use lookout_core::{
     CameraHealth, CameraId, Event, Frame, FrameHub, FrameRing, Hotspot, Incident, StageMsg,
 };
@@ -51,7 +51,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         .context("cannot install the signal handler")?;
     }
 
-    let camera_ids: Vec<CameraId> = cfg.enabled_cameras().map(|c| c.id.as_str().into()).collect();
+    let camera_ids: Vec<CameraId> = cfg
+        .enabled_cameras()
+        .map(|c| c.id.as_str().into())
+        .collect();
     let hub = FrameHub::new(camera_ids.clone());
     let (health_tx, health_rx) = bounded::<CameraHealth>(256);
     let (results_tx, results_rx) = bounded::<StageMsg>(cfg.inference.results_capacity);
@@ -72,8 +75,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     );
 
     // Inference first, so no frame waits for a missing consumer.
-    let inference = lookout_infer::service::InferenceService::start(&cfg, hub.clone(), results_tx.clone())
-        .context("cannot start inference")?;
+    let inference =
+        lookout_infer::service::InferenceService::start(&cfg, hub.clone(), results_tx.clone())
+            .context("cannot start inference")?;
     let ingest = lookout_ingest::Ingest::start(&cfg, hub.clone(), health_tx)
         .context("cannot start ingest")?;
     info!(cameras = camera_ids.len(), "Ingest and inference started.");
@@ -145,29 +149,35 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
 
     // The operator's desk.
     let mut state = lookout_server::ServerState::new(alerts.clone(), cfg.clone());
-    state.rings = rings.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    state.rings = rings
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     state.replay = Some(Arc::new(|msgs, rules| lookout_rules::replay(msgs, rules)));
-    state.apply_rules = Some(Arc::new(move |rules: &lookout_config::rules::RulesConfig| {
-        // Compile strictly first so a bad change is refused with its reason; the rules
-        // thread then swaps it in between two messages.
-        lookout_rules::RulesEngine::try_new(rules).map_err(|e| e.to_string())?;
-        api_reload_tx
-            .send_timeout(rules.clone(), Duration::from_secs(2))
-            .map_err(|_| "the rules stage is not accepting changes".to_string())
-    }));
+    state.apply_rules = Some(Arc::new(
+        move |rules: &lookout_config::rules::RulesConfig| {
+            // Compile strictly first so a bad change is refused with its reason; the rules
+            // thread then swaps it in between two messages.
+            lookout_rules::RulesEngine::try_new(rules).map_err(|e| e.to_string())?;
+            api_reload_tx
+                .send_timeout(rules.clone(), Duration::from_secs(2))
+                .map_err(|_| "the rules stage is not accepting changes".to_string())
+        },
+    ));
     state.geojson_extra = Some(Arc::new({
         let cfg = cfg.clone();
-        move || {
-            match lookout_fusion::geojson(&cfg, &[], &[]).get("features") {
-                Some(serde_json::Value::Array(f)) => f.clone(),
-                _ => Vec::new(),
-            }
+        move || match lookout_fusion::geojson(&cfg, &[], &[]).get("features") {
+            Some(serde_json::Value::Array(f)) => f.clone(),
+            _ => Vec::new(),
         }
     }));
     let metrics = state.metrics.clone();
     let server = if cfg.server.enabled {
         let server = rt
-            .block_on(lookout_server::start(state, lookout_server::configured_addr(&cfg)))
+            .block_on(lookout_server::start(
+                state,
+                lookout_server::configured_addr(&cfg),
+            ))
             .context("cannot start the web server")?;
         let url = format!("http://{}/", server.addr);
         info!(url = %url, "Operator UI ready.");
@@ -199,7 +209,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     // Shutdown, bounded by a watchdog.
     let deadline = Duration::from_secs_f64(cfg.engine.shutdown_deadline_s);
     spawn_watchdog(deadline);
-    info!(deadline_s = deadline.as_secs_f64(), "Shutting down: stopping sources.");
+    info!(
+        deadline_s = deadline.as_secs_f64(),
+        "Shutting down: stopping sources."
+    );
     ingest.shutdown(deadline.mul_f64(0.5));
     hub.close();
     inference.join();
@@ -258,7 +271,10 @@ fn spawn_watchdog(deadline: Duration) {
         .name("shutdown-watchdog".into())
         .spawn(move || {
             std::thread::sleep(deadline);
-            eprintln!("Shutdown deadline of {:.1} s passed; exiting.", deadline.as_secs_f64());
+            eprintln!(
+                "Shutdown deadline of {:.1} s passed; exiting.",
+                deadline.as_secs_f64()
+            );
             std::process::exit(3);
         });
 }
@@ -471,8 +487,12 @@ fn update_metrics(
         m.reconnects.store(s.reconnects, Relaxed);
         let analysed = inf.cameras.get(s.camera.as_ref()).map_or(0, |c| c.analysed);
         m.frames_analysed.store(analysed, Relaxed);
-        let prev = last_analysed.insert(s.camera.to_string(), analysed).unwrap_or(analysed);
+        let prev = last_analysed
+            .insert(s.camera.to_string(), analysed)
+            .unwrap_or(analysed);
         m.set_fps(analysed.saturating_sub(prev) as f64 / dt.max(1e-3));
     }
-    metrics.queue("frame_hub_pending").store(hub.pending() as i64, Relaxed);
+    metrics
+        .queue("frame_hub_pending")
+        .store(hub.pending() as i64, Relaxed);
 }

@@ -81,9 +81,8 @@ pub fn run(cmd: &SequencesCommand) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&a.xml)
                 .with_context(|| format!("cannot read {}", a.xml.display()))?;
             let ann = lookout_rules::seq::parse_furg_xml(&text, &a.xml)?;
-            let last = a
-                .to
-                .unwrap_or_else(|| ann.frames.keys().copied().max().unwrap_or(0));
+            let last =
+                a.to.unwrap_or_else(|| ann.frames.keys().copied().max().unwrap_or(0));
             let frames_dir = a.out.join("frames");
             std::fs::create_dir_all(&frames_dir)
                 .with_context(|| format!("cannot create {}", frames_dir.display()))?;
@@ -114,7 +113,11 @@ pub fn run(cmd: &SequencesCommand) -> anyhow::Result<()> {
                 n += a.every;
                 k += 1;
             }
-            let fps = if ann.frame_rate > 0.0 { ann.frame_rate } else { 30.0 };
+            let fps = if ann.frame_rate > 0.0 {
+                ann.frame_rate
+            } else {
+                30.0
+            };
             let interval = a.every as f64 / fps;
             lookout_rules::seq::seq_labels_from_furg(&ann, &pairs, &a.out, interval, &a.class)?;
             println!(

@@ -85,16 +85,23 @@ fn read_log(path: &Path) -> BTreeMap<String, PerCamera> {
                 let confident = |d: &serde_json::Value| {
                     d["class"] == "person" && d["score"].as_f64().is_some_and(|s| s >= 0.5)
                 };
-                if v["detections"].as_array().is_some_and(|d| d.iter().any(confident)) {
+                if v["detections"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(confident))
+                {
                     e.with_detections += 1;
                 }
                 if let Some(t) = v["captured_at"].as_str().and_then(|t| t.parse().ok()) {
-                    e.last_capture = Some(e.last_capture.map_or(t, |l: chrono::DateTime<_>| l.max(t)));
+                    e.last_capture =
+                        Some(e.last_capture.map_or(t, |l: chrono::DateTime<_>| l.max(t)));
                 }
             }
-            Some("health") => e
-                .statuses
-                .push(v["status"]["state"].as_str().unwrap_or_default().to_string()),
+            Some("health") => e.statuses.push(
+                v["status"]["state"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
             _ => {}
         }
     }
@@ -158,8 +165,23 @@ models = ["person"]
     // A drone streams H.264 in MPEG-TS over UDP for a while, then its link dies.
     let mut drone = Command::new("ffmpeg")
         .args([
-            "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=25",
-            "-t", "30", "-c:v", "libx264", "-g", "25", "-tune", "zerolatency", "-f", "mpegts",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=25",
+            "-t",
+            "30",
+            "-c:v",
+            "libx264",
+            "-g",
+            "25",
+            "-tune",
+            "zerolatency",
+            "-f",
+            "mpegts",
         ])
         .arg(format!("udp://127.0.0.1:{port}?pkt_size=1316"))
         .stdout(Stdio::null())
@@ -180,11 +202,18 @@ models = ["person"]
         false
     };
     let all_four = wait_for(
-        &|m| ["people", "house-a", "house-b", "drone"].iter().all(|c| m.get(*c).is_some_and(|p| p.frames >= 3)),
+        &|m| {
+            ["people", "house-a", "house-b", "drone"]
+                .iter()
+                .all(|c| m.get(*c).is_some_and(|p| p.frames >= 3))
+        },
         Duration::from_secs(60),
     );
     let before = read_log(&log);
-    assert!(all_four, "every camera should deliver analysed frames: {before:?}");
+    assert!(
+        all_four,
+        "every camera should deliver analysed frames: {before:?}"
+    );
 
     // Kill the drone's stream.
     let _ = drone.kill();
@@ -199,14 +228,20 @@ models = ["person"]
             ["people", "house-a", "house-b"].iter().all(|c| {
                 m.get(*c).is_some_and(|p| {
                     p.frames >= frames_at_kill.get(*c).copied().unwrap_or(0) + 8
-                        && p.last_capture.is_some_and(|t| t > killed_at + chrono::Duration::seconds(3))
+                        && p.last_capture
+                            .is_some_and(|t| t > killed_at + chrono::Duration::seconds(3))
                 })
-            }) && m.get("drone").is_some_and(|p| p.statuses.iter().any(|s| s == "retrying"))
+            }) && m
+                .get("drone")
+                .is_some_and(|p| p.statuses.iter().any(|s| s == "retrying"))
         },
         Duration::from_secs(45),
     );
     let after = read_log(&log);
-    assert!(ok, "healthy cameras must keep delivering while the drone is retried: {after:?}");
+    assert!(
+        ok,
+        "healthy cameras must keep delivering while the drone is retried: {after:?}"
+    );
 
     // Real people were detected on the people clip.
     assert!(
@@ -223,7 +258,10 @@ models = ["person"]
         if let Some(s) = engine.try_wait().expect("wait") {
             break s;
         }
-        assert!(stop_at.elapsed() < Duration::from_secs(15), "shutdown took too long");
+        assert!(
+            stop_at.elapsed() < Duration::from_secs(15),
+            "shutdown took too long"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "clean exit after SIGTERM, got {status:?}");

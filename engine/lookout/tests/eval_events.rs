@@ -41,20 +41,31 @@ fn eval_events_on_furg_heldout_and_dfire_negatives() {
         "--out",
         pos.to_str().expect("utf-8 path"),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let neg = tmp.path().join("dfire-negatives");
     let out = lookout(&[
         "sequences",
         "from-stills",
         "--src",
-        shared().join("datasets/dfire-negatives/eval").to_str().expect("utf-8 path"),
+        shared()
+            .join("datasets/dfire-negatives/eval")
+            .to_str()
+            .expect("utf-8 path"),
         "--interval-s",
         "2",
         "--out",
         neg.to_str().expect("utf-8 path"),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = lookout(&[
         "eval-events",
@@ -63,7 +74,11 @@ fn eval_events_on_furg_heldout_and_dfire_negatives() {
         pos.to_str().expect("utf-8 path"),
         neg.to_str().expect("utf-8 path"),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
     let fire = report["classes"]
@@ -72,14 +87,18 @@ fn eval_events_on_furg_heldout_and_dfire_negatives() {
         .expect("a fire row")
         .clone();
     assert_eq!(fire["positive_sequences"], 1, "{report}");
-    assert_eq!(fire["detected_sequences"], 1, "the held-out fire must be detected: {report}");
+    assert_eq!(
+        fire["detected_sequences"], 1,
+        "the held-out fire must be detected: {report}"
+    );
     assert!(fire["true_events"].as_u64().unwrap_or(0) >= 1, "{report}");
     assert!(fire["ttd_s"]["median"].as_f64().is_some(), "{report}");
     // One row per sequence and class: 2 sequences × (smoke, fire).
     let rows = report["sequences"].as_array().expect("sequence rows");
     assert_eq!(rows.len(), 4, "{report}");
     assert!(
-        rows.iter().any(|r| r["name"] == "dfire-negatives" && r["positive"] == false),
+        rows.iter()
+            .any(|r| r["name"] == "dfire-negatives" && r["positive"] == false),
         "{report}"
     );
     eprintln!("eval-events report: {report}");

@@ -31,7 +31,15 @@ fn held_out_fire_video_raises_a_fire_event_and_replay_equals_live() {
     let status = Command::new("ffmpeg")
         .args(["-loglevel", "error", "-y", "-i"])
         .arg(shared().join("datasets/furg-house6/furg_house6.mp4"))
-        .args(["-vf", "select=gte(n\\,450),setpts=PTS-STARTPTS", "-an", "-c:v", "libx264", "-g", "15"])
+        .args([
+            "-vf",
+            "select=gte(n\\,450),setpts=PTS-STARTPTS",
+            "-an",
+            "-c:v",
+            "libx264",
+            "-g",
+            "15",
+        ])
         .arg(&clip)
         .status()
         .expect("ffmpeg runs");
@@ -82,9 +90,13 @@ quiet_s = 5
         .iter()
         .filter(|m| m["type"] == "frame")
         .count();
-    assert!(frames >= 20, "expected the held-out clip to be analysed, got {frames} frames");
     assert!(
-        live.iter().any(|e| e["kind"] == "fire" && e["phase"] == "start"),
+        frames >= 20,
+        "expected the held-out clip to be analysed, got {frames} frames"
+    );
+    assert!(
+        live.iter()
+            .any(|e| e["kind"] == "fire" && e["phase"] == "start"),
         "a fire event is expected on the held-out FURG frames; live events: {live:?}"
     );
 
@@ -95,10 +107,17 @@ quiet_s = 5
         .env("LOOKOUT_SHARED", shared())
         .output()
         .expect("lookout replay runs");
-    assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stderr));
+    assert!(
+        replayed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
     let replayed: Vec<serde_json::Value> = String::from_utf8_lossy(&replayed.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    assert_eq!(replayed, live, "replay must reproduce the live events exactly");
+    assert_eq!(
+        replayed, live,
+        "replay must reproduce the live events exactly"
+    );
 }

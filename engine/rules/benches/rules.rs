@@ -110,7 +110,11 @@ fn bench(c: &mut Criterion) {
     for m in &msgs {
         e.handle(m, &mut out);
     }
-    eprintln!("{} messages, {detections} detections, {} events", msgs.len(), out.len());
+    eprintln!(
+        "{} messages, {detections} detections, {} events",
+        msgs.len(),
+        out.len()
+    );
 
     let mut g = c.benchmark_group("rules");
     g.sample_size(10);

@@ -177,7 +177,12 @@ impl Compiled {
                 }
             };
             if let (Some(tz), Some(from), Some(to)) = (tz, parse_hhmm(&p.from), parse_hhmm(&p.to)) {
-                profiles.push(Profile { from, to, tz, cameras: p.cameras.clone() });
+                profiles.push(Profile {
+                    from,
+                    to,
+                    tz,
+                    cameras: p.cameras.clone(),
+                });
             } else {
                 // Keeps indices aligned with cfg.profiles; never active.
                 profiles.push(Profile {

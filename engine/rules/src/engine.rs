@@ -299,7 +299,13 @@ impl RulesEngine {
     pub fn track_count(&self, camera: &str) -> usize {
         self.cam_index
             .get(camera)
-            .map(|&i| self.cams[i].trackers.iter().map(|(_, t)| t.tracks.len()).sum())
+            .map(|&i| {
+                self.cams[i]
+                    .trackers
+                    .iter()
+                    .map(|(_, t)| t.tracks.len())
+                    .sum()
+            })
             .unwrap_or(0)
     }
 
@@ -310,11 +316,26 @@ impl RulesEngine {
             v.extend(cam.objs.iter().map(|o| o.open.ev.clone()));
             v.extend(cam.offline.iter().map(|o| o.ev.clone()));
             for view in &cam.views {
-                v.extend(view.checks.iter().filter_map(|c| c.open.as_ref()).map(|o| o.ev.clone()));
+                v.extend(
+                    view.checks
+                        .iter()
+                        .filter_map(|c| c.open.as_ref())
+                        .map(|o| o.ev.clone()),
+                );
             }
         }
-        v.extend(self.zone_rules.iter().filter_map(|r| r.open.as_ref()).map(|o| o.ev.clone()));
-        v.extend(self.patrols.iter().filter_map(|p| p.open.as_ref()).map(|o| o.ev.clone()));
+        v.extend(
+            self.zone_rules
+                .iter()
+                .filter_map(|r| r.open.as_ref())
+                .map(|o| o.ev.clone()),
+        );
+        v.extend(
+            self.patrols
+                .iter()
+                .filter_map(|p| p.open.as_ref())
+                .map(|o| o.ev.clone()),
+        );
         v
     }
 
@@ -376,7 +397,11 @@ impl RulesEngine {
         let mut old: Vec<ZoneRuleState> = std::mem::take(&mut self.zone_rules);
         let mut new_rules = Vec::new();
         let mut add = |kind: ZoneRuleKind, index: usize, camera: &str, zone: &str| {
-            let Some(z) = self.c.cams.get(camera).and_then(|r: &CamRules| r.zone_index(zone))
+            let Some(z) = self
+                .c
+                .cams
+                .get(camera)
+                .and_then(|r: &CamRules| r.zone_index(zone))
             else {
                 return;
             };
@@ -417,7 +442,10 @@ impl RulesEngine {
         self.zone_rules = new_rules;
         self.zone_rules_by_cam.clear();
         for (i, r) in self.zone_rules.iter().enumerate() {
-            self.zone_rules_by_cam.entry(r.cam.clone()).or_default().push(i);
+            self.zone_rules_by_cam
+                .entry(r.cam.clone())
+                .or_default()
+                .push(i);
         }
 
         let mut old_p: Vec<PatrolState> = std::mem::take(&mut self.patrols);
@@ -501,7 +529,9 @@ impl RulesEngine {
         }
         let quiet = matches!(
             h.status,
-            CameraStatus::Stopped { reason: StopReason::Shutdown | StopReason::Finished }
+            CameraStatus::Stopped {
+                reason: StopReason::Shutdown | StopReason::Finished
+            }
         );
         let was_running = cam.running;
         cam.running = false;
@@ -567,7 +597,14 @@ impl RulesEngine {
             self.c.cfg.person_models.iter().any(|m| **m == *fr.model)
         };
 
-        let RulesEngine { c, tp, cams, cands, cand_params, .. } = self;
+        let RulesEngine {
+            c,
+            tp,
+            cams,
+            cands,
+            cand_params,
+            ..
+        } = self;
         let c = &*c;
         let person_class = c.cfg.person_class.as_str();
         let cam = &mut cams[ci];
@@ -585,7 +622,11 @@ impl RulesEngine {
         let zones = rules.map_or(&[][..], |r| &r.zones[..]);
         let nz = zones.len();
         let (w, h) = (fr.width.max(1), fr.height.max(1));
-        let profiles = if c.profiles.is_empty() { 0 } else { c.active_profiles(&fr.camera, t) };
+        let profiles = if c.profiles.is_empty() {
+            0
+        } else {
+            c.active_profiles(&fr.camera, t)
+        };
 
         // Filters and masks; confident vs weak split.
         cands.clear();
@@ -602,12 +643,19 @@ impl RulesEngine {
             if area < p.min_area || area > p.max_area || bw > p.max_width {
                 continue;
             }
-            let aspect = if bh > 0.0 { bw * w as f32 / (bh * h as f32) } else { f32::INFINITY };
+            let aspect = if bh > 0.0 {
+                bw * w as f32 / (bh * h as f32)
+            } else {
+                f32::INFINITY
+            };
             if aspect < p.min_aspect || aspect > p.max_aspect {
                 continue;
             }
             if let Some(r) = rules {
-                if r.masks.iter().any(|m| m.applies(&d.class, preset) && m.poly.contains(ax, ay)) {
+                if r.masks
+                    .iter()
+                    .any(|m| m.applies(&d.class, preset) && m.poly.contains(ax, ay))
+                {
                     continue;
                 }
             }
@@ -673,7 +721,11 @@ impl RulesEngine {
                 |z: usize| tr.zone_frames.get(z).copied().unwrap_or(0) >= zones[z].inertia;
             // The first event of a track dates from its first sighting; a later one (after
             // the previous ended) from now, so that its id differs.
-            let first = if tr.had_event { t } else { tr.first_seen.unwrap_or(t) };
+            let first = if tr.had_event {
+                t
+            } else {
+                tr.first_seen.unwrap_or(t)
+            };
             let mut started = false;
             if let Some(kind) = EventKind::from_class(&tr.class).filter(|_| p.events) {
                 let mut required = false;
@@ -769,7 +821,14 @@ impl RulesEngine {
     fn personnel(&mut self, ci: usize, fr: &FrameResult, out: &mut Vec<Event>) {
         let t = fr.captured_at;
         let t_ms = t.timestamp_millis();
-        let RulesEngine { c, cams, zone_rules, zone_rules_by_cam, patrols, .. } = self;
+        let RulesEngine {
+            c,
+            cams,
+            zone_rules,
+            zone_rules_by_cam,
+            patrols,
+            ..
+        } = self;
         let cam = &cams[ci];
         let preset = fr.preset.as_deref();
         let Some(rules) = c.cams.get(&*fr.camera) else {
@@ -777,10 +836,19 @@ impl RulesEngine {
         };
         let visible = |z: usize| rules.zones.get(z).is_some_and(|zz| zz.visible(preset));
         let count = |z: usize| cam.zone_counts.get(z).copied().unwrap_or(0);
-        let snapshot = Some(FrameRef { camera: fr.camera.clone(), seq: fr.seq });
+        let snapshot = Some(FrameRef {
+            camera: fr.camera.clone(),
+            seq: fr.seq,
+        });
         let base =
             |kind: EventKind, zone: &Arc<str>, first: UtcTime, detail: String, n: u32| Event {
-                id: format!("{}:{}:{}:{}", fr.camera, kind, zone, first.timestamp_millis()),
+                id: format!(
+                    "{}:{}:{}:{}",
+                    fr.camera,
+                    kind,
+                    zone,
+                    first.timestamp_millis()
+                ),
                 camera: fr.camera.clone(),
                 kind,
                 phase: EventPhase::Start,
@@ -1030,7 +1098,10 @@ impl RulesEngine {
                         last_seen: t,
                         bbox: None,
                         frame_size: None,
-                        snapshot: Some(FrameRef { camera: s.camera.clone(), seq: s.seq }),
+                        snapshot: Some(FrameRef {
+                            camera: s.camera.clone(),
+                            seq: s.seq,
+                        }),
                         count: None,
                         detail,
                     };
@@ -1092,7 +1163,10 @@ fn upsert_obj(
             open.ev.best_score = s.score;
             open.ev.bbox = Some(s.bbox);
             open.ev.frame_size = Some((s.frame.width, s.frame.height));
-            open.ev.snapshot = Some(FrameRef { camera: s.camera.clone(), seq: s.frame.seq });
+            open.ev.snapshot = Some(FrameRef {
+                camera: s.camera.clone(),
+                seq: s.frame.seq,
+            });
         }
         if open.ev.best_score > open.reported_score && now_ms - open.last_emit_ms >= update_ms {
             open.emit(EventPhase::Update, now_ms, out);
@@ -1126,7 +1200,10 @@ fn upsert_obj(
         last_seen: s.t,
         bbox: Some(s.bbox),
         frame_size: Some((s.frame.width, s.frame.height)),
-        snapshot: Some(FrameRef { camera: s.camera.clone(), seq: s.frame.seq }),
+        snapshot: Some(FrameRef {
+            camera: s.camera.clone(),
+            seq: s.frame.seq,
+        }),
         count: None,
         detail: match &s.zone {
             Some(z) => format!("{} (track {}) in '{z}'", s.kind, s.track),
@@ -1135,7 +1212,11 @@ fn upsert_obj(
     };
     let mut o = Open::new(ev, now_ms);
     o.emit(EventPhase::Start, now_ms, out);
-    objs.push(ObjOpen { track: s.track, kind: s.kind, open: o });
+    objs.push(ObjOpen {
+        track: s.track,
+        kind: s.kind,
+        open: o,
+    });
     true
 }
 

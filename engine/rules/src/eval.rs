@@ -67,7 +67,10 @@ pub struct EvalOptions {
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { min_iou: 0.1, classes: vec!["smoke".into(), "fire".into()] }
+        EvalOptions {
+            min_iou: 0.1,
+            classes: vec!["smoke".into(), "fire".into()],
+        }
     }
 }
 
@@ -92,8 +95,17 @@ impl Summary {
         let mut s = v.to_vec();
         s.sort_by(|a, b| a.total_cmp(b));
         let n = s.len();
-        let median = if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 };
-        Some(Summary { n, mean: s.iter().sum::<f64>() / n as f64, median, max: s[n - 1] })
+        let median = if n % 2 == 1 {
+            s[n / 2]
+        } else {
+            (s[n / 2 - 1] + s[n / 2]) / 2.0
+        };
+        Some(Summary {
+            n,
+            mean: s.iter().sum::<f64>() / n as f64,
+            median,
+            max: s[n - 1],
+        })
     }
 }
 
@@ -184,7 +196,9 @@ fn overlaps(a: &BBox, b: &BBox, min_iou: f32) -> bool {
 
 /// Index of the frame captured at `t` (the last one at or before it).
 fn frame_index(frames: &[FrameResult], t: lookout_core::UtcTime) -> usize {
-    frames.partition_point(|f| f.captured_at <= t).saturating_sub(1)
+    frames
+        .partition_point(|f| f.captured_at <= t)
+        .saturating_sub(1)
 }
 
 /// Evaluates `seqs` with `cfg`. Pure: same inputs, same report.
@@ -196,9 +210,9 @@ pub fn evaluate(seqs: &[LabelledSequence], cfg: &RulesConfig, opts: &EvalOptions
             let kind = EventKind::from_class(class);
             let evs: Vec<&Event> = events.iter().filter(|e| Some(e.kind) == kind).collect();
             let first_positive = match &seq.truth {
-                Truth::Boxes(labels) => {
-                    labels.iter().position(|ls| ls.iter().any(|l| &l.class == class))
-                }
+                Truth::Boxes(labels) => labels
+                    .iter()
+                    .position(|ls| ls.iter().any(|l| &l.class == class)),
                 Truth::FirstPositive { index, class: c } => {
                     index.filter(|_| c.as_ref().is_none_or(|c| c == class))
                 }
@@ -232,7 +246,10 @@ pub fn evaluate(seqs: &[LabelledSequence], cfg: &RulesConfig, opts: &EvalOptions
             let (ttd_s, ttd_frames) = match (first_positive, first_true) {
                 (Some(fp), Some(ft)) => {
                     let dt = seq.frames[ft].captured_at - seq.frames[fp.min(ft)].captured_at;
-                    (Some(dt.num_milliseconds() as f64 / 1000.0), Some(ft.saturating_sub(fp)))
+                    (
+                        Some(dt.num_milliseconds() as f64 / 1000.0),
+                        Some(ft.saturating_sub(fp)),
+                    )
                 }
                 _ => (None, None),
             };
@@ -257,10 +274,15 @@ pub fn evaluate(seqs: &[LabelledSequence], cfg: &RulesConfig, opts: &EvalOptions
             let events: usize = rows.iter().map(|r| r.events).sum();
             let true_events: usize = rows.iter().map(|r| r.true_events).sum();
             let positive = rows.iter().filter(|r| r.positive).count();
-            let detected = rows.iter().filter(|r| r.positive && r.true_events > 0).count();
+            let detected = rows
+                .iter()
+                .filter(|r| r.positive && r.true_events > 0)
+                .count();
             let ttd_s: Vec<f64> = rows.iter().filter_map(|r| r.ttd_s).collect();
-            let ttd_f: Vec<f64> =
-                rows.iter().filter_map(|r| r.ttd_frames.map(|f| f as f64)).collect();
+            let ttd_f: Vec<f64> = rows
+                .iter()
+                .filter_map(|r| r.ttd_frames.map(|f| f as f64))
+                .collect();
             ClassReport {
                 class: class.clone(),
                 sequences: rows.len(),
@@ -277,5 +299,8 @@ pub fn evaluate(seqs: &[LabelledSequence], cfg: &RulesConfig, opts: &EvalOptions
             }
         })
         .collect();
-    EvalReport { classes, sequences: per_seq }
+    EvalReport {
+        classes,
+        sequences: per_seq,
+    }
 }

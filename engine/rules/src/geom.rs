@@ -15,7 +15,12 @@ impl Polygon {
     /// A polygon from config points.
     pub fn new(points: &[[f64; 2]]) -> Polygon {
         let pts: Vec<[f32; 2]> = points.iter().map(|p| [p[0] as f32, p[1] as f32]).collect();
-        let mut bounds = [f32::INFINITY, f32::INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY];
+        let mut bounds = [
+            f32::INFINITY,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NEG_INFINITY,
+        ];
         for p in &pts {
             bounds[0] = bounds[0].min(p[0]);
             bounds[1] = bounds[1].min(p[1]);

@@ -74,5 +74,9 @@ pub enum RulesError {
 }
 
 fn join(problems: &[(String, String)]) -> String {
-    problems.iter().map(|(k, m)| format!("`{k}`: {m}")).collect::<Vec<_>>().join("; ")
+    problems
+        .iter()
+        .map(|(k, m)| format!("`{k}`: {m}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }

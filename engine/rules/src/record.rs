@@ -29,11 +29,18 @@ pub struct Recorder {
 impl Recorder {
     /// Opens (creating parent directories) `path` for appending.
     pub fn open(path: &Path) -> Result<Recorder, RulesError> {
-        let io = |source| RulesError::Io { path: path.to_path_buf(), source };
+        let io = |source| RulesError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let f = OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io)?;
         Ok(Recorder {
             path: path.to_path_buf(),
             out: BufWriter::new(f),
@@ -52,7 +59,11 @@ impl Recorder {
             return Ok(None);
         }
         let p = Path::new(&cfg.path);
-        let path = if p.is_absolute() { p.to_path_buf() } else { data_dir.join(p) };
+        let path = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            data_dir.join(p)
+        };
         Recorder::open(&path).map(Some)
     }
 
@@ -66,14 +77,20 @@ impl Recorder {
         self.line.push(b'\n');
         self.out
             .write_all(&self.line)
-            .map_err(|source| RulesError::Io { path: self.path.clone(), source })?;
+            .map_err(|source| RulesError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         self.written += 1;
         Ok(())
     }
 
     /// Writes buffered messages to the file.
     pub fn flush(&mut self) -> Result<(), RulesError> {
-        self.out.flush().map_err(|source| RulesError::Io { path: self.path.clone(), source })
+        self.out.flush().map_err(|source| RulesError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Messages recorded by this recorder.
@@ -92,11 +109,16 @@ impl Drop for Recorder {
 
 /// Reads a whole recording. A bad line is an error naming the file and line.
 pub fn read_recording(path: &Path) -> Result<Vec<StageMsg>, RulesError> {
-    let f =
-        File::open(path).map_err(|source| RulesError::Io { path: path.to_path_buf(), source })?;
+    let f = File::open(path).map_err(|source| RulesError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut msgs = Vec::new();
     for (i, line) in BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|source| RulesError::Io { path: path.to_path_buf(), source })?;
+        let line = line.map_err(|source| RulesError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if line.trim().is_empty() {
             continue;
         }

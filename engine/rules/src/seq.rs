@@ -90,7 +90,10 @@ impl YoloBox {
 
     /// The label line.
     pub fn line(&self) -> String {
-        format!("{} {:.6} {:.6} {:.6} {:.6}", self.class_id, self.cx, self.cy, self.w, self.h)
+        format!(
+            "{} {:.6} {:.6} {:.6} {:.6}",
+            self.class_id, self.cx, self.cy, self.w, self.h
+        )
     }
 }
 
@@ -119,7 +122,13 @@ pub fn parse_yolo(text: &str, origin: &Path) -> Result<Vec<YoloBox>, RulesError>
                 return Err(err("coordinates must be normalised to 0..1"));
             }
         }
-        out.push(YoloBox { class_id, cx: v[0], cy: v[1], w: v[2], h: v[3] });
+        out.push(YoloBox {
+            class_id,
+            cx: v[0],
+            cy: v[1],
+            w: v[2],
+            h: v[3],
+        });
     }
     Ok(out)
 }
@@ -140,7 +149,10 @@ pub struct SeqDir {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RulesError + '_ {
-    move |source| RulesError::Io { path: path.to_path_buf(), source }
+    move |source| RulesError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn stem(name: &str) -> &str {
@@ -193,16 +205,17 @@ impl SeqDir {
             });
         }
         let frames = list_images(&dir.join("frames"))?;
-        let first_positive = match &meta.first_positive {
-            None => None,
-            Some(name) => {
-                Some(frames.iter().position(|f| f == name).ok_or_else(|| RulesError::Parse {
-                    path: meta_path.clone(),
-                    line: 0,
-                    message: format!("first_positive {name:?} is not a file in frames/"),
-                })?)
-            }
-        };
+        let first_positive =
+            match &meta.first_positive {
+                None => None,
+                Some(name) => Some(frames.iter().position(|f| f == name).ok_or_else(|| {
+                    RulesError::Parse {
+                        path: meta_path.clone(),
+                        line: 0,
+                        message: format!("first_positive {name:?} is not a file in frames/"),
+                    }
+                })?),
+            };
         let label_dir = dir.join("labels");
         let labels = if label_dir.is_dir() {
             let mut all = Vec::with_capacity(frames.len());
@@ -219,7 +232,13 @@ impl SeqDir {
         } else {
             None
         };
-        Ok(SeqDir { root: dir.to_path_buf(), meta, frames, labels, first_positive })
+        Ok(SeqDir {
+            root: dir.to_path_buf(),
+            meta,
+            frames,
+            labels,
+            first_positive,
+        })
     }
 
     /// Path of frame `i`.
@@ -261,9 +280,10 @@ impl SeqDir {
                     })
                     .collect(),
             ),
-            None => {
-                Truth::FirstPositive { index: self.first_positive, class: self.meta.class.clone() }
-            }
+            None => Truth::FirstPositive {
+                index: self.first_positive,
+                class: self.meta.class.clone(),
+            },
         }
     }
 }
@@ -290,7 +310,11 @@ pub fn seq_from_stills(
     first_positive: Option<&str>,
     class: Option<&str>,
 ) -> Result<SeqDir, RulesError> {
-    let img_dir = if src.join("images").is_dir() { src.join("images") } else { src.to_path_buf() };
+    let img_dir = if src.join("images").is_dir() {
+        src.join("images")
+    } else {
+        src.to_path_buf()
+    };
     let names = list_images(&img_dir)?;
     let frames_dir = dest.join("frames");
     std::fs::create_dir_all(&frames_dir).map_err(io(&frames_dir))?;
@@ -374,9 +398,14 @@ pub fn parse_furg_xml(text: &str, origin: &Path) -> Result<FurgAnnotations, Rule
             .map(|e| nstart + e)
             .ok_or_else(|| err(line_of(start), "unclosed <frameNumber>".into()))?;
         let n: u32 = text[nstart..nend].trim().parse().map_err(|_| {
-            err(line_of(start), format!("bad frame number {:?}", &text[nstart..nend]))
+            err(
+                line_of(start),
+                format!("bad frame number {:?}", &text[nstart..nend]),
+            )
         })?;
-        let next = text[nend..].find("<frameNumber>").map_or(text.len(), |k| nend + k);
+        let next = text[nend..]
+            .find("<frameNumber>")
+            .map_or(text.len(), |k| nend + k);
         let block = &text[nend..next];
         let mut boxes = Vec::new();
         if let Some(a) = block.find("<annotations>") {
@@ -387,7 +416,10 @@ pub fn parse_furg_xml(text: &str, origin: &Path) -> Result<FurgAnnotations, Rule
                 if item.is_empty() {
                     continue;
                 }
-                let v: Vec<f32> = item.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                let v: Vec<f32> = item
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
                 if v.len() != 4 {
                     return Err(err(
                         line_of(nend + a),
@@ -403,7 +435,12 @@ pub fn parse_furg_xml(text: &str, origin: &Path) -> Result<FurgAnnotations, Rule
     if frames.is_empty() {
         return Err(err(0, "no <frameNumber> entries".into()));
     }
-    Ok(FurgAnnotations { width, height, frame_rate, frames })
+    Ok(FurgAnnotations {
+        width,
+        height,
+        frame_rate,
+        frames,
+    })
 }
 
 /// Writes the `labels/` and `sequence.toml` of a SEQ dir for frames a caller extracted
@@ -444,7 +481,12 @@ pub fn seq_labels_from_furg(
         let p = labels_dir.join(format!("{}.txt", stem(name)));
         std::fs::write(&p, text).map_err(io(&p))?;
     }
-    let meta = SequenceMeta { interval_s, first_positive, class: Some(class.to_string()), classes };
+    let meta = SequenceMeta {
+        interval_s,
+        first_positive,
+        class: Some(class.to_string()),
+        classes,
+    };
     write_meta(dest, &meta)?;
     Ok(meta)
 }

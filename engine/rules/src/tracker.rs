@@ -142,15 +142,22 @@ impl Track {
     fn predicted(&self) -> BBox {
         let k = (self.missed + 1) as f32;
         let (dx, dy) = (self.vel[0] * k, self.vel[1] * k);
-        BBox::new(self.bbox.x1 + dx, self.bbox.y1 + dy, self.bbox.x2 + dx, self.bbox.y2 + dy)
+        BBox::new(
+            self.bbox.x1 + dx,
+            self.bbox.y1 + dy,
+            self.bbox.x2 + dx,
+            self.bbox.y2 + dy,
+        )
     }
 
     fn update(&mut self, c: &Candidate, idx: usize) {
         let (ox, oy) = self.bbox.center();
         let (nx, ny) = c.bbox.center();
         let k = (self.missed + 1) as f32;
-        self.vel =
-            [0.5 * self.vel[0] + 0.5 * (nx - ox) / k, 0.5 * self.vel[1] + 0.5 * (ny - oy) / k];
+        self.vel = [
+            0.5 * self.vel[0] + 0.5 * (nx - ox) / k,
+            0.5 * self.vel[1] + 0.5 * (ny - oy) / k,
+        ];
         self.bbox = c.bbox;
         self.missed = 0;
         if c.high {
@@ -261,7 +268,11 @@ mod tests {
         }
     }
 
-    const P: TrackerParams = TrackerParams { match_iou: 0.3, low_match_iou: 0.5, max_missed: 5 };
+    const P: TrackerParams = TrackerParams {
+        match_iou: 0.3,
+        low_match_iou: 0.5,
+        max_missed: 5,
+    };
 
     #[test]
     fn median_and_hits() {

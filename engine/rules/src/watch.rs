@@ -85,5 +85,8 @@ pub fn watch_config_file(
             path: PathBuf::from("<thread>"),
             source,
         })?;
-    Ok(ConfigWatcher { stop, thread: Some(thread) })
+    Ok(ConfigWatcher {
+        stop,
+        thread: Some(thread),
+    })
 }

@@ -13,7 +13,13 @@ fn smoke_run(camera: &str, scores: &[f32], tail: usize) -> Vec<StageMsg> {
     let mut v = Vec::new();
     let mut seq = 0;
     for &s in scores {
-        v.push(frame(camera, "fire", seq, seq as f64, vec![det("smoke", s, SMOKE_BOX)]));
+        v.push(frame(
+            camera,
+            "fire",
+            seq,
+            seq as f64,
+            vec![det("smoke", s, SMOKE_BOX)],
+        ));
         seq += 1;
     }
     for _ in 0..tail {
@@ -26,7 +32,13 @@ fn smoke_run(camera: &str, scores: &[f32], tail: usize) -> Vec<StageMsg> {
 #[test]
 fn one_frame_spike_raises_no_event() {
     let mut e = RulesEngine::new(&RulesConfig::default());
-    let mut msgs = vec![frame("a", "fire", 0, 0.0, vec![det("smoke", 0.95, SMOKE_BOX)])];
+    let mut msgs = vec![frame(
+        "a",
+        "fire",
+        0,
+        0.0,
+        vec![det("smoke", 0.95, SMOKE_BOX)],
+    )];
     msgs.extend(smoke_run("a", &[], 0));
     for i in 1..60 {
         msgs.push(frame("a", "fire", i, i as f64, vec![]));
@@ -50,7 +62,10 @@ fn persistent_smoke_is_exactly_one_start_update_end() {
         ],
         "{ev:#?}"
     );
-    assert!(ev.iter().all(|x| x.id == ev[0].id), "one id for the whole event");
+    assert!(
+        ev.iter().all(|x| x.id == ev[0].id),
+        "one id for the whole event"
+    );
     // Persistence 3 of 5: the third frame starts it; first seen is the first sighting.
     assert_eq!(ev[0].last_seen, at(2.0));
     assert_eq!(ev[0].first_seen, at(0.0));
@@ -68,20 +83,36 @@ fn hysteresis_keeps_an_ongoing_event_alive() {
     // 0.40 is under the start threshold (0.45) and over the keep threshold (0.35).
     let mut scores = vec![0.5; 5];
     scores.extend([0.40; 40]);
-    let ev = run(&mut RulesEngine::new(&RulesConfig::default()), &smoke_run("a", &scores, 0));
-    assert_eq!(phases(&ev), vec![(EventKind::Smoke, EventPhase::Start)], "{ev:#?}");
+    let ev = run(
+        &mut RulesEngine::new(&RulesConfig::default()),
+        &smoke_run("a", &scores, 0),
+    );
+    assert_eq!(
+        phases(&ev),
+        vec![(EventKind::Smoke, EventPhase::Start)],
+        "{ev:#?}"
+    );
 
     // The same 0.40 alone never starts an event.
-    let ev = run(&mut RulesEngine::new(&RulesConfig::default()), &smoke_run("a", &[0.40; 40], 0));
+    let ev = run(
+        &mut RulesEngine::new(&RulesConfig::default()),
+        &smoke_run("a", &[0.40; 40], 0),
+    );
     assert!(ev.is_empty(), "{ev:#?}");
 
     // Below the keep threshold the event lapses and ends after the quiet time.
     let mut scores = vec![0.5; 5];
     scores.extend([0.30; 50]);
-    let ev = run(&mut RulesEngine::new(&RulesConfig::default()), &smoke_run("a", &scores, 0));
+    let ev = run(
+        &mut RulesEngine::new(&RulesConfig::default()),
+        &smoke_run("a", &scores, 0),
+    );
     assert_eq!(
         phases(&ev),
-        vec![(EventKind::Smoke, EventPhase::Start), (EventKind::Smoke, EventPhase::End)]
+        vec![
+            (EventKind::Smoke, EventPhase::Start),
+            (EventKind::Smoke, EventPhase::End)
+        ]
     );
     // The median of 5 drops below 0.35 once three 0.30 scores are in: last alive at 6 s.
     assert_eq!(ev[1].last_seen, at(6.0));
@@ -90,7 +121,10 @@ fn hysteresis_keeps_an_ongoing_event_alive() {
     let mut scores = vec![0.5; 5];
     scores.extend([0.30; 40]);
     scores.extend([0.6; 5]);
-    let ev = run(&mut RulesEngine::new(&RulesConfig::default()), &smoke_run("a", &scores, 0));
+    let ev = run(
+        &mut RulesEngine::new(&RulesConfig::default()),
+        &smoke_run("a", &scores, 0),
+    );
     assert_eq!(
         phases(&ev),
         vec![
@@ -131,12 +165,22 @@ masks = [{ polygon = [[0, 0], [1, 0], [1, 0.5], [0, 0.5]], preset = "north" }]
     let at_preset = |p: &str| -> Vec<StageMsg> {
         (0..10)
             .map(|i| {
-                frame_at("tower", "fire", i, i as f64, Some(p), vec![det("smoke", 0.8, SMOKE_BOX)])
+                frame_at(
+                    "tower",
+                    "fire",
+                    i,
+                    i as f64,
+                    Some(p),
+                    vec![det("smoke", 0.8, SMOKE_BOX)],
+                )
             })
             .collect()
     };
     assert!(run(&mut RulesEngine::new(&cfg), &at_preset("north")).is_empty());
-    assert_eq!(run(&mut RulesEngine::new(&cfg), &at_preset("south")).len(), 1);
+    assert_eq!(
+        run(&mut RulesEngine::new(&cfg), &at_preset("south")).len(),
+        1
+    );
 }
 
 #[test]
@@ -150,18 +194,33 @@ min_area = 0.01
     // 0.9 of the frame wide: over the smoke default max_width 0.8.
     let wide: Vec<StageMsg> = (0..10)
         .map(|i| {
-            frame("a", "fire", i, i as f64, vec![det("smoke", 0.9, [50.0, 300.0, 950.0, 500.0])])
+            frame(
+                "a",
+                "fire",
+                i,
+                i as f64,
+                vec![det("smoke", 0.9, [50.0, 300.0, 950.0, 500.0])],
+            )
         })
         .collect();
     assert!(run(&mut RulesEngine::new(&cfg), &wide).is_empty());
     // 50×50 px = 0.0025 of the frame: under min_area.
     let tiny: Vec<StageMsg> = (0..10)
         .map(|i| {
-            frame("a", "fire", i, i as f64, vec![det("smoke", 0.9, [100.0, 100.0, 150.0, 150.0])])
+            frame(
+                "a",
+                "fire",
+                i,
+                i as f64,
+                vec![det("smoke", 0.9, [100.0, 100.0, 150.0, 150.0])],
+            )
         })
         .collect();
     assert!(run(&mut RulesEngine::new(&cfg), &tiny).is_empty());
-    assert_eq!(run(&mut RulesEngine::new(&cfg), &smoke_run("a", &[0.9; 10], 0)).len(), 1);
+    assert_eq!(
+        run(&mut RulesEngine::new(&cfg), &smoke_run("a", &[0.9; 10], 0)).len(),
+        1
+    );
 }
 
 #[test]
@@ -197,7 +256,11 @@ zones = [
         ));
     }
     let ev = run(&mut RulesEngine::new(&cfg), &msgs);
-    assert_eq!(phases(&ev), vec![(EventKind::PersonInZone, EventPhase::Start)], "{ev:#?}");
+    assert_eq!(
+        phases(&ev),
+        vec![(EventKind::PersonInZone, EventPhase::Start)],
+        "{ev:#?}"
+    );
     assert_eq!(ev[0].last_seen, at(7.0));
     assert_eq!(ev[0].zone.as_deref(), Some("yard"));
 
@@ -205,7 +268,13 @@ zones = [
     assert!(run(&mut RulesEngine::new(&cfg), &smoke_run("a", &[0.8; 10], 0)).is_empty());
     let inside: Vec<StageMsg> = (0..10)
         .map(|i| {
-            frame("a", "fire", i, i as f64, vec![det("smoke", 0.8, [100.0, 300.0, 200.0, 420.0])])
+            frame(
+                "a",
+                "fire",
+                i,
+                i as f64,
+                vec![det("smoke", 0.8, [100.0, 300.0, 200.0, 420.0])],
+            )
         })
         .collect();
     let ev = run(&mut RulesEngine::new(&cfg), &inside);
@@ -228,11 +297,22 @@ zones = [{ name = "all", polygon = [[0, 0], [1, 0], [1, 1], [0, 1]], inertia = 1
         } else {
             vec![person_at(300.0 + 4.0 * i as f32, 700.0, 0.9)]
         };
-        msgs.push(frame_at("tower", "person", i, i as f64, Some("north"), dets));
+        msgs.push(frame_at(
+            "tower",
+            "person",
+            i,
+            i as f64,
+            Some("north"),
+            dets,
+        ));
     }
     let mut e = RulesEngine::new(&cfg);
     let ev = run(&mut e, &msgs);
-    assert_eq!(phases(&ev), vec![(EventKind::PersonInZone, EventPhase::Start)], "{ev:#?}");
+    assert_eq!(
+        phases(&ev),
+        vec![(EventKind::PersonInZone, EventPhase::Start)],
+        "{ev:#?}"
+    );
     assert_eq!(e.track_count("tower"), 1);
     // Turning to another preset forgets tracks: the same box there is a new track.
     let ev = run(
@@ -270,13 +350,20 @@ fn duty_post_fires_when_empty_too_long_and_ends_when_staffed() {
     let mut msgs = Vec::new();
     for i in 0..40u64 {
         let staffed = !(5..30).contains(&i);
-        let dets = if staffed { vec![person_at(200.0, 800.0, 0.9)] } else { vec![] };
+        let dets = if staffed {
+            vec![person_at(200.0, 800.0, 0.9)]
+        } else {
+            vec![]
+        };
         msgs.push(frame("plant1", "person", i, i as f64, dets));
     }
     let ev = run(&mut RulesEngine::new(&cfg), &msgs);
     assert_eq!(
         phases(&ev),
-        vec![(EventKind::PostVacant, EventPhase::Start), (EventKind::PostVacant, EventPhase::End)],
+        vec![
+            (EventKind::PostVacant, EventPhase::Start),
+            (EventKind::PostVacant, EventPhase::End)
+        ],
         "{ev:#?}"
     );
     // Last counted at 4 s (coasting keeps it 2 more frames), so vacant from 7 s: start at 17.
@@ -316,10 +403,14 @@ fn camera_offline_suppresses_post_vacant() {
     assert_eq!(ev[0].last_seen, at(65.0));
     assert_eq!(ev[1].last_seen, at(120.0));
     // Back online, vacancy counts from the first frame after the restart (121 s).
-    let more: Vec<StageMsg> =
-        (128..140u64).map(|i| frame("plant1", "person", i, i as f64, vec![])).collect();
+    let more: Vec<StageMsg> = (128..140u64)
+        .map(|i| frame("plant1", "person", i, i as f64, vec![]))
+        .collect();
     let ev = run(&mut e, &more);
-    assert_eq!(phases(&ev), vec![(EventKind::PostVacant, EventPhase::Start)]);
+    assert_eq!(
+        phases(&ev),
+        vec![(EventKind::PostVacant, EventPhase::Start)]
+    );
     assert_eq!(ev[0].first_seen, at(121.0));
     assert_eq!(ev[0].last_seen, at(131.0));
     // Going offline ends the vacancy event instead of leaving it open.
@@ -330,8 +421,9 @@ fn camera_offline_suppresses_post_vacant() {
 #[test]
 fn frames_from_a_model_without_people_do_not_empty_the_post() {
     let cfg = rules(POST);
-    let msgs: Vec<StageMsg> =
-        (0..30u64).map(|i| frame("plant1", "smoke-fire", i, i as f64, vec![])).collect();
+    let msgs: Vec<StageMsg> = (0..30u64)
+        .map(|i| frame("plant1", "smoke-fire", i, i as f64, vec![]))
+        .collect();
     assert!(run(&mut RulesEngine::new(&cfg), &msgs).is_empty());
 }
 
@@ -350,7 +442,9 @@ clear_s = 3
 "#,
     );
     let people = |n: usize| -> Vec<lookout_core::Detection> {
-        (0..n).map(|k| person_at(100.0 + 150.0 * k as f32, 800.0, 0.9)).collect()
+        (0..n)
+            .map(|k| person_at(100.0 + 150.0 * k as f32, 800.0, 0.9))
+            .collect()
     };
     let mut msgs = Vec::new();
     for i in 0..30u64 {
@@ -380,7 +474,11 @@ clear_s = 3
     // Last over the limit at 16 s (the two extra tracks coast 2 frames), then within the
     // limit for 3 s.
     assert_eq!(ev[2].last_seen, at(16.0));
-    assert!(ev[2].detail.contains("now 2 (since 3 s)"), "{}", ev[2].detail);
+    assert!(
+        ev[2].detail.contains("now 2 (since 3 s)"),
+        "{}",
+        ev[2].detail
+    );
 }
 
 #[test]
@@ -406,7 +504,10 @@ clear_s = 4
     let ev = run(&mut RulesEngine::new(&cfg), &msgs);
     assert_eq!(
         phases(&ev),
-        vec![(EventKind::Restricted, EventPhase::Start), (EventKind::Restricted, EventPhase::End)],
+        vec![
+            (EventKind::Restricted, EventPhase::Start),
+            (EventKind::Restricted, EventPhase::End)
+        ],
         "{ev:#?}"
     );
     // The jump to x=700 is a new track (no overlap), born at 10 inside the zone, confirmed
@@ -469,10 +570,21 @@ classes.smoke.threshold = 0.6
 "#,
     );
     // t0 is 12:00 UTC = 15:00 in Athens (day): 0.5 starts an event.
-    assert_eq!(run(&mut RulesEngine::new(&cfg), &smoke_run("a", &[0.5; 10], 0)).len(), 1);
+    assert_eq!(
+        run(&mut RulesEngine::new(&cfg), &smoke_run("a", &[0.5; 10], 0)).len(),
+        1
+    );
     // 10 hours later it is 01:00 in Athens (night): 0.5 does not.
     let night: Vec<StageMsg> = (0..10u64)
-        .map(|i| frame("a", "fire", i, 36_000.0 + i as f64, vec![det("smoke", 0.5, SMOKE_BOX)]))
+        .map(|i| {
+            frame(
+                "a",
+                "fire",
+                i,
+                36_000.0 + i as f64,
+                vec![det("smoke", 0.5, SMOKE_BOX)],
+            )
+        })
         .collect();
     assert!(run(&mut RulesEngine::new(&cfg), &night).is_empty());
 }
@@ -540,7 +652,10 @@ fn replay_reproduces_the_live_events() {
         EventKind::PersonInZone,
         EventKind::CameraOffline,
     ] {
-        assert!(kinds.contains(&k), "the script should exercise {k}: {kinds:?}");
+        assert!(
+            kinds.contains(&k),
+            "the script should exercise {k}: {kinds:?}"
+        );
     }
     let recorded = lookout_rules::read_recording(&path).unwrap();
     assert_eq!(recorded, mixed_script());
@@ -559,7 +674,9 @@ fn recording_errors_name_the_line() {
     let path = dir.path().join("bad.jsonl");
     let good = serde_json::to_string(&watermark(1.0)).unwrap();
     std::fs::write(&path, format!("{good}\n{{\"type\":\"frame\"}}\n")).unwrap();
-    let err = lookout_rules::read_recording(&path).unwrap_err().to_string();
+    let err = lookout_rules::read_recording(&path)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("bad.jsonl:2:"), "{err}");
 }
 
@@ -570,13 +687,19 @@ fn hot_reload_raising_a_threshold_stops_new_events_and_invalid_config_is_rejecte
     let ev = run(&mut e, &smoke_run("a", &[0.6; 5], 40));
     assert_eq!(
         phases(&ev),
-        vec![(EventKind::Smoke, EventPhase::Start), (EventKind::Smoke, EventPhase::End)]
+        vec![
+            (EventKind::Smoke, EventPhase::Start),
+            (EventKind::Smoke, EventPhase::End)
+        ]
     );
 
     // An invalid change (keep above threshold; unknown time zone) is rejected...
     let mut bad = cfg.clone();
     bad.classes.entry("smoke".into()).or_default().threshold = Some(0.3);
-    bad.classes.entry("smoke".into()).or_default().keep_threshold = Some(0.5);
+    bad.classes
+        .entry("smoke".into())
+        .or_default()
+        .keep_threshold = Some(0.5);
     let err = e.apply_config(bad).unwrap_err().to_string();
     assert!(err.contains("rules.classes.smoke.keep_threshold"), "{err}");
     let mut bad_tz = cfg.clone();
@@ -609,8 +732,9 @@ fn hot_reload_raising_a_threshold_stops_new_events_and_invalid_config_is_rejecte
 fn hot_reload_removing_a_rule_ends_its_open_event() {
     let cfg = rules(POST);
     let mut e = RulesEngine::new(&cfg);
-    let msgs: Vec<StageMsg> =
-        (0..15u64).map(|i| frame("plant1", "person", i, i as f64, vec![])).collect();
+    let msgs: Vec<StageMsg> = (0..15u64)
+        .map(|i| frame("plant1", "person", i, i as f64, vec![]))
+        .collect();
     assert_eq!(run(&mut e, &msgs).len(), 1);
     let mut without = cfg.clone();
     without.duty_posts.clear();
@@ -635,9 +759,12 @@ fn view_blocked_defocused_and_moved() {
             thumb,
         })
     };
-    let scene: Vec<u8> = (0..256).map(|i| ((i % 16) * 12 + (i / 16) * 3) as u8).collect();
-    let turned: Vec<u8> =
-        (0..256).map(|i| (((15 - i / 16) * 12 + (i % 16) * 3) % 256) as u8).collect();
+    let scene: Vec<u8> = (0..256)
+        .map(|i| ((i % 16) * 12 + (i / 16) * 3) as u8)
+        .collect();
+    let turned: Vec<u8> = (0..256)
+        .map(|i| (((15 - i / 16) * 12 + (i % 16) * 3) % 256) as u8)
+        .collect();
     let mut msgs = Vec::new();
     let mut seq = 0;
     let mut push = |n: usize, b: f32, c: f32, s: f32, th: &Vec<u8>, msgs: &mut Vec<StageMsg>| {
@@ -710,7 +837,10 @@ to = "06:00"
     // Errors carry lines.
     assert!(all.contains("test.toml:"), "{all}");
     let unknown = rules_errors("[rules.classes.smoke]\ntreshold = 0.5\n").join("\n");
-    assert!(unknown.contains("`rules.classes.smoke.treshold`: unknown field"), "{unknown}");
+    assert!(
+        unknown.contains("`rules.classes.smoke.treshold`: unknown field"),
+        "{unknown}"
+    );
     // An empty [rules] is valid and works for smoke, fire and person.
     assert_eq!(rules("[rules]\n"), RulesConfig::default());
 }
@@ -741,7 +871,10 @@ fn config_watcher_applies_changes_within_a_second() {
     assert_eq!(e.config().quiet_s, 12.0);
 
     write("[rules]\nquiet_s = -1\n");
-    let err = rx.recv_timeout(Duration::from_secs(2)).unwrap().unwrap_err();
+    let err = rx
+        .recv_timeout(Duration::from_secs(2))
+        .unwrap()
+        .unwrap_err();
     assert!(err.contains("rules.quiet_s"), "{err}");
 }
 
@@ -751,16 +884,24 @@ fn sample_plant_config_is_valid_and_behaves() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../samples/rules/plant.toml"
     ));
-    let cfg = lookout_config::load(path).unwrap_or_else(|e| panic!("{e}")).rules;
+    let cfg = lookout_config::load(path)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .rules;
     let mut e = RulesEngine::try_new(&cfg).unwrap();
     // Four people walk into the tank farm (limit 2) and stay 20 s.
     let mut msgs = Vec::new();
     for i in 0..25u64 {
-        let dets = (0..4).map(|k| person_at(80.0 + 120.0 * k as f32, 900.0, 0.9)).collect();
+        let dets = (0..4)
+            .map(|k| person_at(80.0 + 120.0 * k as f32, 900.0, 0.9))
+            .collect();
         msgs.push(frame("plant2", "person", i, i as f64, dets));
     }
     let ev = run(&mut e, &msgs);
-    assert_eq!(phases(&ev), vec![(EventKind::OverOccupancy, EventPhase::Start)], "{ev:#?}");
+    assert_eq!(
+        phases(&ev),
+        vec![(EventKind::OverOccupancy, EventPhase::Start)],
+        "{ev:#?}"
+    );
     assert_eq!(ev[0].count, Some(4));
     // Smoke in the chimney mask at the east preset: nothing; at north in the forest: smoke.
     let chimney: Vec<StageMsg> = (0..10u64)

@@ -12,9 +12,11 @@ use lookout_rules::seq::{parse_furg_xml, seq_from_stills, seq_labels_from_furg, 
 use lookout_rules::RulesConfig;
 
 fn shared() -> PathBuf {
-    std::env::var("LOOKOUT_SHARED").map(PathBuf::from).unwrap_or_else(|_| {
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")).to_path_buf()
-    })
+    std::env::var("LOOKOUT_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")).to_path_buf()
+        })
 }
 
 const PLUME: [f32; 4] = [400.0, 300.0, 500.0, 420.0];
@@ -23,10 +25,12 @@ const CLOUD: [f32; 4] = [100.0, 100.0, 200.0, 200.0];
 /// 20 frames 10 s apart; `dets(i)` gives frame i's detections.
 fn seq_frames(name: &str, dets: impl Fn(usize) -> Vec<Detection>) -> Vec<FrameResult> {
     (0..20)
-        .map(|i| match frame(name, "fire", i as u64, 10.0 * i as f64, dets(i)) {
-            StageMsg::Frame(f) => f,
-            _ => unreachable!(),
-        })
+        .map(
+            |i| match frame(name, "fire", i as u64, 10.0 * i as f64, dets(i)) {
+                StageMsg::Frame(f) => f,
+                _ => unreachable!(),
+            },
+        )
         .collect()
 }
 
@@ -49,65 +53,74 @@ fn boxes(from: usize, b: [f32; 4]) -> Truth {
 
 #[test]
 fn event_level_metrics_on_scripted_sequences() {
-    let seqs =
-        vec![
-            // Smoke labelled from frame 5, detected from frame 7: starts at 9 (3 of 5).
-            LabelledSequence {
-                name: "pos".into(),
-                frames: seq_frames("pos", |i| {
-                    if i >= 7 {
-                        vec![det("smoke", 0.7, PLUME)]
-                    } else {
-                        vec![]
-                    }
-                }),
-                truth: boxes(5, PLUME),
+    let seqs = vec![
+        // Smoke labelled from frame 5, detected from frame 7: starts at 9 (3 of 5).
+        LabelledSequence {
+            name: "pos".into(),
+            frames: seq_frames("pos", |i| {
+                if i >= 7 {
+                    vec![det("smoke", 0.7, PLUME)]
+                } else {
+                    vec![]
+                }
+            }),
+            truth: boxes(5, PLUME),
+        },
+        // A cloud on a negative sequence.
+        LabelledSequence {
+            name: "neg".into(),
+            frames: seq_frames("neg", |i| {
+                if (3..10).contains(&i) {
+                    vec![det("smoke", 0.8, CLOUD)]
+                } else {
+                    vec![]
+                }
+            }),
+            truth: Truth::Boxes(vec![vec![]; 20]),
+        },
+        // Labelled by time: smoke from frame 10; the detector fires at 2 already (false),
+        // and the same track carries on (no second event).
+        LabelledSequence {
+            name: "early".into(),
+            frames: seq_frames("early", |i| {
+                if i >= 2 {
+                    vec![det("smoke", 0.8, PLUME)]
+                } else {
+                    vec![]
+                }
+            }),
+            truth: Truth::FirstPositive {
+                index: Some(10),
+                class: Some("smoke".into()),
             },
-            // A cloud on a negative sequence.
-            LabelledSequence {
-                name: "neg".into(),
-                frames: seq_frames("neg", |i| {
-                    if (3..10).contains(&i) {
-                        vec![det("smoke", 0.8, CLOUD)]
-                    } else {
-                        vec![]
-                    }
-                }),
-                truth: Truth::Boxes(vec![vec![]; 20]),
-            },
-            // Labelled by time: smoke from frame 10; the detector fires at 2 already (false),
-            // and the same track carries on (no second event).
-            LabelledSequence {
-                name: "early".into(),
-                frames: seq_frames("early", |i| {
-                    if i >= 2 {
-                        vec![det("smoke", 0.8, PLUME)]
-                    } else {
-                        vec![]
-                    }
-                }),
-                truth: Truth::FirstPositive { index: Some(10), class: Some("smoke".into()) },
-            },
-            // Labelled smoke, nothing detected.
-            LabelledSequence {
-                name: "missed".into(),
-                frames: seq_frames("missed", |_| vec![]),
-                truth: boxes(0, PLUME),
-            },
-        ];
+        },
+        // Labelled smoke, nothing detected.
+        LabelledSequence {
+            name: "missed".into(),
+            frames: seq_frames("missed", |_| vec![]),
+            truth: boxes(0, PLUME),
+        },
+    ];
     let report = evaluate(&seqs, &RulesConfig::default(), &EvalOptions::default());
     let smoke = &report.classes[0];
     assert_eq!(smoke.class, "smoke");
     assert_eq!(smoke.sequences, 4);
     assert_eq!(smoke.positive_sequences, 3);
-    assert_eq!((smoke.events, smoke.true_events, smoke.false_events), (3, 1, 2));
+    assert_eq!(
+        (smoke.events, smoke.true_events, smoke.false_events),
+        (3, 1, 2)
+    );
     assert_eq!((smoke.detected_sequences, smoke.missed_sequences), (1, 2));
     assert!((smoke.precision.unwrap() - 1.0 / 3.0).abs() < 1e-9);
     assert!((smoke.sequence_recall.unwrap() - 1.0 / 3.0).abs() < 1e-9);
     let ttd = smoke.ttd_s.unwrap();
     assert_eq!((ttd.n, ttd.median), (1, 40.0));
     assert_eq!(smoke.ttd_frames.unwrap().median, 4.0);
-    let pos = report.sequences.iter().find(|r| r.name == "pos" && r.class == "smoke").unwrap();
+    let pos = report
+        .sequences
+        .iter()
+        .find(|r| r.name == "pos" && r.class == "smoke")
+        .unwrap();
     assert_eq!((pos.first_positive, pos.ttd_frames), (Some(5), Some(4)));
     let fire = &report.classes[1];
     assert_eq!((fire.events, fire.positive_sequences), (0, 0));
@@ -134,12 +147,17 @@ fn furg_xml_to_sequence_dir() {
     assert_eq!((ann.width, ann.height), (426, 240));
     assert_eq!(ann.frames.len(), 900);
     assert_eq!(ann.frames.values().map(Vec::len).sum::<usize>(), 3662);
-    assert_eq!(ann.frames[&0], vec![[176.0, 84.0, 24.0, 33.0], [154.0, 152.0, 17.0, 44.0]]);
+    assert_eq!(
+        ann.frames[&0],
+        vec![[176.0, 84.0, 24.0, 33.0], [154.0, 152.0, 17.0, 44.0]]
+    );
 
     // The caller extracted every 30th frame of the test half (450..900).
     let dir = tempfile::tempdir().unwrap();
-    let frames: Vec<(u32, String)> =
-        (450..900).step_by(30).map(|n| (n, format!("{n:05}.jpg"))).collect();
+    let frames: Vec<(u32, String)> = (450..900)
+        .step_by(30)
+        .map(|n| (n, format!("{n:05}.jpg")))
+        .collect();
     std::fs::create_dir_all(dir.path().join("frames")).unwrap();
     for (_, name) in &frames {
         std::fs::write(dir.path().join("frames").join(name), b"").unwrap();
@@ -225,14 +243,20 @@ fn sequence_dir_from_stills_and_errors() {
     assert_eq!(seq.frames, vec!["a.jpg", "b.jpg", "c.png"]);
     assert_eq!(seq.first_positive, Some(1));
     let labels = seq.labels.as_ref().unwrap();
-    assert_eq!((labels[0].len(), labels[1].len(), labels[2].len()), (0, 1, 0));
+    assert_eq!(
+        (labels[0].len(), labels[1].len(), labels[2].len()),
+        (0, 1, 0)
+    );
     assert_eq!(seq.captured_at(2, t0()), at(60.0));
     assert!(dest.path().join("frames/c.png").is_file());
 
     // Broken inputs are named.
     std::fs::write(dest.path().join("labels/c.txt"), "0 0.5 0.5 1.7 0.1\n").unwrap();
     let err = SeqDir::read(dest.path()).unwrap_err().to_string();
-    assert!(err.contains("c.txt:1:") && err.contains("normalised"), "{err}");
+    assert!(
+        err.contains("c.txt:1:") && err.contains("normalised"),
+        "{err}"
+    );
     std::fs::remove_file(dest.path().join("labels/c.txt")).unwrap();
     std::fs::write(
         dest.path().join("sequence.toml"),
@@ -247,5 +271,8 @@ fn sequence_dir_from_stills_and_errors() {
     )
     .unwrap();
     let err = SeqDir::read(dest.path()).unwrap_err().to_string();
-    assert!(err.contains("sequence.toml:2:") && err.contains("unknown field"), "{err}");
+    assert!(
+        err.contains("sequence.toml:2:") && err.contains("unknown field"),
+        "{err}"
+    );
 }

@@ -66,7 +66,10 @@ pub fn health(camera: &str, t_s: f64, running: bool) -> StageMsg {
         status: if running {
             CameraStatus::Running
         } else {
-            CameraStatus::Retrying { attempt: 1, reason: RetryReason::Timeout }
+            CameraStatus::Retrying {
+                attempt: 1,
+                reason: RetryReason::Timeout,
+            }
         },
     })
 }

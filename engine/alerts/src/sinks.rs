@@ -29,6 +29,8 @@ pub enum Sink {
     Jsonl {
         /// File path.
         path: PathBuf,
+        /// The open file (reopened after an error).
+        file: Option<tokio::fs::File>,
     },
     /// One CAP XML file per revision.
     Cap {
@@ -104,6 +106,7 @@ impl Sink {
             }
             SinkConfig::Jsonl { path, .. } => Sink::Jsonl {
                 path: data_dir.join(path),
+                file: None,
             },
             SinkConfig::Cap { dir, .. } => Sink::Cap {
                 dir: data_dir.join(dir),
@@ -136,24 +139,38 @@ impl Sink {
                 }
             }
             Sink::Mqtt(m) => m.publish(p).await,
-            Sink::Jsonl { path } => {
-                if let Some(parent) = path.parent() {
-                    tokio::fs::create_dir_all(parent)
-                        .await
-                        .map_err(|e| format!("create {}: {e}", parent.display()))?;
+            Sink::Jsonl { path, file } => {
+                if file.is_none() {
+                    if let Some(parent) = path.parent() {
+                        tokio::fs::create_dir_all(parent)
+                            .await
+                            .map_err(|e| format!("create {}: {e}", parent.display()))?;
+                    }
+                    *file = Some(
+                        tokio::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&*path)
+                            .await
+                            .map_err(|e| format!("open {}: {e}", path.display()))?,
+                    );
                 }
-                let mut f = tokio::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&*path)
-                    .await
-                    .map_err(|e| format!("open {}: {e}", path.display()))?;
-                let mut line = p.json.clone().into_bytes();
+                let Some(f) = file.as_mut() else {
+                    return Err(format!("{} is not open", path.display()));
+                };
+                let mut line = Vec::with_capacity(p.json.len() + 1);
+                line.extend_from_slice(p.json.as_bytes());
                 line.push(b'\n');
-                f.write_all(&line)
-                    .await
-                    .map_err(|e| format!("write {}: {e}", path.display()))?;
-                f.flush().await.map_err(|e| format!("flush: {e}"))
+                let r = async {
+                    f.write_all(&line).await?;
+                    f.flush().await
+                }
+                .await;
+                if let Err(e) = r {
+                    *file = None;
+                    return Err(format!("write {}: {e}", path.display()));
+                }
+                Ok(())
             }
             Sink::Cap { dir, sender } => {
                 let Notification::Incident { incident, .. } = &p.notification else {

@@ -654,21 +654,14 @@ async fn live(
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = s.alerts.subscribe();
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(u) => {
-                    let ev =
-                        SseEvent::default().data(serde_json::to_string(&u).unwrap_or_default());
-                    return Some((Ok(ev), rx));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    let ev = SseEvent::default()
-                        .data(json!({"type": "lagged", "missed": n}).to_string());
-                    return Some((Ok(ev), rx));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        let data = match rx.recv().await {
+            Ok(u) => serde_json::to_string(&u).unwrap_or_default(),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                json!({"type": "lagged", "missed": n}).to_string()
             }
-        }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(SseEvent::default().data(data)), rx))
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

@@ -168,7 +168,8 @@ impl Metrics {
     pub fn render(&self, backlog: &[(String, u64)], sinks: &[(String, u64, u64)]) -> String {
         let mut o = String::with_capacity(4096);
         let cams = self.cameras.read().unwrap_or_else(|e| e.into_inner());
-        let counters: [(&str, &str, fn(&CameraMetrics) -> u64); 4] = [
+        type Getter = fn(&CameraMetrics) -> u64;
+        let counters: [(&str, &str, Getter); 4] = [
             (
                 "lookout_camera_frames_in_total",
                 "Frames delivered by the stream.",

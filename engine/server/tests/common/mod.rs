@@ -227,7 +227,11 @@ pub fn start() -> Fixture {
         .rings
         .insert("tower2".into(), Arc::new(FrameRing::new(4)));
     state.metrics.camera("tower1").set_fps(2.0);
-    state.replay = Some(Arc::new(|msgs, rules| lookout_rules::replay(msgs, rules)));
+    // A closure: `replay` takes `impl IntoIterator`, which cannot be named as a fn item.
+    #[allow(clippy::redundant_closure)]
+    let replay: lookout_server::ReplayFn =
+        Arc::new(|msgs, rules| lookout_rules::replay(msgs, rules));
+    state.replay = Some(replay);
     let applied = Arc::new(AtomicUsize::new(0));
     let last_applied = Arc::new(Mutex::new(None));
     let (a2, l2) = (applied.clone(), last_applied.clone());
@@ -347,10 +351,7 @@ pub fn http(
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(i) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
         let n = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
         if n == 0 {
             break;

@@ -153,7 +153,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
-    state.replay = Some(Arc::new(|msgs, rules| lookout_rules::replay(msgs, rules)));
+    state.replay = Some(Arc::new(lookout_rules::replay));
     state.apply_rules = Some(Arc::new(
         move |rules: &lookout_config::rules::RulesConfig| {
             // Compile strictly first so a bad change is refused with its reason; the rules

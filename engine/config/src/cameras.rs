@@ -49,7 +49,12 @@ impl IngestConfig {
         v.range("ingest.fps", self.fps, 0.001, 120.0);
         v.range("ingest.ring_frames", self.ring_frames, 1, 256);
         v.range("ingest.stall_timeout_s", self.stall_timeout_s, 0.5, 3600.0);
-        v.range("ingest.backoff_initial_s", self.backoff_initial_s, 0.01, 600.0);
+        v.range(
+            "ingest.backoff_initial_s",
+            self.backoff_initial_s,
+            0.01,
+            600.0,
+        );
         v.range("ingest.backoff_max_s", self.backoff_max_s, 0.01, 3600.0);
         v.check(
             self.backoff_max_s >= self.backoff_initial_s,
@@ -199,7 +204,9 @@ impl SourceConfig {
             }
         };
         match self {
-            SourceConfig::Rtsp { url, latency_ms, .. } => {
+            SourceConfig::Rtsp {
+                url, latency_ms, ..
+            } => {
                 url_check(v, url, &["rtsp", "rtsps", "rtspt"]);
                 v.range(format!("{path}.latency_ms"), *latency_ms, 0, 10_000);
             }
@@ -291,16 +298,22 @@ pub struct Distortion {
 impl GeoConfig {
     /// Horizontal field of view in degrees, from `hfov_deg` or focal length and sensor.
     pub fn hfov(&self) -> Option<f64> {
-        self.hfov_deg.or_else(|| match (self.focal_mm, self.sensor_width_mm) {
-            (Some(f), Some(s)) if f > 0.0 => Some(2.0 * (s / (2.0 * f)).atan().to_degrees()),
-            _ => None,
-        })
+        self.hfov_deg
+            .or_else(|| match (self.focal_mm, self.sensor_width_mm) {
+                (Some(f), Some(s)) if f > 0.0 => Some(2.0 * (s / (2.0 * f)).atan().to_degrees()),
+                _ => None,
+            })
     }
 
     fn validate(&self, path: &str, v: &mut Validator) {
         v.range(format!("{path}.lat"), self.lat, -90.0, 90.0);
         v.range(format!("{path}.lon"), self.lon, -180.0, 180.0);
-        v.range(format!("{path}.heading_deg"), self.heading_deg, -360.0, 360.0);
+        v.range(
+            format!("{path}.heading_deg"),
+            self.heading_deg,
+            -360.0,
+            360.0,
+        );
         v.range(format!("{path}.tilt_deg"), self.tilt_deg, -90.0, 90.0);
         v.range(format!("{path}.range_m"), self.range_m, 1.0, 200_000.0);
         match self.hfov() {
@@ -377,7 +390,12 @@ impl PtzConfig {
                     format!("preset {:?} is defined twice", p.name),
                 );
             }
-            v.range(format!("{path}.presets[{i}].pan_deg"), p.pan_deg, -360.0, 360.0);
+            v.range(
+                format!("{path}.presets[{i}].pan_deg"),
+                p.pan_deg,
+                -360.0,
+                360.0,
+            );
         }
         for (i, t) in self.tour.iter().enumerate() {
             if !seen.contains(t.preset.as_str()) {

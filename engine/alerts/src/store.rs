@@ -485,11 +485,8 @@ impl Store {
                         "Merged detection {from} (same camera and kind within the cooldown)."
                     ));
                 }
-                let mut a = serde_json::to_value(&m)?;
-                let mut b = serde_json::to_value(&old.incident)?;
-                a["revision"] = 0.into();
-                b["revision"] = 0.into();
-                if a == b && snapshot.is_none() {
+                m.revision = old.incident.revision;
+                if m == old.incident && snapshot.is_none() {
                     tx.commit()?;
                     return Ok((ApplyOutcome::Duplicate { id: target }, None));
                 }
@@ -556,7 +553,7 @@ impl Store {
             } else {
                 Reason::Update
             };
-            self.queue_incident(&tx, &merged, reason, snapshot_id, now_ms)?;
+            self.queue_incident(&tx, &merged, &data, reason, snapshot_id, now_ms)?;
         }
         tx.commit()?;
         let stored = StoredIncident {
@@ -616,23 +613,41 @@ impl Store {
         Ok(None)
     }
 
+    /// Queues an incident revision; `data` is the incident's JSON (already serialized for
+    /// the revision row, reused so the hot path serializes the incident once).
     fn queue_incident(
         &self,
         tx: &Transaction<'_>,
         inc: &Incident,
+        data: &str,
         reason: Reason,
         snapshot_id: Option<i64>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let key = inc.idempotency_key();
-        let n = Notification::Incident {
-            key: key.clone(),
-            reason,
-            incident: inc.clone(),
-            snapshot: snapshot_id.map(|id| format!("/api/snapshots/{id}")),
-        };
         let wanted: Vec<&SinkSpec> = self.sinks.iter().filter(|s| s.wants(inc)).collect();
-        self.queue(tx, &key, "incident", inc.kind.as_str(), &n, &wanted, now_ms)
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let key = inc.idempotency_key();
+        // Same JSON as `Notification::Incident`, assembled around the incident's JSON.
+        let mut payload = format!(
+            "{{\"type\":\"incident\",\"key\":{},\"reason\":{},\"incident\":{data}",
+            serde_json::to_string(&key)?,
+            serde_json::to_string(&reason)?
+        );
+        if let Some(id) = snapshot_id {
+            payload.push_str(&format!(",\"snapshot\":\"/api/snapshots/{id}\""));
+        }
+        payload.push('}');
+        self.queue_payload(
+            tx,
+            &key,
+            "incident",
+            inc.kind.as_str(),
+            &payload,
+            &wanted,
+            now_ms,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -650,6 +665,20 @@ impl Store {
             return Ok(());
         }
         let payload = serde_json::to_string(n)?;
+        self.queue_payload(tx, key, kind, subject, &payload, sinks, now_ms)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn queue_payload(
+        &self,
+        tx: &Transaction<'_>,
+        key: &str,
+        kind: &str,
+        subject: &str,
+        payload: &str,
+        sinks: &[&SinkSpec],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         let inserted = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO notifications(key, kind, subject, payload, created_at)
@@ -747,7 +776,14 @@ impl Store {
             now_ms,
             comment
         ])?;
-        self.queue_incident(&tx, &s.incident, Reason::Transition, s.snapshot_id, now_ms)?;
+        self.queue_incident(
+            &tx,
+            &s.incident,
+            &data,
+            Reason::Transition,
+            s.snapshot_id,
+            now_ms,
+        )?;
         tx.commit()?;
         s.updated_at = now;
         Ok(s)
@@ -830,7 +866,14 @@ impl Store {
                 data
             ])?;
             insert_revision(&tx, &s.incident, "escalation", now_ms, &data)?;
-            self.queue_incident(&tx, &s.incident, Reason::Escalation, s.snapshot_id, now_ms)?;
+            self.queue_incident(
+                &tx,
+                &s.incident,
+                &data,
+                Reason::Escalation,
+                s.snapshot_id,
+                now_ms,
+            )?;
             s.updated_at = now;
             out.push(s);
         }

@@ -53,6 +53,11 @@
 //! (not a video, truncated, undecodable) is **`Stopped{Fatal}`** — retrying the same bytes
 //! cannot help. A file that ends without `loop` is `Stopped{Finished}`. Every error message
 //! names the camera and its file or (redacted) URL.
+//!
+//! Known GStreamer behaviour: `decodebin` filters its children's error messages while it
+//! autoplugs them, so a demuxer that fails at that very moment (a truncated MP4) can stop
+//! the stream without any error on the bus. The stall timeout catches it (`Timeout`), and
+//! the next attempt normally reports the real error.
 
 mod camera;
 mod pipeline;
@@ -435,7 +440,14 @@ pub fn probe_file(path: &std::path::Path) -> Result<FileInfo, IngestError> {
         .map_err(|_| fail("not a pipeline".into()))?;
     let result = (|| {
         let bus = pipeline.bus().ok_or_else(|| fail("no bus".into()))?;
-        let _ = pipeline.set_state(gst::State::Paused);
+        if pipeline.set_state(gst::State::Paused).is_err() {
+            let msg =
+                bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error]);
+            return Err(fail(match msg.as_ref().map(|m| m.view()) {
+                Some(gst::MessageView::Error(e)) => e.error().to_string(),
+                _ => "cannot be played".into(),
+            }));
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

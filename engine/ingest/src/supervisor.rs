@@ -161,8 +161,17 @@ impl Supervisor {
             return Outcome::Fatal(self.named("the pipeline has no bus"));
         };
         if built.pipeline.set_state(gst::State::Playing).is_err() {
-            // The reason is posted on the bus; read it below (or time out).
-            debug!(camera = %self.cam().id, "Pipeline refused to start.");
+            // The reason is normally posted on the bus.
+            if let Some(msg) =
+                bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error])
+            {
+                if let gst::MessageView::Error(err) = msg.view() {
+                    let text = err.error().to_string();
+                    warn!(camera = %self.cam().id, source = %self.cam().source_desc, error = %text, "Pipeline refused to start.");
+                    return self.classify(built, msg.src(), text, run);
+                }
+            }
+            return self.classify(built, None, "the pipeline refused to start".into(), run);
         }
         let stall_ms = self.stall.as_millis() as u64;
         let tick = gst::ClockTime::from_mseconds(100);

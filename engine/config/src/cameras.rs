@@ -23,9 +23,6 @@ pub struct IngestConfig {
     pub backoff_initial_s: f64,
     /// Reconnect delay cap in seconds. Default 30.
     pub backoff_max_s: f64,
-    /// Capacity of the frames channel from all cameras to inference. When full, the
-    /// camera's frame is dropped and counted (the freshest frame wins). Default 16.
-    pub channel_capacity: usize,
 }
 
 impl Default for IngestConfig {
@@ -37,7 +34,6 @@ impl Default for IngestConfig {
             stall_timeout_s: 10.0,
             backoff_initial_s: 0.5,
             backoff_max_s: 30.0,
-            channel_capacity: 16,
         }
     }
 }
@@ -61,7 +57,6 @@ impl IngestConfig {
             "ingest.backoff_max_s",
             "must be at least ingest.backoff_initial_s",
         );
-        v.range("ingest.channel_capacity", self.channel_capacity, 1, 4096);
     }
 }
 

@@ -123,6 +123,9 @@ fn four_cameras_end_to_end_and_one_source_dies() {
 [engine]
 shutdown_deadline_s = 10
 
+[server]
+port = 0
+
 [ingest]
 fps = 2
 stall_timeout_s = 3

@@ -64,6 +64,9 @@ models = ["smoke-fire"]
 
 [rules]
 quiet_s = 5
+
+[server]
+enabled = false
 "#,
             manifest = repo().join("models/smoke-fire.toml").display(),
             clip = clip.display(),

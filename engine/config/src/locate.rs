@@ -68,7 +68,7 @@ pub(crate) fn locate(doc: &ImDocument<&str>, path: &str) -> Option<usize> {
     find_item(doc.as_item(), &split_path(path), None)
 }
 
-fn span_start<T: ?Sized>(span: Option<std::ops::Range<usize>>, _t: &T) -> Option<usize> {
+fn span_start(span: Option<std::ops::Range<usize>>) -> Option<usize> {
     span.map(|s| s.start)
 }
 
@@ -79,23 +79,23 @@ fn find_item(item: &Item, segs: &[Seg], best: Option<usize>) -> Option<usize> {
     match (item, seg) {
         (Item::Table(t), Seg::Key(k)) => match t.get_key_value(k) {
             Some((key, next)) => {
-                let here = span_start(key.span(), key).or_else(|| span_start(next.span(), next));
+                let here = span_start(key.span()).or_else(|| span_start(next.span()));
                 find_item(next, rest, here.or(best))
             }
             None => best,
         },
         (Item::ArrayOfTables(a), Seg::Index(i)) => match a.get(*i) {
             Some(t) => {
-                let here = span_start(t.span(), t).or_else(|| {
+                let here = span_start(t.span()).or_else(|| {
                     t.iter()
                         .next()
                         .and_then(|(k, _)| t.key(k))
-                        .and_then(|key| span_start(key.span(), key))
+                        .and_then(|key| span_start(key.span()))
                 });
                 match rest.split_first() {
                     Some((Seg::Key(k), rest2)) => match t.get_key_value(k) {
                         Some((key, next)) => {
-                            let h2 = span_start(key.span(), key);
+                            let h2 = span_start(key.span());
                             find_item(next, rest2, h2.or(here).or(best))
                         }
                         None => here.or(best),
@@ -117,13 +117,13 @@ fn find_value(v: &toml_edit::Value, segs: &[Seg], best: Option<usize>) -> Option
     match (v, seg) {
         (toml_edit::Value::InlineTable(t), Seg::Key(k)) => match t.get_key_value(k) {
             Some((key, next)) => {
-                let here = span_start(key.span(), key).or_else(|| span_start(next.span(), next));
+                let here = span_start(key.span()).or_else(|| span_start(next.span()));
                 find_item(next, rest, here.or(best))
             }
             None => best,
         },
         (toml_edit::Value::Array(a), Seg::Index(i)) => match a.get(*i) {
-            Some(next) => find_value(next, rest, span_start(next.span(), next).or(best)),
+            Some(next) => find_value(next, rest, span_start(next.span()).or(best)),
             None => best,
         },
         _ => best,

@@ -3,21 +3,18 @@
 //! again once the receiver is up: every queued revision is delivered, with its idempotency
 //! key, and nothing is lost.
 
+mod common;
+use common::shared;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lookout_alerts::store::{SinkSpec, Store};
-
-fn shared() -> PathBuf {
-    std::env::var("LOOKOUT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
 
 fn start(config: &Path, data: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_lookout"))

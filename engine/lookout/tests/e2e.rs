@@ -2,20 +2,14 @@
 //! real GStreamer decoding, real ONNX Runtime with the NanoDet person model, rules and
 //! fusion, and a clean shutdown on SIGTERM.
 
+mod common;
+use common::repo;
+use common::shared;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn shared() -> PathBuf {
-    std::env::var("LOOKOUT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")

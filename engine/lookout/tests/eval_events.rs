@@ -2,14 +2,11 @@
 //! house-6 video (a positive sequence, labelled boxes) and the D-Fire evaluation negatives
 //! (a negative sequence of stills), through Lookout's smoke/fire model and the real rules.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::shared;
 
-fn shared() -> PathBuf {
-    std::env::var("LOOKOUT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
+use std::path::Path;
+use std::process::Command;
 
 fn lookout(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_lookout"))

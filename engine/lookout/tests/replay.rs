@@ -2,18 +2,12 @@
 //! recording with the same config: the events must be identical. Uses the half of the FURG
 //! house-6 video that no model trains on (frames 450–898) and Lookout's smoke/fire model.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::repo;
+use common::shared;
+
+use std::path::Path;
 use std::process::Command;
-
-fn shared() -> PathBuf {
-    std::env::var("LOOKOUT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)

@@ -3,16 +3,13 @@
 //! test-split frames (never training frames) with IoU ≥ 0.5 at the manifest's thresholds, and
 //! it raises nothing on two evaluation-only negatives.
 
+mod common;
+use common::shared;
+
 use std::path::{Path, PathBuf};
 
 use lookout_core::BBox;
 use lookout_infer::{Detector, ImageView, Model, RuntimeOptions};
-
-fn shared() -> PathBuf {
-    std::env::var("LOOKOUT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
 
 fn manifest() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/smoke-fire.toml")

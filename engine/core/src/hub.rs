@@ -4,10 +4,16 @@
 //! replaces the pending one (which is counted as dropped): **the freshest frame wins**, at
 //! the camera edge, and a slow model never builds latency. Inference takes frames from the
 //! cameras round-robin, so every camera gets its turn (fair), and blocks with a timeout when
-//! nothing is pending. Publishing never blocks on inference.
+//! nothing is pending. Live sources publish with [`FrameHub::publish`], which never blocks on
+//! inference.
+//!
+//! Sources that can wait — a file read as fast as possible (`realtime = false`) — publish
+//! with [`FrameHub::publish_when_free`] instead: it waits until inference has taken the
+//! camera's previous frame, so the decoder runs only as fast as inference consumes and no
+//! decoded frame is thrown away (backpressure instead of drop-oldest).
 //!
 //! The hub is the "bounded channel" of the ingest → inference edge: its capacity is one
-//! frame per camera, and its when-full policy is drop-oldest.
+//! frame per camera, and its when-full policy is drop-oldest (live) or wait (file replay).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +31,8 @@ pub struct HubCounters {
     pub dropped: AtomicU64,
     /// Frames taken by inference.
     pub taken: AtomicU64,
+    /// Milliseconds publishers spent waiting for a free slot (backpressure).
+    pub waited_ms: AtomicU64,
 }
 
 /// A snapshot of [`HubCounters`].
@@ -36,6 +44,8 @@ pub struct HubStats {
     pub dropped: u64,
     /// Frames taken by inference.
     pub taken: u64,
+    /// Milliseconds publishers spent waiting for a free slot (backpressure).
+    pub waited_ms: u64,
 }
 
 struct Inner {
@@ -52,7 +62,10 @@ pub struct FrameHub {
     cameras: Vec<CameraId>,
     counters: Vec<HubCounters>,
     inner: Mutex<Inner>,
+    /// Signalled when a frame is published.
     ready: Condvar,
+    /// Signalled when inference takes frames (slots become free) and at close.
+    freed: Condvar,
 }
 
 impl std::fmt::Debug for FrameHub {
@@ -95,6 +108,7 @@ impl FrameHub {
                 closed: false,
             }),
             ready: Condvar::new(),
+            freed: Condvar::new(),
         })
     }
 
@@ -109,16 +123,60 @@ impl FrameHub {
 
     /// Offers a frame; replaces (and counts as dropped) the camera's pending frame.
     pub fn publish(&self, frame: Frame) -> Result<(), PublishError> {
-        let Some(&i) = self.index.get(&frame.camera) else {
-            return Err(PublishError::UnknownCamera(frame.camera.clone()));
-        };
+        let i = self.slot_of(&frame)?;
+        let g = self.lock();
+        self.put(g, i, frame)
+    }
+
+    /// Offers a frame, first waiting while the camera's previous frame is still pending:
+    /// backpressure for sources that can wait (file replay read as fast as possible), so
+    /// that no decoded frame is dropped. Every 50 ms of waiting calls `keep_waiting`; when it
+    /// returns false (the source is stopping) the frame is published like [`Self::publish`]
+    /// (replacing the pending one). Returns at once if the hub is closed.
+    pub fn publish_when_free(
+        &self,
+        frame: Frame,
+        mut keep_waiting: impl FnMut() -> bool,
+    ) -> Result<(), PublishError> {
+        let i = self.slot_of(&frame)?;
         let mut g = self.lock();
+        if g.slots[i].is_some() && !g.closed {
+            let t = Instant::now();
+            while g.slots[i].is_some() && !g.closed {
+                g = self
+                    .freed
+                    .wait_timeout(g, Duration::from_millis(50))
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
+                if g.slots[i].is_some() && !keep_waiting() {
+                    break;
+                }
+            }
+            self.counters[i]
+                .waited_ms
+                .fetch_add(t.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+        self.put(g, i, frame)
+    }
+
+    fn slot_of(&self, frame: &Frame) -> Result<usize, PublishError> {
+        self.index
+            .get(&frame.camera)
+            .copied()
+            .ok_or_else(|| PublishError::UnknownCamera(frame.camera.clone()))
+    }
+
+    fn put(
+        &self,
+        mut g: MutexGuard<'_, Inner>,
+        i: usize,
+        frame: Frame,
+    ) -> Result<(), PublishError> {
         if g.closed {
             return Err(PublishError::Closed);
         }
         self.counters[i].published.fetch_add(1, Ordering::Relaxed);
-        // Drop the stale frame outside the lock would be nicer, but dropping a Frame is
-        // only an Arc decrement.
+        // Dropping the stale frame under the lock is only an Arc decrement.
         if g.slots[i].replace(frame).is_some() {
             self.counters[i].dropped.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -165,6 +223,10 @@ impl FrameHub {
                 g.cursor = (i + 1) % n;
             }
         }
+        drop(g);
+        if taken > 0 {
+            self.freed.notify_all();
+        }
         true
     }
 
@@ -172,6 +234,7 @@ impl FrameHub {
     pub fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_all();
+        self.freed.notify_all();
     }
 
     /// True once closed.
@@ -192,6 +255,7 @@ impl FrameHub {
             published: c.published.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             taken: c.taken.load(Ordering::Relaxed),
+            waited_ms: c.waited_ms.load(Ordering::Relaxed),
         })
     }
 }
@@ -240,5 +304,52 @@ mod tests {
         assert!(hub.take(4, Duration::from_secs(5), &mut out));
         assert_eq!(out.len(), 1);
         t.join().unwrap();
+    }
+
+    #[test]
+    fn publish_when_free_loses_nothing_and_stops_waiting_on_request() {
+        let a: CameraId = "a".into();
+        let b: CameraId = "b".into();
+        let hub = FrameHub::new([a.clone(), b.clone()]);
+        let h2 = hub.clone();
+        let a2 = a.clone();
+        // A fast publisher against a slow consumer: every frame arrives, none is dropped.
+        let t = std::thread::spawn(move || {
+            for s in 0..40 {
+                h2.publish_when_free(frame(&a2, s), || true).unwrap();
+            }
+        });
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        while seen.len() < 40 {
+            out.clear();
+            assert!(hub.take(4, Duration::from_secs(5), &mut out));
+            seen.extend(out.iter().map(|f| f.seq));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        t.join().unwrap();
+        assert_eq!(seen, (0..40).collect::<Vec<_>>());
+        let st = hub.stats("a").unwrap();
+        assert_eq!((st.published, st.dropped, st.taken), (40, 0, 40));
+        // Another camera's pending frame never makes this one wait.
+        hub.publish(frame(&b, 0)).unwrap();
+        hub.publish_when_free(frame(&a, 40), || panic!("must not wait"))
+            .unwrap();
+        // A full slot and a stopping source: waits one slice, then replaces.
+        let mut asked = 0;
+        hub.publish_when_free(frame(&a, 41), || {
+            asked += 1;
+            false
+        })
+        .unwrap();
+        assert_eq!(asked, 1);
+        let st = hub.stats("a").unwrap();
+        assert_eq!((st.published, st.dropped), (42, 1));
+        // Close wakes a waiting publisher, which then reports the closed hub.
+        let h3 = hub.clone();
+        let t = std::thread::spawn(move || h3.publish_when_free(frame(&a, 42), || true));
+        std::thread::sleep(Duration::from_millis(30));
+        hub.close();
+        assert_eq!(t.join().unwrap(), Err(PublishError::Closed));
     }
 }

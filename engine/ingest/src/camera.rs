@@ -1,7 +1,7 @@
 //! Per-camera state shared between the supervisor thread, GStreamer's streaming threads and
 //! the [`crate::Ingest`] handle: counters, status, the frame ring.
 
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -151,6 +151,9 @@ pub(crate) struct RunState {
     /// RTSP: Unix time in ns minus PTS, from the last RTCP sender report (`i64::MIN`: none
     /// yet). Lock-free: written every few seconds, read per frame.
     pub ntp_offset_ns: AtomicI64,
+    /// Set before the pipeline is stopped: a streaming thread waiting for inference
+    /// (file backpressure) gives up waiting so the pipeline can stop.
+    pub stopping: AtomicBool,
 }
 
 impl RunState {
@@ -162,6 +165,7 @@ impl RunState {
             loop_offset_ns: AtomicU64::new(0),
             last_stream_end_ns: AtomicU64::new(0),
             ntp_offset_ns: AtomicI64::new(i64::MIN),
+            stopping: AtomicBool::new(false),
         }
     }
 

@@ -305,6 +305,13 @@ impl Ingest {
                 fps_cap: cam.effective_fps(&cfg.ingest),
                 keyframes_only: cam.keyframes_only,
                 max_side: cam.effective_max_side(&cfg.ingest),
+                wait_for_inference: matches!(
+                    cam.source,
+                    SourceConfig::File {
+                        realtime: false,
+                        ..
+                    }
+                ),
                 pool: pool::BytePool::new(cfg.ingest.ring_frames + 4),
             };
             let seed = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

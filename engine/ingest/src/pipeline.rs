@@ -92,6 +92,9 @@ pub(crate) struct FrameSetup {
     pub fps_cap: f64,
     pub keyframes_only: bool,
     pub max_side: u32,
+    /// Wait for inference to take the previous frame instead of replacing it (a file read
+    /// as fast as possible: backpressure slows the decoder, no frame is dropped).
+    pub wait_for_inference: bool,
     /// Buffers for frames whose rows need repacking.
     pub pool: BytePool,
 }
@@ -321,7 +324,8 @@ fn watch_sender_reports(src: &gst::Element, setup: &FrameSetup, run: &Arc<RunSta
 }
 
 /// Turns appsink samples into frames (runs on the streaming thread; never blocks beyond
-/// the ring's and the hub's short mutexes).
+/// the ring's and the hub's short mutexes, except for a file read as fast as possible,
+/// which waits for inference to free the camera's hub slot).
 struct FrameMaker {
     setup: FrameSetup,
     run: Arc<RunState>,
@@ -394,7 +398,17 @@ impl FrameMaker {
         cam.counters.width.store(width, Ordering::Relaxed);
         cam.counters.height.store(height, Ordering::Relaxed);
         cam.ring.push(frame.clone());
-        match self.setup.hub.publish(frame) {
+        let published = if self.setup.wait_for_inference {
+            let run = &self.run;
+            self.setup.hub.publish_when_free(frame, || {
+                // Waiting for inference is not a stalled source.
+                run.touch();
+                !run.stopping.load(Ordering::Relaxed)
+            })
+        } else {
+            self.setup.hub.publish(frame)
+        };
+        match published {
             Ok(()) => Counters::inc(&cam.counters.delivered),
             Err(_) => Counters::inc(&cam.counters.publish_failed),
         }

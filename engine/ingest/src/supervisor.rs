@@ -147,7 +147,9 @@ impl Supervisor {
         };
         debug!(camera = %self.cam().id, pipeline = %self.redacted, "Pipeline built.");
         let outcome = self.watch(&built, run);
-        // Stop: Null stops the sources and joins the streaming threads.
+        // Stop: Null stops the sources and joins the streaming threads (a thread waiting
+        // for inference sees `stopping` within 50 ms).
+        run.stopping.store(true, Ordering::Relaxed);
         let t = Instant::now();
         if let Err(e) = built.pipeline.set_state(gst::State::Null) {
             warn!(camera = %self.cam().id, error = %e, "Pipeline did not stop cleanly.");

@@ -79,6 +79,56 @@ fps = 120
 }
 
 #[test]
+fn file_read_as_fast_as_possible_waits_for_a_slow_consumer_and_drops_nothing() {
+    // A consumer that needs 4 ms per frame is slower than decoding this small clip: a file
+    // with realtime = false must wait for it (backpressure), not drop frames at the hub.
+    let path = furg();
+    let cfg = config(
+        &format!(
+            r#"
+[[cameras]]
+id = "replay"
+source = {{ kind = "file", path = "{p}", realtime = false }}
+fps = 120
+[[cameras]]
+id = "looping"
+source = {{ kind = "file", path = "{p}", realtime = false, loop = true }}
+fps = 120
+"#,
+            p = path.display()
+        ),
+        std::path::Path::new("."),
+    );
+    let r = Running::start_slow(&cfg, Duration::from_millis(4));
+    check!(
+        r.wait(Duration::from_secs(90), |r| finished(r, "replay")),
+        "status {:?}",
+        r.status("replay")
+    );
+    let seqs: Vec<u64> = r.seen("replay").iter().map(|s| s.seq).collect();
+    check!(
+        seqs == (0..899).collect::<Vec<_>>(),
+        "every frame in order: got {} frames, first gaps {:?}",
+        seqs.len(),
+        seqs.windows(2).filter(|w| w[1] != w[0] + 1).take(5).collect::<Vec<_>>()
+    );
+    let hub = r.hub.stats("replay").unwrap();
+    check!(
+        hub.dropped == 0 && hub.published == 899 && hub.waited_ms > 0,
+        "hub {hub:?}"
+    );
+    // The looping camera is held back by the same consumer and still stops promptly.
+    check!(r.hub.stats("looping").unwrap().dropped == 0, "looping never drops");
+    check!(
+        r.status("looping").is_running(),
+        "a waiting file is not a stalled one: {:?}",
+        r.status("looping")
+    );
+    let took = r.stop();
+    check!(took < Duration::from_secs(5), "shutdown took {took:?}");
+}
+
+#[test]
 fn generated_720p_and_1080p_clips_scale_to_analysis_size() {
     let dir = tempfile::tempdir().unwrap();
     let c720 = make_clip(dir.path(), "c720.mp4", 1280, 720, 50, 25);

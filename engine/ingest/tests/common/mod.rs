@@ -70,6 +70,12 @@ pub struct Running {
 
 impl Running {
     pub fn start(cfg: &lookout_config::Config) -> Running {
+        Running::start_slow(cfg, Duration::ZERO)
+    }
+
+    /// Like [`Running::start`], with a consumer that sleeps `delay` after every take (a slow
+    /// inference stage).
+    pub fn start_slow(cfg: &lookout_config::Config, delay: Duration) -> Running {
         let hub = FrameHub::new(lookout_ingest::camera_ids(cfg));
         let (tx, rx) = crossbeam_channel::bounded(256);
         let ingest = Ingest::start(cfg, hub.clone(), tx).expect("ingest starts");
@@ -91,6 +97,10 @@ impl Running {
                         pose: f.pose.clone(),
                         arrived: now,
                     });
+                }
+                drop(g);
+                if !delay.is_zero() {
+                    std::thread::sleep(delay);
                 }
             }
         });

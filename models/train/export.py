@@ -1,6 +1,6 @@
 """Ship the trained detector: models/smoke-fire.onnx, smoke-fire.toml (manifest), smoke-fire.md (card).
 
-Picks the better of runs/finetune/best.onnx and runs/head/best.onnx by validation score, checks
+Picks the best of runs/{finetune2,finetune,head}/best.onnx by validation score, checks
 that the ONNX has a dynamic batch axis and the [batch, 6, N] output, copies it to models/, and
 writes the manifest and model card. Measured numbers come from runs/eval_lookout.json and
 runs/eval_reference.json (written by `train.sh eval`); without them the card says "not measured".
@@ -36,7 +36,7 @@ def default_thresholds(ev: dict | None) -> tuple[float, float]:
 
 def pick_checkpoint() -> tuple[str, Path, dict]:
     best = None
-    for stage in ("finetune", "head"):
+    for stage in ("finetune2", "finetune", "head"):
         ck, onnx_path = RUNS / stage / "best.pt", RUNS / stage / "best.onnx"
         if ck.exists() and onnx_path.exists():
             info = torch.load(ck, map_location="cpu", weights_only=False)
@@ -169,7 +169,7 @@ def metrics_table(own: dict | None, ref: dict | None) -> str:
 
 def write_card(stage: str, info: dict, sha: str, size: int, onnx_info: dict, own, ref):
     history = {}
-    for s in ("head", "finetune"):
+    for s in ("head", "finetune", "finetune2"):
         p = RUNS / s / "history.json"
         if p.exists():
             h = json.loads(p.read_text())

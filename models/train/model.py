@@ -100,18 +100,19 @@ def build_backbone_neck(nanodet_onnx: str, tmp_dir: str) -> nn.Module:
     return net
 
 
-def early_layer_parameters(backbone_neck: nn.Module) -> list[nn.Parameter]:
-    """Parameters of the stem and ShuffleNetV2 stage 2 (everything before the first stride-16 block).
+def early_layer_parameters(backbone_neck: nn.Module, until_stride: int = 16) -> list[nn.Parameter]:
+    """Parameters of the layers before the first block working at `until_stride`.
 
-    Fine-tuning keeps these frozen: they are generic edge/texture filters, and back-propagating
-    through the high-resolution layers is the most expensive part on a CPU.
+    until_stride=16: stem + ShuffleNetV2 stage 2 (the `finetune` stage keeps these frozen: generic
+    edge/texture filters, and back-propagating through the high-resolution layers is the most
+    expensive part on a CPU). until_stride=8: the stem only (conv1 + max-pool; `finetune2`).
     """
     params = []
     for node in backbone_neck.graph.nodes:
         if node.op != "call_module":
             continue
         mod = backbone_neck.get_submodule(node.target)
-        if isinstance(mod, _BatchReshape) and mod.tail[-1] == INPUT_SIZE // 16:
+        if isinstance(mod, _BatchReshape) and mod.tail[-1] == INPUT_SIZE // until_stride:
             break
         params.extend(mod.parameters(recurse=True))
     return params

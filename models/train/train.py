@@ -5,6 +5,14 @@
   finetune  starts from the head stage's best checkpoint and trains ShuffleNet stages 3-4, the
             neck and the head (stem + stage 2 stay frozen), the pretrained part at 0.3 x the
             head's learning rate.
+  finetune2 longer fine-tuning from the finetune stage's best (EMA) checkpoint: everything but
+            the stem (and the first down-sampling block of stage 2) is trained, the pretrained
+            part at 0.5 x the head's rate, warm-up + cosine over its epochs.
+
+With --max-minutes the cosine schedule runs on whichever is further along, steps or wall time
+(the box is shared, so an epoch's duration is not known in advance): the learning rate has
+decayed when the budget runs out, and the last (possibly partial) epoch is validated and
+checkpointed before the run stops. Without --max-minutes the schedule depends on steps only.
 
 Each epoch writes runs/<stage>/last.pt (resume point: model, EMA, optimiser, epoch) and, when the
 validation score improves, runs/<stage>/best.pt and an interim ONNX runs/<stage>/best.onnx.
@@ -39,7 +47,14 @@ STAGES = {
     # epochs, base learning rate, learning-rate multiplier for the pretrained backbone + neck
     "head": dict(epochs=3, lr=2e-3, backbone_lr_mult=0.0, batch=16, warmup=115),
     "finetune": dict(epochs=2, lr=1e-3, backbone_lr_mult=0.3, batch=16, warmup=50),
+    "finetune2": dict(epochs=4, lr=8e-4, backbone_lr_mult=0.5, batch=16, warmup=60, seed_offset=1),
 }
+# Stage each stage starts from (its best EMA weights) and the stride before which layers stay
+# frozen when the backbone is trained.
+START_FROM = {"finetune": "head", "finetune2": "finetune"}
+FROZEN_UNTIL_STRIDE = {"finetune": 16, "finetune2": 8}
+# Wall time kept back from --max-minutes for the final validation + checkpoint + ONNX export.
+RESERVE_SECONDS = 240
 
 
 def _worker_init(_worker_id: int):
@@ -147,14 +162,16 @@ def main():
     nanodet = root / "models" / "nanodet-plus-m-1.5x_416.onnx"
 
     model = build_model(str(nanodet), str(out_dir))
-    if args.stage == "finetune":
-        start = torch.load(Path(args.runs) / "head" / "best.pt", map_location="cpu", weights_only=False)
+    if args.stage in START_FROM:
+        start_path = Path(args.runs) / START_FROM[args.stage] / "best.pt"
+        start = torch.load(start_path, map_location="cpu", weights_only=False)
         model.load_state_dict(start["ema"])
+        print(f"starting from {start_path} (epoch {start['epoch']}, val score {start['val']['score']})", flush=True)
     freeze = cfg["backbone_lr_mult"] == 0.0
     for p in model.backbone_neck.parameters():
         p.requires_grad_(not freeze)
-    if not freeze:  # fine-tuning: stem + stage 2 stay frozen (see early_layer_parameters)
-        for p in early_layer_parameters(model.backbone_neck):
+    if not freeze:  # fine-tuning: the early layers stay frozen (see early_layer_parameters)
+        for p in early_layer_parameters(model.backbone_neck, FROZEN_UNTIL_STRIDE[args.stage]):
             p.requires_grad_(False)
 
     groups = [{"params": list(model.head.parameters()), "lr_mult": 1.0}]
@@ -170,7 +187,8 @@ def main():
     train_samples = load_train_samples(root)
     val_samples = load_val_samples(root)
     print(f"train {len(train_samples)} samples, val {len(val_samples)} images ({time.time() - t0:.0f}s)", flush=True)
-    dataset = TrainDataset(train_samples, seed=args.seed)
+    # finetune2 draws fresh augmentations instead of repeating finetune's epochs 0-1.
+    dataset = TrainDataset(train_samples, seed=args.seed + cfg.get("seed_offset", 0))
     g = torch.Generator()
     g.manual_seed(args.seed)
     loader = torch.utils.data.DataLoader(
@@ -181,7 +199,7 @@ def main():
         persistent_workers=True,
     )
 
-    start_epoch, best_score, history = 0, -1.0, []
+    start_epoch, best_score, history, spent = 0, -1.0, [], 0.0
     last = out_dir / "last.pt"
     if args.resume and last.exists():
         ck = torch.load(last, map_location="cpu", weights_only=False)
@@ -190,6 +208,7 @@ def main():
         ema.updates = ck["ema_updates"]
         opt.load_state_dict(ck["opt"])
         start_epoch, best_score, history = ck["epoch"] + 1, ck["best_score"], ck["history"]
+        spent = ck.get("train_seconds_total", 0.0)
         g.manual_seed(args.seed + start_epoch)
         print(f"resumed at epoch {start_epoch}", flush=True)
 
@@ -198,6 +217,8 @@ def main():
     total_iters = cfg["epochs"] * iters_per_epoch
     warmup = cfg["warmup"]
     started = time.time()
+    budget = args.max_minutes * 60 - RESERVE_SECONDS if args.max_minutes else 0.0
+    out_of_time = False
     for epoch in range(start_epoch, cfg["epochs"]):
         dataset.set_epoch(epoch)
         model.train()
@@ -207,8 +228,15 @@ def main():
         running = {}
         for it, (images, targets) in enumerate(loader):
             step = epoch * iters_per_epoch + it
+            progress = step / total_iters
+            if budget > 0:
+                elapsed = spent + time.time() - started
+                if elapsed >= budget:
+                    out_of_time = True
+                    break
+                progress = max(progress, elapsed / budget)
             # Linear warm-up, then cosine decay to 5% of the base rate.
-            lr = cfg["lr"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / total_iters)))
+            lr = cfg["lr"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
             if step < warmup:
                 lr *= (step + 1) / warmup
             for grp in opt.param_groups:
@@ -231,8 +259,14 @@ def main():
                 avg = {k: round(v / (it + 1), 4) for k, v in running.items()}
                 print(f"epoch {epoch} it {it}/{iters_per_epoch} lr {lr:.2e} {avg} {time.time() - t_epoch:.0f}s", flush=True)
         train_time = time.time() - t_epoch
+        done_iters = it + 1 if not out_of_time else it
+        if done_iters == 0:
+            break
+        t_val = time.time()
         val = validate(ema.model, val_samples)
-        rec = {"epoch": epoch, "train_seconds": round(train_time), "loss": {k: round(v / iters_per_epoch, 4) for k, v in running.items()}, "val": val}
+        rec = {"epoch": epoch, "iterations": done_iters, "train_seconds": round(train_time),
+               "val_seconds": round(time.time() - t_val), "lr_end": float(f"{lr:.3g}"),
+               "loss": {k: round(v / done_iters, 4) for k, v in running.items()}, "val": val}
         history.append(rec)
         print(json.dumps(rec), flush=True)
         improved = val["score"] > best_score
@@ -240,14 +274,17 @@ def main():
             best_score = val["score"]
             torch.save({"ema": ema.model.state_dict(), "epoch": epoch, "val": val, "stage": args.stage}, out_dir / "best.pt")
             export_onnx(ema.model, out_dir / "best.onnx")
+        # Every epoch's EMA weights, so any epoch can be exported later.
+        torch.save({"ema": ema.model.state_dict(), "epoch": epoch, "val": val, "stage": args.stage}, out_dir / f"epoch{epoch}.pt")
         torch.save(
             {"model": model.state_dict(), "ema": ema.model.state_dict(), "ema_updates": ema.updates,
-             "opt": opt.state_dict(), "epoch": epoch, "best_score": best_score, "history": history},
+             "opt": opt.state_dict(), "epoch": epoch, "best_score": best_score, "history": history,
+             "train_seconds_total": spent + time.time() - started},
             last,
         )
         (out_dir / "history.json").write_text(json.dumps(history, indent=1) + "\n")
-        if args.max_minutes and (time.time() - started) / 60 > args.max_minutes:
-            print(f"stopping: --max-minutes {args.max_minutes} reached after epoch {epoch}", flush=True)
+        if out_of_time:
+            print(f"stopping: --max-minutes {args.max_minutes} reached in epoch {epoch} after {done_iters} iterations", flush=True)
             break
     print(f"done: best val score {best_score:.4f}; wall {(time.time() - started) / 60:.1f} min", flush=True)
 

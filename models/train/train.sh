@@ -3,7 +3,9 @@
 #
 #   bash models/train/train.sh            # all steps: venv, head, finetune, export, evaluate
 #   bash models/train/train.sh head       # stage 1: frozen backbone + neck, new head only
-#   bash models/train/train.sh finetune   # stage 2: everything, from stage 1's best checkpoint
+#   bash models/train/train.sh finetune   # stage 2: stages 3-4 + neck + head, from stage 1's best
+#   bash models/train/train.sh finetune2  # stage 3: all but the stem, from stage 2's best,
+#                                         #   stops within FINETUNE2_MAX_MINUTES (default 95) wall
 #   bash models/train/train.sh export     # copy the best ONNX to models/, write manifest + card
 #   bash models/train/train.sh eval       # measure the shipped ONNX (and the baseline, if present)
 #
@@ -27,9 +29,10 @@ setup() {
 
 stage() {
   local name="$1"
+  shift
   local resume=""
   [ -f "$HERE/runs/$name/last.pt" ] && resume="--resume"
-  (cd "$HERE" && $NICE "$PY" train.py --stage "$name" $resume 2>&1 | tee -a "$HERE/runs/$name.log")
+  (cd "$HERE" && $NICE "$PY" train.py --stage "$name" $resume "$@" 2>&1 | tee -a "$HERE/runs/$name.log")
 }
 
 export_model() {
@@ -49,8 +52,10 @@ setup
 case "${1:-all}" in
   head) stage head ;;
   finetune) stage finetune ;;
+  finetune2) stage finetune2 --max-minutes "${FINETUNE2_MAX_MINUTES:-95}" ;;
   export) export_model ;;
   eval) evaluate ;;
-  all) stage head; stage finetune; export_model; evaluate; export_model ;;
+  all) stage head; stage finetune; stage finetune2 --max-minutes "${FINETUNE2_MAX_MINUTES:-95}"
+       export_model; evaluate; export_model ;;
   *) echo "unknown step: $1" >&2; exit 2 ;;
 esac

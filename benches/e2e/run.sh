@@ -1,22 +1,17 @@
 #!/usr/bin/env bash
-# End-to-end throughput: analysed frames/s of `lookout run` with 8 file streams, against the
-# raw ONNX Runtime throughput of the same model and session options measured right before
-# and after in the same script (Python onnxruntime on a constant tensor, 2 threads).
-# Usage: bash benches/e2e/run.sh [SECONDS]   (needs a release build and benches/infer/.venv)
+# End-to-end throughput of `lookout run` with 8 concurrent 720p file streams read as fast as
+# possible, against raw ONNX Runtime and two plain-Python pipelines (see README.md).
+# Usage: bash benches/e2e/run.sh [SECONDS per engine run, default 30] [REPEATS, default 3]
+# Needs: cargo build --release -p lookout, and the bench venv of benches/infer/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/env.sh
-secs="${1:-60}"
-py=benches/infer/.venv/bin/python
-raw() {
-  "$py" benches/infer/baseline.py --mode ort --streams 1 --frames 100 2>/dev/null |
-    python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["fps"])'
-}
-before=$(raw)
-data=$(mktemp -d)
-target/release/lookout --log-json run --config benches/e2e/8-streams.toml --run-for "$secs" --data-dir "$data" 2>"$data/log" >/dev/null
-engine=$(grep -Eo '"frames_per_second":[0-9.]+' "$data/log" | tail -1 | cut -d: -f2)
-after=$(raw)
-echo "raw ORT frames/s: before $before, after $after"
-echo "engine analysed frames/s (8 streams): $engine"
-python3 -c "b,a,e=float('$before' or 0),float('$after' or 0),float('$engine' or 0); m=(b+a)/2; print(f'ratio engine/raw = {e/m:.3f}' if m else 'raw ORT figure missing')"
+if [ ! -x target/release/lookout ]; then
+  echo "build first: cargo build --release --locked -p lookout" >&2
+  exit 2
+fi
+if [ ! -x benches/infer/.venv/bin/python ]; then
+  echo "create the bench venv first (benches/infer/README.md)" >&2
+  exit 2
+fi
+exec python3 benches/e2e/bench.py "${1:-30}" "${2:-3}"

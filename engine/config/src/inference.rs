@@ -18,6 +18,10 @@ pub struct InferenceConfig {
     pub inter_threads: usize,
     /// Graph optimisation level: `disable`, `basic`, `extended`, `all`. Default `all`.
     pub graph_optimization: String,
+    /// Let ONNX Runtime's intra-op threads spin (busy-wait) between runs. Off by default:
+    /// on a CPU shared with decoders, spinning threads take the cores the decoders need
+    /// (measured in benches/e2e). Turn it on for a machine that does nothing but inference.
+    pub spin_wait: bool,
     /// Execution providers in order of preference: `cpu`, `cuda`, `tensorrt`, `openvino`.
     /// The engine logs which one registered. Default `["cpu"]`.
     pub providers: Vec<String>,
@@ -45,6 +49,7 @@ impl Default for InferenceConfig {
             intra_threads: 2,
             inter_threads: 1,
             graph_optimization: "all".into(),
+            spin_wait: false,
             providers: vec!["cpu".into()],
             max_batch: 4,
             max_wait_ms: 20,

@@ -86,8 +86,8 @@ fn main() {
         .unwrap_or(20);
     let opts = RuntimeOptions::default();
     println!(
-        "session options: intra_threads {} inter_threads {} graph_optimization {} providers {:?}",
-        opts.intra_threads, opts.inter_threads, opts.graph_optimization, opts.providers
+        "session options: intra_threads {} inter_threads {} graph_optimization {} spin_wait {} providers {:?}",
+        opts.intra_threads, opts.inter_threads, opts.graph_optimization, opts.spin_wait, opts.providers
     );
     let nanodet_manifest = repo().join("models/person-nanodet.toml");
     let nanodet = Model::load(&nanodet_manifest).unwrap();

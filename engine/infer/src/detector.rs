@@ -29,6 +29,8 @@ pub struct RuntimeOptions {
     pub inter_threads: usize,
     /// `disable`, `basic`, `extended` or `all`.
     pub graph_optimization: String,
+    /// Let intra-op threads busy-wait between runs (`[inference] spin_wait`).
+    pub spin_wait: bool,
     /// Execution providers in order of preference (`cpu`, `cuda`, `tensorrt`, `openvino`).
     pub providers: Vec<String>,
     /// Largest batch for dynamic-batch models.
@@ -54,6 +56,7 @@ impl RuntimeOptions {
             intra_threads: c.intra_threads,
             inter_threads: c.inter_threads,
             graph_optimization: c.graph_optimization.clone(),
+            spin_wait: c.spin_wait,
             providers: c.providers.clone(),
             max_batch: c.max_batch.max(1),
             score_floor: c.score_floor,
@@ -185,6 +188,10 @@ pub fn build_session(
         .with_inter_threads(opts.inter_threads.max(1))
         .map_err(rtb(name))?
         .with_optimization_level(level)
+        .map_err(rtb(name))?
+        .with_intra_op_spinning(opts.spin_wait)
+        .map_err(rtb(name))?
+        .with_inter_op_spinning(opts.spin_wait)
         .map_err(rtb(name))?
         .with_log_level(ort::logging::LogLevel::Error)
         .map_err(rtb(name))?;

@@ -303,6 +303,8 @@ impl InferenceService {
         let stats = self.stats();
         info!(
             frames_per_second = stats.frames_per_second,
+            frames_analysed = stats.cameras.values().map(|c| c.analysed).sum::<u64>(),
+            busy_fraction = stats.busy_fraction,
             "Inference stopped."
         );
         stats

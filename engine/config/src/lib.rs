@@ -27,6 +27,7 @@ pub mod error;
 pub mod fusion;
 pub mod inference;
 mod locate;
+pub mod overlay;
 pub mod rules;
 pub mod server;
 pub mod validate;

@@ -41,6 +41,32 @@ pub enum Command {
     Geojson(GeojsonArgs),
     /// Validate a config file: a one-line summary, or every error with file:line:column.
     CheckConfig(CheckConfigArgs),
+    /// Configuration changes made through the API (the overlay over the config file).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `lookout config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Show what the API overlay stored in the data directory changes over the config
+    /// file: per key, the file's value and the running value, with the overlay's version,
+    /// author, time and comment (and whether it still applies over the file).
+    Diff(ConfigDiffArgs),
+}
+
+/// `lookout config diff`.
+#[derive(Debug, Args)]
+pub struct ConfigDiffArgs {
+    /// Config file, as given to `lookout run` (default: the embedded default).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Data directory, as given to `lookout run` (default: `engine.data_dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `lookout check-config`.

@@ -6,8 +6,10 @@
 //! Layout:
 //! * [`cli`]: the `clap` command tree.
 //! * `check_config`: `lookout check-config FILE`.
+//! * [`config_cmd`]: `lookout config diff`.
 
 mod cli;
+mod config_cmd;
 mod eval_events;
 mod run;
 mod sequences;
@@ -45,6 +47,7 @@ fn init_tracing(json: bool) {
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::CheckConfig(args) => Ok(check_config(&args.file, args.dump)),
+        cli::Command::Config(cli::ConfigCommand::Diff(args)) => config_cmd::diff(&args),
         cli::Command::Detect(args) => {
             let report = lookout_infer::cli::run_detect(&args)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -127,10 +130,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             if let Some(r) = args.run_for {
                 cfg.engine.run_for_s = Some(r);
             }
-            if let Some(d) = &args.data_dir {
-                cfg.engine.data_dir =
-                    lookout_config::env::EnvString::literal(d.display().to_string());
-            }
+            set_data_dir(&mut cfg, args.data_dir.as_deref());
             run::run(
                 cfg,
                 run::RunOptions {
@@ -149,6 +149,13 @@ pub(crate) fn load_config(path: Option<&Path>) -> anyhow::Result<lookout_config:
         None => lookout_config::load_default(),
     }
     .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `--data-dir DIR` overrides `engine.data_dir`.
+pub(crate) fn set_data_dir(cfg: &mut lookout_config::Config, dir: Option<&Path>) {
+    if let Some(d) = dir {
+        cfg.engine.data_dir = lookout_config::env::EnvString::literal(d.display().to_string());
+    }
 }
 
 /// `lookout check-config FILE`: exit 0 with a one-line summary, or 2 with every error.

@@ -33,7 +33,7 @@ pub struct RunOptions {
 }
 
 /// Runs the engine until Ctrl-C/SIGTERM or `engine.run_for_s`.
-pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
+pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let data_dir = cfg.data_dir();
     std::fs::create_dir_all(&data_dir)
@@ -74,6 +74,38 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
     );
 
+    // The running rules: the file's [rules] plus the latest API overlay stored in SQLite
+    // (re-applied here at every start and by the watcher at every file reload).
+    let (reload_tx, reload_rx) = bounded::<lookout_config::rules::RulesConfig>(4);
+    let mut state = lookout_server::ServerState::new(alerts.clone(), cfg.clone());
+    match state.load_overlay() {
+        Ok(Some(s)) if s.applied => info!(
+            version = s.version,
+            author = %s.author,
+            "Running the config file's rules with overlay v{} (`lookout config diff` lists it).",
+            s.version
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            error!(error = %e, "Cannot read the config overlays; running the config file's rules.")
+        }
+    }
+    cfg.rules = state.config().rules;
+    state.apply_rules = Some(Arc::new({
+        let reload_tx = reload_tx.clone();
+        move |rules: &lookout_config::rules::RulesConfig| {
+            // Compile strictly first so a bad change is refused with its reason; the rules
+            // thread then swaps it in between two messages.
+            lookout_rules::RulesEngine::try_new(rules).map_err(|e| e.to_string())?;
+            reload_tx
+                .send_timeout(rules.clone(), Duration::from_secs(2))
+                .map_err(|_| "the rules stage is not accepting changes".to_string())
+        }
+    }));
+    // Held until the end: the rules thread selects on this channel, which must not
+    // disconnect while it runs (even with the web server disabled and no file watched).
+    let _reload_keepalive = reload_tx;
+
     // Inference first, so no frame waits for a missing consumer.
     let inference =
         lookout_infer::service::InferenceService::start(&cfg, hub.clone(), results_tx.clone())
@@ -96,16 +128,16 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     })?;
     drop(results_tx);
 
-    // Rules hot reload: the watcher sends new [rules] sections to the rules thread.
-    let (reload_tx, reload_rx) = bounded::<lookout_config::rules::RulesConfig>(4);
-    let api_reload_tx = reload_tx.clone();
-    let _watcher = match &opts.config_path {
+    // Rules hot reload: the watcher hands each new [rules] section of the file to the
+    // overlay layer, which re-applies the API overlay over it and reloads the rules thread.
+    let watcher = match &opts.config_path {
         Some(path) => Some(
-            lookout_rules::watch_config_file(path.clone(), move |res| match res {
-                Ok(rules) => {
-                    let _ = reload_tx.try_send(rules);
+            lookout_rules::watch_config_file(path.clone(), {
+                let state = state.clone();
+                move |res| match res {
+                    Ok(rules) => state.file_rules_changed(rules),
+                    Err(e) => error!(error = %e, "Rejected the changed rules configuration; keeping the running one."),
                 }
-                Err(e) => error!(error = %e, "Rejected the changed rules configuration; keeping the running one."),
             })
             .context("cannot watch the config file")?,
         ),
@@ -148,22 +180,11 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     })?;
 
     // The operator's desk.
-    let mut state = lookout_server::ServerState::new(alerts.clone(), cfg.clone());
     state.rings = rings
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
     state.replay = Some(Arc::new(lookout_rules::replay));
-    state.apply_rules = Some(Arc::new(
-        move |rules: &lookout_config::rules::RulesConfig| {
-            // Compile strictly first so a bad change is refused with its reason; the rules
-            // thread then swaps it in between two messages.
-            lookout_rules::RulesEngine::try_new(rules).map_err(|e| e.to_string())?;
-            api_reload_tx
-                .send_timeout(rules.clone(), Duration::from_secs(2))
-                .map_err(|_| "the rules stage is not accepting changes".to_string())
-        },
-    ));
     state.geojson_extra = Some(Arc::new({
         let cfg = cfg.clone();
         move || match lookout_fusion::geojson(&cfg, &[], &[]).get("features") {
@@ -228,6 +249,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             error!(thread = name, "A stage thread panicked.");
         }
     }
+    // The watcher holds a handle on the server state (and so on the alerts stage).
+    drop(watcher);
     if let Some(server) = server {
         rt.block_on(server.stop());
     }

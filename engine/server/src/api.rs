@@ -12,13 +12,14 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use lookout_alerts::lifecycle::parse_state;
 use lookout_alerts::store::IncidentFilter;
-use lookout_alerts::{AlertsError, LiveUpdate, StoreError};
+use lookout_alerts::{AlertsError, StoreError};
 use lookout_config::rules::RulesConfig;
 use lookout_config::server::Role;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::overlay::ChangeError;
 use crate::tuning::{self, TuneRequest};
 use crate::ServerState;
 
@@ -126,9 +127,12 @@ pub fn router(state: ServerState) -> Router {
         .route("/api/config", get(config))
         .route("/api/config/history", get(config_history))
         .route("/api/config/rules", put(put_rules))
+        .route("/api/config/revert", post(revert_rules))
         .route("/api/tuning/current", get(tuning_current))
         .route("/api/tuning/replay", post(tuning_replay))
         .route("/api/tuning/apply", post(tuning_apply))
+        .route("/api/tuning/masks", get(tuning_masks))
+        .route("/api/tuning/masks/apply", post(tuning_masks_apply))
         .route("/api/me", get(me))
         .route("/api/live", get(live))
         .fallback(|| async {
@@ -533,6 +537,7 @@ async fn config(State(s): State<ServerState>) -> ApiResult<axum::Json<Value>> {
     let mut v = lookout_config::to_json(&cfg);
     let version = s.alerts.store().overlays(1)?.first().map(|o| o.version);
     v["overlay_version"] = json!(version);
+    v["overlay"] = json!(s.overlay_status());
     Ok(axum::Json(v))
 }
 
@@ -555,26 +560,53 @@ fn apply_rules(
     comment: &str,
     change: Value,
 ) -> ApiResult<Value> {
-    let cfg = s.config();
-    tuning::validate_rules(&rules, &cfg).map_err(ApiError::invalid)?;
-    let Some(apply) = &s.apply_rules else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "this engine cannot hot-reload rules",
-        ));
-    };
-    apply(&rules)
-        .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "apply_failed", m))?;
-    let body = json!({"change": change, "rules": rules});
-    let version =
-        s.alerts
-            .store()
-            .add_overlay("rules", &user.name, comment, &body, chrono::Utc::now())?;
-    s.config.write().unwrap_or_else(|e| e.into_inner()).rules = rules;
-    s.alerts.publish(LiveUpdate::Config { version });
-    tracing::info!(version, author = %user.name, "Rules changed through the API.");
+    if comment.len() > 4000 {
+        return Err(ApiError::invalid(vec![(
+            "comment".into(),
+            "at most 4000 bytes".into(),
+        )]));
+    }
+    let version = s
+        .change_rules(&user.name, rules, comment.trim(), change)
+        .map_err(|e| match e {
+            ChangeError::Invalid(fields) => ApiError::invalid(fields),
+            ChangeError::Unavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "this engine cannot hot-reload rules",
+            ),
+            ChangeError::Apply(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "apply_failed", m)
+            }
+            ChangeError::Store(e) => e.into(),
+        })?;
     Ok(json!({"version": version, "author": user.name}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevertBody {
+    #[serde(default)]
+    comment: String,
+}
+
+/// Drops every API change: a new overlay version with an empty patch (the file's rules
+/// run again; the history keeps what was undone).
+async fn revert_rules(
+    State(s): State<ServerState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    let user = authenticate(&s, &headers, Role::Admin)?;
+    let b: RevertBody = parse_body(&body)?;
+    let file = s.file_rules();
+    Ok(axum::Json(apply_rules(
+        &s,
+        &user,
+        file,
+        &b.comment,
+        json!({"kind": "revert"}),
+    )?))
 }
 
 async fn put_rules(
@@ -647,6 +679,128 @@ async fn tuning_apply(
     let change = json!({"kind": "tune", "camera": req.camera, "class": req.class,
         "threshold": req.threshold, "persistence": req.persistence});
     Ok(axum::Json(apply_rules(&s, &user, rules, &comment, change)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaskQuery {
+    camera: String,
+    #[serde(default)]
+    class: Option<String>,
+    #[serde(default)]
+    days: Option<f64>,
+    #[serde(default)]
+    min: Option<usize>,
+}
+
+fn unknown_camera(cfg: &lookout_config::Config, camera: &str) -> Option<(String, String)> {
+    if cfg.camera(camera).is_some() {
+        return None;
+    }
+    let ids: Vec<&str> = cfg.cameras.iter().map(|c| c.id.as_str()).collect();
+    Some((
+        "camera".into(),
+        format!("unknown camera {camera:?}; configured: {}", ids.join(", ")),
+    ))
+}
+
+/// Exclusion masks proposed from where false-alarm verdicts cluster on a camera.
+async fn tuning_masks(
+    State(s): State<ServerState>,
+    q: Result<Query<MaskQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::invalid(vec![("query".into(), e.body_text())]))?;
+    let cfg = s.config();
+    let mut errors: Vec<(String, String)> = unknown_camera(&cfg, &q.camera).into_iter().collect();
+    if let Some(c) = &q.class {
+        if c != "smoke" && c != "fire" {
+            errors.push(("class".into(), "allowed: smoke, fire".into()));
+        }
+    }
+    let days = q.days.unwrap_or(90.0);
+    if !(days > 0.0 && days <= 3650.0) {
+        errors.push(("days".into(), "must be in (0, 3650]".into()));
+    }
+    let min = q.min.unwrap_or(2);
+    if !(1..=1000).contains(&min) {
+        errors.push(("min".into(), "must be in 1 ..= 1000".into()));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let since = chrono::Utc::now() - chrono::Duration::milliseconds((days * 86_400_000.0) as i64);
+    let store = s.alerts.store().clone();
+    let camera = q.camera.clone();
+    let (mut fa, mut ok) =
+        tokio::task::spawn_blocking(move || crate::masks::judged_samples(&store, &camera, since))
+            .await
+            .map_err(ApiError::internal)??;
+    if let Some(c) = &q.class {
+        fa.retain(|x| &x.class == c);
+        ok.retain(|x| &x.class == c);
+    }
+    let existing = crate::masks::existing_masks(&cfg.rules, &q.camera);
+    let proposals = crate::masks::propose(&fa, &ok, &existing, min);
+    Ok(axum::Json(json!({
+        "camera": q.camera, "class": q.class, "since": since, "min": min,
+        "grid": crate::masks::GRID, "false_alarms": fa, "confirmed": ok,
+        "existing": existing, "proposals": proposals,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaskApplyBody {
+    camera: String,
+    polygon: Vec<[f64; 2]>,
+    #[serde(default)]
+    classes: Vec<String>,
+    #[serde(default)]
+    preset: Option<String>,
+    #[serde(default)]
+    comment: String,
+}
+
+/// Adds an exclusion mask to a camera through the overlay (admin).
+async fn tuning_masks_apply(
+    State(s): State<ServerState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    let user = authenticate(&s, &headers, Role::Admin)?;
+    let b: MaskApplyBody = parse_body(&body)?;
+    let cfg = s.config();
+    let mut errors: Vec<(String, String)> = unknown_camera(&cfg, &b.camera).into_iter().collect();
+    if !(3..=64).contains(&b.polygon.len()) {
+        errors.push(("polygon".into(), "needs 3 ..= 64 points".into()));
+    }
+    for (i, p) in b.polygon.iter().enumerate() {
+        if !p.iter().all(|v| (0.0..=1.0).contains(v)) {
+            errors.push((
+                format!("polygon[{i}]"),
+                "points are [x, y] in 0 ..= 1 of the image".into(),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let mut rules = cfg.rules.clone();
+    rules
+        .cameras
+        .entry(b.camera.clone())
+        .or_default()
+        .masks
+        .push(lookout_config::rules::MaskConfig {
+            polygon: b.polygon.clone(),
+            preset: b.preset.clone(),
+            classes: b.classes.clone(),
+        });
+    let change = json!({"kind": "mask", "camera": b.camera, "polygon": b.polygon,
+        "classes": b.classes, "preset": b.preset});
+    Ok(axum::Json(apply_rules(
+        &s, &user, rules, &b.comment, change,
+    )?))
 }
 
 async fn live(

@@ -10,19 +10,23 @@
 //!   [`ApplyRulesFn`] (the rules engine's hot reload).
 //! * [`start`]: binds and serves; returns a [`RunningServer`] with the bound address.
 //! * [`api`]: the handlers; [`tuning`]: threshold/persistence what-if over recorded frame
-//!   results; [`metrics`]: the registry; `ui/`: the static page.
+//!   results; [`masks`]: exclusion masks proposed from clustered false-alarm verdicts;
+//!   [`overlay`]: API config changes as a versioned overlay over the TOML file (re-applied
+//!   at start and on every file reload); [`metrics`]: the registry; `ui/`: the static page.
 //!
 //! Reads need no token. Writes need `Authorization: Bearer <token>` of a
 //! `[[server.users]]` entry whose role allows it (operator: incidents; admin: config), and
 //! record that user's name. Errors are JSON: `{"error": {"code", "message", "fields"?}}`.
 
 pub mod api;
+pub mod masks;
 pub mod metrics;
+pub mod overlay;
 pub mod tuning;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use lookout_alerts::Alerts;
 use lookout_config::rules::RulesConfig;
@@ -71,12 +75,17 @@ pub struct ServerState {
     pub apply_rules: Option<ApplyRulesFn>,
     /// Extra map features.
     pub geojson_extra: Option<GeojsonFn>,
+    /// The config file's `[rules]` and the API overlay over them ([`overlay`]).
+    pub layers: Arc<Mutex<overlay::Layers>>,
 }
 
 impl ServerState {
-    /// A state with no rings, no callbacks and a fresh metrics registry.
+    /// A state with no rings, no callbacks and a fresh metrics registry. `config` is the
+    /// config file's (its `[rules]` are the file's rules the overlay applies over; call
+    /// [`ServerState::load_overlay`] to apply the stored overlay).
     pub fn new(alerts: Arc<Alerts>, config: Config) -> ServerState {
         ServerState {
+            layers: Arc::new(Mutex::new(overlay::Layers::new(config.rules.clone()))),
             alerts,
             config: Arc::new(RwLock::new(config)),
             rings: HashMap::new(),

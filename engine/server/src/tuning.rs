@@ -8,7 +8,7 @@
 
 use chrono::Duration;
 use lookout_config::rules::{ClassParams, ClassRule, Persistence, RulesConfig};
-use lookout_config::{Config, ValidationContext, Validator};
+use lookout_config::Config;
 use lookout_core::{EventKind, IncidentKind, StageMsg, UtcTime};
 use serde::{Deserialize, Serialize};
 
@@ -144,17 +144,7 @@ pub fn with_setting(rules: &RulesConfig, req: &TuneRequest) -> RulesConfig {
 
 /// Validates a whole rules section in the context of the running config.
 pub fn validate_rules(rules: &RulesConfig, cfg: &Config) -> Result<(), FieldErrors> {
-    let mut v = Validator::new();
-    let ctx = ValidationContext {
-        cameras: &cfg.cameras,
-        models: cfg.models.keys().map(String::as_str).collect(),
-    };
-    rules.validate(&mut v, &ctx);
-    if v.is_ok() {
-        Ok(())
-    } else {
-        Err(v.problems().to_vec())
-    }
+    lookout_config::overlay::validate_rules(rules, cfg)
 }
 
 fn incident_kind_for(class: &str) -> IncidentKind {

@@ -1,0 +1,111 @@
+//! `lookout config diff`: what the API overlay in the data directory changes over the
+//! config file, resolved exactly as `lookout run` resolves it at start.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use lookout_config::overlay::show;
+use serde_json::json;
+
+use crate::cli::ConfigDiffArgs;
+
+/// Prints the overlay over the config file (text, or one JSON object with `--json`).
+pub fn diff(args: &ConfigDiffArgs) -> anyhow::Result<ExitCode> {
+    let mut cfg = crate::load_config(args.config.as_deref())?;
+    crate::set_data_dir(&mut cfg, args.data_dir.as_deref());
+    let db = cfg.data_dir().join(&cfg.alerts.database);
+    let rec = if db.is_file() {
+        let store = lookout_alerts::store::Store::open(
+            &db,
+            Vec::new(),
+            cfg.alerts.cooldown_s,
+            cfg.alerts.escalate_after_s,
+        )
+        .with_context(|| format!("cannot open {}", db.display()))?;
+        lookout_server::overlay::latest(&store)
+            .with_context(|| format!("cannot read the config overlays of {}", db.display()))?
+    } else {
+        None
+    };
+    let resolved = rec
+        .as_ref()
+        .map(|r| lookout_server::overlay::resolve_record(&cfg.rules, &cfg, r).1);
+    if args.json {
+        let changes: Vec<serde_json::Value> = resolved
+            .iter()
+            .flat_map(|s| &s.changes)
+            .map(|c| json!({"path": c.path, "file": c.from, "effective": c.to}))
+            .collect();
+        let out = json!({
+            "config": cfg.origin,
+            "database": db.display().to_string(),
+            "overlay": resolved,
+            "changes": changes,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("config:   {}", cfg.origin);
+    println!("database: {}", db.display());
+    let Some(s) = resolved else {
+        println!("No config overlay: the running rules are the config file's.");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let comment = if s.comment.is_empty() {
+        String::new()
+    } else {
+        format!(" \"{}\"", s.comment)
+    };
+    println!(
+        "overlay v{} by {} at {}{}: {}",
+        s.version,
+        s.author,
+        s.at.format("%Y-%m-%d %H:%M:%S UTC"),
+        comment,
+        if s.applied {
+            "applied over the file"
+        } else {
+            "NOT APPLIED: it no longer validates over the file, the file's rules run"
+        }
+    );
+    for e in &s.errors {
+        println!("  error: {}: {}", e.path, e.message);
+    }
+    if s.changes.is_empty() {
+        println!("No key differs from the config file.");
+    } else {
+        println!(
+            "{} key(s), file → {}:",
+            s.changes.len(),
+            if s.applied {
+                "running"
+            } else {
+                "overlay (not running)"
+            }
+        );
+        for c in &s.changes {
+            println!(
+                "  {}: {} → {}",
+                c.path,
+                show(c.from.as_ref()),
+                show(c.to.as_ref())
+            );
+        }
+    }
+    if !s.conflicts.is_empty() {
+        println!(
+            "Conflicts: the file changed keys this overlay also sets (the overlay's value wins):"
+        );
+        for c in &s.conflicts {
+            println!(
+                "  {}: file was {} when v{} was made, is {} now; overlay {}",
+                c.path,
+                show(c.base.as_ref()),
+                s.version,
+                show(c.file.as_ref()),
+                show(c.overlay.as_ref())
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -232,6 +232,7 @@ async function initTuning() {
     ['#tune-camera', '#tune-class'].forEach((s) => $(s).addEventListener('change', loadCurrent));
     ['#tune-threshold', '#tune-k', '#tune-n'].forEach((s) => $(s).addEventListener('input', () => { labels(); scheduleReplay(); }));
     $('#tune-apply').addEventListener('click', applyTuning);
+    $('#mask-propose').addEventListener('click', proposeMasks);
     tuningReady = true;
     await loadCurrent();
   }
@@ -277,12 +278,70 @@ async function applyTuning() {
     await loadCurrent(); loadAudit();
   } catch (e) { $('#tune-msg').textContent = 'Not applied: ' + e.message; }
 }
+function describeChange(c) {
+  if (!c || !c.kind) return 'rules section';
+  if (c.kind === 'tune') return `${c.camera} ${c.class} ≥ ${Number(c.threshold).toFixed(2)}` + (c.persistence ? `, ${c.persistence.k}/${c.persistence.n}` : '');
+  if (c.kind === 'mask') return `${c.camera}: exclusion mask` + (c.classes && c.classes.length ? ` (${c.classes.join(', ')})` : '');
+  if (c.kind === 'revert') return 'revert to the config file';
+  return 'rules section';
+}
 async function loadAudit() {
   try {
     const list = await api('/api/config/history');
     $('#audit tbody').innerHTML = list.map((o) => `<tr><td>${o.version}</td><td>${esc(new Date(o.at).toLocaleString())}</td><td>${esc(o.author)}</td>
-      <td>${esc(o.body.change && o.body.change.kind === 'tune' ? `${o.body.change.camera} ${o.body.change.class} ≥ ${Number(o.body.change.threshold).toFixed(2)}` + (o.body.change.persistence ? `, ${o.body.change.persistence.k}/${o.body.change.persistence.n}` : '') : 'rules section')}</td><td>${esc(o.comment)}</td></tr>`).join('');
+      <td>${esc(describeChange(o.body.change))}</td><td>${esc(o.comment)}</td></tr>`).join('');
+    const cfg = await api('/api/config');
+    const ov = cfg.overlay, el = $('#overlay-status');
+    if (!ov) { el.textContent = 'Running the config file\'s rules (no API changes).'; el.className = 'muted'; return; }
+    let t = `Overlay v${ov.version} by ${ov.author}: ${ov.changes.length} key(s) over the config file` + (ov.applied ? ', applied.' : ' — NOT APPLIED, the file\'s rules run: ' + ov.errors.map((e) => e.path + ': ' + e.message).join('; '));
+    if (ov.conflicts.length) t += ` The file has since changed ${ov.conflicts.map((c) => c.path).join(', ')}; the overlay's values run.`;
+    el.textContent = t; el.className = ov.applied && !ov.conflicts.length ? 'muted' : 'warn';
   } catch (e) { /* read errors show elsewhere */ }
+}
+
+// ---- exclusion masks proposed from false-alarm verdicts
+async function proposeMasks() {
+  const cam = $('#tune-camera').value, cls = $('#tune-class').value;
+  const q = `camera=${encodeURIComponent(cam)}` + (cls === 'smoke' || cls === 'fire' ? `&class=${cls}` : '');
+  $('#mask-msg').textContent = '';
+  try {
+    const r = await api('/api/tuning/masks?' + q);
+    state.masks = r;
+    drawMasks(r);
+    $('#mask-list').innerHTML = r.proposals.map((p, i) => `<div class="proposal" data-i="${i}"><b>Mask ${i + 1}</b> (${esc(p.classes.join(', '))}${p.preset ? ', preset ' + esc(p.preset) : ''}):
+      would have removed <b class="removed">${p.false_alarms_removed}</b> false alarm(s) (${p.incidents.length} incident(s)), touches <b class="touched">${p.confirmed_touched}</b> confirmed detection(s).
+      <button class="mask-apply" data-i="${i}">Apply mask</button></div>`).join('');
+    $$('.mask-apply').forEach((b) => b.addEventListener('click', () => applyMask(+b.dataset.i)));
+    $('#mask-msg').textContent = `${r.false_alarms.length} false-alarm and ${r.confirmed.length} confirmed detection(s) judged on this camera; ` +
+      (r.proposals.length ? `${r.proposals.length} proposal(s).` : `no cluster of ${r.min} or more false alarms away from confirmed fires.`);
+  } catch (e) { $('#mask-msg').textContent = e.message; }
+}
+function drawMasks(r) {
+  const cam = state.cameras.find((c) => c.id === r.camera);
+  const img = $('#mask-img');
+  img.style.display = cam && cam.has_frame ? '' : 'none';
+  if (cam && cam.has_frame) img.src = `/api/cameras/${encodeURIComponent(r.camera)}/frame.jpg?t=${Date.now()}`;
+  const poly = (pts, attrs) => `<polygon points="${pts.map((p) => p[0] + ',' + p[1]).join(' ')}" ${attrs}/>`;
+  const box = (s, col) => `<rect x="${s.bbox[0]}" y="${s.bbox[1]}" width="${s.bbox[2] - s.bbox[0]}" height="${s.bbox[3] - s.bbox[1]}" fill="none" stroke="${col}" stroke-width="1.5"/>` +
+    `<circle cx="${s.anchor[0]}" cy="${s.anchor[1]}" r="0.006" fill="${col}"/>`;
+  $('#mask-svg').innerHTML =
+    r.existing.map((m) => poly(m.polygon, 'fill="#00000088" stroke="#aaa" stroke-width="1"')).join('') +
+    r.false_alarms.map((s) => box(s, '#ff3b30')).join('') +
+    r.confirmed.map((s) => box(s, '#4cd964')).join('') +
+    r.proposals.map((p, i) => poly(p.polygon, `class="proposal-poly" data-i="${i}" fill="#ff8a3d33" stroke="#ff8a3d" stroke-width="2" stroke-dasharray="6 4"`)).join('');
+}
+async function applyMask(i) {
+  const p = state.masks && state.masks.proposals[i];
+  if (!p) return;
+  const body = { camera: state.masks.camera, polygon: p.polygon, classes: p.classes, preset: p.preset,
+    comment: $('#tune-comment').value || `exclusion mask proposed from ${p.false_alarms_removed} false alarm(s)` };
+  try {
+    const r = await api('/api/tuning/masks/apply', { method: 'POST', body: JSON.stringify(body) });
+    $('#mask-msg').textContent = `Mask applied as config version ${r.version} by ${r.author}.`;
+    const msg = $('#mask-msg').textContent;
+    await proposeMasks(); $('#mask-msg').textContent = msg + ' ' + $('#mask-msg').textContent;
+    loadAudit();
+  } catch (e) { $('#mask-msg').textContent = 'Not applied: ' + e.message; }
 }
 
 // ---- live updates (SSE)

@@ -44,6 +44,10 @@ use tokio::sync::{broadcast, watch};
 
 pub use store::{ApplyOutcome, Store, StoreError, StoredIncident};
 
+/// Most incident revisions [`Alerts::record_incidents`] should be given at once (what a
+/// caller drains from its queue per group commit).
+pub const GROUP_COMMIT_MAX: usize = 256;
+
 /// Errors of the alerts stage.
 #[derive(Debug, thiserror::Error)]
 pub enum AlertsError {
@@ -333,12 +337,106 @@ impl Alerts {
         let (outcome, stored) =
             self.store
                 .apply_incident(inc, snap.as_ref(), chrono::Utc::now())?;
-        match (&outcome, stored) {
+        if self.announce(inc, &outcome, stored, snap) {
+            self.wake();
+        }
+        Ok(outcome)
+    }
+
+    /// Group commit of many incident revisions (e.g. everything queued on the incidents
+    /// channel): snapshots are written first, then every revision, its history row and its
+    /// outbox rows go into **one** SQLite transaction, and the sink workers are woken once.
+    /// Results are in input order, as [`Alerts::record_incident`] would return them one by
+    /// one. The durability promise is unchanged: nothing is acknowledged before the commit
+    /// that holds it and its outbox rows. If the batch transaction fails, the revisions are
+    /// retried one by one so a single bad one cannot take the others down with it.
+    pub fn record_incidents(
+        &self,
+        items: &[(&Incident, Option<&Frame>)],
+    ) -> Vec<Result<ApplyOutcome, AlertsError>> {
+        if items.len() == 1 {
+            return vec![self.record_incident(items[0].0, items[0].1)];
+        }
+        let mut snaps: Vec<Option<store::NewSnapshot>> = Vec::with_capacity(items.len());
+        let mut failed: Vec<Option<AlertsError>> = Vec::with_capacity(items.len());
+        for (inc, frame) in items {
+            match frame.filter(|_| self.settings.snapshots) {
+                Some(f) => match self.write_snapshot(inc, f) {
+                    Ok(s) => {
+                        snaps.push(Some(s));
+                        failed.push(None);
+                    }
+                    Err(e) => {
+                        snaps.push(None);
+                        failed.push(Some(e));
+                    }
+                },
+                None => {
+                    snaps.push(None);
+                    failed.push(None);
+                }
+            }
+        }
+        let batch: Vec<(&Incident, Option<&store::NewSnapshot>)> = items
+            .iter()
+            .zip(&snaps)
+            .zip(&failed)
+            .filter(|(_, f)| f.is_none())
+            .map(|(((inc, _), s), _)| (*inc, s.as_ref()))
+            .collect();
+        let applied = match self.store.apply_incidents(&batch, chrono::Utc::now()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, n = batch.len(), "Group commit failed; storing the revisions one by one.");
+                let mut out = Vec::with_capacity(items.len());
+                for (((inc, frame), snap), f) in items.iter().zip(snaps).zip(failed) {
+                    if let Some(e) = f {
+                        out.push(Err(e));
+                        continue;
+                    }
+                    if let Some(s) = snap {
+                        let _ = std::fs::remove_file(&s.path);
+                    }
+                    out.push(self.record_incident(inc, *frame));
+                }
+                return out;
+            }
+        };
+        let mut applied = applied.into_iter();
+        let mut out = Vec::with_capacity(items.len());
+        let mut any = false;
+        for (((inc, _), snap), f) in items.iter().zip(snaps).zip(failed) {
+            if let Some(e) = f {
+                out.push(Err(e));
+                continue;
+            }
+            let Some((outcome, stored)) = applied.next() else {
+                break;
+            };
+            any |= self.announce(inc, &outcome, stored, snap);
+            out.push(Ok(outcome));
+        }
+        if any {
+            self.wake();
+        }
+        out
+    }
+
+    /// Logs and publishes what storing one revision did; true when sinks have news.
+    fn announce(
+        &self,
+        inc: &Incident,
+        outcome: &ApplyOutcome,
+        stored: Option<StoredIncident>,
+        snap: Option<store::NewSnapshot>,
+    ) -> bool {
+        match (outcome, stored) {
             (ApplyOutcome::Duplicate { id }, _) => {
                 tracing::debug!(incident = %id, revision = inc.revision, "Duplicate incident revision suppressed.");
                 if let Some(s) = snap {
                     let _ = std::fs::remove_file(&s.path);
                 }
+                false
             }
             (o, Some(s)) => {
                 let created = matches!(o, ApplyOutcome::Created { .. });
@@ -346,11 +444,10 @@ impl Alerts {
                     tracing::info!(incident = %s.incident.id, kind = s.incident.kind.as_str(), "New incident.");
                 }
                 let _ = self.live.send(live_of(&s.incident, created));
-                self.wake();
+                true
             }
-            _ => {}
+            _ => false,
         }
-        Ok(outcome)
     }
 
     fn write_snapshot(&self, inc: &Incident, f: &Frame) -> Result<store::NewSnapshot, AlertsError> {

@@ -376,9 +376,16 @@ pub struct OverlayRecord {
     pub body: serde_json::Value,
 }
 
-/// The SQLite store. Cheap operations hold one mutex-guarded connection briefly.
+/// Read-only connections kept besides the writer (WAL readers never wait for the writer
+/// nor block it, so API reads do not queue behind incident commits).
+const READERS: usize = 4;
+
+/// The SQLite store. Writes go through one mutex-guarded connection (SQLite has one writer
+/// anyway); reads (API, outbox polling) use a small pool of WAL reader connections.
 pub struct Store {
     conn: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
     sinks: Vec<SinkSpec>,
     cooldown_ms: i64,
     escalate_ms: i64,
@@ -408,8 +415,20 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
+        let mut readers = Vec::new();
+        let in_memory = path.as_os_str().is_empty() || path.as_os_str() == ":memory:";
+        if !in_memory {
+            for _ in 0..READERS {
+                let r = Connection::open(path)?;
+                r.pragma_update(None, "query_only", "ON")?;
+                r.busy_timeout(std::time::Duration::from_secs(5))?;
+                readers.push(Mutex::new(r));
+            }
+        }
         Ok(Store {
             conn: Mutex::new(conn),
+            readers,
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
             sinks,
             cooldown_ms: (cooldown_s * 1000.0) as i64,
             escalate_ms: (escalate_after_s * 1000.0) as i64,
@@ -421,6 +440,26 @@ impl Store {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A reader connection: the first free one of the pool, else the next in turn (the
+    /// writer when there is no pool, e.g. an in-memory database).
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        let n = self.readers.len();
+        if n == 0 {
+            return self.lock();
+        }
+        let start = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(g) = self.readers[(start + i) % n].try_lock() {
+                return g;
+            }
+        }
+        self.readers[start % n]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The sinks notifications are queued for.
     pub fn sinks(&self) -> &[SinkSpec] {
         &self.sinks
@@ -429,7 +468,7 @@ impl Store {
     /// The schema version.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(self
-            .lock()
+            .read()
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
@@ -444,6 +483,38 @@ impl Store {
     ) -> Result<(ApplyOutcome, Option<StoredIncident>), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
+        let r = self.apply_in(&tx, inc, snapshot, now)?;
+        tx.commit()?;
+        Ok(r)
+    }
+
+    /// Group commit: stores many fusion revisions, in order, in **one** transaction (each
+    /// one exactly as [`Store::apply_incident`] would, later ones seeing earlier ones). Either
+    /// every revision with its outbox rows is committed or none is; on an error nothing is
+    /// written and the caller may retry the revisions one by one to isolate a bad one.
+    pub fn apply_incidents(
+        &self,
+        items: &[(&Incident, Option<&NewSnapshot>)],
+        now: UtcTime,
+    ) -> Result<Vec<(ApplyOutcome, Option<StoredIncident>)>, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let mut out = Vec::with_capacity(items.len());
+        for (inc, snap) in items {
+            out.push(self.apply_in(&tx, inc, *snap, now)?);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// The body of [`Store::apply_incident`] inside the caller's transaction (not committed).
+    fn apply_in(
+        &self,
+        tx: &Transaction<'_>,
+        inc: &Incident,
+        snapshot: Option<&NewSnapshot>,
+        now: UtcTime,
+    ) -> Result<(ApplyOutcome, Option<StoredIncident>), StoreError> {
         let alias: Option<(String, i64)> = tx
             .prepare_cached(
                 "SELECT incident_id, source_revision FROM incident_aliases WHERE alias = ?1",
@@ -457,7 +528,7 @@ impl Store {
                 }
                 (target.clone(), None)
             }
-            None => match self.cooldown_target(&tx, inc)? {
+            None => match self.cooldown_target(tx, inc)? {
                 Some(t) => (t, Some(inc.id.clone())),
                 None => (inc.id.clone(), None),
             },
@@ -468,7 +539,7 @@ impl Store {
         )?
         .execute(params![inc.id, target, inc.revision as i64])?;
 
-        let existing = load_stored(&tx, &target)?;
+        let existing = load_stored(tx, &target)?;
         let now_ms = ms(now);
         let (merged, outcome_new) = match &existing {
             None => {
@@ -487,7 +558,6 @@ impl Store {
                 }
                 m.revision = old.incident.revision;
                 if m == old.incident && snapshot.is_none() {
-                    tx.commit()?;
                     return Ok((ApplyOutcome::Duplicate { id: target }, None));
                 }
                 m.revision = old.incident.revision + 1;
@@ -495,7 +565,7 @@ impl Store {
             }
         };
         let snapshot_id = match snapshot {
-            Some(s) => Some(insert_snapshot(&tx, &merged, s, now_ms)?),
+            Some(s) => Some(insert_snapshot(tx, &merged, s, now_ms)?),
             None => existing.as_ref().and_then(|e| e.snapshot_id),
         };
         let data = serde_json::to_string(&merged)?;
@@ -545,7 +615,7 @@ impl Store {
                 st.execute(params![c.as_ref(), merged.id])?;
             }
         }
-        insert_revision(&tx, &merged, "fusion", now_ms, &data)?;
+        insert_revision(tx, &merged, "fusion", now_ms, &data)?;
         let notify = outcome_new || is_open(merged.state);
         if notify {
             let reason = if outcome_new {
@@ -553,9 +623,8 @@ impl Store {
             } else {
                 Reason::Update
             };
-            self.queue_incident(&tx, &merged, &data, reason, snapshot_id, now_ms)?;
+            self.queue_incident(tx, &merged, &data, reason, snapshot_id, now_ms)?;
         }
-        tx.commit()?;
         let stored = StoredIncident {
             created_at: existing.as_ref().map(|e| e.created_at).unwrap_or(now),
             updated_at: now,
@@ -906,12 +975,12 @@ impl Store {
 
     /// One incident.
     pub fn incident(&self, id: &str) -> Result<Option<StoredIncident>, StoreError> {
-        load_stored(&self.lock(), id)
+        load_stored(&self.read(), id)
     }
 
     /// One incident with its transitions, snapshots and revision list.
     pub fn incident_detail(&self, id: &str) -> Result<Option<IncidentDetail>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let Some(stored) = load_stored(&conn, id)? else {
             return Ok(None);
         };
@@ -962,7 +1031,7 @@ impl Store {
 
     /// A stored revision of an incident.
     pub fn revision(&self, id: &str, revision: u64) -> Result<Option<Incident>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let data: Option<String> = conn
             .query_row(
                 "SELECT data FROM incident_revisions WHERE incident_id = ?1 AND revision = ?2",
@@ -1029,8 +1098,8 @@ impl Store {
         }
         sql.push_str(" ORDER BY updated_at DESC LIMIT ?");
         args.push((f.limit.unwrap_or(100).min(1000) as i64).into());
-        let conn = self.lock();
-        let mut st = conn.prepare(&sql)?;
+        let conn = self.read();
+        let mut st = conn.prepare_cached(&sql)?;
         let rows = st.query_map(rusqlite::params_from_iter(args), stored_row)?;
         let mut out = Vec::new();
         for r in rows {
@@ -1070,7 +1139,7 @@ impl Store {
         since: UtcTime,
         limit: u32,
     ) -> Result<Vec<Event>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut st = conn.prepare_cached(
             "SELECT data FROM events WHERE (?1 IS NULL OR camera = ?1) AND last_seen >= ?2
              ORDER BY last_seen DESC LIMIT ?3",
@@ -1106,7 +1175,7 @@ impl Store {
 
     /// Hotspots acquired at or after `since`, newest first.
     pub fn hotspots(&self, since: UtcTime, limit: u32) -> Result<Vec<Hotspot>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut st = conn.prepare_cached(
             "SELECT data FROM hotspots WHERE acquired_at >= ?1 ORDER BY acquired_at DESC LIMIT ?2",
         )?;
@@ -1162,7 +1231,7 @@ impl Store {
         since: UtcTime,
         until: UtcTime,
     ) -> Result<Vec<FrameResult>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut st = conn.prepare_cached(
             "SELECT data FROM frame_results WHERE camera = ?1 AND captured_at >= ?2
                AND captured_at < ?3 ORDER BY captured_at, seq",
@@ -1186,7 +1255,7 @@ impl Store {
         since: UtcTime,
         until: UtcTime,
     ) -> Result<Vec<(UtcTime, UtcTime)>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut st = conn.prepare_cached(
             "SELECT i.first_seen, i.last_seen FROM incidents i
              JOIN incident_cameras c ON c.incident_id = i.id
@@ -1205,7 +1274,7 @@ impl Store {
     /// One snapshot record.
     pub fn snapshot(&self, id: i64) -> Result<Option<SnapshotRecord>, StoreError> {
         Ok(self
-            .lock()
+            .read()
             .query_row(
                 "SELECT id, incident_id, revision, camera, seq, captured_at, path
                  FROM snapshots WHERE id = ?1",
@@ -1234,7 +1303,7 @@ impl Store {
 
     /// Config changes, newest first.
     pub fn overlays(&self, limit: u32) -> Result<Vec<OverlayRecord>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut st = conn.prepare_cached(
             "SELECT version, section, at, author, comment, body FROM config_overlays
              ORDER BY version DESC LIMIT ?1",
@@ -1266,7 +1335,7 @@ impl Store {
 
     /// Up to `limit` undelivered notifications of a sink, oldest first.
     pub fn pending(&self, sink: &str, limit: u32) -> Result<Vec<Pending>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut st = conn.prepare_cached(
             "SELECT n.id, n.key, d.attempts, n.payload FROM deliveries d
              JOIN notifications n ON n.id = d.notification_id
@@ -1324,7 +1393,7 @@ impl Store {
 
     /// Undelivered notifications per sink.
     pub fn backlog(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut st = conn.prepare_cached(
             "SELECT sink, COUNT(*) FROM deliveries WHERE delivered_at IS NULL GROUP BY sink",
         )?;

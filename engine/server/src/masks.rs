@@ -229,7 +229,7 @@ pub fn propose(
             });
         }
     }
-    out.sort_by(|a, b| b.false_alarms_removed.cmp(&a.false_alarms_removed));
+    out.sort_by_key(|p| std::cmp::Reverse(p.false_alarms_removed));
     out
 }
 

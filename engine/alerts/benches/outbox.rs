@@ -136,6 +136,7 @@ fn round(rt: &tokio::runtime::Runtime, port: u16, mode: Mode) -> (f64, f64, f64)
                 url: EnvString::literal(format!("http://127.0.0.1:{port}/")),
                 token: None,
                 timeout_s: 5.0,
+                ca_file: None,
                 retry: RetryConfig {
                     initial_s: 0.01,
                     max_s: 0.1,

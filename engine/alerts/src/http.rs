@@ -1,113 +1,217 @@
-//! A minimal HTTP/1.1 client for `http://` webhooks: one request per connection
-//! (`Connection: close`), a timeout around the whole exchange, the status code back.
+//! The webhook client: HTTP/1.1 POST to `http://` or `https://` URLs, one request per
+//! connection (`Connection: close`), a timeout around the whole exchange, the status code
+//! back.
+//!
+//! Requests go through `ureq` (blocking, run on tokio's blocking pool) with rustls + ring:
+//! the same small TLS stack the FIRMS client uses, no OpenSSL. Servers are verified against
+//! the bundled Mozilla roots (`webpki-roots`, so it works offline) plus, optionally, a site's
+//! own CA certificates from a PEM file (`ca_file`). Verification is never disabled.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use ureq::rustls;
+use ureq::rustls::pki_types::pem::PemObject;
+use ureq::rustls::pki_types::CertificateDer;
 
-/// A parsed `http://host[:port][/path]` URL.
+/// A checked `http://` or `https://host[:port][/path]` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl {
-    /// Host name or address.
+    /// True for `https://`.
+    pub tls: bool,
+    /// Host name or address (IPv6 literals keep their brackets).
     pub host: String,
-    /// Port (80 when not written).
+    /// Port (80 or 443 when not written).
     pub port: u16,
     /// Path with query, starting with `/`.
     pub path: String,
 }
 
 impl HttpUrl {
-    /// Parses a plain-HTTP URL; the error says what is wrong.
+    /// Parses an HTTP or HTTPS URL; the error says what is wrong (it never repeats the URL,
+    /// which may carry a secret in its path).
     pub fn parse(url: &str) -> Result<HttpUrl, String> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| "only http:// URLs are supported".to_string())?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err("the URL must start with http:// or https://".into());
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
+            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+            None => (rest, "/".to_string()),
         };
         if authority.contains('@') {
             return Err("credentials in the URL are not supported; use `token`".into());
         }
+        let default_port = if tls { 443 } else { 80 };
         let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
+            Some((h, p)) if !h.starts_with('[') || h.ends_with(']') => (
                 h.to_string(),
                 p.parse::<u16>()
                     .map_err(|_| format!("invalid port {p:?} in the URL"))?,
             ),
-            _ => (authority.to_string(), 80),
+            _ => (authority.to_string(), default_port),
         };
-        if host.is_empty() {
+        if host.is_empty() || host == "[]" {
             return Err("the URL has no host".into());
         }
         Ok(HttpUrl {
+            tls,
             host,
             port,
-            path: path.to_string(),
+            path,
         })
     }
+
+    /// The URL as sent (scheme, host, port and path).
+    pub fn to_url(&self) -> String {
+        format!(
+            "{}://{}:{}{}",
+            if self.tls { "https" } else { "http" },
+            self.host,
+            self.port,
+            self.path
+        )
+    }
 }
 
-/// POSTs `body` as JSON and returns the response status code.
-pub async fn post_json(
-    url: &HttpUrl,
-    headers: &[(&str, &str)],
-    body: &[u8],
+/// Reads the CA certificates of a PEM file (one or more `-----BEGIN CERTIFICATE-----`
+/// blocks). The error names the file and says what is wrong.
+pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("ca_file {}: cannot read it: {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("ca_file {}: not valid PEM: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "ca_file {}: no certificate in it (expected PEM \"-----BEGIN CERTIFICATE-----\" blocks)",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// The TLS client configuration: Mozilla roots plus the certificates of `ca_file`.
+pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file {
+        for (i, cert) in load_ca_file(path)?.into_iter().enumerate() {
+            roots.add(cert).map_err(|e| {
+                format!(
+                    "ca_file {}: certificate #{} cannot be used as a CA: {e}",
+                    path.display(),
+                    i + 1
+                )
+            })?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+    .map_err(|e| format!("TLS setup: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A webhook target: where to POST and how long one attempt may take.
+#[derive(Clone)]
+pub struct WebhookClient {
+    agent: ureq::Agent,
+    url: String,
     timeout: Duration,
-) -> Result<u16, String> {
-    tokio::time::timeout(timeout, exchange(url, headers, body))
-        .await
-        .map_err(|_| format!("no response within {:.1} s", timeout.as_secs_f64()))?
 }
 
-async fn exchange(url: &HttpUrl, headers: &[(&str, &str)], body: &[u8]) -> Result<u16, String> {
-    let mut s = TcpStream::connect((url.host.as_str(), url.port))
-        .await
-        .map_err(|e| format!("connect to {}:{}: {e}", url.host, url.port))?;
-    let _ = s.set_nodelay(true);
-    let mut req = format!(
-        "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: lookout\r\n",
-        url.path,
-        url.host,
-        url.port,
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(k);
-        req.push_str(": ");
-        req.push_str(v);
-        req.push_str("\r\n");
+impl std::fmt::Debug for WebhookClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a secret (e.g. chat webhooks keep their token in the path).
+        f.debug_struct("WebhookClient")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
-    req.push_str("\r\n");
-    let mut buf = req.into_bytes();
-    buf.extend_from_slice(body);
-    s.write_all(&buf).await.map_err(|e| format!("send: {e}"))?;
-    let mut resp = Vec::with_capacity(256);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = s
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("receive: {e}"))?;
-        if n == 0 {
-            break;
+}
+
+impl WebhookClient {
+    /// A client for `url`; `ca_file` adds a site's CA certificates to the Mozilla roots.
+    pub fn new(
+        url: &HttpUrl,
+        ca_file: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<WebhookClient, String> {
+        let agent = ureq::AgentBuilder::new()
+            .tls_config(tls_config(ca_file)?)
+            .timeout(timeout)
+            .redirects(0)
+            .max_idle_connections(0)
+            .user_agent("lookout")
+            .build();
+        Ok(WebhookClient {
+            agent,
+            url: url.to_url(),
+            timeout,
+        })
+    }
+
+    /// POSTs `body` as JSON and returns the response status code (4xx/5xx included); an
+    /// error means no HTTP response came back (connection, TLS, timeout).
+    pub async fn post_json(&self, headers: &[(&str, &str)], body: &[u8]) -> Result<u16, String> {
+        let agent = self.agent.clone();
+        let url = self.url.clone();
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let body = body.to_vec();
+        let job = tokio::task::spawn_blocking(move || {
+            let mut req = agent
+                .post(&url)
+                .set("Content-Type", "application/json")
+                .set("Connection", "close");
+            for (k, v) in &headers {
+                req = req.set(k, v);
+            }
+            match req.send_bytes(&body) {
+                Ok(resp) => Ok(resp.status()),
+                Err(ureq::Error::Status(code, _)) => Ok(code),
+                Err(ureq::Error::Transport(t)) => Err(describe(&t)),
+            }
+        });
+        match tokio::time::timeout(self.timeout, job).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(format!("the request task failed: {e}")),
+            Err(_) => Err(format!(
+                "no response within {:.1} s",
+                self.timeout.as_secs_f64()
+            )),
         }
-        resp.extend_from_slice(&chunk[..n]);
-        if resp.windows(2).any(|w| w == b"\r\n") || resp.len() > 16 * 1024 {
-            break;
+    }
+}
+
+/// A transport error without its URL (which may carry a secret).
+fn describe(t: &ureq::Transport) -> String {
+    let mut s = t.kind().to_string();
+    if let Some(m) = t.message() {
+        s.push_str(": ");
+        s.push_str(m);
+    }
+    let mut src = std::error::Error::source(t);
+    while let Some(e) = src {
+        let text = e.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
         }
+        src = e.source();
     }
-    let line = resp.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    match (
-        parts.next(),
-        parts.next().and_then(|c| c.parse::<u16>().ok()),
-    ) {
-        (Some(v), Some(code)) if v.starts_with("HTTP/1.") => Ok(code),
-        _ => Err(format!("not an HTTP response: {:?}", line.trim())),
-    }
+    s
 }
 
 #[cfg(test)]
@@ -118,13 +222,53 @@ mod tests {
     fn parses_urls() {
         let u = HttpUrl::parse("http://127.0.0.1:9000/hook?x=1").unwrap();
         assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("127.0.0.1", 9000, "/hook?x=1")
+            (u.tls, u.host.as_str(), u.port, u.path.as_str()),
+            (false, "127.0.0.1", 9000, "/hook?x=1")
         );
         let u = HttpUrl::parse("http://example").unwrap();
         assert_eq!((u.port, u.path.as_str()), (80, "/"));
-        assert!(HttpUrl::parse("https://x").is_err());
+        let u = HttpUrl::parse("https://example.org/a").unwrap();
+        assert_eq!(
+            (u.tls, u.port, u.to_url().as_str()),
+            (true, 443, "https://example.org:443/a")
+        );
+        let u = HttpUrl::parse("https://[::1]:8443?q").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("[::1]", 8443, "/?q")
+        );
+        let u = HttpUrl::parse("https://[::1]/x").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("[::1]", 443));
+        assert!(HttpUrl::parse("ftp://x").is_err());
+        assert!(HttpUrl::parse("https://").is_err());
         assert!(HttpUrl::parse("http://u:p@x/").is_err());
         assert!(HttpUrl::parse("http://x:notaport/").is_err());
+    }
+
+    #[test]
+    fn ca_file_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let e = tls_config(Some(&missing)).unwrap_err();
+        assert!(
+            e.contains("missing.pem") && e.contains("cannot read"),
+            "{e}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = tls_config(Some(&empty)).unwrap_err();
+        assert!(
+            e.contains("empty.pem") && e.contains("no certificate"),
+            "{e}"
+        );
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(
+            &bad,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = tls_config(Some(&bad)).unwrap_err();
+        assert!(e.contains("bad.pem") && e.contains("cannot be used"), "{e}");
+        assert!(tls_config(None).is_ok());
     }
 }

@@ -15,7 +15,7 @@
 //! * [`lifecycle`]: `new → acknowledged → confirmed | false_alarm → closed`, reopen.
 //! * [`outbox`]: per-sink workers, at-least-once with exponential backoff; the idempotency
 //!   key is `<incident id>:<revision>`.
-//! * [`sinks`]: webhook (a small HTTP/1.1 client, [`http`]), MQTT (rumqttc, QoS 1),
+//! * [`sinks`]: webhook (HTTP or HTTPS POST, [`http`]), MQTT (rumqttc, QoS 1),
 //!   JSONL, CAP 1.2 files, GeoJSON files.
 //! * [`export`]: CAP 1.2 XML and GeoJSON.
 //! * [`snapshot`]: JPEG snapshots with boxes and text drawn by a built-in bitmap font.
@@ -156,7 +156,11 @@ impl Alerts {
     /// Opens the store under `engine.data_dir` and starts the sink workers and timers on
     /// `rt`.
     pub fn open(cfg: &Config, rt: &tokio::runtime::Handle) -> Result<Alerts, AlertsError> {
-        Alerts::open_in(&cfg.alerts, &cfg.data_dir(), rt)
+        Alerts::open_in(
+            &cfg.alerts.with_paths_resolved(&cfg.base_dir),
+            &cfg.data_dir(),
+            rt,
+        )
     }
 
     /// Like [`Alerts::open`], with the `[alerts]` section and data directory given directly.

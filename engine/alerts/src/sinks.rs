@@ -9,19 +9,17 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS}
 use tokio::io::AsyncWriteExt;
 
 use crate::export;
-use crate::http::{post_json, HttpUrl};
+use crate::http::{HttpUrl, WebhookClient};
 use crate::store::{Notification, Pending};
 
 /// A running sink.
 pub enum Sink {
-    /// HTTP POST.
+    /// HTTP(S) POST.
     Webhook {
-        /// Target.
-        url: HttpUrl,
+        /// Target, TLS trust and per-attempt timeout.
+        client: WebhookClient,
         /// `Authorization` header value.
         auth: Option<String>,
-        /// Per-attempt timeout.
-        timeout: Duration,
     },
     /// MQTT publish, QoS 1, waiting for the broker's PUBACK.
     Mqtt(Box<MqttSink>),
@@ -67,12 +65,22 @@ impl Sink {
                 url,
                 token,
                 timeout_s,
+                ca_file,
                 ..
-            } => Sink::Webhook {
-                url: HttpUrl::parse(url.value())?,
-                auth: token.as_ref().map(|t| format!("Bearer {}", t.expose())),
-                timeout: Duration::from_secs_f64(*timeout_s),
-            },
+            } => {
+                let url = HttpUrl::parse(url.value())?;
+                if ca_file.is_some() && !url.tls {
+                    return Err("ca_file applies only to https:// URLs".into());
+                }
+                Sink::Webhook {
+                    client: WebhookClient::new(
+                        &url,
+                        ca_file.as_deref().map(std::path::Path::new),
+                        Duration::from_secs_f64(*timeout_s),
+                    )?,
+                    auth: token.as_ref().map(|t| format!("Bearer {}", t.expose())),
+                }
+            }
             SinkConfig::Mqtt {
                 name,
                 host,
@@ -126,12 +134,12 @@ impl Sink {
     /// Delivers one notification.
     pub async fn deliver(&mut self, p: &Pending) -> Result<(), String> {
         match self {
-            Sink::Webhook { url, auth, timeout } => {
+            Sink::Webhook { client, auth } => {
                 let mut headers: Vec<(&str, &str)> = vec![("Idempotency-Key", p.key.as_str())];
                 if let Some(a) = auth {
                     headers.push(("Authorization", a.as_str()));
                 }
-                let code = post_json(url, &headers, p.json.as_bytes(), *timeout).await?;
+                let code = client.post_json(&headers, p.json.as_bytes()).await?;
                 if (200..300).contains(&code) {
                     Ok(())
                 } else {

@@ -85,6 +85,7 @@ fn webhook(name: &str, port: u16) -> SinkConfig {
         url: EnvString::literal(format!("http://127.0.0.1:{port}/hook")),
         token: None,
         timeout_s: 2.0,
+        ca_file: None,
         retry: RetryConfig {
             initial_s: 0.02,
             max_s: 0.2,

@@ -8,8 +8,9 @@
 //! [[alerts.sinks]]
 //! kind = "webhook"
 //! name = "dispatch"
-//! url = "http://127.0.0.1:9000/hook"
+//! url = "https://dispatch.example.org/hook"
 //! token = "${DISPATCH_TOKEN}"
+//! ca_file = "certs/site-ca.pem"   # optional: a site's own CA, besides the Mozilla roots
 //!
 //! [[alerts.sinks]]
 //! kind = "mqtt"
@@ -118,7 +119,8 @@ pub enum SinkConfig {
     Webhook {
         /// Unique sink name (used in metrics, the outbox and logs).
         name: String,
-        /// `http://host:port/path` (plain HTTP; put a TLS proxy in front for HTTPS).
+        /// `https://host[:port]/path` or `http://host[:port]/path`. HTTPS servers are
+        /// verified against the bundled Mozilla roots plus `ca_file`; never unverified.
         url: EnvString,
         /// Sent as `Authorization: Bearer <token>` when set.
         #[serde(default)]
@@ -126,6 +128,12 @@ pub enum SinkConfig {
         /// Seconds allowed for one delivery attempt. Default 10.
         #[serde(default = "default_timeout_s")]
         timeout_s: f64,
+        /// PEM file with a site's own CA certificate(s), trusted in addition to the Mozilla
+        /// roots (https:// only). A relative path resolves against the config file's
+        /// directory. Read when the engine starts: an unreadable file or one without a
+        /// certificate stops the start with an error naming the sink and the file.
+        #[serde(default)]
+        ca_file: Option<String>,
         /// Retry timing.
         #[serde(default)]
         retry: RetryConfig,
@@ -341,13 +349,27 @@ impl AlertsConfig {
                     url,
                     timeout_s,
                     retry,
+                    ca_file,
                     ..
                 } => {
+                    let https = url.value().starts_with("https://");
                     v.check(
-                        url.value().starts_with("http://"),
+                        https || url.value().starts_with("http://"),
                         format!("{p}.url"),
-                        "must start with http:// (terminate TLS in a local proxy)",
+                        "must start with https:// or http://",
                     );
+                    if let Some(f) = ca_file {
+                        v.check(
+                            !f.trim().is_empty(),
+                            format!("{p}.ca_file"),
+                            "must name a PEM file with the site's CA certificate(s)",
+                        );
+                        v.check(
+                            https,
+                            format!("{p}.ca_file"),
+                            "applies only to https:// URLs",
+                        );
+                    }
                     v.range(format!("{p}.timeout_s"), *timeout_s, 0.1, 600.0);
                     validate_retry(v, &p, retry);
                 }
@@ -377,6 +399,25 @@ impl AlertsConfig {
                 }
             }
         }
+    }
+}
+
+impl AlertsConfig {
+    /// A copy with relative webhook `ca_file` paths resolved against `base_dir` (the
+    /// config file's directory).
+    pub fn with_paths_resolved(&self, base_dir: &std::path::Path) -> AlertsConfig {
+        let mut c = self.clone();
+        for s in &mut c.sinks {
+            if let SinkConfig::Webhook {
+                ca_file: Some(f), ..
+            } = s
+            {
+                if std::path::Path::new(f.as_str()).is_relative() {
+                    *f = base_dir.join(f.as_str()).display().to_string();
+                }
+            }
+        }
+        c
     }
 }
 

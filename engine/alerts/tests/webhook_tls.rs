@@ -1,0 +1,379 @@
+//! Webhooks over HTTPS against real parts: a CA and a server certificate made by the
+//! `openssl` command (installed by scripts/setup.sh), a real TLS receiver (rustls server) on
+//! 127.0.0.1, SQLite on disk, configs parsed from TOML the way `lookout run` reads them.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use lookout_alerts::http::{HttpUrl, WebhookClient};
+use lookout_alerts::store::IncidentFilter;
+use lookout_alerts::Alerts;
+use lookout_core::{
+    Event, EventKind, EventPhase, Incident, IncidentConfidence, IncidentKind, IncidentState,
+    Severity,
+};
+use ureq::rustls;
+use ureq::rustls::pki_types::pem::PemObject;
+use ureq::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Runs `openssl` in `dir` with whitespace-separated arguments.
+fn openssl(dir: &Path, args: &str) {
+    let args: Vec<&str> = args.split_whitespace().collect();
+    let out = Command::new("openssl")
+        .args(&args)
+        .current_dir(dir)
+        .output()
+        .expect("the `openssl` command (Debian package openssl, see scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private CA (`ca.pem`) and a server certificate for IP 127.0.0.1 signed by it
+/// (`server.pem`, key `server.key`), written into `dir`.
+fn make_certs(dir: &Path) {
+    const EC: &str = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    openssl(
+        dir,
+        &format!(
+            "req -x509 {EC} -keyout ca.key -out ca.pem -days 2 -subj /CN=lookout-test-site-ca \
+             -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
+        ),
+    );
+    openssl(
+        dir,
+        &format!("req {EC} -keyout server.key -out server.csr -subj /CN=127.0.0.1"),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+         -days 2 -extfile server.ext",
+    );
+}
+
+/// One request the receiver answered: (Idempotency-Key, Authorization, body JSON).
+type Seen = Arc<Mutex<Vec<(String, String, serde_json::Value)>>>;
+
+struct Receiver {
+    port: u16,
+    /// TCP connections accepted (TLS handshakes attempted).
+    connections: Arc<AtomicUsize>,
+    /// Complete requests answered 200.
+    seen: Seen,
+}
+
+/// A real HTTPS webhook receiver on 127.0.0.1:0 presenting `server.pem`.
+fn https_receiver(certs: &Path) -> Receiver {
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(certs.join("server.pem"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_file(certs.join("server.key")).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(
+            rustls::crypto::ring::default_provider().into(),
+        )
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen: Seen = Arc::default();
+    let (c2, s2) = (connections.clone(), seen.clone());
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let Ok(sock) = sock else { return };
+            c2.fetch_add(1, Ordering::SeqCst);
+            let (config, seen) = (config.clone(), s2.clone());
+            std::thread::spawn(move || serve_one(sock, config, seen));
+        }
+    });
+    Receiver {
+        port,
+        connections,
+        seen,
+    }
+}
+
+fn serve_one(sock: std::net::TcpStream, config: Arc<rustls::ServerConfig>, seen: Seen) {
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = sock.set_write_timeout(Some(Duration::from_secs(5)));
+    let Ok(conn) = rustls::ServerConnection::new(config) else {
+        return;
+    };
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head_end, len) = loop {
+        // A client that rejects the certificate ends the handshake here with an error.
+        let Ok(n) = tls.read(&mut chunk) else { return };
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            break (i + 4, len);
+        }
+    };
+    while buf.len() < head_end + len {
+        let Ok(n) = tls.read(&mut chunk) else { return };
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    let Ok(body) = serde_json::from_slice(&buf[head_end..head_end + len]) else {
+        let _ = tls.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    seen.lock()
+        .unwrap()
+        .push((header("idempotency-key"), header("authorization"), body));
+    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+}
+
+fn incident(id: &str, cam: &str) -> Incident {
+    let cam: lookout_core::CameraId = cam.into();
+    let at = Utc.with_ymd_and_hms(2026, 7, 1, 12, 0, 0).unwrap();
+    Incident {
+        id: id.into(),
+        kind: IncidentKind::Fire,
+        confidence: IncidentConfidence::Camera,
+        severity: Severity::High,
+        state: IncidentState::New,
+        location: None,
+        cameras: vec![cam.clone()],
+        sectors: vec![],
+        events: vec![Event {
+            id: format!("{id}-ev"),
+            camera: cam,
+            kind: EventKind::Smoke,
+            phase: EventPhase::Start,
+            track: Some(1),
+            zone: None,
+            preset: None,
+            best_score: 0.8,
+            first_seen: at,
+            last_seen: at,
+            bbox: None,
+            frame_size: None,
+            snapshot: None,
+            count: None,
+            detail: String::new(),
+        }],
+        hotspots: vec![],
+        first_seen: at,
+        last_seen: at,
+        revision: 1,
+        notes: vec![],
+    }
+}
+
+/// A config file in `dir` with one webhook sink; `ca_file` as written (relative paths
+/// resolve against `dir`).
+fn config(dir: &Path, url: &str, ca_file: Option<&str>) -> lookout_config::Config {
+    let ca = ca_file
+        .map(|f| format!("ca_file = {f:?}\n"))
+        .unwrap_or_default();
+    let text = format!(
+        r#"
+[engine]
+data_dir = "data"
+
+[alerts]
+escalate_after_s = 3600
+
+[[alerts.sinks]]
+kind = "webhook"
+name = "dispatch"
+url = "{url}"
+token = "s3cret"
+timeout_s = 3
+retry = {{ initial_s = 0.05, max_s = 0.2 }}
+{ca}"#
+    );
+    let path = dir.join("lookout.toml");
+    std::fs::write(&path, text).unwrap();
+    match lookout_config::load(&path) {
+        Ok(c) => c,
+        Err(e) => panic!("config rejected: {e}"),
+    }
+}
+
+fn backlog(a: &Alerts) -> u64 {
+    a.backlog().unwrap().iter().map(|(_, n)| n).sum()
+}
+
+fn failures(a: &Alerts) -> u64 {
+    a.sink_stats().iter().map(|(_, _, f)| f).sum()
+}
+
+async fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let end = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < end, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_webhook_needs_the_site_ca_and_keeps_its_backlog_until_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    make_certs(&certs);
+    let rx = https_receiver(&certs);
+    let url = format!("https://127.0.0.1:{}/hook", rx.port);
+    let rt = tokio::runtime::Handle::current();
+
+    // Without the site's CA the server is not trusted: every attempt fails in the TLS
+    // handshake, is retried with backoff, and the notifications stay in the outbox.
+    let cfg = config(dir.path(), &url, None);
+    let mut a = Alerts::open(&cfg, &rt).unwrap();
+    for i in 0..5 {
+        a.record_incident(&incident(&format!("f{i}"), &format!("cam{i}")), None)
+            .unwrap();
+    }
+    wait_until("3 attempts failed", Duration::from_secs(15), || {
+        failures(&a) >= 3
+    })
+    .await;
+    assert_eq!(backlog(&a), 5, "nothing delivered, nothing lost");
+    assert!(
+        rx.connections.load(Ordering::SeqCst) >= 3,
+        "each retry reached the server"
+    );
+    assert!(
+        rx.seen.lock().unwrap().is_empty(),
+        "no request got past an untrusted certificate"
+    );
+    let left = a.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(left, vec![("dispatch".to_string(), 5)]);
+    drop(a);
+
+    // What the sink logs and stores for those attempts: a certificate error.
+    let client =
+        WebhookClient::new(&HttpUrl::parse(&url).unwrap(), None, Duration::from_secs(3)).unwrap();
+    let err = client.post_json(&[], b"{}").await.unwrap_err();
+    assert!(
+        err.to_ascii_lowercase().contains("certificate"),
+        "a certificate error, got: {err}"
+    );
+    assert!(!err.contains("/hook"), "the URL is not repeated: {err}");
+
+    // Same data directory, now with `ca_file` (relative to the config file): the kept
+    // backlog is delivered over HTTPS with its idempotency keys and the token.
+    let cfg = config(dir.path(), &url, Some("certs/ca.pem"));
+    let a = Alerts::open(&cfg, &rt).unwrap();
+    wait_until("the backlog drained", Duration::from_secs(15), || {
+        backlog(&a) == 0
+    })
+    .await;
+    let seen = rx.seen.lock().unwrap().clone();
+    let keys: BTreeSet<String> = seen.iter().map(|(k, _, _)| k.clone()).collect();
+    let stored: BTreeSet<String> = a
+        .store()
+        .list_incidents(&IncidentFilter {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .unwrap()
+        .iter()
+        .map(|s| format!("{}:{}", s.incident.id, s.incident.revision))
+        .collect();
+    assert_eq!(stored.len(), 5);
+    assert_eq!(keys, stored, "every stored revision arrived, keyed");
+    for (key, auth, body) in &seen {
+        assert_eq!(auth, "Bearer s3cret");
+        assert_eq!(body["key"].as_str(), Some(key.as_str()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_file_problems_name_the_sink_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let rt = tokio::runtime::Handle::current();
+    let open_err = |ca: &str| {
+        let cfg = config(dir.path(), "https://127.0.0.1:9/hook", Some(ca));
+        match Alerts::open(&cfg, &rt) {
+            Ok(_) => panic!("ca_file {ca} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let e = open_err("missing.pem");
+    assert!(
+        e.contains("dispatch") && e.contains("missing.pem") && e.contains("cannot read"),
+        "{e}"
+    );
+    // A PEM file without a certificate (here: the server's private key).
+    let e = open_err("server.key");
+    assert!(
+        e.contains("dispatch") && e.contains("server.key") && e.contains("no certificate"),
+        "{e}"
+    );
+    // The CA itself works, written relative or absolute.
+    let abs: PathBuf = dir.path().join("ca.pem");
+    for ca in ["ca.pem", abs.to_str().unwrap()] {
+        let cfg = config(dir.path(), "https://127.0.0.1:9/hook", Some(ca));
+        assert!(Alerts::open(&cfg, &rt).is_ok(), "{ca}");
+    }
+
+    // Config check: ca_file on a plain-HTTP URL, and URLs of another scheme.
+    let check = |url: &str, ca: Option<&str>| {
+        let ca = ca.map(|f| format!("ca_file = {f:?}\n")).unwrap_or_default();
+        let text = format!(
+            "[[alerts.sinks]]\nkind = \"webhook\"\nname = \"dispatch\"\nurl = \"{url}\"\n{ca}"
+        );
+        match lookout_config::parse(&text, "t.toml", dir.path()) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    };
+    let e = check("http://127.0.0.1:9/hook", Some("ca.pem"));
+    assert!(
+        e.contains("alerts.sinks[0].ca_file") && e.contains("https://"),
+        "{e}"
+    );
+    let e = check("ftp://127.0.0.1/hook", None);
+    assert!(e.contains("alerts.sinks[0].url"), "{e}");
+    assert_eq!(check("https://127.0.0.1:9/hook", Some("ca.pem")), "");
+    assert_eq!(check("http://127.0.0.1:9/hook", None), "");
+}

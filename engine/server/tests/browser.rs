@@ -1,6 +1,7 @@
 //! The web UI in headless Chromium, driven over WebDriver (chromedriver), against a real
 //! server with a seeded store: an incident appears live, is acknowledged, the tuning slider
-//! changes the alarm count to what the replay endpoint says, and "apply" changes /api/config.
+//! changes the alarm count to what the replay endpoint says, and "apply" changes /api/config;
+//! a mask proposed from clustered false alarms is drawn, shows the API's count and applies.
 //! Screenshots go to tests/artifacts/ (git-ignored).
 
 mod common;
@@ -261,4 +262,45 @@ fn ui_incident_ack_tuning_slider_and_apply() {
         .unwrap();
     assert!((t - 0.85).abs() < 1e-6, "applied threshold {t}");
     assert_eq!(f.applied.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Exclusion masks: false alarms clustered at the left edge of tower1's view.
+    for (i, x) in [100.0f32, 130.0, 160.0].into_iter().enumerate() {
+        let id = format!("dust-{i}");
+        let at = now - chrono::Duration::minutes(10 + 5 * i as i64);
+        let mut inc = smoke_incident(&id, "tower1", at, 0.6);
+        inc.events[0].bbox = Some(lookout_core::BBox::new(x - 30.0, 380.0, x + 30.0, 440.0));
+        f.alerts.record_incident(&inc, None).unwrap();
+        f.alerts
+            .transition(&id, lookout_core::IncidentState::FalseAlarm, "ana", "dust")
+            .unwrap();
+    }
+    let api = http(
+        f.addr,
+        "GET",
+        "/api/tuning/masks?camera=tower1&class=smoke",
+        None,
+        None,
+    )
+    .json();
+    let removed = api["proposals"][0]["false_alarms_removed"].clone();
+    assert_eq!(removed, 3, "{api}");
+    d.click("#mask-propose");
+    d.wait(
+        "the drawn mask proposal",
+        "return document.querySelectorAll('#mask-svg polygon.proposal-poly').length === 1 && document.querySelectorAll('#mask-svg rect').length >= 4;",
+    );
+    let shown = d.js("return document.querySelector('.proposal .removed').textContent;");
+    assert_eq!(shown, removed.to_string(), "UI shows the API's proposal");
+    d.screenshot("ui-masks.png");
+    d.click(".mask-apply");
+    d.wait(
+        "the mask confirmation",
+        "return document.querySelector('#mask-msg').textContent.includes('Mask applied');",
+    );
+    let cfg = http(f.addr, "GET", "/api/config", None, None).json();
+    let masks = &cfg["rules"]["cameras"]["tower1"]["masks"];
+    assert_eq!(masks.as_array().map(Vec::len), Some(1), "{masks}");
+    assert_eq!(masks[0]["polygon"], api["proposals"][0]["polygon"]);
+    assert_eq!(cfg["overlay"]["author"], "root");
+    assert_eq!(f.applied.load(std::sync::atomic::Ordering::SeqCst), 2);
 }

@@ -253,7 +253,7 @@ async function loadCurrent() {
     $('#tune-threshold').value = c.threshold; $('#tune-n').value = c.persistence.n; $('#tune-k').value = c.persistence.k;
     $('#tune-current').textContent = `threshold ${c.threshold.toFixed(2)}, ${c.persistence.k} of ${c.persistence.n} frames`;
     labels(); scheduleReplay(0);
-  } catch (e) { $('#tune-msg').textContent = e.message; }
+  } catch (e) { $('#tune-msg').textContent = e.message; $('#tune-msg').dataset.kind = 'replay'; }
 }
 function scheduleReplay(delay = 150) { clearTimeout(tuneTimer); tuneTimer = setTimeout(replay, delay); }
 async function replay() {
@@ -267,16 +267,17 @@ async function replay() {
     $('#tune-per-day').textContent = r.alarms_per_day.toFixed(1);
     $('#tune-caught').textContent = `${r.caught} / ${r.confirmed}`;
     $('#tune-window').textContent = r.frames ? `${r.frames} recorded frames, ${new Date(r.from).toLocaleString()} – ${new Date(r.until).toLocaleString()}` : 'No recorded frames for this camera yet.';
-    $('#tune-msg').textContent = '';
-  } catch (e) { if (seq === tuneSeq) $('#tune-msg').textContent = e.message; }
+    // Clear only a replay error: an apply confirmation stays (the apply itself replays).
+    if ($('#tune-msg').dataset.kind === 'replay') { $('#tune-msg').textContent = ''; $('#tune-msg').dataset.kind = ''; }
+  } catch (e) { if (seq === tuneSeq) { $('#tune-msg').textContent = e.message; $('#tune-msg').dataset.kind = 'replay'; } }
 }
 async function applyTuning() {
   const s = setting(); s.comment = $('#tune-comment').value;
   try {
     const r = await api('/api/tuning/apply', { method: 'POST', body: JSON.stringify(s) });
-    $('#tune-msg').textContent = `Applied as config version ${r.version} by ${r.author}.`;
+    $('#tune-msg').textContent = `Applied as config version ${r.version} by ${r.author}.`; $('#tune-msg').dataset.kind = 'apply';
     await loadCurrent(); loadAudit();
-  } catch (e) { $('#tune-msg').textContent = 'Not applied: ' + e.message; }
+  } catch (e) { $('#tune-msg').textContent = 'Not applied: ' + e.message; $('#tune-msg').dataset.kind = 'apply'; }
 }
 function describeChange(c) {
   if (!c || !c.kind) return 'rules section';

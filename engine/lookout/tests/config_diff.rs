@@ -83,7 +83,7 @@ fn config_diff_lists_the_api_overlay_over_the_file() {
         let v = state
             .change_rules(
                 "root",
-                rules,
+                |_, _| rules,
                 "dust on the lens",
                 serde_json::json!({"kind": "rules"}),
             )

@@ -556,7 +556,7 @@ struct RulesBody {
 fn apply_rules(
     s: &ServerState,
     user: &User,
-    rules: RulesConfig,
+    rules: impl FnOnce(&RulesConfig, &RulesConfig) -> RulesConfig,
     comment: &str,
     change: Value,
 ) -> ApiResult<Value> {
@@ -599,11 +599,10 @@ async fn revert_rules(
 ) -> ApiResult<axum::Json<Value>> {
     let user = authenticate(&s, &headers, Role::Admin)?;
     let b: RevertBody = parse_body(&body)?;
-    let file = s.file_rules();
     Ok(axum::Json(apply_rules(
         &s,
         &user,
-        file,
+        |_, file| file.clone(),
         &b.comment,
         json!({"kind": "revert"}),
     )?))
@@ -622,7 +621,7 @@ async fn put_rules(
     Ok(axum::Json(apply_rules(
         &s,
         &user,
-        rules,
+        |_, _| rules,
         &b.comment,
         json!({"kind": "rules"}),
     )?))
@@ -674,11 +673,16 @@ async fn tuning_apply(
     let req: TuneRequest = parse_body(&body)?;
     let cfg = s.config();
     tuning::check(&req, &cfg).map_err(ApiError::invalid)?;
-    let rules = tuning::with_setting(&cfg.rules, &req);
     let comment = req.comment.clone().unwrap_or_default();
     let change = json!({"kind": "tune", "camera": req.camera, "class": req.class,
         "threshold": req.threshold, "persistence": req.persistence});
-    Ok(axum::Json(apply_rules(&s, &user, rules, &comment, change)?))
+    Ok(axum::Json(apply_rules(
+        &s,
+        &user,
+        |running, _| tuning::with_setting(running, &req),
+        &comment,
+        change,
+    )?))
 }
 
 #[derive(Deserialize)]
@@ -785,22 +789,24 @@ async fn tuning_masks_apply(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let mut rules = cfg.rules.clone();
-    rules
-        .cameras
-        .entry(b.camera.clone())
-        .or_default()
-        .masks
-        .push(lookout_config::rules::MaskConfig {
-            polygon: b.polygon.clone(),
-            preset: b.preset.clone(),
-            classes: b.classes.clone(),
-        });
+    let mask = lookout_config::rules::MaskConfig {
+        polygon: b.polygon.clone(),
+        preset: b.preset.clone(),
+        classes: b.classes.clone(),
+    };
     let change = json!({"kind": "mask", "camera": b.camera, "polygon": b.polygon,
         "classes": b.classes, "preset": b.preset});
-    Ok(axum::Json(apply_rules(
-        &s, &user, rules, &b.comment, change,
-    )?))
+    let add = |running: &RulesConfig, _: &RulesConfig| {
+        let mut rules = running.clone();
+        rules
+            .cameras
+            .entry(b.camera.clone())
+            .or_default()
+            .masks
+            .push(mask);
+        rules
+    };
+    Ok(axum::Json(apply_rules(&s, &user, add, &b.comment, change)?))
 }
 
 async fn live(

@@ -244,17 +244,20 @@ impl ServerState {
         self.layers().file.clone()
     }
 
-    /// An API change: `new` becomes the running rules. Validates, hot-reloads, stores the
-    /// overlay version (patch relative to the file's rules) and returns it.
+    /// An API change: `edit(running rules, file rules)` becomes the running rules (computed
+    /// under the same lock as file reloads, so neither loses the other). Validates,
+    /// hot-reloads, stores the overlay version (patch relative to the file's rules) and
+    /// returns it.
     pub fn change_rules(
         &self,
         author: &str,
-        new: RulesConfig,
+        edit: impl FnOnce(&RulesConfig, &RulesConfig) -> RulesConfig,
         comment: &str,
         change: Value,
     ) -> Result<i64, ChangeError> {
         let mut l = self.layers();
         let ctx = self.config();
+        let new = edit(&ctx.rules, &l.file);
         overlay::validate_rules(&new, &ctx).map_err(ChangeError::Invalid)?;
         let ov = overlay::make_overlay(&l.file, &new, change).map_err(ChangeError::Apply)?;
         let Some(apply) = &self.apply_rules else {

@@ -67,20 +67,14 @@ impl Sink {
                 timeout_s,
                 ca_file,
                 ..
-            } => {
-                let url = HttpUrl::parse(url.value())?;
-                if ca_file.is_some() && !url.tls {
-                    return Err("ca_file applies only to https:// URLs".into());
-                }
-                Sink::Webhook {
-                    client: WebhookClient::new(
-                        &url,
-                        ca_file.as_deref().map(std::path::Path::new),
-                        Duration::from_secs_f64(*timeout_s),
-                    )?,
-                    auth: token.as_ref().map(|t| format!("Bearer {}", t.expose())),
-                }
-            }
+            } => Sink::Webhook {
+                client: WebhookClient::new(
+                    &HttpUrl::parse(url.value())?,
+                    ca_file.as_deref().map(std::path::Path::new),
+                    Duration::from_secs_f64(*timeout_s),
+                )?,
+                auth: token.as_ref().map(|t| format!("Bearer {}", t.expose())),
+            },
             SinkConfig::Mqtt {
                 name,
                 host,

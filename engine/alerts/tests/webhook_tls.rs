@@ -75,6 +75,8 @@ struct Receiver {
     connections: Arc<AtomicUsize>,
     /// Complete requests answered 200.
     seen: Seen,
+    /// How many of the next complete requests are answered 503.
+    fail_next: Arc<AtomicUsize>,
 }
 
 /// A real HTTPS webhook receiver on 127.0.0.1:0 presenting `server.pem`.
@@ -99,23 +101,30 @@ fn https_receiver(certs: &Path) -> Receiver {
     let port = listener.local_addr().unwrap().port();
     let connections = Arc::new(AtomicUsize::new(0));
     let seen: Seen = Arc::default();
-    let (c2, s2) = (connections.clone(), seen.clone());
+    let fail_next = Arc::new(AtomicUsize::new(0));
+    let (c2, s2, f2) = (connections.clone(), seen.clone(), fail_next.clone());
     std::thread::spawn(move || {
         for sock in listener.incoming() {
             let Ok(sock) = sock else { return };
             c2.fetch_add(1, Ordering::SeqCst);
-            let (config, seen) = (config.clone(), s2.clone());
-            std::thread::spawn(move || serve_one(sock, config, seen));
+            let (config, seen, fail) = (config.clone(), s2.clone(), f2.clone());
+            std::thread::spawn(move || serve_one(sock, config, seen, fail));
         }
     });
     Receiver {
         port,
         connections,
         seen,
+        fail_next,
     }
 }
 
-fn serve_one(sock: std::net::TcpStream, config: Arc<rustls::ServerConfig>, seen: Seen) {
+fn serve_one(
+    sock: std::net::TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    seen: Seen,
+    fail_next: Arc<AtomicUsize>,
+) {
     let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = sock.set_write_timeout(Some(Duration::from_secs(5)));
     let Ok(conn) = rustls::ServerConnection::new(config) else {
@@ -161,10 +170,18 @@ fn serve_one(sock: std::net::TcpStream, config: Arc<rustls::ServerConfig>, seen:
         let _ = tls.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
         return;
     };
-    seen.lock()
-        .unwrap()
-        .push((header("idempotency-key"), header("authorization"), body));
-    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let fail = fail_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    let resp: &[u8] = if fail {
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    } else {
+        seen.lock()
+            .unwrap()
+            .push((header("idempotency-key"), header("authorization"), body));
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    };
+    let _ = tls.write_all(resp);
     tls.conn.send_close_notify();
     let _ = tls.flush();
 }
@@ -299,13 +316,17 @@ async fn https_webhook_needs_the_site_ca_and_keeps_its_backlog_until_trusted() {
     assert!(!err.contains("/hook"), "the URL is not repeated: {err}");
 
     // Same data directory, now with `ca_file` (relative to the config file): the kept
-    // backlog is delivered over HTTPS with its idempotency keys and the token.
+    // backlog is delivered over HTTPS with its idempotency keys and the token. The
+    // receiver answers the first two requests 503: an HTTP status, retried like any failure.
+    rx.fail_next.store(2, Ordering::SeqCst);
     let cfg = config(dir.path(), &url, Some("certs/ca.pem"));
     let a = Alerts::open(&cfg, &rt).unwrap();
     wait_until("the backlog drained", Duration::from_secs(15), || {
         backlog(&a) == 0
     })
     .await;
+    assert_eq!(rx.fail_next.load(Ordering::SeqCst), 0);
+    assert!(failures(&a) >= 2, "the 503 answers were failed attempts");
     let seen = rx.seen.lock().unwrap().clone();
     let keys: BTreeSet<String> = seen.iter().map(|(k, _, _)| k.clone()).collect();
     let stored: BTreeSet<String> = a
@@ -324,6 +345,17 @@ async fn https_webhook_needs_the_site_ca_and_keeps_its_backlog_until_trusted() {
         assert_eq!(auth, "Bearer s3cret");
         assert_eq!(body["key"].as_str(), Some(key.as_str()));
     }
+
+    // The client reports the status code of an HTTPS answer, 5xx included.
+    let client = WebhookClient::new(
+        &HttpUrl::parse(&url).unwrap(),
+        Some(&certs.join("ca.pem")),
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    rx.fail_next.store(1, Ordering::SeqCst);
+    assert_eq!(client.post_json(&[], b"{}").await, Ok(503));
+    assert_eq!(client.post_json(&[], b"{}").await, Ok(200));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

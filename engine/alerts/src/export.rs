@@ -328,3 +328,171 @@ pub fn feature_collection(
     features.extend(extra);
     json!({"type": "FeatureCollection", "features": features})
 }
+
+/// GeoJSON geometry written straight from typed values (no `Value` tree).
+#[derive(serde::Serialize)]
+#[serde(tag = "type")]
+enum Geom {
+    Point {
+        coordinates: [f64; 2],
+    },
+    MultiPolygon {
+        coordinates: Vec<[Vec<[f64; 2]>; 1]>,
+    },
+}
+
+#[derive(serde::Serialize)]
+struct SectorProps<'a> {
+    camera: &'a lookout_core::CameraId,
+    origin: [f64; 2],
+    bearing_deg: f64,
+    half_width_deg: f64,
+    range_m: f64,
+}
+
+#[derive(serde::Serialize)]
+struct IncidentProps<'a> {
+    feature: &'static str,
+    kind: &'static str,
+    state: &'static str,
+    severity: &'static str,
+    confidence: IncidentConfidence,
+    revision: u64,
+    cameras: &'a [lookout_core::CameraId],
+    first_seen: lookout_core::UtcTime,
+    last_seen: lookout_core::UtcTime,
+    location_method: Option<lookout_core::LocationMethod>,
+    sectors: Vec<SectorProps<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct IncidentFeature<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    geometry: Option<Geom>,
+    properties: IncidentProps<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct HotspotProps<'a> {
+    feature: &'static str,
+    source: &'a lookout_core::HotspotSource,
+    acquired_at: lookout_core::UtcTime,
+    confidence: &'a lookout_core::HotspotConfidence,
+    frp: Option<f64>,
+    radius_m: f64,
+}
+
+#[derive(serde::Serialize)]
+struct HotspotFeature<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    geometry: Geom,
+    properties: HotspotProps<'a>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum AnyFeature<'a> {
+    Incident(IncidentFeature<'a>),
+    Hotspot(HotspotFeature<'a>),
+    Extra(&'a Value),
+}
+
+fn typed_incident(inc: &Incident) -> IncidentFeature<'_> {
+    let geometry = if let Some(l) = &inc.location {
+        Some(Geom::Point {
+            coordinates: [l.point.lon, l.point.lat],
+        })
+    } else if !inc.sectors.is_empty() {
+        Some(Geom::MultiPolygon {
+            coordinates: inc.sectors.iter().map(|s| [sector_ring(s)]).collect(),
+        })
+    } else {
+        inc.hotspots.first().map(|h| Geom::Point {
+            coordinates: [h.location.lon, h.location.lat],
+        })
+    };
+    IncidentFeature {
+        kind: "Feature",
+        id: &inc.id,
+        geometry,
+        properties: IncidentProps {
+            feature: "incident",
+            kind: inc.kind.as_str(),
+            state: state_name(inc.state),
+            severity: severity_name(inc.severity),
+            confidence: inc.confidence,
+            revision: inc.revision,
+            cameras: &inc.cameras,
+            first_seen: inc.first_seen,
+            last_seen: inc.last_seen,
+            location_method: inc.location.as_ref().map(|l| l.method),
+            sectors: inc
+                .sectors
+                .iter()
+                .map(|s| SectorProps {
+                    camera: &s.camera,
+                    origin: [s.origin.lon, s.origin.lat],
+                    bearing_deg: s.bearing_deg,
+                    half_width_deg: s.half_width_deg,
+                    range_m: s.range_m,
+                })
+                .collect(),
+        },
+    }
+}
+
+fn typed_hotspot(h: &Hotspot) -> HotspotFeature<'_> {
+    HotspotFeature {
+        kind: "Feature",
+        geometry: Geom::Point {
+            coordinates: [h.location.lon, h.location.lat],
+        },
+        properties: HotspotProps {
+            feature: "hotspot",
+            source: &h.source,
+            acquired_at: h.acquired_at,
+            confidence: &h.confidence,
+            frp: h.frp,
+            radius_m: h.footprint_radius_m(),
+        },
+    }
+}
+
+/// [`feature_collection`] as JSON text, serialized straight from the typed values without
+/// building a `serde_json::Value` tree first (several times faster for the map endpoint;
+/// the same document, keys in another order).
+pub fn feature_collection_json(
+    incidents: &[Incident],
+    hotspots: &[Hotspot],
+    extra: &[Value],
+) -> String {
+    #[derive(serde::Serialize)]
+    struct Fc<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        features: Vec<AnyFeature<'a>>,
+    }
+    let mut features: Vec<AnyFeature<'_>> =
+        Vec::with_capacity(incidents.len() + hotspots.len() + extra.len());
+    features.extend(
+        incidents
+            .iter()
+            .map(|i| AnyFeature::Incident(typed_incident(i))),
+    );
+    features.extend(
+        hotspots
+            .iter()
+            .map(|h| AnyFeature::Hotspot(typed_hotspot(h))),
+    );
+    features.extend(extra.iter().map(AnyFeature::Extra));
+    let fc = Fc {
+        kind: "FeatureCollection",
+        features,
+    };
+    // Serializing plain structs, strings and numbers cannot fail; fall back to the tree.
+    serde_json::to_string(&fc)
+        .unwrap_or_else(|_| feature_collection(incidents, hotspots, extra.to_vec()).to_string())
+}

@@ -377,11 +377,11 @@ pub struct OverlayRecord {
 }
 
 /// Read-only connections kept besides the writer (WAL readers never wait for the writer
-/// nor block it, so API reads do not queue behind incident commits).
+/// nor block it). Off by default, see [`Store::set_read_pool`].
 const READERS: usize = 4;
 
-/// The SQLite store. Writes go through one mutex-guarded connection (SQLite has one writer
-/// anyway); reads (API, outbox polling) use a small pool of WAL reader connections.
+/// The SQLite store. Writes and, by default, reads go through one mutex-guarded connection
+/// (SQLite has one writer anyway); a pool of WAL reader connections can be switched on.
 pub struct Store {
     conn: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
@@ -433,7 +433,7 @@ impl Store {
             conn: Mutex::new(conn),
             readers,
             next_reader: std::sync::atomic::AtomicUsize::new(0),
-            read_pool: std::sync::atomic::AtomicBool::new(true),
+            read_pool: std::sync::atomic::AtomicBool::new(false),
             sinks,
             cooldown_ms: (cooldown_s * 1000.0) as i64,
             escalate_ms: (escalate_after_s * 1000.0) as i64,
@@ -445,8 +445,8 @@ impl Store {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A reader connection: the first free one of the pool, else the next in turn (the
-    /// writer when there is no pool, e.g. an in-memory database).
+    /// A connection for reading: the writer's (default; always for an in-memory database),
+    /// or with the pool on, the first free reader, else the next in turn.
     fn read(&self) -> MutexGuard<'_, Connection> {
         let n = self.readers.len();
         if n == 0 || !self.read_pool.load(std::sync::atomic::Ordering::Relaxed) {
@@ -465,8 +465,12 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Turns the reader pool off (every read then shares the writer's connection, as before
-    /// the pool existed) or back on. For benchmarks and diagnosis; on by default.
+    /// Switches reads (API, outbox polling) to the pool of WAL reader connections, or back
+    /// to the writer's connection (the default). Measured on the 2-core box
+    /// (`benches/alerts/README.md`), the shared connection serves the UI's reads faster,
+    /// even during an incident storm: its page cache stays warm across its own commits,
+    /// while every reader drops its cache at each commit and re-reads pages from the WAL.
+    /// The pool lets reads run beside a long write (retention pruning) on bigger machines.
     pub fn set_read_pool(&self, on: bool) {
         self.read_pool
             .store(on, std::sync::atomic::Ordering::Relaxed);

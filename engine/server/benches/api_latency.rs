@@ -9,10 +9,12 @@
 //! endpoints for a fixed time. Prints p50/p90/p99/max per endpoint and overall, and the
 //! ratio of each p99 to `/health`'s p99 in the same phase.
 //!
-//! Two store modes in the same run, alternated in slices: `single-connection` (every store
-//! read shares the writer's SQLite connection, as before the reader pool) and `reader-pool`
-//! (the default: WAL reader connections). `LOOKOUT_BENCH_SECONDS` sets each mode's total
-//! time (default 10), `LOOKOUT_BENCH_CLIENTS` the number of clients (default 50).
+//! Two store modes in the same run, alternated in slices: `single-connection` (the default:
+//! every store read shares the writer's SQLite connection) and `reader-pool` (reads on a
+//! pool of WAL reader connections, `Store::set_read_pool(true)`). `LOOKOUT_BENCH_SECONDS`
+//! sets each mode's total time (default 10), `LOOKOUT_BENCH_CLIENTS` the number of clients
+//! (default 50), `LOOKOUT_BENCH_WRITE_BATCH` the revisions per writer group commit
+//! (default 20).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -322,6 +324,16 @@ async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<u16, Stri
     Ok(status)
 }
 
+/// Revisions per group commit of the writer (every 50 ms): `LOOKOUT_BENCH_WRITE_BATCH`,
+/// default 20 (400/s); 256 is an incident storm (about 5,000/s offered).
+fn write_batch() -> usize {
+    std::env::var("LOOKOUT_BENCH_WRITE_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|v: &usize| (1..=lookout_alerts::GROUP_COMMIT_MAX).contains(v))
+        .unwrap_or(20)
+}
+
 fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -351,6 +363,7 @@ fn run_phase(
     next_id: &Arc<AtomicU64>,
 ) -> Phase {
     // Writer: incidents keep arriving while the clients read.
+    let batch = write_batch();
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (alerts, stop, next_id) = (alerts.clone(), stop.clone(), next_id.clone());
@@ -358,9 +371,10 @@ fn run_phase(
             let base = Utc::now() - chrono::Duration::hours(1);
             let mut written = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let first = next_id.fetch_add(20, Ordering::Relaxed) as usize;
-                let list: Vec<Incident> =
-                    (first..first + 20).map(|i| incident(i, 1, base)).collect();
+                let first = next_id.fetch_add(batch as u64, Ordering::Relaxed) as usize;
+                let list: Vec<Incident> = (first..first + batch)
+                    .map(|i| incident(i, 1, base))
+                    .collect();
                 let items: Vec<_> = list.iter().map(|i| (i, None)).collect();
                 written += alerts
                     .record_incidents(&items)
@@ -556,7 +570,7 @@ fn main() {
             }
         }
     }
-    alerts.store().set_read_pool(true);
+    alerts.store().set_read_pool(false);
     let (b99, bh) = report(&phases[0]);
     let (a99, ah) = report(&phases[1]);
     println!(

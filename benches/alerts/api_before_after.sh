@@ -38,7 +38,7 @@ RS
 grep -q 'name = "api_latency"' "$work/engine/server/Cargo.toml" ||
   printf '\n[[bench]]\nname = "api_latency"\nharness = false\n' >> "$work/engine/server/Cargo.toml"
 # The old tree builds in its own target directory (kept between runs of this script).
-old_target="${LOOKOUT_OLD_TARGET:-${TMPDIR:-/tmp}/lookout-api-bench-old-target}"
+old_target="${LOOKOUT_OLD_TARGET:-$PWD/target/api-bench-old}"
 echo "building the bench at $base ..."
 (cd "$work" && CARGO_TARGET_DIR="$old_target" cargo bench --locked -p lookout-server --bench api_latency --no-run 2>&1 | tail -1)
 echo "building the bench at the working tree ..."

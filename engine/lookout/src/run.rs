@@ -471,17 +471,35 @@ fn incidents_loop(
     incidents: Receiver<Incident>,
 ) {
     let mut file = JsonlWriter::open(&path);
-    for inc in incidents {
-        let frame = snapshot_frame(&inc, rings);
-        if let Err(e) = alerts.record_incident(&inc, frame.as_ref()) {
-            error!(id = %inc.id, error = %e, "Cannot store an incident.");
+    let mut batch: Vec<Incident> = Vec::with_capacity(lookout_alerts::GROUP_COMMIT_MAX);
+    // Group commit: whatever is already queued (up to GROUP_COMMIT_MAX revisions) is stored
+    // with its outbox rows in one transaction; a lone incident is stored at once.
+    while let Ok(first) = incidents.recv() {
+        batch.push(first);
+        batch.extend(
+            incidents
+                .try_iter()
+                .take(lookout_alerts::GROUP_COMMIT_MAX - 1),
+        );
+        let frames: Vec<Option<Frame>> = batch.iter().map(|i| snapshot_frame(i, rings)).collect();
+        let items: Vec<(&Incident, Option<&Frame>)> = batch
+            .iter()
+            .zip(frames.iter())
+            .map(|(i, f)| (i, f.as_ref()))
+            .collect();
+        let results = alerts.record_incidents(&items);
+        for (inc, res) in batch.iter().zip(results) {
+            if let Err(e) = res {
+                error!(id = %inc.id, error = %e, "Cannot store an incident.");
+            }
+            if inc.revision == 1 {
+                info!(id = %inc.id, kind = inc.kind.as_str(), confidence = ?inc.confidence, "New incident.");
+            } else {
+                tracing::debug!(id = %inc.id, revision = inc.revision, confidence = ?inc.confidence, "Incident updated.");
+            }
+            file.write(inc);
         }
-        if inc.revision == 1 {
-            info!(id = %inc.id, kind = inc.kind.as_str(), confidence = ?inc.confidence, "New incident.");
-        } else {
-            tracing::debug!(id = %inc.id, revision = inc.revision, confidence = ?inc.confidence, "Incident updated.");
-        }
-        file.write(&inc);
+        batch.clear();
     }
 }
 

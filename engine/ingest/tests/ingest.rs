@@ -110,7 +110,10 @@ fps = 120
         seqs == (0..899).collect::<Vec<_>>(),
         "every frame in order: got {} frames, first gaps {:?}",
         seqs.len(),
-        seqs.windows(2).filter(|w| w[1] != w[0] + 1).take(5).collect::<Vec<_>>()
+        seqs.windows(2)
+            .filter(|w| w[1] != w[0] + 1)
+            .take(5)
+            .collect::<Vec<_>>()
     );
     let hub = r.hub.stats("replay").unwrap();
     check!(
@@ -118,7 +121,10 @@ fps = 120
         "hub {hub:?}"
     );
     // The looping camera is held back by the same consumer and still stops promptly.
-    check!(r.hub.stats("looping").unwrap().dropped == 0, "looping never drops");
+    check!(
+        r.hub.stats("looping").unwrap().dropped == 0,
+        "looping never drops"
+    );
     check!(
         r.status("looping").is_running(),
         "a waiting file is not a stalled one: {:?}",

@@ -126,7 +126,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/api/geojson", get(geojson))
         .route("/api/config", get(config))
         .route("/api/config/history", get(config_history))
-        .route("/api/config/rules", put(put_rules))
+        .route("/api/config/rules", put(put_rules).patch(patch_rules))
         .route("/api/config/revert", post(revert_rules))
         .route("/api/tuning/current", get(tuning_current))
         .route("/api/tuning/replay", post(tuning_replay))
@@ -557,6 +557,16 @@ fn apply_rules(
     comment: &str,
     change: Value,
 ) -> ApiResult<Value> {
+    try_apply_rules(s, user, |r, f| Ok(rules(r, f)), comment, change)
+}
+
+fn try_apply_rules(
+    s: &ServerState,
+    user: &User,
+    rules: impl FnOnce(&RulesConfig, &RulesConfig) -> Result<RulesConfig, Vec<(String, String)>>,
+    comment: &str,
+    change: Value,
+) -> ApiResult<Value> {
     if comment.len() > 4000 {
         return Err(ApiError::invalid(vec![(
             "comment".into(),
@@ -564,7 +574,7 @@ fn apply_rules(
         )]));
     }
     let version = s
-        .change_rules(&user.name, rules, comment.trim(), change)
+        .try_change_rules(&user.name, rules, comment.trim(), change)
         .map_err(|e| match e {
             ChangeError::Invalid(fields) => ApiError::invalid(fields),
             ChangeError::Unavailable => ApiError::new(
@@ -621,6 +631,48 @@ async fn put_rules(
         |_, _| rules,
         &b.comment,
         json!({"kind": "rules"}),
+    )?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    /// A JSON merge patch (RFC 7386) of the running `[rules]`: only the keys it names
+    /// change; `null` deletes a key.
+    patch: Value,
+    #[serde(default)]
+    comment: String,
+}
+
+/// A partial rules change: the merge patch is applied to the running rules (under the same
+/// lock as file reloads), and the result is validated like a whole section.
+async fn patch_rules(
+    State(s): State<ServerState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    let user = authenticate(&s, &headers, Role::Admin)?;
+    let b: PatchBody = parse_body(&body)?;
+    if !b.patch.is_object() {
+        return Err(ApiError::invalid(vec![(
+            "patch".into(),
+            "a JSON object (merge patch of [rules])".into(),
+        )]));
+    }
+    let patch = b.patch.clone();
+    Ok(axum::Json(try_apply_rules(
+        &s,
+        &user,
+        move |running, _| {
+            let v = lookout_config::overlay::patched(
+                &lookout_config::overlay::rules_json(running),
+                &patch,
+            );
+            serde_path_to_error::deserialize(v)
+                .map_err(|e| vec![(format!("rules.{}", e.path()), e.inner().to_string())])
+        },
+        &b.comment,
+        json!({"kind": "patch", "patch": b.patch}),
     )?))
 }
 

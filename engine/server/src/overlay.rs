@@ -255,9 +255,21 @@ impl ServerState {
         comment: &str,
         change: Value,
     ) -> Result<i64, ChangeError> {
+        self.try_change_rules(author, |r, f| Ok(edit(r, f)), comment, change)
+    }
+
+    /// [`Self::change_rules`] with an edit that can fail (e.g. a merge patch whose result
+    /// does not deserialize): its `(path, message)` errors become [`ChangeError::Invalid`].
+    pub fn try_change_rules(
+        &self,
+        author: &str,
+        edit: impl FnOnce(&RulesConfig, &RulesConfig) -> Result<RulesConfig, Vec<(String, String)>>,
+        comment: &str,
+        change: Value,
+    ) -> Result<i64, ChangeError> {
         let mut l = self.layers();
         let ctx = self.config();
-        let new = edit(&ctx.rules, &l.file);
+        let new = edit(&ctx.rules, &l.file).map_err(ChangeError::Invalid)?;
         overlay::validate_rules(&new, &ctx).map_err(ChangeError::Invalid)?;
         let ov = overlay::make_overlay(&l.file, &new, change).map_err(ChangeError::Apply)?;
         let Some(apply) = &self.apply_rules else {

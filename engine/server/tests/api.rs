@@ -341,4 +341,54 @@ fn config_redacted_tuning_replay_and_apply() {
         http(a, "GET", "/api/config", None, None).json()["rules"]["quiet_s"],
         45.0
     );
+
+    // A partial change (merge patch): only the named key changes, the rest of the running
+    // rules is kept; a patch whose result does not parse is refused with its path.
+    let before = http(a, "GET", "/api/config", None, None).json()["rules"].clone();
+    let r = http(
+        a,
+        "PATCH",
+        "/api/config/rules",
+        Some(ADMIN),
+        Some(&json!({"patch": {"quiet_s": 50.0}, "comment": "a bit longer"}).to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(f.applied.load(Ordering::SeqCst), 3);
+    let after = http(a, "GET", "/api/config", None, None).json()["rules"].clone();
+    assert_eq!(after["quiet_s"], 50.0);
+    let mut expected = before.clone();
+    expected["quiet_s"] = json!(50.0);
+    assert_eq!(after, expected, "nothing but quiet_s changed");
+    let hist = http(a, "GET", "/api/config/history", None, None).json();
+    assert_eq!(hist[0]["comment"], "a bit longer");
+    assert_eq!(hist[0]["body"]["change"]["kind"], "patch");
+    let r = http(
+        a,
+        "PATCH",
+        "/api/config/rules",
+        Some(ADMIN),
+        Some(&json!({"patch": {"quiet_s": "long"}}).to_string()),
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.json()["error"]["fields"][0]["path"]
+        .as_str()
+        .unwrap()
+        .starts_with("rules.quiet_s"));
+    let r = http(
+        a,
+        "PATCH",
+        "/api/config/rules",
+        Some(ADMIN),
+        Some(&json!({"patch": [1]}).to_string()),
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    let r = http(
+        a,
+        "PATCH",
+        "/api/config/rules",
+        None,
+        Some(&json!({"patch": {"quiet_s": 1.0}}).to_string()),
+    );
+    assert_eq!(r.status, 401, "writes need a token");
+    assert_eq!(f.applied.load(Ordering::SeqCst), 3);
 }

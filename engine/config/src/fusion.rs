@@ -47,6 +47,12 @@ pub struct FusionConfig {
     /// Fusion closes a fire incident when the watermark passes its last evidence by this
     /// many seconds. Default 21600 (6 h).
     pub close_after_s: f64,
+    /// An open incident whose only change is more of the same evidence (later `last_seen`,
+    /// more detections) gets a new revision — and so a notification — at most this often,
+    /// in capture time. A material change (confidence, severity, state, location, cameras,
+    /// hotspots, notes) always makes a revision at once. 0 = a revision for every change.
+    /// Default 60.
+    pub update_interval_s: f64,
     /// Where satellite hotspots come from (`[[fusion.hotspots]]`). Default none.
     pub hotspots: Vec<HotspotSourceConfig>,
 }
@@ -66,6 +72,7 @@ impl Default for FusionConfig {
             static_sources: Vec::new(),
             incident_merge_m: 2000.0,
             close_after_s: 21_600.0,
+            update_interval_s: 60.0,
             hotspots: Vec::new(),
         }
     }
@@ -278,6 +285,12 @@ impl FusionConfig {
             100_000.0,
         );
         v.range("fusion.close_after_s", self.close_after_s, 1.0, 2_592_000.0);
+        v.range(
+            "fusion.update_interval_s",
+            self.update_interval_s,
+            0.0,
+            86_400.0,
+        );
         if let Some(area) = &self.watched_area {
             geo_polygon(v, "fusion.watched_area", area);
         }

@@ -39,6 +39,25 @@ struct Settings {
     modis_min: u8,
     merge_m: f64,
     close_after: Duration,
+    update_interval: Duration,
+}
+
+/// What an operator or a downstream system would call a change of an incident: not a
+/// later `last_seen` or one more detection of the same thing.
+fn material_fingerprint(inc: &Incident) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!("{:?} {:?} {:?}", inc.confidence, inc.severity, inc.state).hash(&mut h);
+    inc.cameras.hash(&mut h);
+    inc.hotspots.len().hash(&mut h);
+    inc.notes.len().hash(&mut h);
+    if let Some(l) = &inc.location {
+        // About 100 m.
+        ((l.point.lat * 1000.0).round() as i64).hash(&mut h);
+        ((l.point.lon * 1000.0).round() as i64).hash(&mut h);
+        format!("{:?}", l.method).hash(&mut h);
+    }
+    h.finish()
 }
 
 fn secs(s: f64) -> Duration {
@@ -76,6 +95,9 @@ pub struct FusionStats {
     pub evicted: u64,
     /// End events for situations fusion never saw start.
     pub orphan_ends: u64,
+    /// Revisions not emitted: the change was only more of the same evidence within
+    /// `update_interval_s` of the last revision.
+    pub updates_folded: u64,
 }
 
 /// Fusion's bookkeeping around one incident.
@@ -96,6 +118,8 @@ struct Slot {
     fix_note: Option<String>,
     /// Set when this incident was merged into another: it takes nothing any more.
     merged_into: Option<u64>,
+    /// Capture time and material fingerprint of the last emitted revision.
+    last_emit: Option<(UtcTime, u64)>,
 }
 
 type PersonnelKey = (String, EventKind, Option<String>);
@@ -239,6 +263,7 @@ impl Fusion {
                 modis_min: f.modis_min_confidence,
                 merge_m: f.incident_merge_m,
                 close_after: secs(f.close_after_s),
+                update_interval: secs(f.update_interval_s),
             },
             cameras,
             watched,
@@ -391,7 +416,18 @@ impl Fusion {
             {
                 self.refresh(seq);
             }
+            let interval = self.s.update_interval;
             if let Some(slot) = self.slots.get_mut(&seq) {
+                // More of the same evidence is folded into the next revision (at most one
+                // per `update_interval`); a material change is emitted at once.
+                let fp = material_fingerprint(&slot.inc);
+                if let Some((at, last)) = slot.last_emit {
+                    if last == fp && slot.inc.last_seen < at + interval {
+                        self.stats.updates_folded += 1;
+                        continue;
+                    }
+                }
+                slot.last_emit = Some((slot.inc.last_seen, fp));
                 slot.inc.revision += 1;
                 out.push(slot.inc.clone());
             }
@@ -510,6 +546,7 @@ impl Fusion {
                 personnel_key: None,
                 fix_note: None,
                 merged_into: None,
+                last_emit: None,
             },
         );
         seq

@@ -1151,3 +1151,53 @@ fn near_parallel_bearings_group_but_give_no_fix_and_time_window_separates() {
     );
     assert_eq!(f.incidents().count(), 2);
 }
+
+#[test]
+fn more_of_the_same_evidence_is_folded_into_one_revision_per_interval() {
+    let mut cfg = rhodes_config();
+    cfg.fusion.update_interval_s = 60.0;
+    let mut f = Fusion::new(&cfg).unwrap();
+    let (a, b) = ("tower-attavyros", "tower-tsambika");
+    let az_a = f.camera(a).unwrap().position.bearing_to(&CENTROID);
+    let az_b = f.camera(b).unwrap().position.bearing_to(&CENTROID);
+    let t0 = t(22, 11, 0);
+    let at = |s: i64| t0 + chrono::Duration::seconds(s);
+    let mut out = Vec::new();
+    let revisions = |out: &[Incident]| out.iter().filter(|i| i.id == "fire-ev-a").count();
+    f.on_event(
+        &aimed_event(&f, "ev-a", a, None, az_a, t0, t0, EventPhase::Start),
+        &mut out,
+    );
+    assert_eq!(revisions(&out), 1, "a new incident is emitted at once");
+    // A burning hillside: an update every second for 59 s says nothing new.
+    for s in 1..60 {
+        f.on_event(
+            &aimed_event(&f, "ev-a", a, None, az_a, t0, at(s), EventPhase::Update),
+            &mut out,
+        );
+    }
+    assert_eq!(revisions(&out), 1, "updates folded, not a message storm");
+    assert_eq!(f.stats().updates_folded, 59);
+    // Once the interval has passed, one revision carries the newer last_seen.
+    f.on_event(
+        &aimed_event(&f, "ev-a", a, None, az_a, t0, at(61), EventPhase::Update),
+        &mut out,
+    );
+    assert_eq!(revisions(&out), 2);
+    assert_eq!(out.last().unwrap().last_seen, at(61));
+    // A material change (a second camera sees it) is emitted at once.
+    f.on_event(
+        &aimed_event(&f, "ev-b", b, None, az_b, at(62), at(62), EventPhase::Start),
+        &mut out,
+    );
+    assert_eq!(revisions(&out), 3, "{:#?}", out.last().map(|i| &i.notes));
+    let last = out.last().unwrap();
+    assert_eq!(last.confidence, IncidentConfidence::MultiCamera);
+    // Revisions stay consecutive: sinks see 1, 2, 3.
+    let revs: Vec<u64> = out
+        .iter()
+        .filter(|i| i.id == "fire-ev-a")
+        .map(|i| i.revision)
+        .collect();
+    assert_eq!(revs, vec![1, 2, 3]);
+}

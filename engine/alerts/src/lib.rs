@@ -156,11 +156,16 @@ impl Alerts {
     /// Opens the store under `engine.data_dir` and starts the sink workers and timers on
     /// `rt`.
     pub fn open(cfg: &Config, rt: &tokio::runtime::Handle) -> Result<Alerts, AlertsError> {
-        Alerts::open_in(
+        let a = Alerts::open_in(
             &cfg.alerts.with_paths_resolved(&cfg.base_dir),
             &cfg.data_dir(),
             rt,
-        )
+        )?;
+        // The same interval fusion uses: an incident merged from many short tracks is
+        // notified like one incident with updates.
+        a.store()
+            .set_update_interval_s(cfg.fusion.update_interval_s);
+        Ok(a)
     }
 
     /// Like [`Alerts::open`], with the `[alerts]` section and data directory given directly.

@@ -11,6 +11,7 @@
 //! WAL with `synchronous = NORMAL`: a committed transaction survives the process being
 //! killed (the WAL is in the OS page cache); only a power cut may lose the last commits.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -390,6 +391,11 @@ pub struct Store {
     sinks: Vec<SinkSpec>,
     cooldown_ms: i64,
     escalate_ms: i64,
+    /// An open incident's revisions with an unchanged material fingerprint are notified
+    /// at most this often (capture time, ms); 0 = every revision.
+    update_interval_ms: std::sync::atomic::AtomicI64,
+    /// Per stored incident: capture time (ms) and fingerprint of the last notified revision.
+    last_notified: Mutex<HashMap<String, (i64, u64)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -437,7 +443,45 @@ impl Store {
             sinks,
             cooldown_ms: (cooldown_s * 1000.0) as i64,
             escalate_ms: (escalate_after_s * 1000.0) as i64,
+            update_interval_ms: std::sync::atomic::AtomicI64::new(0),
+            last_notified: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Notify an open incident's revisions whose material fingerprint did not change at
+    /// most once per `s` seconds of capture time (0, the default of a new store: every
+    /// revision). Revisions are stored either way. A burning hillside seen as many short
+    /// tracks, each merged into the incident, is one incident with updates, not a storm.
+    pub fn set_update_interval_s(&self, s: f64) {
+        self.update_interval_ms.store(
+            (s.max(0.0) * 1000.0) as i64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Whether this revision of a stored incident is worth a notification, and if so
+    /// remembers it as the last notified one.
+    fn worth_notifying(&self, inc: &Incident, new: bool) -> bool {
+        let interval = self
+            .update_interval_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let mut last = self.last_notified.lock().unwrap_or_else(|e| e.into_inner());
+        if !is_open(inc.state) {
+            last.remove(&inc.id);
+            return new;
+        }
+        let fp = inc.material_fingerprint();
+        let at = ms(inc.last_seen);
+        let send = new
+            || interval <= 0
+            || match last.get(&inc.id) {
+                None => true,
+                Some(&(t, f)) => f != fp || at >= t + interval,
+            };
+        if send {
+            last.insert(inc.id.clone(), (at, fp));
+        }
+        send
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -632,7 +676,10 @@ impl Store {
             }
         }
         insert_revision(tx, &merged, "fusion", now_ms, &data)?;
-        let notify = outcome_new || is_open(merged.state);
+        let notify = outcome_new || (is_open(merged.state) && self.worth_notifying(&merged, false));
+        if outcome_new {
+            self.worth_notifying(&merged, true);
+        }
         if notify {
             let reason = if outcome_new {
                 Reason::New

@@ -49,8 +49,8 @@ pub struct FusionConfig {
     pub close_after_s: f64,
     /// An open incident whose only change is more of the same evidence (later `last_seen`,
     /// more detections) gets a new revision — and so a notification — at most this often,
-    /// in capture time. A material change (confidence, severity, state, location, cameras,
-    /// hotspots, notes) always makes a revision at once. 0 = a revision for every change.
+    /// in capture time. A material change (confidence, severity, state, cameras, hotspots,
+    /// a first location) always makes a revision at once. 0 = a revision for every change.
     /// Default 60.
     pub update_interval_s: f64,
     /// Where satellite hotspots come from (`[[fusion.hotspots]]`). Default none.

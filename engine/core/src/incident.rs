@@ -165,6 +165,21 @@ pub struct Incident {
 }
 
 impl Incident {
+    /// A hash of what an operator or a downstream system would call a change of this
+    /// incident: its confidence, severity or state, the cameras that see it, how many
+    /// hotspots it has, whether it has a location. Not a later `last_seen`, one more
+    /// detection, another note, or the point estimate moving as bearings jitter. Fusion and
+    /// the alert store send an unchanged fingerprint at most once per update interval.
+    pub fn material_fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        format!("{:?} {:?} {:?}", self.confidence, self.severity, self.state).hash(&mut h);
+        self.cameras.hash(&mut h);
+        self.hotspots.len().hash(&mut h);
+        self.location.is_some().hash(&mut h);
+        h.finish()
+    }
+
     /// The idempotency key of this revision.
     pub fn idempotency_key(&self) -> String {
         format!("{}:{}", self.id, self.revision)

@@ -42,24 +42,6 @@ struct Settings {
     update_interval: Duration,
 }
 
-/// What an operator or a downstream system would call a change of an incident: not a
-/// later `last_seen` or one more detection of the same thing.
-fn material_fingerprint(inc: &Incident) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    format!("{:?} {:?} {:?}", inc.confidence, inc.severity, inc.state).hash(&mut h);
-    inc.cameras.hash(&mut h);
-    inc.hotspots.len().hash(&mut h);
-    inc.notes.len().hash(&mut h);
-    if let Some(l) = &inc.location {
-        // About 100 m.
-        ((l.point.lat * 1000.0).round() as i64).hash(&mut h);
-        ((l.point.lon * 1000.0).round() as i64).hash(&mut h);
-        format!("{:?}", l.method).hash(&mut h);
-    }
-    h.finish()
-}
-
 fn secs(s: f64) -> Duration {
     Duration::milliseconds((s.max(0.0) * 1000.0).round() as i64)
 }
@@ -420,9 +402,17 @@ impl Fusion {
             if let Some(slot) = self.slots.get_mut(&seq) {
                 // More of the same evidence is folded into the next revision (at most one
                 // per `update_interval`); a material change is emitted at once.
-                let fp = material_fingerprint(&slot.inc);
+                let fp = slot.inc.material_fingerprint();
+                // Created and merged into another before anyone heard of it (a new track of
+                // a fire that already has an incident): nothing to announce.
+                if slot.merged_into.is_some() && slot.last_emit.is_none() {
+                    self.stats.updates_folded += 1;
+                    continue;
+                }
+                // A closed incident only changes by late annotation: always worth sending.
+                let open = slot.inc.state != IncidentState::Closed;
                 if let Some((at, last)) = slot.last_emit {
-                    if last == fp && slot.inc.last_seen < at + interval {
+                    if open && last == fp && slot.inc.last_seen < at + interval {
                         self.stats.updates_folded += 1;
                         continue;
                     }

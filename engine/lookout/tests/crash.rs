@@ -121,6 +121,10 @@ retry = {{ initial_s = 0.2, max_s = 0.5 }}
 
 [server]
 enabled = false
+
+# Every fusion revision is a notification here, so that a backlog builds up quickly.
+[fusion]
+update_interval_s = 0
 "#,
             manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../../models/smoke-fire.toml")

@@ -11,14 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{TimeZone, Utc};
 use lookout_alerts::http::{HttpUrl, WebhookClient};
 use lookout_alerts::store::IncidentFilter;
 use lookout_alerts::Alerts;
-use lookout_core::{
-    Event, EventKind, EventPhase, Incident, IncidentConfidence, IncidentKind, IncidentState,
-    Severity,
-};
+mod common;
+
+use common::incident;
 use ureq::rustls;
 use ureq::rustls::pki_types::pem::PemObject;
 use ureq::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -186,43 +184,6 @@ fn serve_one(
     let _ = tls.flush();
 }
 
-fn incident(id: &str, cam: &str) -> Incident {
-    let cam: lookout_core::CameraId = cam.into();
-    let at = Utc.with_ymd_and_hms(2026, 7, 1, 12, 0, 0).unwrap();
-    Incident {
-        id: id.into(),
-        kind: IncidentKind::Fire,
-        confidence: IncidentConfidence::Camera,
-        severity: Severity::High,
-        state: IncidentState::New,
-        location: None,
-        cameras: vec![cam.clone()],
-        sectors: vec![],
-        events: vec![Event {
-            id: format!("{id}-ev"),
-            camera: cam,
-            kind: EventKind::Smoke,
-            phase: EventPhase::Start,
-            track: Some(1),
-            zone: None,
-            preset: None,
-            best_score: 0.8,
-            first_seen: at,
-            last_seen: at,
-            bbox: None,
-            frame_size: None,
-            snapshot: None,
-            count: None,
-            detail: String::new(),
-        }],
-        hotspots: vec![],
-        first_seen: at,
-        last_seen: at,
-        revision: 1,
-        notes: vec![],
-    }
-}
-
 /// A config file in `dir` with one webhook sink; `ca_file` as written (relative paths
 /// resolve against `dir`).
 fn config(dir: &Path, url: &str, ca_file: Option<&str>) -> lookout_config::Config {
@@ -285,7 +246,7 @@ async fn https_webhook_needs_the_site_ca_and_keeps_its_backlog_until_trusted() {
     let cfg = config(dir.path(), &url, None);
     let mut a = Alerts::open(&cfg, &rt).unwrap();
     for i in 0..5 {
-        a.record_incident(&incident(&format!("f{i}"), &format!("cam{i}")), None)
+        a.record_incident(&incident(&format!("f{i}"), &format!("cam{i}"), 1, 0), None)
             .unwrap();
     }
     wait_until("3 attempts failed", Duration::from_secs(15), || {

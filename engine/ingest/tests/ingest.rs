@@ -105,6 +105,13 @@ fps = 120
         "status {:?}",
         r.status("replay")
     );
+    // The file can finish while its last frame still waits in the hub for the slow
+    // consumer: let the consumer catch up (nothing more is published for this camera).
+    r.wait(Duration::from_secs(5), |r| {
+        r.hub
+            .stats("replay")
+            .is_some_and(|h| h.taken == h.published)
+    });
     let seqs: Vec<u64> = r.seen("replay").iter().map(|s| s.seq).collect();
     check!(
         seqs == (0..899).collect::<Vec<_>>(),

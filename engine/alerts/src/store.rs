@@ -377,6 +377,10 @@ pub struct OverlayRecord {
     pub body: serde_json::Value,
 }
 
+/// A transaction's changes to [`Store`]'s notification throttle, per incident: the new
+/// last notified (capture time ms, fingerprint), or `None` to forget the incident.
+type NotifiedChanges = HashMap<String, Option<(i64, u64)>>;
+
 /// Read-only connections kept besides the writer (WAL readers never wait for the writer
 /// nor block it). Off by default, see [`Store::set_read_pool`].
 const READERS: usize = 4;
@@ -460,28 +464,58 @@ impl Store {
     }
 
     /// Whether this revision of a stored incident is worth a notification, and if so
-    /// remembers it as the last notified one.
-    fn worth_notifying(&self, inc: &Incident, new: bool) -> bool {
+    /// remembers it as the last notified one **in `pending`**: the throttle's state changes
+    /// only when the transaction that queued the notification commits
+    /// ([`Store::commit_notified`]). Earlier revisions of the same transaction (a group
+    /// commit) are seen through `pending`.
+    fn worth_notifying(&self, pending: &mut NotifiedChanges, inc: &Incident, new: bool) -> bool {
         let interval = self
             .update_interval_ms
             .load(std::sync::atomic::Ordering::Relaxed);
-        let mut last = self.last_notified.lock().unwrap_or_else(|e| e.into_inner());
         if !is_open(inc.state) {
-            last.remove(&inc.id);
+            pending.insert(inc.id.clone(), None);
             return new;
         }
         let fp = inc.material_fingerprint();
         let at = ms(inc.last_seen);
+        let prev = match pending.get(&inc.id) {
+            Some(p) => *p,
+            None => self
+                .last_notified
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&inc.id)
+                .copied(),
+        };
         let send = new
             || interval <= 0
-            || match last.get(&inc.id) {
+            || match prev {
                 None => true,
-                Some(&(t, f)) => f != fp || at >= t + interval,
+                Some((t, f)) => f != fp || at >= t + interval,
             };
         if send {
-            last.insert(inc.id.clone(), (at, fp));
+            pending.insert(inc.id.clone(), Some((at, fp)));
         }
         send
+    }
+
+    /// Applies a committed transaction's throttle changes. Called only after a successful
+    /// commit, so a rolled-back notification is never taken for one that went out.
+    fn commit_notified(&self, pending: NotifiedChanges) {
+        if pending.is_empty() {
+            return;
+        }
+        let mut last = self.last_notified.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, v) in pending {
+            match v {
+                Some(x) => {
+                    last.insert(id, x);
+                }
+                None => {
+                    last.remove(&id);
+                }
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -543,8 +577,10 @@ impl Store {
     ) -> Result<(ApplyOutcome, Option<StoredIncident>), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let r = self.apply_in(&tx, inc, snapshot, now)?;
+        let mut pending = NotifiedChanges::new();
+        let r = self.apply_in(&tx, inc, snapshot, now, &mut pending)?;
         tx.commit()?;
+        self.commit_notified(pending);
         Ok(r)
     }
 
@@ -560,20 +596,24 @@ impl Store {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let mut out = Vec::with_capacity(items.len());
+        let mut pending = NotifiedChanges::new();
         for (inc, snap) in items {
-            out.push(self.apply_in(&tx, inc, *snap, now)?);
+            out.push(self.apply_in(&tx, inc, *snap, now, &mut pending)?);
         }
         tx.commit()?;
+        self.commit_notified(pending);
         Ok(out)
     }
 
-    /// The body of [`Store::apply_incident`] inside the caller's transaction (not committed).
+    /// The body of [`Store::apply_incident`] inside the caller's transaction (not committed);
+    /// throttle changes go to `pending`, for the caller to apply once the commit succeeded.
     fn apply_in(
         &self,
         tx: &Transaction<'_>,
         inc: &Incident,
         snapshot: Option<&NewSnapshot>,
         now: UtcTime,
+        pending: &mut NotifiedChanges,
     ) -> Result<(ApplyOutcome, Option<StoredIncident>), StoreError> {
         let alias: Option<(String, i64)> = tx
             .prepare_cached(
@@ -676,9 +716,10 @@ impl Store {
             }
         }
         insert_revision(tx, &merged, "fusion", now_ms, &data)?;
-        let notify = outcome_new || (is_open(merged.state) && self.worth_notifying(&merged, false));
+        let notify =
+            outcome_new || (is_open(merged.state) && self.worth_notifying(pending, &merged, false));
         if outcome_new {
-            self.worth_notifying(&merged, true);
+            self.worth_notifying(pending, &merged, true);
         }
         if notify {
             let reason = if outcome_new {

@@ -98,3 +98,91 @@ fn short_tracks_of_one_fire_notify_once_per_interval_or_on_material_change() {
         .unwrap();
     assert!(notified(&o), "{o:?}");
 }
+
+/// Makes the next COMMIT of any transaction that stores an incident revision fail, from a
+/// second connection to the same database file: a deferred foreign key, checked by SQLite
+/// only at COMMIT, that every new revision row violates (through a trigger). Every statement
+/// of the store's transaction succeeds; only the commit fails, and SQLite rolls it back.
+fn make_commits_fail(db: &std::path::Path) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.execute_batch(
+        "CREATE TABLE commit_breaker(incident_id TEXT
+           REFERENCES incidents(id) DEFERRABLE INITIALLY DEFERRED);
+         CREATE TRIGGER break_commit AFTER INSERT ON incident_revisions
+         BEGIN INSERT INTO commit_breaker VALUES ('no such incident'); END;",
+    )
+    .unwrap();
+}
+
+fn let_commits_succeed(db: &std::path::Path) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.execute_batch("DROP TRIGGER break_commit; DROP TABLE commit_breaker;")
+        .unwrap();
+}
+
+/// A notification whose transaction failed to commit never went out: the throttle must not
+/// believe it did, or the next revision with the same material state is wrongly suppressed.
+/// `group` stores through the group-commit path (`apply_incidents`).
+fn failed_commit_does_not_count_as_notified(group: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lookout.db");
+    let store = Store::open(&db, vec![], 600.0, 3600.0).unwrap();
+    store.set_update_interval_s(60.0);
+    let now = Utc::now();
+    let apply = |inc: &Incident| -> Result<ApplyOutcome, lookout_alerts::StoreError> {
+        if group {
+            // A batch of two: an unrelated incident of another camera first.
+            let other = track(&format!("far:{}", inc.revision), &["far"], 1, 0, 0);
+            let mut r = store.apply_incidents(&[(&other, None), (inc, None)], now)?;
+            Ok(r.pop().unwrap().0)
+        } else {
+            Ok(store.apply_incident(inc, None, now)?.0)
+        }
+    };
+    let o = apply(&track("tw:a", &["tw"], 1, 0, 0)).unwrap();
+    assert!(notified(&o), "{o:?}");
+    // A second camera sees it (material: notified at once), but the commit fails.
+    make_commits_fail(&db);
+    let e = apply(&track("tw:a", &["tw", "tw2"], 2, 0, 5));
+    match e {
+        Err(e) => assert!(
+            e.to_string().contains("FOREIGN KEY"),
+            "the commit (deferred key check) was meant to fail: {e}"
+        ),
+        Ok(o) => panic!("the commit was meant to fail: {o:?}"),
+    }
+    let_commits_succeed(&db);
+    let stored = store.incident("tw:a").unwrap().unwrap();
+    assert_eq!(
+        stored.incident.revision, 1,
+        "the failed revision was rolled back"
+    );
+    assert_eq!(stored.incident.cameras.len(), 1);
+    // The same two-camera state again, well within the interval: never notified before,
+    // so it must go out now.
+    let o = apply(&track("tw:a", &["tw", "tw2"], 3, 0, 10)).unwrap();
+    assert!(
+        matches!(
+            o,
+            ApplyOutcome::Updated {
+                revision: 2,
+                notified: true,
+                ..
+            }
+        ),
+        "the second camera was never notified: {o:?}"
+    );
+    // And the throttle works on from there: the same state again is suppressed.
+    let o = apply(&track("tw:a", &["tw", "tw2"], 4, 0, 15)).unwrap();
+    assert!(!notified(&o), "{o:?}");
+}
+
+#[test]
+fn failed_commit_does_not_count_as_notified_single() {
+    failed_commit_does_not_count_as_notified(false);
+}
+
+#[test]
+fn failed_commit_does_not_count_as_notified_group_commit() {
+    failed_commit_does_not_count_as_notified(true);
+}

@@ -7,7 +7,11 @@
 //! within `incident_merge_m` of its location or of one of its hotspots. A hotspot no
 //! incident claims opens a satellite-only incident when it is inside the watched area,
 //! confident enough and not a static source. Nothing here reads the wall clock: time is the
-//! events' capture times, the hotspots' acquisition times and the watermark.
+//! events' capture times, the hotspots' acquisition times and the watermarks. Event time is
+//! kept per camera (`on_camera_watermark`) so that cameras on different clocks (footage
+//! replayed "as of" a past date beside live cameras) never close each other's incidents or
+//! age out each other's hotspots: an incident lives by its cameras' clocks, a satellite-only
+//! incident or a new hotspot by the clocks of the cameras watching its place.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -102,6 +106,9 @@ struct Slot {
     merged_into: Option<u64>,
     /// Capture time and material fingerprint of the last emitted revision.
     last_emit: Option<(UtcTime, u64)>,
+    /// The newest cone of each of its fire-like events from the last `group_window`: a
+    /// camera's sector on the incident spans them all (the fire's extent from there).
+    cones: BTreeMap<String, Sector>,
 }
 
 type PersonnelKey = (String, EventKind, Option<String>);
@@ -135,7 +142,13 @@ pub struct Fusion {
     by_event: HashMap<String, u64>,
     personnel_open: HashMap<PersonnelKey, u64>,
     hotspots: HotspotIndex,
+    /// Every located camera's field-of-view cones (whose clock a place follows).
+    fov: Vec<Sector>,
+    /// Event time shared by every camera (`on_watermark`).
     watermark: Option<UtcTime>,
+    /// Event time per camera (`on_camera_watermark`): cameras may run on different clocks,
+    /// e.g. footage replayed "as of" a past date next to live cameras.
+    clocks: BTreeMap<String, UtcTime>,
     last_prune: Option<UtcTime>,
     stats: FusionStats,
 }
@@ -214,15 +227,14 @@ impl Fusion {
                 }
             }
         }
+        let fov: Vec<Sector> = cameras
+            .values()
+            .flat_map(|g| g.fov_sectors(UtcTime::default()))
+            .map(|(_, s)| s)
+            .collect();
         let watched = match &f.watched_area {
             Some(p) => Watched::Polygon(p.clone()),
-            None => Watched::Cones(
-                cameras
-                    .values()
-                    .flat_map(|g| g.fov_sectors(UtcTime::default()))
-                    .map(|(_, s)| s)
-                    .collect(),
-            ),
+            None => Watched::Cones(fov.clone()),
         };
         info!(
             cameras = cameras.len(),
@@ -255,7 +267,9 @@ impl Fusion {
             by_event: HashMap::new(),
             personnel_open: HashMap::new(),
             hotspots: HotspotIndex::default(),
+            fov,
             watermark: None,
+            clocks: BTreeMap::new(),
             last_prune: None,
             stats: FusionStats::default(),
         })
@@ -287,9 +301,48 @@ impl Fusion {
         &self.stats
     }
 
-    /// The current watermark.
+    /// The newest event time fusion knows of (the shared watermark or any camera's clock).
     pub fn watermark(&self) -> Option<UtcTime> {
-        self.watermark
+        self.clocks.values().copied().chain(self.watermark).max()
+    }
+
+    /// The event time of a set of cameras: the newest of their clocks and the shared
+    /// watermark.
+    fn clock_of(&self, cameras: &[CameraId]) -> Option<UtcTime> {
+        cameras
+            .iter()
+            .filter_map(|c| self.clocks.get(c.as_ref()).copied())
+            .chain(self.watermark)
+            .max()
+    }
+
+    /// The event time at a place: the newest clock of the cameras watching it. A place no
+    /// camera watches follows the located cameras (or, without any, every camera).
+    fn clock_at(&self, p: &GeoPoint) -> Option<UtcTime> {
+        let mut watchers = self.fov.iter().filter(|c| c.contains(p, 0.0)).peekable();
+        let cams: Vec<&str> = if watchers.peek().is_some() {
+            watchers.map(|c| c.camera.as_ref()).collect()
+        } else if self.clocks.keys().any(|c| self.cameras.contains_key(c)) {
+            self.cameras.keys().map(String::as_str).collect()
+        } else {
+            self.clocks.keys().map(String::as_str).collect()
+        };
+        cams.iter()
+            .filter_map(|c| self.clocks.get(*c).copied())
+            .chain(self.watermark)
+            .max()
+    }
+
+    /// The event time an incident lives by: its cameras' clocks, or for a satellite-only
+    /// incident the clock at its place.
+    fn slot_clock(&self, slot: &Slot) -> Option<UtcTime> {
+        if !slot.inc.cameras.is_empty() {
+            return self.clock_of(&slot.inc.cameras);
+        }
+        match &slot.inc.location {
+            Some(l) => self.clock_at(&l.point),
+            None => self.watermark(),
+        }
     }
 
     /// The operator closed an incident: fusion stops adding evidence to it (late evidence
@@ -340,15 +393,58 @@ impl Fusion {
         self.emit(touched, out);
     }
 
-    /// Advances event time: closes quiet incidents, forgets what no late data can reach.
+    /// Advances the event time shared by every camera: closes quiet incidents, forgets
+    /// what no late data can reach. Use it when all cameras share one clock.
     pub fn on_watermark(&mut self, t: UtcTime, out: &mut Vec<Incident>) {
         if self.watermark.is_some_and(|w| t <= w) {
             return;
         }
         self.watermark = Some(t);
+        self.advance(out);
+    }
+
+    /// Advances one camera's event time (the capture time of its newest event). Incidents
+    /// close by their own cameras' clocks, so footage replayed "as of" a past date and live
+    /// cameras run side by side without closing each other's incidents.
+    pub fn on_camera_watermark(&mut self, camera: &str, t: UtcTime, out: &mut Vec<Incident>) {
+        match self.clocks.get_mut(camera) {
+            Some(c) if t <= *c => return,
+            Some(c) => *c = t,
+            None => {
+                self.clocks.insert(camera.to_string(), t);
+            }
+        }
+        self.advance(out);
+    }
+
+    /// The oldest clock that late data may still be judged by: the shared watermark, or the
+    /// slowest located camera (hotspots only join located cameras' incidents).
+    fn prune_clock(&self) -> Option<UtcTime> {
+        let located = self
+            .clocks
+            .iter()
+            .filter(|(c, _)| self.cameras.contains_key(*c))
+            .map(|(_, t)| *t)
+            .min();
+        let fallback = if located.is_none() {
+            self.clocks.values().copied().max()
+        } else {
+            None
+        };
+        [located, fallback, self.watermark]
+            .into_iter()
+            .flatten()
+            .max()
+    }
+
+    fn advance(&mut self, out: &mut Vec<Incident>) {
         let mut touched = BTreeSet::new();
         let mut evict = Vec::new();
-        for (seq, slot) in self.slots.iter_mut() {
+        let mut close = Vec::new();
+        for (seq, slot) in &self.slots {
+            let Some(t) = self.slot_clock(slot) else {
+                continue;
+            };
             if slot.inc.state == IncidentState::Closed {
                 if t >= slot.inc.last_seen + self.s.close_after + self.s.lateness {
                     evict.push(*seq);
@@ -359,13 +455,18 @@ impl Fusion {
                 && slot.ongoing.is_empty()
                 && t >= slot.inc.last_seen + self.s.close_after
             {
+                close.push(*seq);
+            }
+        }
+        for seq in close {
+            if let Some(slot) = self.slots.get_mut(&seq) {
                 slot.inc.state = IncidentState::Closed;
                 slot.inc.notes.push(format!(
                     "Closed by fusion: no new evidence since {}.",
                     slot.inc.last_seen.format("%Y-%m-%d %H:%M:%S UTC")
                 ));
                 self.stats.closed += 1;
-                touched.insert(*seq);
+                touched.insert(seq);
             }
         }
         for seq in evict {
@@ -375,15 +476,17 @@ impl Fusion {
                 self.stats.evicted += 1;
             }
         }
-        if self
-            .last_prune
-            .is_none_or(|p| t - p >= Duration::minutes(10))
-        {
-            self.last_prune = Some(t);
-            let before = t - self.s.lateness - self.s.after - self.s.before;
-            let n = self.hotspots.prune(before);
-            if n > 0 {
-                debug!(pruned = n, "Forgot hotspots no late event can join.");
+        if let Some(t) = self.prune_clock() {
+            if self
+                .last_prune
+                .is_none_or(|p| t - p >= Duration::minutes(10))
+            {
+                self.last_prune = Some(t);
+                let before = t - self.s.lateness - self.s.after - self.s.before;
+                let n = self.hotspots.prune(before);
+                if n > 0 {
+                    debug!(pruned = n, "Forgot hotspots no late event can join.");
+                }
             }
         }
         self.emit(touched, out);
@@ -537,6 +640,7 @@ impl Fusion {
                 fix_note: None,
                 merged_into: None,
                 last_emit: None,
+                cones: BTreeMap::new(),
             },
         );
         seq
@@ -558,14 +662,14 @@ impl Fusion {
     /// End of the camera evidence window, extended to the watermark while events go on.
     fn cam_end(&self, slot: &Slot) -> Option<UtcTime> {
         let (_, l) = slot.cam?;
-        Some(match (slot.ongoing.is_empty(), self.watermark) {
+        Some(match (slot.ongoing.is_empty(), self.slot_clock(slot)) {
             (false, Some(w)) => l.max(w),
             _ => l,
         })
     }
 
     fn active_end(&self, slot: &Slot) -> UtcTime {
-        match (slot.ongoing.is_empty(), self.watermark) {
+        match (slot.ongoing.is_empty(), self.slot_clock(slot)) {
             (false, Some(w)) => slot.inc.last_seen.max(w),
             _ => slot.inc.last_seen,
         }
@@ -653,6 +757,7 @@ impl Fusion {
 
     fn fire_event(&mut self, ev: &Event, touched: &mut BTreeSet<u64>) {
         let sector = self.sector_for(ev);
+        let gw = self.s.group_window;
         if sector.is_none() {
             self.stats.events_without_bearing += 1;
             debug!(event = %ev.id, camera = %ev.camera, "Fire-like event without a bearing (no geo, preset or box).");
@@ -667,7 +772,7 @@ impl Fusion {
                     touched.insert(seq);
                     return;
                 }
-                join_event(slot, ev, sector, false);
+                join_event(slot, ev, sector, false, gw);
                 touched.insert(seq);
                 self.absorb(seq, touched);
                 return;
@@ -684,7 +789,7 @@ impl Fusion {
         let seq = match best {
             Some((_, seq)) => {
                 if let Some(slot) = self.slots.get_mut(&seq) {
-                    join_event(slot, ev, sector, true);
+                    join_event(slot, ev, sector, true, gw);
                 }
                 seq
             }
@@ -707,7 +812,7 @@ impl Fusion {
                 };
                 let seq = self.insert_slot(inc);
                 if let Some(slot) = self.slots.get_mut(&seq) {
-                    join_event(slot, ev, sector, false);
+                    join_event(slot, ev, sector, false, gw);
                     let first = slot.inc.notes.pop().unwrap_or_default();
                     slot.inc.notes.push(format!("Opened: {first}"));
                 }
@@ -821,7 +926,7 @@ impl Fusion {
             return;
         }
         if self
-            .watermark
+            .clock_at(&h.location)
             .is_some_and(|w| h.acquired_at < w - self.s.lateness)
         {
             self.stats.too_late += 1;
@@ -982,6 +1087,13 @@ impl Fusion {
         for s in &src.inc.sectors {
             upsert_sector(&mut dst.inc, s.clone());
         }
+        dst.cones.append(&mut src.cones);
+        let cams: BTreeSet<CameraId> = dst.cones.values().map(|c| c.camera.clone()).collect();
+        for c in &cams {
+            if let Some(extent) = camera_extent(&mut dst.cones, c, self.s.group_window) {
+                upsert_sector(&mut dst.inc, extent);
+            }
+        }
         for id in &src.hotspot_ids {
             if let Some(e) = self.hotspots.get_mut(*id) {
                 e.incident = Some(into);
@@ -1138,8 +1250,35 @@ fn upsert_sector(inc: &mut Incident, s: Sector) {
     }
 }
 
+/// One camera's sector on an incident: the angular span of the cones of its events seen
+/// within `window` of its newest one (older cones are forgotten). A fire that shows as
+/// several boxes (flames here, smoke there) is one bearing span, not whichever box moved last.
+fn camera_extent(
+    cones: &mut BTreeMap<String, Sector>,
+    camera: &CameraId,
+    window: Duration,
+) -> Option<Sector> {
+    let newest = cones
+        .values()
+        .filter(|c| &c.camera == camera)
+        .max_by_key(|c| c.at)?
+        .clone();
+    cones.retain(|_, c| &c.camera != camera || c.at >= newest.at - window);
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for c in cones.values().filter(|c| &c.camera == camera) {
+        let mid = lookout_core::geo::angle_diff_deg(c.bearing_deg, newest.bearing_deg);
+        lo = lo.min(mid - c.half_width_deg);
+        hi = hi.max(mid + c.half_width_deg);
+    }
+    Some(Sector {
+        bearing_deg: (newest.bearing_deg + (lo + hi) / 2.0).rem_euclid(360.0),
+        half_width_deg: (hi - lo) / 2.0,
+        ..newest
+    })
+}
+
 /// Adds a fire-like event to an incident's slot.
-fn join_event(slot: &mut Slot, ev: &Event, sector: Option<Sector>, note: bool) {
+fn join_event(slot: &mut Slot, ev: &Event, sector: Option<Sector>, note: bool, window: Duration) {
     let known = slot.inc.events.iter().any(|e| e.id == ev.id);
     upsert_event(&mut slot.inc, ev);
     span_add(&mut slot.cam, ev.first_seen, ev.last_seen);
@@ -1163,7 +1302,11 @@ fn join_event(slot: &mut Slot, ev: &Event, sector: Option<Sector>, note: bool) {
         })
         .unwrap_or_default();
     if let Some(s) = sector {
-        upsert_sector(&mut slot.inc, s);
+        let camera = s.camera.clone();
+        slot.cones.insert(ev.id.clone(), s);
+        if let Some(extent) = camera_extent(&mut slot.cones, &camera, window) {
+            upsert_sector(&mut slot.inc, extent);
+        }
     }
     if !known || note {
         slot.inc.notes.push(format!(

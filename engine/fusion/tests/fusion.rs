@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use lookout_core::{
     EventKind, EventPhase, GeoPoint, Hotspot, Incident, IncidentConfidence, IncidentKind,
-    IncidentState, LocationMethod,
+    IncidentState, LocationMethod, UtcTime,
 };
 use lookout_fusion::firms::{self, FirmsFormat};
 use lookout_fusion::{Fusion, HotspotFeed};
@@ -1200,4 +1200,194 @@ fn more_of_the_same_evidence_is_folded_into_one_revision_per_interval() {
         .map(|i| i.revision)
         .collect();
     assert_eq!(revs, vec![1, 2, 3]);
+}
+
+// ---------------------------------------------------------------- clocks and extents
+
+/// The Rhodes towers plus a live camera without geo (like the demo's looped house fire).
+fn rhodes_with_live_camera() -> Fusion {
+    let path = samples().join("fusion/rhodes.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(
+        "\n[[cameras]]\nid = \"live\"\nsource = { kind = \"test\", pattern = \"smpte\" }\nfps = 1\n",
+    );
+    let cfg = lookout_config::parse(&text, "rhodes+live", path.parent().unwrap()).unwrap();
+    Fusion::new(&cfg).unwrap()
+}
+
+fn live_fire(first: UtcTime, last: UtcTime, phase: EventPhase) -> lookout_core::Event {
+    lookout_core::Event {
+        id: "live:fire:t1".into(),
+        camera: std::sync::Arc::from("live"),
+        kind: EventKind::Fire,
+        phase,
+        track: Some(1),
+        zone: None,
+        preset: None,
+        best_score: 0.9,
+        first_seen: first,
+        last_seen: last,
+        bbox: None,
+        frame_size: None,
+        snapshot: None,
+        count: None,
+        detail: String::new(),
+    }
+}
+
+/// Replays the demo's situation: towers "as of" 2023-07-22 next to a live camera whose
+/// clock reads today. Returns the incidents fusion holds at the end.
+fn towers_beside_a_live_camera(per_camera_clocks: bool) -> Fusion {
+    use chrono::TimeZone;
+    let mut f = rhodes_with_live_camera();
+    let mut out = Vec::new();
+    // Every hotspot of the file at once, as the demo's file source delivers them.
+    let all = firms::parse_file(&hotspots_file(RHODES)).unwrap().hotspots;
+    f.on_hotspots(all, &mut out);
+    let now = chrono::Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    f.on_event(&live_fire(now, now, EventPhase::Start), &mut out);
+    if per_camera_clocks {
+        f.on_camera_watermark("live", now, &mut out);
+    } else {
+        f.on_watermark(now, &mut out);
+    }
+    let (a, b) = ("tower-attavyros", "tower-tsambika");
+    let az_a = f.camera(a).unwrap().position.bearing_to(&CENTROID);
+    let az_b = f.camera(b).unwrap().position.bearing_to(&CENTROID);
+    let (t0, t1) = (t(22, 11, 20), t(22, 11, 30));
+    let ea = aimed_event(&f, "a1", a, None, az_a, t0, t1, EventPhase::Start);
+    let eb = aimed_event(&f, "b1", b, Some("sw"), az_b, t0, t1, EventPhase::Start);
+    for (cam, ev) in [(a, ea), (b, eb)] {
+        f.on_event(&ev, &mut out);
+        if per_camera_clocks {
+            f.on_camera_watermark(cam, t1, &mut out);
+        }
+    }
+    f
+}
+
+#[test]
+fn replayed_towers_beside_a_live_camera_are_still_corroborated() {
+    let f = towers_beside_a_live_camera(true);
+    let towers: Vec<&Incident> = f
+        .incidents()
+        .filter(|i| i.cameras.iter().any(|c| c.starts_with("tower")))
+        .collect();
+    assert_eq!(towers.len(), 1, "{towers:#?}");
+    let fire = towers[0];
+    assert_eq!(fire.state, IncidentState::New);
+    assert_eq!(fire.confidence, IncidentConfidence::CameraSatellite);
+    assert_eq!(fire.cameras.len(), 2);
+    assert!(fire.hotspots.len() >= 193, "{}", fire.hotspots.len());
+    let live = f
+        .incident("fire-live:fire:t1")
+        .expect("the live camera's incident");
+    assert_eq!(live.state, IncidentState::New);
+
+    // One shared watermark instead: the live clock is three years ahead, so the 2023 pass
+    // has closed and been forgotten before the towers see the fire.
+    let g = towers_beside_a_live_camera(false);
+    assert!(
+        g.incidents()
+            .filter(|i| i.cameras.iter().any(|c| c.starts_with("tower")))
+            .all(|i| i.confidence != IncidentConfidence::CameraSatellite),
+        "a shared watermark should not corroborate here"
+    );
+}
+
+#[test]
+fn each_incident_closes_by_its_own_cameras_clock() {
+    use chrono::TimeZone;
+    let mut f = towers_beside_a_live_camera(true);
+    let mut out = Vec::new();
+    let now = chrono::Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    f.on_event(&live_fire(now, now, EventPhase::End), &mut out);
+    // Seven hours later on the live camera's clock: its fire is quiet past close_after_s.
+    f.on_camera_watermark("live", now + chrono::Duration::hours(7), &mut out);
+    let live = f.incident("fire-live:fire:t1").unwrap();
+    assert_eq!(live.state, IncidentState::Closed);
+    let tower = f
+        .incidents()
+        .find(|i| i.cameras.iter().any(|c| c.starts_with("tower")))
+        .unwrap();
+    assert_eq!(
+        tower.state,
+        IncidentState::New,
+        "the towers' clock has not moved"
+    );
+    // The towers' own clock moves on past close_after_s after their events end.
+    for (cam, id) in [("tower-attavyros", "a1"), ("tower-tsambika", "b1")] {
+        let g = f.camera(cam).unwrap();
+        let az = g.position.bearing_to(&CENTROID);
+        let preset = (cam == "tower-tsambika").then_some("sw");
+        let end = aimed_event(
+            &f,
+            id,
+            cam,
+            preset,
+            az,
+            t(22, 11, 20),
+            t(22, 11, 40),
+            EventPhase::End,
+        );
+        f.on_event(&end, &mut out);
+    }
+    f.on_camera_watermark("tower-attavyros", t(22, 22, 0), &mut out);
+    let tower = f
+        .incidents()
+        .find(|i| i.cameras.iter().any(|c| c.starts_with("tower")))
+        .unwrap();
+    assert_eq!(tower.state, IncidentState::Closed);
+}
+
+#[test]
+fn a_fire_seen_as_several_boxes_is_one_bearing_span_per_camera() {
+    let cfg = rhodes_config();
+    let mut f = Fusion::new(&cfg).unwrap();
+    let mut out = Vec::new();
+    let (a, b) = ("tower-attavyros", "tower-tsambika");
+    let az_a = f.camera(a).unwrap().position.bearing_to(&CENTROID);
+    let az_b = f.camera(b).unwrap().position.bearing_to(&CENTROID);
+    let (t0, t1) = (t(22, 11, 20), t(22, 11, 30));
+    let ev = |f: &Fusion, id: &str, cam: &str, az: f64, first, last| {
+        let preset = (cam == b).then_some("sw");
+        aimed_event(f, id, cam, preset, az, first, last, EventPhase::Update)
+    };
+    // Flames left of the true bearing, smoke right of it, seen from Attavyros.
+    for e in [
+        ev(&f, "a-left", a, az_a - 1.5, t0, t1),
+        ev(&f, "b1", b, az_b, t0, t1),
+        ev(&f, "a-right", a, az_a + 1.5, t0, t1),
+    ] {
+        f.on_event(&e, &mut out);
+    }
+    let fires: Vec<&Incident> = f.incidents().filter(|i| !i.events.is_empty()).collect();
+    assert_eq!(fires.len(), 1, "{fires:#?}");
+    let one = ev(&f, "probe", a, az_a, t0, t1);
+    let single = f
+        .camera(a)
+        .unwrap()
+        .bearing(one.bbox.as_ref().unwrap(), (1920, 1080), None, 0.5);
+    let single_half = single.unwrap().half_width_deg;
+    let sa = fires[0]
+        .sectors
+        .iter()
+        .find(|s| s.camera.as_ref() == a)
+        .unwrap();
+    assert!(
+        lookout_core::geo::angle_diff_deg(sa.bearing_deg, az_a).abs() < 0.2,
+        "span centred on the fire: {} vs {az_a}",
+        sa.bearing_deg
+    );
+    assert!(sa.half_width_deg > single_half + 1.4, "{sa:?}");
+    let loc = fires[0].location.as_ref().unwrap();
+    assert_eq!(loc.method, LocationMethod::Triangulated);
+    assert!(loc.point.distance_m(&CENTROID) < 300.0, "{:?}", loc.point);
+    // Boxes older than group_window_s (600 s) no longer widen the span.
+    let later = ev(&f, "a-right", a, az_a + 1.5, t(22, 11, 45), t(22, 11, 45));
+    f.on_event(&later, &mut out);
+    let inc = f.incidents().find(|i| !i.events.is_empty()).unwrap();
+    let sa = inc.sectors.iter().find(|s| s.camera.as_ref() == a).unwrap();
+    assert!((sa.half_width_deg - single_half).abs() < 0.2, "{sa:?}");
+    assert!(lookout_core::geo::angle_diff_deg(sa.bearing_deg, az_a + 1.5).abs() < 0.2);
 }

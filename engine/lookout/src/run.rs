@@ -22,7 +22,7 @@ use lookout_config::Config;
 use lookout_core::{
     CameraHealth, CameraId, Event, Frame, FrameHub, FrameRing, Hotspot, Incident, StageMsg,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use tracing::{error, info, warn};
 
 /// Options of `lookout run` beyond the config file.
@@ -380,15 +380,26 @@ fn fusion_loop(
     let mut out = Vec::new();
     let mut hotspots = hotspots;
     let mut batch: Vec<Hotspot> = Vec::new();
-    // Event time: the newest capture time seen. Fusion joins and closes by it, never by
-    // the wall clock, so replayed footage "as of" a past date fuses like live footage.
-    let mut watermark: Option<lookout_core::UtcTime> = None;
+    // Event time, per camera: the newest capture time each camera's events carry. Fusion
+    // joins and closes by it, never by the wall clock, so footage replayed "as of" a past
+    // date fuses like live footage, beside live cameras, without one clock closing the
+    // other's incidents. Advanced once a tick for the cameras that moved.
+    let mut clocks: BTreeMap<CameraId, (lookout_core::UtcTime, bool)> = BTreeMap::new();
     let tick = crossbeam_channel::tick(Duration::from_secs(1));
     loop {
         select! {
             recv(events) -> e => match e {
                 Ok(ev) => {
-                    watermark = Some(watermark.map_or(ev.last_seen, |w| w.max(ev.last_seen)));
+                    match clocks.get_mut(&ev.camera) {
+                        Some((t, moved)) if ev.last_seen > *t => {
+                            *t = ev.last_seen;
+                            *moved = true;
+                        }
+                        Some(_) => {}
+                        None => {
+                            clocks.insert(ev.camera.clone(), (ev.last_seen, true));
+                        }
+                    }
                     fusion.on_event(&ev, &mut out)
                 }
                 // Rules has stopped: the engine is shutting down.
@@ -411,8 +422,10 @@ fn fusion_loop(
                 Err(_) => hotspots = crossbeam_channel::never(),
             },
             recv(tick) -> _ => {
-                if let Some(w) = watermark {
-                    fusion.on_watermark(w, &mut out);
+                for (camera, (t, moved)) in clocks.iter_mut() {
+                    if std::mem::take(moved) {
+                        fusion.on_camera_watermark(camera, *t, &mut out);
+                    }
                 }
             }
         }

@@ -324,8 +324,16 @@ async fn ca_file_problems_name_the_sink_and_the_file() {
     let dir = tempfile::tempdir().unwrap();
     make_certs(dir.path());
     let rt = tokio::runtime::Handle::current();
+    // The config check refuses such files (lookout-config's tests); a file can still go
+    // missing or change after the check, so the engine reads it again when the sink
+    // starts. The config is loaded with the good CA, then pointed at the bad file.
     let open_err = |ca: &str| {
-        let cfg = config(dir.path(), "https://127.0.0.1:9/hook", Some(ca));
+        let mut cfg = config(dir.path(), "https://127.0.0.1:9/hook", Some("ca.pem"));
+        if let lookout_config::alerts::SinkConfig::Webhook { ca_file, .. } =
+            &mut cfg.alerts.sinks[0]
+        {
+            *ca_file = Some(ca.to_string());
+        }
         match Alerts::open(&cfg, &rt) {
             Ok(_) => panic!("ca_file {ca} was accepted"),
             Err(e) => e.to_string(),
@@ -363,6 +371,13 @@ async fn ca_file_problems_name_the_sink_and_the_file() {
     let e = check("http://127.0.0.1:9/hook", Some("ca.pem"));
     assert!(
         e.contains("alerts.sinks[0].ca_file") && e.contains("https://"),
+        "{e}"
+    );
+    let e = check("https://127.0.0.1:9/hook", Some("server.key"));
+    assert!(
+        e.contains("alerts.sinks[0].ca_file")
+            && e.contains("server.key")
+            && e.contains("no certificate"),
         "{e}"
     );
     let e = check("ftp://127.0.0.1/hook", None);

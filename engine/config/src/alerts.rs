@@ -130,8 +130,10 @@ pub enum SinkConfig {
         timeout_s: f64,
         /// PEM file with a site's own CA certificate(s), trusted in addition to the Mozilla
         /// roots (https:// only). A relative path resolves against the config file's
-        /// directory. Read when the engine starts: an unreadable file or one without a
-        /// certificate stops the start with an error naming the sink and the file.
+        /// directory. Checked when the config loads (so by `lookout check-config` too,
+        /// [`AlertsConfig::validate_files`]): a missing or unreadable file, or one without
+        /// a PEM certificate, is an error on this key naming the file. Read again when the
+        /// engine starts, where a certificate that cannot be a CA is also refused.
         #[serde(default)]
         ca_file: Option<String>,
         /// Retry timing.
@@ -403,6 +405,31 @@ impl AlertsConfig {
 }
 
 impl AlertsConfig {
+    /// Checks the files this section names, relative paths against `base_dir` (the config
+    /// file's directory): each `https://` webhook's `ca_file` must be readable and hold at
+    /// least one PEM certificate block. Problems are reported on the key
+    /// (`alerts.sinks[N].ca_file`) and name the file. An empty `ca_file`, or one on an
+    /// `http://` URL, is reported by [`AlertsConfig::validate`] instead.
+    pub fn validate_files(&self, base_dir: &std::path::Path, v: &mut Validator) {
+        for (i, s) in self.sinks.iter().enumerate() {
+            let SinkConfig::Webhook {
+                url,
+                ca_file: Some(f),
+                ..
+            } = s
+            else {
+                continue;
+            };
+            if f.trim().is_empty() || !url.value().starts_with("https://") {
+                continue;
+            }
+            let path = base_dir.join(f.as_str());
+            if let Err(msg) = check_pem_certificates(&path) {
+                v.error(format!("alerts.sinks[{i}].ca_file"), msg);
+            }
+        }
+    }
+
     /// A copy with relative webhook `ca_file` paths resolved against `base_dir` (the
     /// config file's directory).
     pub fn with_paths_resolved(&self, base_dir: &std::path::Path) -> AlertsConfig {
@@ -429,4 +456,58 @@ fn validate_retry(v: &mut Validator, p: &str, r: &RetryConfig) {
         format!("{p}.retry.max_s"),
         "must be at least retry.initial_s",
     );
+}
+
+/// Checks that `path` is a readable PEM file with at least one well-formed
+/// `CERTIFICATE` block; returns how many. The error names the file and says what is wrong.
+/// (The blocks' DER content is parsed when the sink starts.)
+fn check_pem_certificates(path: &std::path::Path) -> Result<usize, String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let shown = path.display();
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "{shown}: not found (a relative path resolves against the config file's directory)"
+            ))
+        }
+        Err(e) => return Err(format!("{shown}: cannot read it: {e}")),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let mut rest: &str = &text;
+    let mut n = 0;
+    while let Some(i) = rest.find(BEGIN) {
+        n += 1;
+        let after = &rest[i + BEGIN.len()..];
+        let Some(j) = after.find(END) else {
+            return Err(format!(
+                "{shown}: certificate #{n} has no \"{END}\" line (truncated PEM file?)"
+            ));
+        };
+        let body: Vec<u8> = after[..j]
+            .bytes()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        let data = body.iter().take_while(|&&b| b != b'=').count();
+        let base64 = !body.is_empty()
+            && body.len().is_multiple_of(4)
+            && body.len() - data <= 2
+            && body[..data]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+            && body[data..].iter().all(|&b| b == b'=');
+        if !base64 {
+            return Err(format!(
+                "{shown}: certificate #{n} is not valid PEM (its body is not base64)"
+            ));
+        }
+        rest = &after[j + END.len()..];
+    }
+    if n == 0 {
+        return Err(format!(
+            "{shown}: no certificate in it (expected PEM \"{BEGIN}\" blocks with the site's CA certificate(s))"
+        ));
+    }
+    Ok(n)
 }

@@ -262,6 +262,7 @@ pub fn parse(src: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigE
     cfg.rules.validate(&mut v, &ctx);
     cfg.fusion.validate(&mut v, &ctx);
     cfg.alerts.validate(&mut v, &ctx);
+    cfg.alerts.validate_files(&cfg.base_dir, &mut v);
     cfg.server.validate(&mut v, &ctx);
     problems.extend(v.problems.into_iter().map(|(p, m)| (p, m, None)));
 

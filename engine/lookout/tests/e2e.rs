@@ -3,11 +3,10 @@
 //! fusion, and a clean shutdown on SIGTERM.
 
 mod common;
-use common::repo;
-use common::shared;
+use common::{person_clip, repo, shared};
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,28 +15,6 @@ fn free_udp_port() -> u16 {
         .and_then(|s| s.local_addr())
         .map(|a| a.port())
         .expect("a free UDP port")
-}
-
-/// Builds a short H.264 clip of real pedestrians from the Penn-Fudan stills (2 images/s).
-fn person_clip(dir: &Path) -> PathBuf {
-    let out = dir.join("people.mkv");
-    let images = shared().join("datasets/pennfudan-person/images");
-    let status = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-framerate", "2", "-pattern_type", "glob", "-i"])
-        .arg(images.join("FudanPed000*.jpg"))
-        .args([
-            "-vf",
-            "scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p",
-            "-c:v",
-            "libx264",
-            "-g",
-            "10",
-        ])
-        .arg(&out)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(status.success(), "ffmpeg could not build the person clip");
-    out
 }
 
 fn start_engine(config: &Path, data: &Path) -> Child {

@@ -1,0 +1,205 @@
+//! The embedded default config (the README's demo) through the real binary: the two Rhodes
+//! towers replay footage "as of" 2023-07-22 11:20 UTC beside live cameras, and the operator
+//! must see one fire, located by the towers' bearings and corroborated by the real VIIRS
+//! pass of 11:28 (a `camera+satellite` incident), within a minute or two.
+
+mod common;
+use common::{person_clip, repo, shared};
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Centroid of the 2023-07-22 11:28 UTC Suomi-NPP pass over Rhodes.
+const PASS_LAT: f64 = 36.11511;
+const PASS_LON: f64 = 27.97596;
+
+/// The embedded default, made runnable from a temporary directory: an ephemeral UI port,
+/// absolute model manifests, and the pedestrian clip the run script would build.
+fn demo_config(dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(repo().join("configs/default.toml")).expect("default");
+    let models = repo().join("models");
+    let clip = person_clip(dir);
+    let mut replaced = 0;
+    let text: String = text
+        .lines()
+        .map(|l| {
+            let out = if l.trim() == "port = 8080" {
+                "port = 0".to_string()
+            } else if l.contains("manifest = \"models/") {
+                l.replace("\"models/", &format!("\"{}/", models.display()))
+            } else if l.contains("data/samples/people.mkv") {
+                l.replace("data/samples/people.mkv", &clip.display().to_string())
+            } else {
+                return l.to_string();
+            };
+            replaced += 1;
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        replaced, 4,
+        "the default config changed shape; update this test"
+    );
+    let path = dir.join("demo.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn http_get(addr: &str, path: &str) -> std::io::Result<Value> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(body)
+        .map_err(|e| std::io::Error::other(format!("{path}: {e}: {body:.200}")))
+}
+
+fn incidents(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a.clone(),
+        _ => v["incidents"].as_array().cloned().unwrap_or_default(),
+    }
+}
+
+fn is_tower_fire(i: &Value) -> bool {
+    i["kind"] == "fire"
+        && i["cameras"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c.as_str().is_some_and(|c| c.starts_with("tower-")))
+        })
+}
+
+struct Engine(Child);
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn embedded_demo_shows_one_satellite_corroborated_tower_fire() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = demo_config(dir.path());
+    let data = dir.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("LOOKOUT_SHARED", shared())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.path().join("lookout.log")).expect("log file"),
+        ))
+        .spawn()
+        .expect("lookout starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut engine = Engine(child);
+
+    // "Lookout is running: open http://127.0.0.1:PORT/"
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.split("http://").nth(1) {
+                let _ = tx.send(url.trim_end_matches('/').to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the engine prints its UI URL");
+
+    // Poll the operator's API until the towers' fire is corroborated (bounded).
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let fire = loop {
+        assert!(
+            engine.0.try_wait().expect("wait").is_none(),
+            "the engine exited early; see {}",
+            dir.path().join("lookout.log").display()
+        );
+        let list = http_get(&addr, "/api/incidents?kind=fire&limit=1000")
+            .map(|v| incidents(&v))
+            .unwrap_or_default();
+        let found = list.iter().find(|i| {
+            is_tower_fire(i)
+                && i["confidence"] == "camera+satellite"
+                && i["cameras"].as_array().is_some_and(|c| c.len() == 2)
+        });
+        if let Some(f) = found {
+            break f.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no camera+satellite tower fire within 150 s; tower incidents: {:#}",
+            Value::Array(list.into_iter().filter(is_tower_fire).collect())
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+
+    // The full incident: located by the towers' bearings, near the satellite pass.
+    let id = fire["id"].as_str().expect("id").to_string();
+    let full = http_get(&addr, &format!("/api/incidents/{id}")).expect("incident");
+    let inc = if full.get("incident").is_some() {
+        full["incident"].clone()
+    } else {
+        full
+    };
+    assert_eq!(inc["location"]["method"], "triangulated", "{inc:#}");
+    let (lat, lon) = (
+        inc["location"]["point"]["lat"].as_f64().expect("lat"),
+        inc["location"]["point"]["lon"].as_f64().expect("lon"),
+    );
+    let dy = (lat - PASS_LAT) * 111_195.0;
+    let dx = (lon - PASS_LON) * 111_195.0 * PASS_LAT.to_radians().cos();
+    let off_m = (dx * dx + dy * dy).sqrt();
+    assert!(off_m < 2_000.0, "triangulated {off_m:.0} m from the pass");
+    assert!(
+        inc["hotspots"].as_array().map_or(0, Vec::len) >= 100,
+        "the pass's hotspots are attached"
+    );
+
+    // One fire, not fragments: no other open tower incident.
+    let list = incidents(&http_get(&addr, "/api/incidents?kind=fire&limit=1000").expect("list"));
+    let open: Vec<&Value> = list
+        .iter()
+        .filter(|i| is_tower_fire(i) && i["state"] != "closed")
+        .collect();
+    assert_eq!(
+        open.len(),
+        1,
+        "one open tower fire: {:#}",
+        Value::Array(open.into_iter().cloned().collect())
+    );
+    // The live house camera's fire is there too, on its own clock, and still open.
+    assert!(
+        list.iter().any(|i| i["cameras"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c == "house6"))
+            && i["state"] != "closed"),
+        "the looped house fire is an open incident"
+    );
+
+    let pid = engine.0.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let t0 = Instant::now();
+    while engine.0.try_wait().expect("wait").is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "clean stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,13 +1,16 @@
-//! The webhook client: HTTP/1.1 POST to `http://` or `https://` URLs, one request per
-//! connection (`Connection: close`), a timeout around the whole exchange, the status code
-//! back.
+//! The webhook client: HTTP/1.1 POST to `http://` or `https://` URLs, a timeout around the
+//! whole exchange, the status code back.
 //!
-//! * `http://`: a minimal async HTTP/1.1 exchange on tokio (no thread hop: the cheapest path
-//!   for local receivers and the outbox benchmark).
+//! * `http://`: a minimal async HTTP/1.1 exchange on tokio, one request per connection
+//!   (`Connection: close`; no thread hop: the cheapest path for local receivers and the
+//!   outbox benchmark).
 //! * `https://`: `ureq` (blocking, run on tokio's blocking pool) with rustls + ring, the same
 //!   small TLS stack the FIRMS client uses, no OpenSSL. Servers are verified against the
 //!   bundled Mozilla roots (`webpki-roots`, so it works offline) plus, optionally, a site's
-//!   own CA certificates from a PEM file (`ca_file`). Verification is never disabled.
+//!   own CA certificates from a PEM file (`ca_file`). Verification is never disabled. The
+//!   connection is kept alive between POSTs (one agent per sink, one idle connection kept),
+//!   so a backlog drains without a TCP and TLS handshake per notification; a kept
+//!   connection the server has closed meanwhile is noticed before it is reused.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -130,7 +133,8 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, S
 #[derive(Clone)]
 pub struct WebhookClient {
     url: HttpUrl,
-    /// For `https://`: the agent (with its TLS trust) and the URL string it is given.
+    /// For `https://`: the agent (with its TLS trust and its pool of kept-alive
+    /// connections, shared by clones) and the URL string it is given.
     tls: Option<(ureq::Agent, String)>,
     timeout: Duration,
 }
@@ -158,7 +162,9 @@ impl WebhookClient {
                 .tls_config(tls_config(ca_file)?)
                 .timeout(timeout)
                 .redirects(0)
-                .max_idle_connections(0)
+                // Keep-alive: one sink delivers one notification at a time to one host.
+                .max_idle_connections(IDLE_CONNECTIONS)
+                .max_idle_connections_per_host(IDLE_CONNECTIONS)
                 .user_agent("lookout")
                 .build();
             Some((agent, url.to_url()))
@@ -189,16 +195,16 @@ impl WebhookClient {
             .collect();
         let body = body.to_vec();
         let job = tokio::task::spawn_blocking(move || {
-            let mut req = agent
-                .post(&url)
-                .set("Content-Type", "application/json")
-                .set("Connection", "close");
+            let mut req = agent.post(&url).set("Content-Type", "application/json");
             for (k, v) in &headers {
                 req = req.set(k, v);
             }
             match req.send_bytes(&body) {
-                Ok(resp) => Ok(resp.status()),
-                Err(ureq::Error::Status(code, _)) => Ok(code),
+                Ok(resp) => Ok(drain(resp)),
+                Err(ureq::Error::Status(code, resp)) => {
+                    drain(resp);
+                    Ok(code)
+                }
                 Err(ureq::Error::Transport(t)) => Err(describe(&t)),
             }
         });
@@ -212,6 +218,25 @@ impl WebhookClient {
     fn late(&self) -> String {
         format!("no response within {:.1} s", self.timeout.as_secs_f64())
     }
+}
+
+/// Idle HTTPS connections an agent (a sink) keeps for the next POST.
+const IDLE_CONNECTIONS: usize = 2;
+
+/// A response body longer than this is not read: its connection is closed instead of kept.
+const MAX_DRAINED_BODY: u64 = 64 * 1024;
+
+/// Reads (and drops) a response's body, so that its connection goes back to the agent's
+/// pool (ureq keeps a connection only once its response was read to the end). Returns the
+/// status code.
+fn drain(resp: ureq::Response) -> u16 {
+    use std::io::Read;
+    let status = resp.status();
+    let _ = std::io::copy(
+        &mut resp.into_reader().take(MAX_DRAINED_BODY),
+        &mut std::io::sink(),
+    );
+    status
 }
 
 /// One plain-HTTP exchange: send the request, read the status line.

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,20 +64,35 @@ fn make_certs(dir: &Path) {
     );
 }
 
-/// One request the receiver answered: (Idempotency-Key, Authorization, body JSON).
+/// One request the receiver answered 200: (Idempotency-Key, Authorization, body JSON).
 type Seen = Arc<Mutex<Vec<(String, String, serde_json::Value)>>>;
 
 struct Receiver {
     port: u16,
     /// TCP connections accepted (TLS handshakes attempted).
     connections: Arc<AtomicUsize>,
+    /// TCP connections ended (closed by either side).
+    closed: Arc<AtomicUsize>,
     /// Complete requests answered 200.
     seen: Seen,
     /// How many of the next complete requests are answered 503.
     fail_next: Arc<AtomicUsize>,
+    /// When set, the server closes each connection right after its answer without saying
+    /// so (no `Connection: close`), as a server whose keep-alive timeout expired does.
+    drop_after_answer: Arc<AtomicBool>,
 }
 
-/// A real HTTPS webhook receiver on 127.0.0.1:0 presenting `server.pem`.
+/// What one connection's handler shares with the test.
+#[derive(Clone)]
+struct Shared {
+    seen: Seen,
+    fail_next: Arc<AtomicUsize>,
+    drop_after_answer: Arc<AtomicBool>,
+}
+
+/// A real HTTPS webhook receiver on 127.0.0.1:0 presenting `server.pem`. It speaks
+/// HTTP/1.1 with keep-alive: requests are answered one after another on a connection until
+/// the client closes it (or says `Connection: close`).
 fn https_receiver(certs: &Path) -> Receiver {
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_file_iter(certs.join("server.pem"))
@@ -98,31 +113,37 @@ fn https_receiver(certs: &Path) -> Receiver {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let connections = Arc::new(AtomicUsize::new(0));
-    let seen: Seen = Arc::default();
-    let fail_next = Arc::new(AtomicUsize::new(0));
-    let (c2, s2, f2) = (connections.clone(), seen.clone(), fail_next.clone());
+    let closed = Arc::new(AtomicUsize::new(0));
+    let shared = Shared {
+        seen: Arc::default(),
+        fail_next: Arc::new(AtomicUsize::new(0)),
+        drop_after_answer: Arc::new(AtomicBool::new(false)),
+    };
+    let (c2, d2, sh2) = (connections.clone(), closed.clone(), shared.clone());
     std::thread::spawn(move || {
         for sock in listener.incoming() {
             let Ok(sock) = sock else { return };
             c2.fetch_add(1, Ordering::SeqCst);
-            let (config, seen, fail) = (config.clone(), s2.clone(), f2.clone());
-            std::thread::spawn(move || serve_one(sock, config, seen, fail));
+            let (config, sh, done) = (config.clone(), sh2.clone(), d2.clone());
+            std::thread::spawn(move || {
+                serve(sock, config, &sh);
+                // The socket was dropped (closed) when `serve` returned.
+                done.fetch_add(1, Ordering::SeqCst);
+            });
         }
     });
     Receiver {
         port,
         connections,
-        seen,
-        fail_next,
+        closed,
+        seen: shared.seen,
+        fail_next: shared.fail_next,
+        drop_after_answer: shared.drop_after_answer,
     }
 }
 
-fn serve_one(
-    sock: std::net::TcpStream,
-    config: Arc<rustls::ServerConfig>,
-    seen: Seen,
-    fail_next: Arc<AtomicUsize>,
-) {
+/// Serves the requests of one connection, one after another.
+fn serve(sock: std::net::TcpStream, config: Arc<rustls::ServerConfig>, sh: &Shared) {
     let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = sock.set_write_timeout(Some(Duration::from_secs(5)));
     let Ok(conn) = rustls::ServerConnection::new(config) else {
@@ -131,57 +152,73 @@ fn serve_one(
     let mut tls = rustls::StreamOwned::new(conn, sock);
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    let (head_end, len) = loop {
-        // A client that rejects the certificate ends the handshake here with an error.
-        let Ok(n) = tls.read(&mut chunk) else { return };
-        if n == 0 {
+    loop {
+        let (head_end, len) = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                break (i + 4, len);
+            }
+            // A client that rejects the certificate ends the handshake here with an error;
+            // one that is done with a kept-alive connection closes it (0 bytes).
+            let Ok(n) = tls.read(&mut chunk) else { return };
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        while buf.len() < head_end + len {
+            let Ok(n) = tls.read(&mut chunk) else { return };
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                })
+                .unwrap_or_default()
+        };
+        let Ok(body) = serde_json::from_slice(&buf[head_end..head_end + len]) else {
+            let _ = tls.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            return;
+        };
+        let fail = sh
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let resp: &[u8] = if fail {
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+        } else {
+            sh.seen.lock().unwrap().push((
+                header("idempotency-key"),
+                header("authorization"),
+                body,
+            ));
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+        };
+        if tls.write_all(resp).and_then(|_| tls.flush()).is_err() {
             return;
         }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
-            let len = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            break (i + 4, len);
-        }
-    };
-    while buf.len() < head_end + len {
-        let Ok(n) = tls.read(&mut chunk) else { return };
-        if n == 0 {
+        buf.drain(..head_end + len);
+        if header("connection").eq_ignore_ascii_case("close")
+            || sh.drop_after_answer.load(Ordering::SeqCst)
+        {
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
             return;
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let header = |name: &str| {
-        head.lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-            })
-            .unwrap_or_default()
-    };
-    let Ok(body) = serde_json::from_slice(&buf[head_end..head_end + len]) else {
-        let _ = tls.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
-        return;
-    };
-    let fail = fail_next
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
-    let resp: &[u8] = if fail {
-        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    } else {
-        seen.lock()
-            .unwrap()
-            .push((header("idempotency-key"), header("authorization"), body));
-        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    };
-    let _ = tls.write_all(resp);
-    tls.conn.send_close_notify();
-    let _ = tls.flush();
 }
 
 /// A config file in `dir` with one webhook sink; `ca_file` as written (relative paths
@@ -384,4 +421,100 @@ async fn ca_file_problems_name_the_sink_and_the_file() {
     assert!(e.contains("alerts.sinks[0].url"), "{e}");
     assert_eq!(check("https://127.0.0.1:9/hook", Some("ca.pem")), "");
     assert_eq!(check("http://127.0.0.1:9/hook", None), "");
+}
+
+/// An HTTPS sink keeps its connection alive: a backlog of N notifications is delivered over
+/// one or two TCP connections (one TLS handshake each), not N. A kept connection that the
+/// server closed meanwhile (its keep-alive timeout) is not reused: the next delivery opens
+/// a new one and succeeds on its first attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_webhook_reuses_its_connection() {
+    const N: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    make_certs(&certs);
+    let rx = https_receiver(&certs);
+    let url = format!("https://127.0.0.1:{}/hook", rx.port);
+    let rt = tokio::runtime::Handle::current();
+    let cfg = config(dir.path(), &url, Some("certs/ca.pem"));
+    let a = Alerts::open(&cfg, &rt).unwrap();
+    let started = Instant::now();
+    for i in 0..N {
+        a.record_incident(&incident(&format!("k{i}"), &format!("cam{i}"), 1, 0), None)
+            .unwrap();
+    }
+    wait_until("the backlog drained", Duration::from_secs(30), || {
+        backlog(&a) == 0
+    })
+    .await;
+    let took = started.elapsed();
+    let keys: BTreeSet<String> = rx
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.0.clone())
+        .collect();
+    assert_eq!(keys.len(), N, "every notification arrived");
+    let conns = rx.connections.load(Ordering::SeqCst);
+    eprintln!(
+        "{N} HTTPS deliveries over {conns} TCP connection(s) in {:.0} ms",
+        took.as_secs_f64() * 1e3
+    );
+    assert!(
+        conns <= 2,
+        "{N} deliveries opened {conns} connections: the connection is not kept alive"
+    );
+    assert_eq!(failures(&a), 0);
+
+    // The server now closes each connection after its answer, without saying so.
+    rx.drop_after_answer.store(true, Ordering::SeqCst);
+    for i in 0..3 {
+        let before = rx.connections.load(Ordering::SeqCst);
+        a.record_incident(
+            &incident(&format!("late{i}"), &format!("late{i}"), 1, 0),
+            None,
+        )
+        .unwrap();
+        wait_until("delivered", Duration::from_secs(10), || {
+            rx.seen.lock().unwrap().len() == N + i + 1
+        })
+        .await;
+        // Every connection the server accepted is closed (the one just used included).
+        wait_until("the server closed", Duration::from_secs(5), || {
+            rx.closed.load(Ordering::SeqCst) == rx.connections.load(Ordering::SeqCst)
+        })
+        .await;
+        // The first goes over the connection kept from the backlog; each later one finds
+        // it closed by the server and opens a new one.
+        let opened = rx.connections.load(Ordering::SeqCst) - before;
+        assert_eq!(opened, usize::from(i > 0), "delivery {i}");
+    }
+    assert_eq!(
+        failures(&a),
+        0,
+        "a connection closed by the server is not reused: no failed attempt"
+    );
+    assert_eq!(rx.seen.lock().unwrap().len(), N + 3);
+    rx.drop_after_answer.store(false, Ordering::SeqCst);
+
+    // The client on its own: 20 POSTs (some answered 503), one more connection.
+    let client = WebhookClient::new(
+        &HttpUrl::parse(&url).unwrap(),
+        Some(&certs.join("ca.pem")),
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    let before = rx.connections.load(Ordering::SeqCst);
+    rx.fail_next.store(5, Ordering::SeqCst);
+    let mut codes = Vec::new();
+    for _ in 0..20 {
+        codes.push(client.post_json(&[], b"{}").await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|&&c| c == 503).count(), 5);
+    assert_eq!(codes.iter().filter(|&&c| c == 200).count(), 15);
+    let opened = rx.connections.load(Ordering::SeqCst) - before;
+    eprintln!("20 HTTPS POSTs of one client over {opened} new connection(s)");
+    assert_eq!(opened, 1, "20 POSTs, {opened} connections");
 }

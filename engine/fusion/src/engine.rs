@@ -11,7 +11,9 @@
 //! kept per camera (`on_camera_watermark`) so that cameras on different clocks (footage
 //! replayed "as of" a past date beside live cameras) never close each other's incidents or
 //! age out each other's hotspots: an incident lives by its cameras' clocks, a satellite-only
-//! incident or a new hotspot by the clocks of the cameras watching its place.
+//! incident or a new hotspot by the clocks of the cameras watching its place. A hotspot
+//! acquired after the clock of the replayed cameras (`start_time`) that alone watch its place
+//! is held until the replay reaches it: a satellite pass is known only once it happened.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -84,6 +86,9 @@ pub struct FusionStats {
     /// Revisions not emitted: the change was only more of the same evidence within
     /// `update_interval_s` of the last revision.
     pub updates_folded: u64,
+    /// Hotspots held until the replay clock of the cameras watching their place reached
+    /// their acquisition time.
+    pub held_for_replay: u64,
 }
 
 /// Fusion's bookkeeping around one incident.
@@ -149,6 +154,11 @@ pub struct Fusion {
     /// Event time per camera (`on_camera_watermark`): cameras may run on different clocks,
     /// e.g. footage replayed "as of" a past date next to live cameras.
     clocks: BTreeMap<String, UtcTime>,
+    /// Cameras replaying a file "as of" a past date (`start_time`): their clock is not now.
+    replayed: BTreeSet<String>,
+    /// Hotspots acquired after the replay clock of every camera watching their place: a
+    /// satellite pass is known only once the replay reaches it.
+    pending: Vec<Hotspot>,
     last_prune: Option<UtcTime>,
     stats: FusionStats,
 }
@@ -270,6 +280,21 @@ impl Fusion {
             fov,
             watermark: None,
             clocks: BTreeMap::new(),
+            replayed: cfg
+                .cameras
+                .iter()
+                .filter(|c| {
+                    matches!(
+                        c.source,
+                        lookout_config::cameras::SourceConfig::File {
+                            start_time: Some(_),
+                            ..
+                        }
+                    )
+                })
+                .map(|c| c.id.clone())
+                .collect(),
+            pending: Vec::new(),
             last_prune: None,
             stats: FusionStats::default(),
         })
@@ -378,7 +403,7 @@ impl Fusion {
     pub fn on_hotspot(&mut self, h: Hotspot, out: &mut Vec<Incident>) {
         self.stats.hotspots += 1;
         let mut touched = BTreeSet::new();
-        self.hotspot(h, &mut touched);
+        self.hotspot_or_hold(h, &mut touched);
         self.emit(touched, out);
     }
 
@@ -388,7 +413,7 @@ impl Fusion {
         let mut touched = BTreeSet::new();
         for h in hs {
             self.stats.hotspots += 1;
-            self.hotspot(h, &mut touched);
+            self.hotspot_or_hold(h, &mut touched);
         }
         self.emit(touched, out);
     }
@@ -437,8 +462,47 @@ impl Fusion {
             .max()
     }
 
+    /// Whether a hotspot lies ahead of the replay: every camera watching its place replays
+    /// a past date and none has reached the hotspot's acquisition time yet.
+    fn ahead_of_replay(&self, h: &Hotspot) -> bool {
+        let mut watchers = self
+            .fov
+            .iter()
+            .filter(|c| c.contains(&h.location, 0.0))
+            .peekable();
+        if watchers.peek().is_none() {
+            return false;
+        }
+        let mut newest: Option<UtcTime> = None;
+        for c in watchers {
+            if !self.replayed.contains(c.camera.as_ref()) {
+                return false;
+            }
+            newest = newest.max(self.clocks.get(c.camera.as_ref()).copied());
+        }
+        newest.is_none_or(|t| t < h.acquired_at)
+    }
+
+    fn hotspot_or_hold(&mut self, h: Hotspot, touched: &mut BTreeSet<u64>) {
+        if self.ahead_of_replay(&h) {
+            self.stats.held_for_replay += 1;
+            self.pending.push(h);
+        } else {
+            self.hotspot(h, touched);
+        }
+    }
+
     fn advance(&mut self, out: &mut Vec<Incident>) {
         let mut touched = BTreeSet::new();
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            let (ready, wait): (Vec<Hotspot>, Vec<Hotspot>) =
+                pending.into_iter().partition(|h| !self.ahead_of_replay(h));
+            self.pending = wait;
+            for h in ready {
+                self.hotspot(h, &mut touched);
+            }
+        }
         let mut evict = Vec::new();
         let mut close = Vec::new();
         for (seq, slot) in &self.slots {

@@ -1391,3 +1391,81 @@ fn a_fire_seen_as_several_boxes_is_one_bearing_span_per_camera() {
     assert!((sa.half_width_deg - single_half).abs() < 0.2, "{sa:?}");
     assert!(lookout_core::geo::angle_diff_deg(sa.bearing_deg, az_a + 1.5).abs() < 0.2);
 }
+
+/// The Rhodes towers as replays "as of" 2023-07-22 11:27 UTC (file sources with start_time).
+fn rhodes_replayed() -> Fusion {
+    let path = samples().join("fusion/rhodes.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let test_source =
+        "source = { kind = \"test\", pattern = \"smpte\", width = 1920, height = 1080, framerate = 5 }";
+    assert_eq!(text.matches(test_source).count(), 2);
+    let file = shared().join("datasets/furg-house6/furg_house6.mp4");
+    let replay = format!(
+        "source = {{ kind = \"file\", path = \"{}\", loop = true, start_time = \"2023-07-22T11:27:00Z\" }}",
+        file.display()
+    );
+    let cfg = lookout_config::parse(
+        &text.replace(test_source, &replay),
+        "rhodes-replayed",
+        path.parent().unwrap(),
+    )
+    .unwrap();
+    Fusion::new(&cfg).unwrap()
+}
+
+#[test]
+fn a_replay_learns_of_a_satellite_pass_only_when_it_reaches_it() {
+    let mut f = rhodes_replayed();
+    let mut out = Vec::new();
+    let all = firms::parse_file(&hotspots_file(RHODES)).unwrap().hotspots;
+    let n = all.len();
+    f.on_hotspots(all, &mut out);
+    // Before the towers report, every hotspot in their view waits for the replay clock.
+    assert!(f.stats().held_for_replay > 0);
+    let (a, b) = ("tower-attavyros", "tower-tsambika");
+    let az_a = f.camera(a).unwrap().position.bearing_to(&CENTROID);
+    let az_b = f.camera(b).unwrap().position.bearing_to(&CENTROID);
+    let (t0, t1) = (t(22, 11, 27), t(22, 11, 27));
+    for (cam, preset, az, id) in [(a, None, az_a, "a1"), (b, Some("sw"), az_b, "b1")] {
+        let ev = aimed_event(&f, id, cam, preset, az, t0, t1, EventPhase::Start);
+        f.on_event(&ev, &mut out);
+        f.on_camera_watermark(cam, t1, &mut out);
+    }
+    let fire = f.incident("fire-a1").expect("the towers' fire");
+    assert_eq!(fire.confidence, IncidentConfidence::MultiCamera);
+    assert!(
+        fire.hotspots.is_empty(),
+        "the 11:28 pass is still ahead of the replay"
+    );
+    // Only passes up to the replay's clock are known; nothing from later days is open.
+    assert!(f
+        .incidents()
+        .filter(|i| i.events.is_empty())
+        .all(|i| i.last_seen <= t1 && i.state == IncidentState::Closed));
+    // The replay reaches 11:28: the pass joins the fire.
+    out.clear();
+    for cam in [a, b] {
+        f.on_camera_watermark(cam, t(22, 11, 28), &mut out);
+    }
+    let fire = f.incident("fire-a1").unwrap();
+    assert_eq!(fire.confidence, IncidentConfidence::CameraSatellite);
+    assert_eq!(fire.hotspots.len(), 193);
+    assert!(out.iter().any(|i| i.id == "fire-a1"));
+    // As the replay runs on, each later pass opens its satellite-only incidents on time.
+    out.clear();
+    for hour in 12..24 * 4 {
+        let at = t(22, 0, 0) + chrono::Duration::hours(hour);
+        for cam in [a, b] {
+            f.on_camera_watermark(cam, at, &mut out);
+        }
+    }
+    assert_eq!(f.stats().hotspots as usize, n);
+    // Only passes more than allowed_lateness_s older than the replay's start are too late.
+    let too_late = f.stats().too_late;
+    assert!(too_late < 50, "{too_late}");
+    // The towers' fire goes on (its events never ended), so later passes of the same
+    // wildfire join it as the replay reaches them.
+    let fire = f.incident("fire-a1").unwrap();
+    assert!(fire.hotspots.len() > 193, "{}", fire.hotspots.len());
+    assert!(fire.last_seen > t(24, 0, 0), "{}", fire.last_seen);
+}

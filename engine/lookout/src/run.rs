@@ -58,7 +58,7 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let hub = FrameHub::new(camera_ids.clone());
     let (health_tx, health_rx) = bounded::<CameraHealth>(256);
     let (results_tx, results_rx) = bounded::<StageMsg>(cfg.inference.results_capacity);
-    let (events_tx, events_rx) = bounded::<Event>(1024);
+    let (events_tx, events_rx) = bounded::<ToFusion>(1024);
     let (hotspots_tx, hotspots_rx) = bounded::<Hotspot>(4096);
     let (incidents_tx, incidents_rx) = bounded::<Incident>(1024);
 
@@ -309,7 +309,7 @@ fn rules_loop(
     events_path: PathBuf,
     results: Receiver<StageMsg>,
     reload: Receiver<lookout_config::rules::RulesConfig>,
-    events_tx: Sender<Event>,
+    events_tx: Sender<ToFusion>,
 ) {
     let mut engine = lookout_rules::RulesEngine::new(&cfg.rules);
     let mut recorder = if cfg.engine.detections_log {
@@ -325,6 +325,7 @@ fn rules_loop(
     };
     let mut events_log = JsonlWriter::open(&events_path);
     let mut out = Vec::new();
+    let mut clock_sent: HashMap<CameraId, lookout_core::UtcTime> = HashMap::new();
     loop {
         let msg = select! {
             recv(results) -> m => match m { Ok(m) => m, Err(_) => break },
@@ -352,8 +353,22 @@ fn rules_loop(
             if let Err(e) = alerts.record_event(&ev) {
                 warn!(error = %e, "Cannot store an event.");
             }
-            if events_tx.send(ev).is_err() {
+            if events_tx.send(ToFusion::Event(ev)).is_err() {
                 return;
+            }
+        }
+        // Each camera's event time, from every analysed frame (empty ones too), so a quiet
+        // camera's incidents still close; sent after that frame's events, at most 1/s.
+        if let StageMsg::Frame(fr) = &msg {
+            let due = clock_sent
+                .get(&fr.camera)
+                .is_none_or(|t| fr.captured_at >= *t + chrono::Duration::seconds(1));
+            if due {
+                clock_sent.insert(fr.camera.clone(), fr.captured_at);
+                let clock = ToFusion::Clock(fr.camera.clone(), fr.captured_at);
+                if events_tx.send(clock).is_err() {
+                    return;
+                }
             }
         }
     }
@@ -362,10 +377,35 @@ fn rules_loop(
     }
 }
 
+/// What the rules thread sends the fusion thread, in order.
+enum ToFusion {
+    /// An event.
+    Event(Event),
+    /// A camera's event time advanced to this capture time.
+    Clock(CameraId, lookout_core::UtcTime),
+}
+
+fn advance_clock(
+    clocks: &mut BTreeMap<CameraId, (lookout_core::UtcTime, bool)>,
+    camera: &CameraId,
+    t: lookout_core::UtcTime,
+) {
+    match clocks.get_mut(camera) {
+        Some((c, moved)) if t > *c => {
+            *c = t;
+            *moved = true;
+        }
+        Some(_) => {}
+        None => {
+            clocks.insert(camera.clone(), (t, true));
+        }
+    }
+}
+
 fn fusion_loop(
     cfg: &Config,
     alerts: &Alerts,
-    events: Receiver<Event>,
+    events: Receiver<ToFusion>,
     hotspots: Receiver<Hotspot>,
     incidents_tx: Sender<Incident>,
 ) {
@@ -380,28 +420,20 @@ fn fusion_loop(
     let mut out = Vec::new();
     let mut hotspots = hotspots;
     let mut batch: Vec<Hotspot> = Vec::new();
-    // Event time, per camera: the newest capture time each camera's events carry. Fusion
-    // joins and closes by it, never by the wall clock, so footage replayed "as of" a past
-    // date fuses like live footage, beside live cameras, without one clock closing the
+    // Event time, per camera: the newest capture time of its analysed frames and events.
+    // Fusion joins and closes by it, never by the wall clock, so footage replayed "as of" a
+    // past date fuses like live footage, beside live cameras, without one clock closing the
     // other's incidents. Advanced once a tick for the cameras that moved.
     let mut clocks: BTreeMap<CameraId, (lookout_core::UtcTime, bool)> = BTreeMap::new();
     let tick = crossbeam_channel::tick(Duration::from_secs(1));
     loop {
         select! {
             recv(events) -> e => match e {
-                Ok(ev) => {
-                    match clocks.get_mut(&ev.camera) {
-                        Some((t, moved)) if ev.last_seen > *t => {
-                            *t = ev.last_seen;
-                            *moved = true;
-                        }
-                        Some(_) => {}
-                        None => {
-                            clocks.insert(ev.camera.clone(), (ev.last_seen, true));
-                        }
-                    }
+                Ok(ToFusion::Event(ev)) => {
+                    advance_clock(&mut clocks, &ev.camera, ev.last_seen);
                     fusion.on_event(&ev, &mut out)
                 }
+                Ok(ToFusion::Clock(camera, t)) => advance_clock(&mut clocks, &camera, t),
                 // Rules has stopped: the engine is shutting down.
                 Err(_) => break,
             },

@@ -6,7 +6,8 @@
 //! ```text
 //! Event ──▶ Fusion::on_event ──┐
 //! Hotspot ─▶ Fusion::on_hotspot ├──▶ Vec<Incident> (a new revision of each incident that changed)
-//! Watermark ▶ Fusion::on_watermark ┘
+//! (camera, capture time) ▶ Fusion::on_camera_watermark ┤  (event time per camera)
+//! Watermark ▶ Fusion::on_watermark ┘                      (one clock for every camera)
 //! HotspotFeed (file · dir · FIRMS API threads) ──Hotspot──▶ (channel) ──▶ on_hotspot
 //! ```
 //!

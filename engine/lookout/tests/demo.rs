@@ -1,18 +1,29 @@
 //! The embedded default config (the README's demo) through the real binary: the two Rhodes
 //! towers replay footage "as of" 2023-07-22 11:27 UTC beside live cameras, and the operator
 //! must see one fire, located by the towers' bearings and corroborated by the real VIIRS
-//! pass of 11:28 (a `camera+satellite` incident), within a minute or two.
+//! pass of 11:28 (a `camera+satellite` incident), within a minute or two. Then the operator's
+//! desk in headless Chromium: the fire in the queue, acknowledged by the demo operator, drawn
+//! on the map with its bearings and the pass's hotspots, and a threshold tuned on the house
+//! camera's recorded detections (the count shown equals the replay API's; "apply" changes
+//! /api/config). Screenshots go to tests/artifacts/demo-*.png.
 
 mod common;
 use common::{person_clip, repo, shared};
 
+#[path = "../../server/tests/common/client.rs"]
+mod client;
+use client::{http, Driver};
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
+
+/// The demo operator's token in this test (the config reads `$LOOKOUT_TOKEN`).
+const TOKEN: &str = "demo-test-token-0001";
 
 /// Centroid of the 2023-07-22 11:28 UTC Suomi-NPP pass over Rhodes.
 const PASS_LAT: f64 = 36.11511;
@@ -100,6 +111,7 @@ fn embedded_demo_shows_one_satellite_corroborated_tower_fire() {
         .arg("--data-dir")
         .arg(&data)
         .env("LOOKOUT_SHARED", shared())
+        .env("LOOKOUT_TOKEN", TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::from(
             std::fs::File::create(dir.path().join("lookout.log")).expect("log file"),
@@ -209,6 +221,8 @@ fn embedded_demo_shows_one_satellite_corroborated_tower_fire() {
         "the looped house fire is an open incident"
     );
 
+    operators_desk(&addr, &id);
+
     let pid = engine.0.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let t0 = Instant::now();
@@ -219,4 +233,110 @@ fn embedded_demo_shows_one_satellite_corroborated_tower_fire() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The demo in the operator's browser.
+fn operators_desk(addr: &str, id: &str) {
+    let sock: SocketAddr = addr.parse().expect("UI address");
+    let base = format!("http://{addr}");
+    let d = Driver::start();
+    d.goto(&format!("{base}/"));
+    d.js(&format!(
+        "localStorage.setItem('lookout.token', '{TOKEN}'); return true;"
+    ));
+    d.goto(&format!("{base}/"));
+    d.wait(
+        "the signed-in demo operator",
+        "return document.querySelector('#who').textContent.includes('demo-operator');",
+    );
+    let row = format!("tr[data-id=\"{id}\"]");
+    d.wait(
+        "the corroborated fire in the queue",
+        &format!(
+            "const r = document.querySelector('{row}'); return r && r.textContent.includes('camera+satellite');"
+        ),
+    );
+    d.click(&row);
+    d.screenshot("demo-incidents.png");
+    d.click(&format!("{row} .act-ack"));
+    d.wait(
+        "the acknowledged state",
+        &format!("const r = document.querySelector('{row} .state'); return r && r.textContent === 'acknowledged';"),
+    );
+    let detail = http(sock, "GET", &format!("/api/incidents/{id}"), None, None).json();
+    assert_eq!(
+        detail["transitions"][0]["actor"], "demo-operator",
+        "{detail:#}"
+    );
+
+    // The map: the towers' fields of view, their bearings, the fire and the pass's hotspots.
+    d.click(".tab[data-view=\"map\"]");
+    let hotspots = d.wait(
+        "the fire, its bearings and the hotspots on the map",
+        "const m = document.querySelector('#map'); return m.querySelectorAll('circle.incident').length >= 1 && m.querySelectorAll('line.bearing').length >= 2 && m.querySelectorAll('rect').length;",
+    );
+    assert!(
+        hotspots.as_u64().unwrap_or(0) >= 100,
+        "hotspots drawn: {hotspots}"
+    );
+    d.screenshot("demo-map.png");
+
+    // Tuning on the house camera's recorded fire detections.
+    d.click(".tab[data-view=\"tuning\"]");
+    d.wait(
+        "the camera list",
+        "return !!document.querySelector('#tune-camera option[value=\"house6\"]');",
+    );
+    d.js("const c = document.querySelector('#tune-camera'); c.value = 'house6'; document.querySelector('#tune-class').value = 'fire'; c.dispatchEvent(new Event('change')); return true;");
+    let mut counts = Vec::new();
+    for threshold in ["0.30", "0.95"] {
+        d.js(&format!("const s = document.querySelector('#tune-threshold'); s.value = '{threshold}'; s.dispatchEvent(new Event('input')); return true;"));
+        let shown = d.wait(
+            "the replay count",
+            &format!("const e = document.querySelector('#tune-alarms'); return e.dataset.threshold === '{threshold}' ? e.textContent : '';"),
+        );
+        let k = d.js("return +document.querySelector('#tune-k').value;");
+        let n = d.js("return +document.querySelector('#tune-n').value;");
+        let body = json!({"camera": "house6", "class": "fire", "threshold": threshold.parse::<f64>().unwrap_or(0.0), "persistence": {"k": k, "n": n}});
+        let api = http(
+            sock,
+            "POST",
+            "/api/tuning/replay",
+            None,
+            Some(&body.to_string()),
+        )
+        .json();
+        assert!(
+            api["frames"].as_u64().unwrap_or(0) > 0,
+            "recorded frames: {api}"
+        );
+        assert_eq!(
+            shown.as_str(),
+            Some(api["alarms"].to_string().as_str()),
+            "UI shows the replay result at {threshold}"
+        );
+        counts.push(api["alarms"].as_u64().unwrap_or(0));
+    }
+    assert!(
+        counts[0] >= counts[1],
+        "a higher threshold never raises more alarms: {counts:?}"
+    );
+    d.js(
+        "document.querySelector('#tune-comment').value = 'demo: fewer house alarms'; return true;",
+    );
+    d.click("#tune-apply");
+    d.wait(
+        "the apply confirmation",
+        "return document.querySelector('#tune-msg').textContent.includes('Applied');",
+    );
+    d.screenshot("demo-tuning.png");
+    let cfg = http(sock, "GET", "/api/config", None, None).json();
+    let t = cfg["rules"]["cameras"]["house6"]["classes"]["fire"]["threshold"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        (t - 0.95).abs() < 1e-6,
+        "applied threshold in /api/config: {t}"
+    );
+    assert_eq!(cfg["overlay"]["author"], "demo-operator");
 }

@@ -508,7 +508,20 @@ async fn geojson(State(s): State<ServerState>) -> ApiResult<Response> {
         .into_iter()
         .map(|i| i.incident)
         .collect();
-    let hs = store.hotspots(chrono::Utc::now() - chrono::Duration::days(3), 5000)?;
+    // The last three days' hotspots, plus those that corroborate an open incident however old
+    // (footage replayed "as of" a past date is corroborated by that date's passes).
+    let mut hs = store.hotspots(chrono::Utc::now() - chrono::Duration::days(3), 5000)?;
+    let mut seen: std::collections::HashSet<_> = hs.iter().map(|h| h.dedup_key()).collect();
+    for inc in incidents
+        .iter()
+        .filter(|i| i.state != lookout_core::IncidentState::Closed)
+    {
+        for h in &inc.hotspots {
+            if hs.len() < 10_000 && seen.insert(h.dedup_key()) {
+                hs.push(h.clone());
+            }
+        }
+    }
     let cfg = s.config();
     let mut extra: Vec<Value> = cfg
         .cameras

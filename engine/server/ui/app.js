@@ -190,7 +190,7 @@ async function drawMap() {
   const sx = 1000 / ((maxLon - minLon) * k), sy = 700 / (maxLat - minLat), s = Math.min(sx, sy);
   const X = (lon) => (lon - minLon) * k * s + (1000 - (maxLon - minLon) * k * s) / 2;
   const Y = (lat) => (maxLat - lat) * s + (700 - (maxLat - minLat) * s) / 2;
-  let out = '';
+  let out = '', marks = '';
   for (const c of cams) {
     const [lon, lat] = c.geometry.coordinates, p = c.properties;
     if (p.hfov_deg) {
@@ -209,12 +209,14 @@ async function drawMap() {
       const [lon0, lat0] = sc.origin, far = dest(lat0, lon0, sc.bearing_deg, sc.range_m);
       out += `<line x1="${X(lon0)}" y1="${Y(lat0)}" x2="${X(far[1])}" y2="${Y(far[0])}" stroke="#ffcc00" stroke-width="2" class="bearing"/>`;
     }
-    if (g.type === 'Point') out += `<circle cx="${X(g.coordinates[0])}" cy="${Y(g.coordinates[1])}" r="9" fill="#ff3b30" stroke="#fff" class="incident"><title>${esc(f.properties.kind)} ${esc(f.properties.state)} (${esc(f.properties.location_method || '')})</title></circle>`;
+    // Fire locations are drawn last, above the hotspots that corroborate them.
+    if (g.type === 'Point') marks += `<circle cx="${X(g.coordinates[0])}" cy="${Y(g.coordinates[1])}" r="9" fill="#ff3b30" stroke="#fff" class="incident"><title>${esc(f.properties.kind)} ${esc(f.properties.state)} (${esc(f.properties.location_method || '')})</title></circle>`;
   }
   for (const f of feats.filter((f) => f.properties.feature === 'hotspot')) {
     const [lon, lat] = f.geometry.coordinates;
     out += `<rect x="${X(lon) - 5}" y="${Y(lat) - 5}" width="10" height="10" fill="#ff9500"><title>${esc(f.properties.source)} ${esc(f.properties.acquired_at)}</title></rect>`;
   }
+  out += marks;
   for (const c of cams) {
     const [lon, lat] = c.geometry.coordinates;
     out += `<path d="M${X(lon)},${Y(lat) - 9} l8,14 h-16 z" fill="#5ac8fa"/><text x="${X(lon) + 10}" y="${Y(lat) + 4}" fill="#cde" font-size="13">${esc(c.properties.name)}</text>`;

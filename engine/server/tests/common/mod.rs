@@ -1,12 +1,13 @@
-//! Shared test fixtures: a real engine-less server (store on disk, real rules replay) and a
-//! tiny blocking HTTP client.
+//! Shared test fixtures: a real engine-less server (store on disk, real rules replay); the
+//! tiny blocking HTTP client and the WebDriver client are in `client.rs`.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod client;
+pub use client::*;
+
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::Utc;
 use lookout_alerts::Alerts;
@@ -253,111 +254,4 @@ pub fn start() -> Fixture {
         last_applied,
         dir,
     }
-}
-
-/// A response.
-#[derive(Debug)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: String,
-    pub body: Vec<u8>,
-}
-
-impl Resp {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).to_string()
-    }
-}
-
-/// One HTTP/1.1 request with `Connection: close`.
-pub fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> Resp {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    let body = body.unwrap_or("");
-    if !body.is_empty() || method != "GET" {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    // Read the head, then exactly Content-Length bytes (some servers keep the socket open).
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed before the response head");
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let headers = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let status = headers.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let lower = headers.to_ascii_lowercase();
-    let len = lower.lines().find_map(|l| {
-        l.strip_prefix("content-length:")
-            .map(|v| v.trim().parse::<usize>().unwrap())
-    });
-    let mut body = buf[head_end + 4..].to_vec();
-    match len {
-        Some(len) => {
-            while body.len() < len {
-                let n = s.read(&mut chunk).unwrap();
-                assert!(n > 0, "connection closed mid-body");
-                body.extend_from_slice(&chunk[..n]);
-            }
-            body.truncate(len);
-        }
-        None => {
-            let chunked = lower.contains("transfer-encoding: chunked");
-            loop {
-                if chunked && body.windows(5).any(|w| w == b"0\r\n\r\n") {
-                    break;
-                }
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-            if chunked {
-                body = dechunk(&body);
-            }
-        }
-    }
-    Resp {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
-        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&b[i + 2..i + 2 + n]);
-        b = &b[i + 2 + n + 2..];
-    }
-    out
 }

@@ -8,10 +8,12 @@
 //! incident claims opens a satellite-only incident when it is inside the watched area,
 //! confident enough and not a static source. Nothing here reads the wall clock: time is the
 //! events' capture times, the hotspots' acquisition times and the watermarks. Event time is
-//! kept per camera (`on_camera_watermark`) so that cameras on different clocks (footage
-//! replayed "as of" a past date beside live cameras) never close each other's incidents or
-//! age out each other's hotspots: an incident lives by its cameras' clocks, a satellite-only
-//! incident or a new hotspot by the clocks of the cameras watching its place. A hotspot
+//! kept per camera (`on_camera_watermark`): live cameras share live time (the newest of
+//! their clocks, so an offline camera's incidents still close), and a camera replaying a
+//! file "as of" a past date (`start_time`) runs on its own clock, so replays and live
+//! cameras never close each other's incidents or age out each other's hotspots. An incident
+//! lives by its cameras' time bases, a satellite-only incident or a new hotspot by those of
+//! the cameras watching its place. A hotspot
 //! acquired after the clock of the replayed cameras (`start_time`) that alone watch its place
 //! is held until the replay reaches it: a satellite pass is known only once it happened.
 
@@ -151,8 +153,8 @@ pub struct Fusion {
     fov: Vec<Sector>,
     /// Event time shared by every camera (`on_watermark`).
     watermark: Option<UtcTime>,
-    /// Event time per camera (`on_camera_watermark`): cameras may run on different clocks,
-    /// e.g. footage replayed "as of" a past date next to live cameras.
+    /// Event time per camera (`on_camera_watermark`). Live cameras share live time (the
+    /// newest of their clocks); a camera replaying a past date runs on its own.
     clocks: BTreeMap<String, UtcTime>,
     /// Cameras replaying a file "as of" a past date (`start_time`): their clock is not now.
     replayed: BTreeSet<String>,
@@ -331,31 +333,47 @@ impl Fusion {
         self.clocks.values().copied().chain(self.watermark).max()
     }
 
-    /// The event time of a set of cameras: the newest of their clocks and the shared
+    /// Live time: the newest clock of the cameras that are not replays. Live cameras share
+    /// it, so a camera that went offline (its own clock stopped) does not freeze its
+    /// incidents or its place.
+    fn live_clock(&self) -> Option<UtcTime> {
+        self.clocks
+            .iter()
+            .filter(|(c, _)| !self.replayed.contains(*c))
+            .map(|(_, t)| *t)
+            .max()
+    }
+
+    /// A camera's time base: its own clock when it replays a past date, live time otherwise.
+    fn camera_clock(&self, camera: &str) -> Option<UtcTime> {
+        if self.replayed.contains(camera) {
+            self.clocks.get(camera).copied()
+        } else {
+            self.live_clock()
+        }
+    }
+
+    /// The event time of a set of cameras: the newest of their time bases and the shared
     /// watermark.
     fn clock_of(&self, cameras: &[CameraId]) -> Option<UtcTime> {
         cameras
             .iter()
-            .filter_map(|c| self.clocks.get(c.as_ref()).copied())
+            .filter_map(|c| self.camera_clock(c))
             .chain(self.watermark)
             .max()
     }
 
-    /// The event time at a place: the newest clock of the cameras watching it. A place no
-    /// camera watches follows the located cameras (or, without any, every camera).
+    /// The event time at a place: the newest time base of the cameras watching it. A place
+    /// no camera watches follows live time (or, with only replays, the newest clock).
     fn clock_at(&self, p: &GeoPoint) -> Option<UtcTime> {
         let mut watchers = self.fov.iter().filter(|c| c.contains(p, 0.0)).peekable();
-        let cams: Vec<&str> = if watchers.peek().is_some() {
-            watchers.map(|c| c.camera.as_ref()).collect()
-        } else if self.clocks.keys().any(|c| self.cameras.contains_key(c)) {
-            self.cameras.keys().map(String::as_str).collect()
+        let t = if watchers.peek().is_some() {
+            watchers.filter_map(|c| self.camera_clock(&c.camera)).max()
         } else {
-            self.clocks.keys().map(String::as_str).collect()
+            self.live_clock()
+                .or_else(|| self.clocks.values().copied().max())
         };
-        cams.iter()
-            .filter_map(|c| self.clocks.get(*c).copied())
-            .chain(self.watermark)
-            .max()
+        t.into_iter().chain(self.watermark).max()
     }
 
     /// The event time an incident lives by: its cameras' clocks, or for a satellite-only
@@ -364,8 +382,14 @@ impl Fusion {
         if !slot.inc.cameras.is_empty() {
             return self.clock_of(&slot.inc.cameras);
         }
-        match &slot.inc.location {
-            Some(l) => self.clock_at(&l.point),
+        let place = slot.inc.location.as_ref().map(|l| l.point).or_else(|| {
+            slot.hotspot_ids
+                .iter()
+                .find_map(|id| self.hotspots.get(*id))
+                .map(|e| e.hotspot.location)
+        });
+        match place {
+            Some(p) => self.clock_at(&p),
             None => self.watermark(),
         }
     }
@@ -443,13 +467,13 @@ impl Fusion {
     }
 
     /// The oldest clock that late data may still be judged by: the shared watermark, or the
-    /// slowest located camera (hotspots only join located cameras' incidents).
+    /// slowest located camera's time base (hotspots only join located cameras' incidents).
     fn prune_clock(&self) -> Option<UtcTime> {
         let located = self
             .clocks
-            .iter()
-            .filter(|(c, _)| self.cameras.contains_key(*c))
-            .map(|(_, t)| *t)
+            .keys()
+            .filter(|c| self.cameras.contains_key(*c))
+            .filter_map(|c| self.camera_clock(c))
             .min();
         let fallback = if located.is_none() {
             self.clocks.values().copied().max()
@@ -462,25 +486,28 @@ impl Fusion {
             .max()
     }
 
-    /// Whether a hotspot lies ahead of the replay: every camera watching its place replays
-    /// a past date and none has reached the hotspot's acquisition time yet.
+    /// Whether a hotspot lies ahead of the replay: every camera watching its place (every
+    /// located camera, for a place none watches) replays a past date, and none has reached
+    /// the hotspot's acquisition time yet.
     fn ahead_of_replay(&self, h: &Hotspot) -> bool {
-        let mut watchers = self
+        let mut cams: Vec<&str> = self
             .fov
             .iter()
             .filter(|c| c.contains(&h.location, 0.0))
-            .peekable();
-        if watchers.peek().is_none() {
+            .map(|c| c.camera.as_ref())
+            .collect();
+        if cams.is_empty() {
+            cams = self.cameras.keys().map(String::as_str).collect();
+        }
+        if cams.is_empty() || cams.iter().any(|c| !self.replayed.contains(*c)) {
             return false;
         }
-        let mut newest: Option<UtcTime> = None;
-        for c in watchers {
-            if !self.replayed.contains(c.camera.as_ref()) {
-                return false;
-            }
-            newest = newest.max(self.clocks.get(c.camera.as_ref()).copied());
-        }
-        newest.is_none_or(|t| t < h.acquired_at)
+        let newest = cams
+            .iter()
+            .filter_map(|c| self.clocks.get(*c).copied())
+            .max();
+        // A shared watermark, when one is used, is every camera's clock.
+        newest.max(self.watermark).is_none_or(|t| t < h.acquired_at)
     }
 
     fn hotspot_or_hold(&mut self, h: Hotspot, touched: &mut BTreeSet<u64>) {
@@ -967,7 +994,12 @@ impl Fusion {
                 }
             }
         }
-        open.sort();
+        // Camera evidence first: a hotspot in a camera incident's cone corroborates it, and
+        // a satellite-only cluster it is near merges into that incident.
+        open.sort_by_key(|&(m, seq)| {
+            let no_camera = self.slots.get(&seq).is_none_or(|s| s.inc.events.is_empty());
+            (no_camera, m, seq)
+        });
         if let Some(&(_, target)) = open.first() {
             self.attach(target, id, touched);
             for (m, other) in open.iter().skip(1) {

@@ -1233,24 +1233,17 @@ fn rhodes_with_live_camera() -> Fusion {
     )
 }
 
+/// A fire event from the live camera (no geo, so no bearing).
 fn live_fire(first: UtcTime, last: UtcTime, phase: EventPhase) -> lookout_core::Event {
-    lookout_core::Event {
-        id: "live:fire:t1".into(),
-        camera: std::sync::Arc::from("live"),
-        kind: EventKind::Fire,
+    personnel(
+        "live:fire:t1",
+        "live",
+        EventKind::Fire,
+        None,
         phase,
-        track: Some(1),
-        zone: None,
-        preset: None,
-        best_score: 0.9,
-        first_seen: first,
-        last_seen: last,
-        bbox: None,
-        frame_size: None,
-        snapshot: None,
-        count: None,
-        detail: String::new(),
-    }
+        first,
+        last,
+    )
 }
 
 /// Replays the demo's situation: towers "as of" 2023-07-22 next to a live camera whose

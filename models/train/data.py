@@ -384,3 +384,264 @@ class TrainDataset(torch.utils.data.Dataset):
 def collate(batch):
     images = torch.stack([b[0] for b in batch])
     return images, [b[1] for b in batch]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tower-like samples (stage finetune3): sky/horizon hard negatives and faint distant smoke
+# ---------------------------------------------------------------------------------------------
+
+TOWER_W, TOWER_H = 640, 480  # HPWREN-like tower frame size the composites are built at
+
+
+def _box_free_crop(s: Sample, rng: random.Random, top_bias: bool, tries: int = 30):
+    """A 4:3 crop of `s` that overlaps no labelled box, biased to the top (sky + horizon).
+
+    Returns the crop (BGR) or None. With `top_bias` the crop starts in the upper fifth of the
+    image, so it holds sky, clouds, the horizon and some terrain, like a tower camera's view.
+    """
+    h, w = s.image.shape[:2]
+    b = s.boxes
+    for _ in range(tries):
+        cw = int(w * rng.uniform(0.35, 1.0))
+        ch = int(cw * 0.75)
+        if ch > h:
+            ch = h
+            cw = min(w, int(ch / 0.75))
+        if cw < 32 or ch < 24:
+            return None
+        x1 = rng.randrange(0, w - cw + 1)
+        y_max = h - ch
+        y1 = rng.randrange(0, max(1, int(y_max * 0.2)) + 1) if top_bias else rng.randrange(0, y_max + 1)
+        y1 = min(y1, y_max)
+        overlap = (b[:, 1] < x1 + cw) & (b[:, 3] > x1) & (b[:, 2] < y1 + ch) & (b[:, 4] > y1)
+        if not overlap.any():
+            return s.image[y1 : y1 + ch, x1 : x1 + cw]
+    return None
+
+
+def _synthetic_clouds(img: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Overlay soft, wide, bright cloud/haze banks on the upper part of a frame (hard negative)."""
+    H, W = img.shape[:2]
+    nrng = np.random.default_rng(rng.randrange(1 << 30))
+    gh, gw = rng.randint(2, 5), rng.randint(5, 12)  # coarse grid: wide, flat structures
+    noise = nrng.random((gh, gw)).astype(np.float32)
+    field = cv2.resize(noise, (W, H), interpolation=cv2.INTER_CUBIC)
+    thr = rng.uniform(0.45, 0.7)
+    mask = np.clip((field - thr) / (1 - thr), 0, 1)
+    band = np.linspace(1.0, 0.0, H, dtype=np.float32) ** rng.uniform(0.7, 2.0)  # mostly the sky
+    mask = cv2.GaussianBlur(mask * band[:, None], (0, 0), rng.uniform(3, 12))
+    mask = (mask * rng.uniform(0.4, 0.9))[..., None]
+    colour = np.array([rng.uniform(200, 250)] * 3, np.float32) + np.array(
+        [rng.uniform(-10, 10) for _ in range(3)], np.float32
+    )
+    out = img.astype(np.float32) * (1 - mask) + colour * mask
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+OUTDOOR_SOURCES = ("wildfire", "dfire-neg", "nemo")  # cctv/furg are mostly indoor or street
+
+
+def _sky_like(crop: np.ndarray) -> bool:
+    """True when the top fifth of the crop is bright-ish and smooth (sky or cloud, not walls)."""
+    top = cv2.cvtColor(crop[: max(4, crop.shape[0] // 5)], cv2.COLOR_BGR2GRAY)
+    texture = float(np.abs(cv2.Laplacian(top, cv2.CV_32F)).mean())
+    return float(top.mean()) > 70 and texture < 6.0
+
+
+def tower_background(samples: list[Sample], rng: random.Random, clouds_p: float = 0.4):
+    """A box-free, sky-and-horizon 4:3 view resized to a tower frame (640x480), or None.
+
+    Outdoor sources only; up to 12 tries for a crop whose top looks like sky (`_sky_like`),
+    then any box-free outdoor crop.
+    """
+    outdoor = [s for s in samples if s.source in OUTDOOR_SOURCES] or samples
+    fallback = None
+    for t in range(16):
+        s = outdoor[rng.randrange(len(outdoor))]
+        crop = _box_free_crop(s, rng, top_bias=rng.random() < 0.75)
+        if crop is None:
+            continue
+        if t < 12 and not _sky_like(crop):
+            fallback = crop if fallback is None else fallback
+            continue
+        break
+    else:
+        crop = fallback
+    if crop is not None:
+        bg = cv2.resize(crop, (TOWER_W, TOWER_H), interpolation=cv2.INTER_AREA
+                        if crop.shape[1] > TOWER_W else cv2.INTER_LINEAR)
+        if rng.random() < clouds_p:
+            bg = _synthetic_clouds(bg, rng)
+        return bg
+    return None
+
+
+def paste_faint_smoke(bg: np.ndarray, samples: list[Sample], smoke_objects: list[tuple[int, int]],
+                      rng: random.Random, n: int, size_px=(16, 110), alpha=(0.3, 0.8)):
+    """Paste `n` small, faint, feathered smoke crops near the horizon band of a tower frame.
+
+    Sizes are the plume's longer side in frame pixels (HPWREN plumes: 20-100 px of 640); the
+    alpha is low and the patch is blended towards the sky colour (haze), so plumes are faint.
+    Returns (image, boxes [k, 5]).
+    """
+    H, W = bg.shape[:2]
+    out = bg.copy()
+    boxes = []
+    for _ in range(n):
+        if not smoke_objects:
+            break
+        i, j = smoke_objects[rng.randrange(len(smoke_objects))]
+        src = samples[i]
+        _c, x1, y1, x2, y2 = src.boxes[j]
+        bw, bh = x2 - x1, y2 - y1
+        if bw < 6 or bh < 6:
+            continue
+        m = 0.12
+        sh, sw = src.image.shape[:2]
+        cx1, cy1 = int(max(0, x1 - m * bw)), int(max(0, y1 - m * bh))
+        cx2, cy2 = int(min(sw, x2 + m * bw)), int(min(sh, y2 + m * bh))
+        crop = src.image[cy1:cy2, cx1:cx2]
+        scale = rng.uniform(*size_px) / max(bw, bh)
+        pw, ph = max(2, int(crop.shape[1] * scale)), max(2, int(crop.shape[0] * scale))
+        if pw >= W // 2 or ph >= H // 2:
+            continue
+        patch = cv2.resize(crop, (pw, ph), interpolation=cv2.INTER_AREA).astype(np.float32)
+        a = np.zeros((ph, pw), np.float32)
+        ix1, iy1 = int((x1 - cx1) * scale), int((y1 - cy1) * scale)
+        ix2, iy2 = int(np.ceil((x2 - cx1) * scale)), int(np.ceil((y2 - cy1) * scale))
+        a[iy1:iy2, ix1:ix2] = 1.0
+        k = max(3, (min(pw, ph) // 3) | 1)
+        a = cv2.GaussianBlur(a, (k, k), 0)[..., None] * rng.uniform(*alpha)
+        px = rng.randrange(0, W - pw)
+        # Plume base on the horizon band (35-70 % of the frame height), rising into the sky.
+        base = int(rng.uniform(0.35, 0.7) * H)
+        py = int(np.clip(base - ph, 0, H - ph))
+        region = out[py : py + ph, px : px + pw].astype(np.float32)
+        haze = rng.uniform(0.0, 0.5)  # wash the plume out towards the local sky colour
+        patch = patch * (1 - haze) + region.mean(axis=(0, 1)) * haze
+        out[py : py + ph, px : px + pw] = np.clip(patch * a + region * (1 - a), 0, 255).astype(np.uint8)
+        bx1, by1 = px + ix1, py + iy1
+        bx2, by2 = px + min(ix2, pw), py + min(iy2, ph)
+        if bx2 - bx1 >= 4 and by2 - by1 >= 4:
+            boxes.append([0, bx1, by1, bx2, by2])
+    return out, np.array(boxes, np.float32).reshape(-1, 5)
+
+
+def smoke_object_index(samples: list[Sample]) -> list[tuple[int, int]]:
+    return [(i, j) for i, s in enumerate(samples) for j, b in enumerate(s.boxes) if b[0] == 0]
+
+
+def build_tower_val(root: Path, seed: int = 20261124, n_smoke: int = 90, n_neg: int = 40) -> list[Sample]:
+    """Tower-like validation set from VALIDATION images only (never hpwren / eval negatives).
+
+    = the real NEMO val tower frames + `n_smoke` 640x480 composites (box-free sky/horizon views
+    of val images with 1-2 faint distant smoke plumes cut from val smoke boxes) + `n_neg` such
+    views with nothing pasted (sky/cloud negatives, 40 % with synthetic cloud banks).
+    Deterministic for a given seed.
+    """
+    val = load_val_samples(root)
+    nemo = [s for s in val if s.source == "nemo"]
+    smoke = smoke_object_index(val)
+    rng = random.Random(seed * 7 + 3)
+    out = [Sample(s.image, s.boxes, "tower-val-nemo") for s in nemo]
+    while len(out) < len(nemo) + n_smoke:
+        bg = tower_background(val, rng)
+        if bg is None:
+            continue
+        img, boxes = paste_faint_smoke(bg, val, smoke, rng, rng.randint(1, 2))
+        if len(boxes):
+            out.append(Sample(img, boxes, "tower-val-synth"))
+    while len(out) < len(nemo) + n_smoke + n_neg:
+        bg = tower_background(val, rng)
+        if bg is not None:
+            out.append(Sample(bg, np.zeros((0, 5), np.float32), "tower-val-neg"))
+    return out
+
+
+def write_split(samples: list[Sample], out_dir: Path, neg_dir: Path | None = None):
+    """Write samples as a YOLO split (images/ + labels/) that `lookout eval --data` reads.
+
+    With `neg_dir`, samples without boxes go to `neg_dir/images` instead (for `--neg`).
+    """
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    (out_dir / "labels").mkdir(parents=True, exist_ok=True)
+    for k, s in enumerate(samples):
+        name = f"{s.source}-{k:04d}"
+        if neg_dir is not None and len(s.boxes) == 0:
+            (neg_dir / "images").mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(neg_dir / "images" / f"{name}.jpg"), s.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            continue
+        cv2.imwrite(str(out_dir / "images" / f"{name}.jpg"), s.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        h, w = s.image.shape[:2]
+        lines = []
+        for c, x1, y1, x2, y2 in s.boxes:
+            lines.append(f"{int(c)} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}")
+        (out_dir / "labels" / f"{name}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+class TowerTrainDataset(TrainDataset):
+    """TrainDataset plus tower-like modes (stage finetune3).
+
+    Mode mix per sample: 20 % single, 15 % 2x2 mosaic, 5 % 3x3 mosaic, 12 % far paste (as
+    before), 18 % faint distant smoke on a sky/horizon tower view, 8 % plain negative crop,
+    22 % sky/horizon hard negative (box-free 4:3 tower views of training images, 40 % with
+    synthetic cloud banks), letterboxed like a 640x480 tower frame.
+    """
+
+    def __getitem__(self, index: int):
+        rng = random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
+        s = self.samples[index]
+        r = rng.random()
+        if r < 0.20:
+            img, boxes = self._single(s, rng)
+        elif r < 0.35:
+            img, boxes = self._mosaic(s, rng, 2)
+        elif r < 0.40:
+            img, boxes = self._mosaic(s, rng, 3)
+        elif r < 0.52:
+            img, boxes = self._far_paste(s, rng)
+        elif r < 0.60:
+            img, boxes = self._negative_crop(s, rng)
+        else:
+            bg = tower_background(self.samples, rng)
+            if bg is None:
+                img, boxes = self._negative_crop(s, rng)
+            else:
+                if r < 0.78:
+                    bg, boxes = paste_faint_smoke(bg, self.samples, self.smoke_objects, rng, rng.randint(1, 3))
+                else:
+                    boxes = np.zeros((0, 5), np.float32)
+                img, sc, (dx, dy) = letterbox(bg, self.size)
+                if len(boxes):
+                    boxes = boxes.copy()
+                    boxes[:, 1:] *= sc
+                    boxes[:, [1, 3]] += dx
+                    boxes[:, [2, 4]] += dy
+        return self._finish(img, boxes, rng)
+
+    def _finish(self, img, boxes, rng):
+        if rng.random() < 0.2:
+            img, boxes = fisheye(img, boxes, rng.uniform(0.15, 0.5))
+        if rng.random() < 0.5:
+            img = img[:, ::-1].copy()
+            if len(boxes):
+                boxes[:, [1, 3]] = self.size - boxes[:, [3, 1]]
+        img = photometric(img, rng)
+        if len(boxes):
+            boxes[:, 1:] = boxes[:, 1:].clip(0, self.size)
+            keep = ((boxes[:, 3] - boxes[:, 1]) >= 3) & ((boxes[:, 4] - boxes[:, 2]) >= 3)
+            boxes = boxes[keep]
+        return torch.from_numpy(preprocess_bgr(img)), torch.from_numpy(boxes.astype(np.float32))
+
+
+if __name__ == "__main__":
+    import argparse
+
+    _ap = argparse.ArgumentParser(description="write the tower-like validation split for `lookout eval`")
+    _ap.add_argument("--write-tower-val", required=True, help="output directory (images/ + labels/)")
+    _ap.add_argument("--neg-dir", help="write the box-free composites here (for `lookout eval --neg`)")
+    _ap.add_argument("--seed", type=int, default=20261124)
+    _a = _ap.parse_args()
+    _samples = build_tower_val(shared_root(), _a.seed)
+    write_split(_samples, Path(_a.write_tower_val), Path(_a.neg_dir) if _a.neg_dir else None)
+    print(f"wrote {len(_samples)} images to {_a.write_tower_val}" + (f" and {_a.neg_dir}" if _a.neg_dir else ""))

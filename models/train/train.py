@@ -8,6 +8,8 @@
   finetune2 longer fine-tuning from the finetune stage's best (EMA) checkpoint: everything but
             the stem (and the first down-sampling block of stage 2) is trained, the pretrained
             part at 0.5 x the head's rate, warm-up + cosine over its epochs.
+  finetune3 experiment (not shipped): from finetune2's best, same layers, with TowerTrainDataset
+            (sky/horizon/cloud hard negatives and faint distant smoke on 640x480 tower views).
 
 With --max-minutes the cosine schedule runs on whichever is further along, steps or wall time
 (the box is shared, so an epoch's duration is not known in advance): the learning rate has
@@ -17,7 +19,8 @@ checkpointed before the run stops. Without --max-minutes the schedule depends on
 Each epoch writes runs/<stage>/last.pt (resume point: model, EMA, optimiser, epoch) and, when the
 validation score improves, runs/<stage>/best.pt and an interim ONNX runs/<stage>/best.onnx.
 Validation = mean of smoke and fire AP50 on the val splits (wildfire-fire-smoke, cctv-fire-smoke,
-nemo-tower-sample), on the EMA weights.
+nemo-tower-sample), on the EMA weights. Every epoch also reports (not used for selection) the
+tower-like split of data.build_tower_val (NEMO val + composites of val images) as "tower_val".
 
 Usage:  python train.py --stage head      (add --resume to continue an interrupted run)
         python train.py --stage finetune
@@ -36,7 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data import TrainDataset, collate, letterbox, load_train_samples, load_val_samples, shared_root
+from data import (TowerTrainDataset, TrainDataset, build_tower_val, collate, letterbox, load_train_samples,
+                  load_val_samples, shared_root)
 from evaluate import decode_yolov8, summarize
 from loss import detection_loss
 from model import NUM_CLASSES, ExportWrapper, build_model, early_layer_parameters, make_priors, preprocess_bgr
@@ -48,11 +52,13 @@ STAGES = {
     "head": dict(epochs=3, lr=2e-3, backbone_lr_mult=0.0, batch=16, warmup=115),
     "finetune": dict(epochs=2, lr=1e-3, backbone_lr_mult=0.3, batch=16, warmup=50),
     "finetune2": dict(epochs=4, lr=8e-4, backbone_lr_mult=0.5, batch=16, warmup=60, seed_offset=1),
+    # Tower-oriented fine-tune: sky/horizon hard negatives + faint distant smoke (TowerTrainDataset).
+    "finetune3": dict(epochs=3, lr=4e-4, backbone_lr_mult=0.5, batch=16, warmup=30, seed_offset=2, tower=True),
 }
 # Stage each stage starts from (its best EMA weights) and the stride before which layers stay
 # frozen when the backbone is trained.
-START_FROM = {"finetune": "head", "finetune2": "finetune"}
-FROZEN_UNTIL_STRIDE = {"finetune": 16, "finetune2": 8}
+START_FROM = {"finetune": "head", "finetune2": "finetune", "finetune3": "finetune2"}
+FROZEN_UNTIL_STRIDE = {"finetune": 16, "finetune2": 8, "finetune3": 8}
 # Wall time kept back from --max-minutes for the final validation + checkpoint + ONNX export.
 RESERVE_SECONDS = 240
 
@@ -109,7 +115,8 @@ def validate(model: torch.nn.Module, val_samples, batch: int = 16) -> dict:
             dets.append(d)
             gts.append(s.boxes)
     res = summarize(dets, gts)
-    res["score"] = round((res["smoke_ap50"] + res["fire_ap50"]) / 2, 4)
+    aps = [res[k] for k in ("smoke_ap50", "fire_ap50") if k in res]  # tower-val has smoke only
+    res["score"] = round(sum(aps) / max(1, len(aps)), 4)
     return res
 
 
@@ -155,6 +162,12 @@ def main():
     if args.epochs:
         cfg["epochs"] = args.epochs
     torch.set_num_threads(args.threads)
+    # No OpenCV thread pool in the main process: it builds the tower-val composites with cv2
+    # before the loader worker is forked, and a forked child of a process that has run an
+    # OpenCV pool can deadlock (the loader then hangs before its first batch).
+    import cv2
+
+    cv2.setNumThreads(1)
     seed_everything(args.seed)
     out_dir = Path(args.runs) / args.stage
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -186,9 +199,14 @@ def main():
     print(f"loading data from {root}", flush=True)
     train_samples = load_train_samples(root)
     val_samples = load_val_samples(root)
-    print(f"train {len(train_samples)} samples, val {len(val_samples)} images ({time.time() - t0:.0f}s)", flush=True)
-    # finetune2 draws fresh augmentations instead of repeating finetune's epochs 0-1.
-    dataset = TrainDataset(train_samples, seed=args.seed + cfg.get("seed_offset", 0))
+    # Tower-like validation (NEMO val + composites of val images only): reported every epoch,
+    # not used for model selection (the selection score stays comparable with earlier stages).
+    tower_val = build_tower_val(root, args.seed)
+    print(f"train {len(train_samples)} samples, val {len(val_samples)} images, tower-val {len(tower_val)} "
+          f"images ({time.time() - t0:.0f}s)", flush=True)
+    # finetune2/3 draw fresh augmentations instead of repeating the previous stage's epochs.
+    dataset_cls = TowerTrainDataset if cfg.get("tower") else TrainDataset
+    dataset = dataset_cls(train_samples, seed=args.seed + cfg.get("seed_offset", 0))
     g = torch.Generator()
     g.manual_seed(args.seed)
     loader = torch.utils.data.DataLoader(
@@ -264,9 +282,11 @@ def main():
             break
         t_val = time.time()
         val = validate(ema.model, val_samples)
+        tval = validate(ema.model, tower_val)
         rec = {"epoch": epoch, "iterations": done_iters, "train_seconds": round(train_time),
                "val_seconds": round(time.time() - t_val), "lr_end": float(f"{lr:.3g}"),
-               "loss": {k: round(v / done_iters, 4) for k, v in running.items()}, "val": val}
+               "loss": {k: round(v / done_iters, 4) for k, v in running.items()}, "val": val,
+               "tower_val": tval}
         history.append(rec)
         print(json.dumps(rec), flush=True)
         improved = val["score"] > best_score

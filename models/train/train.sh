@@ -6,6 +6,8 @@
 #   bash models/train/train.sh finetune   # stage 2: stages 3-4 + neck + head, from stage 1's best
 #   bash models/train/train.sh finetune2  # stage 3: all but the stem, from stage 2's best,
 #                                         #   stops within FINETUNE2_MAX_MINUTES (default 95) wall
+#   bash models/train/train.sh finetune3  # experiment (not shipped): tower hard negatives + faint
+#                                         #   distant smoke, from finetune2's best, FINETUNE3_MAX_MINUTES (45)
 #   bash models/train/train.sh export     # copy the best ONNX to models/, write manifest + card
 #   bash models/train/train.sh eval       # measure the shipped ONNX (and the baseline, if present)
 #
@@ -53,6 +55,7 @@ case "${1:-all}" in
   head) stage head ;;
   finetune) stage finetune ;;
   finetune2) stage finetune2 --max-minutes "${FINETUNE2_MAX_MINUTES:-95}" ;;
+  finetune3) stage finetune3 --max-minutes "${FINETUNE3_MAX_MINUTES:-45}" ;;
   export) export_model ;;
   eval) evaluate ;;
   all) stage head; stage finetune; stage finetune2 --max-minutes "${FINETUNE2_MAX_MINUTES:-95}"

@@ -150,7 +150,9 @@ proptest::proptest! {
         doc.extend_from_slice(&line);
         doc.push(b'\n');
         let r = firms::parse_bytes(&doc, "mutated").unwrap();
-        proptest::prop_assert!(r.hotspots.len() + r.skipped.len() <= 2);
+        // An edit may write a newline into the row: at most one result a data line.
+        let data_lines = doc.split(|&b| b == b'\n').skip(1).filter(|l| !l.is_empty()).count();
+        proptest::prop_assert!(r.hotspots.len() + r.skipped.len() <= data_lines.max(1));
         for h in &r.hotspots {
             proptest::prop_assert!(h.location.lat.abs() <= 90.0 && h.location.lon.abs() <= 180.0);
             proptest::prop_assert!(h.scan_km > 0.0 && h.track_km > 0.0);

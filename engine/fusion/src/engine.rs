@@ -795,13 +795,12 @@ impl Fusion {
         };
         let mut best: Option<f64> = None;
         let mut consider = |v: f64| best = Some(best.map_or(v, |b: f64| b.min(v)));
-        for s in &slot.inc.sectors {
-            if s.camera == sec.camera {
-                let d = lookout_core::geo::angle_diff_deg(s.bearing_deg, sec.bearing_deg).abs();
-                let tol = s.half_width_deg + sec.half_width_deg;
-                if d <= tol {
-                    consider(d / tol.max(1e-6));
-                }
+        // Same camera: the new box overlaps one of its boxes on this fire in the window.
+        for s in slot.cones.values().filter(|c| c.camera == sec.camera) {
+            let d = lookout_core::geo::angle_diff_deg(s.bearing_deg, sec.bearing_deg).abs();
+            let tol = s.half_width_deg + sec.half_width_deg;
+            if d <= tol {
+                consider(d / tol.max(1e-6));
             }
         }
         let triangulated = matches!(
@@ -1183,13 +1182,6 @@ impl Fusion {
         for s in &src.inc.sectors {
             upsert_sector(&mut dst.inc, s.clone());
         }
-        dst.cones.append(&mut src.cones);
-        let cams: BTreeSet<CameraId> = dst.cones.values().map(|c| c.camera.clone()).collect();
-        for c in &cams {
-            if let Some(extent) = camera_extent(&mut dst.cones, c, self.s.group_window) {
-                upsert_sector(&mut dst.inc, extent);
-            }
-        }
         for id in &src.hotspot_ids {
             if let Some(e) = self.hotspots.get_mut(*id) {
                 e.incident = Some(into);
@@ -1198,6 +1190,13 @@ impl Fusion {
         }
         dst.hotspot_ids.append(&mut src.hotspot_ids);
         dst.ongoing.extend(src.ongoing.iter().cloned());
+        dst.cones.append(&mut src.cones);
+        let cams: BTreeSet<CameraId> = dst.cones.values().map(|c| c.camera.clone()).collect();
+        for c in &cams {
+            if let Some(extent) = camera_extent(&mut dst.cones, c, self.s.group_window) {
+                upsert_sector(&mut dst.inc, extent);
+            }
+        }
         if let Some((f, l)) = src.cam {
             span_add(&mut dst.cam, f, l);
         }
@@ -1346,9 +1345,11 @@ fn upsert_sector(inc: &mut Incident, s: Sector) {
     }
 }
 
-/// One camera's sector on an incident: the angular span of the cones of its events seen
-/// within `window` of its newest one (older cones are forgotten). A fire that shows as
-/// several boxes (flames here, smoke there) is one bearing span, not whichever box moved last.
+/// One camera's sector on an incident: the median bearing (and median width) of the cones of
+/// its events seen within `window` of its newest one (older cones are forgotten). A fire
+/// that shows as several boxes (flames here, smoke there) is located by where its boxes are
+/// on the whole, not by whichever box moved last, and a stray box does not move it; the cone
+/// does not widen with the boxes, so the location's uncertainty does not snowball.
 fn camera_extent(
     cones: &mut BTreeMap<String, Sector>,
     camera: &CameraId,
@@ -1360,17 +1361,31 @@ fn camera_extent(
         .max_by_key(|c| c.at)?
         .clone();
     cones.retain(|_, c| &c.camera != camera || c.at >= newest.at - window);
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut offs: Vec<f64> = Vec::new();
+    let mut halves: Vec<f64> = Vec::new();
     for c in cones.values().filter(|c| &c.camera == camera) {
-        let mid = lookout_core::geo::angle_diff_deg(c.bearing_deg, newest.bearing_deg);
-        lo = lo.min(mid - c.half_width_deg);
-        hi = hi.max(mid + c.half_width_deg);
+        offs.push(lookout_core::geo::angle_diff_deg(
+            c.bearing_deg,
+            newest.bearing_deg,
+        ));
+        halves.push(c.half_width_deg);
     }
     Some(Sector {
-        bearing_deg: (newest.bearing_deg + (lo + hi) / 2.0).rem_euclid(360.0),
-        half_width_deg: (hi - lo) / 2.0,
+        bearing_deg: (newest.bearing_deg + median(&mut offs)).rem_euclid(360.0),
+        half_width_deg: median(&mut halves),
         ..newest
     })
+}
+
+/// The median of a non-empty list (the mean of the middle two for an even count).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// Adds a fire-like event to an incident's slot.

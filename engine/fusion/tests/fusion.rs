@@ -1354,7 +1354,7 @@ fn each_incident_closes_by_its_own_cameras_clock() {
 }
 
 #[test]
-fn a_fire_seen_as_several_boxes_is_one_bearing_span_per_camera() {
+fn a_fire_seen_as_several_boxes_is_located_by_their_median_bearing() {
     let cfg = rhodes_config();
     let mut f = Fusion::new(&cfg).unwrap();
     let mut out = Vec::new();
@@ -1366,43 +1366,50 @@ fn a_fire_seen_as_several_boxes_is_one_bearing_span_per_camera() {
         let preset = (cam == b).then_some("sw");
         aimed_event(f, id, cam, preset, az, first, last, EventPhase::Update)
     };
-    // Flames left of the true bearing, smoke right of it, seen from Attavyros.
+    // Seen from Attavyros: flames left of the true bearing, smoke right of it, two boxes
+    // near it, and last a stray box further right (each overlapping one before it).
     for e in [
         ev(&f, "a-left", a, az_a - 1.5, t0, t1),
         ev(&f, "b1", b, az_b, t0, t1),
+        ev(&f, "a-mid", a, az_a, t0, t1),
         ev(&f, "a-right", a, az_a + 1.5, t0, t1),
+        ev(&f, "a-mid2", a, az_a + 0.1, t0, t1),
+        ev(&f, "a-stray", a, az_a + 2.5, t0, t1),
     ] {
         f.on_event(&e, &mut out);
     }
     let fires: Vec<&Incident> = f.incidents().filter(|i| !i.events.is_empty()).collect();
-    assert_eq!(fires.len(), 1, "{fires:#?}");
-    let one = ev(&f, "probe", a, az_a, t0, t1);
+    assert_eq!(fires.len(), 1, "one fire: {fires:#?}");
+    let probe = ev(&f, "probe", a, az_a, t0, t1);
     let single = f
         .camera(a)
         .unwrap()
-        .bearing(one.bbox.as_ref().unwrap(), (1920, 1080), None, 0.5);
-    let single_half = single.unwrap().half_width_deg;
+        .bearing(probe.bbox.as_ref().unwrap(), (1920, 1080), None, 0.5)
+        .unwrap();
     let sa = fires[0]
         .sectors
         .iter()
         .find(|s| s.camera.as_ref() == a)
         .unwrap();
+    // The median of -1.5, 0, +0.1, +1.5, +2.5: not the stray box that came last.
     assert!(
-        lookout_core::geo::angle_diff_deg(sa.bearing_deg, az_a).abs() < 0.2,
-        "span centred on the fire: {} vs {az_a}",
+        lookout_core::geo::angle_diff_deg(sa.bearing_deg, az_a + 0.1).abs() < 0.05,
+        "median bearing: {} vs {az_a}",
         sa.bearing_deg
     );
-    assert!(sa.half_width_deg > single_half + 1.4, "{sa:?}");
+    assert!(
+        (sa.half_width_deg - single.half_width_deg).abs() < 0.05,
+        "{sa:?}"
+    );
     let loc = fires[0].location.as_ref().unwrap();
     assert_eq!(loc.method, LocationMethod::Triangulated);
     assert!(loc.point.distance_m(&CENTROID) < 300.0, "{:?}", loc.point);
-    // Boxes older than group_window_s (600 s) no longer widen the span.
-    let later = ev(&f, "a-right", a, az_a + 1.5, t(22, 11, 45), t(22, 11, 45));
+    // Boxes older than group_window_s (600 s) are forgotten.
+    let later = ev(&f, "a-stray", a, az_a + 2.5, t(22, 11, 45), t(22, 11, 45));
     f.on_event(&later, &mut out);
     let inc = f.incidents().find(|i| !i.events.is_empty()).unwrap();
     let sa = inc.sectors.iter().find(|s| s.camera.as_ref() == a).unwrap();
-    assert!((sa.half_width_deg - single_half).abs() < 0.2, "{sa:?}");
-    assert!(lookout_core::geo::angle_diff_deg(sa.bearing_deg, az_a + 1.5).abs() < 0.2);
+    assert!(lookout_core::geo::angle_diff_deg(sa.bearing_deg, az_a + 2.5).abs() < 0.05);
 }
 
 #[test]

@@ -367,6 +367,10 @@ class TrainDataset(torch.utils.data.Dataset):
             img, boxes = self._far_paste(s, rng)
         else:
             img, boxes = self._negative_crop(s, rng)
+        return self._finish(img, boxes, rng)
+
+    def _finish(self, img, boxes, rng):
+        """Augmentation every mode shares: fish-eye, flip, photometric; drops tiny boxes."""
         if rng.random() < 0.2:
             img, boxes = fisheye(img, boxes, rng.uniform(0.15, 0.5))
         if rng.random() < 0.5:
@@ -618,20 +622,6 @@ class TowerTrainDataset(TrainDataset):
                     boxes[:, [1, 3]] += dx
                     boxes[:, [2, 4]] += dy
         return self._finish(img, boxes, rng)
-
-    def _finish(self, img, boxes, rng):
-        if rng.random() < 0.2:
-            img, boxes = fisheye(img, boxes, rng.uniform(0.15, 0.5))
-        if rng.random() < 0.5:
-            img = img[:, ::-1].copy()
-            if len(boxes):
-                boxes[:, [1, 3]] = self.size - boxes[:, [3, 1]]
-        img = photometric(img, rng)
-        if len(boxes):
-            boxes[:, 1:] = boxes[:, 1:].clip(0, self.size)
-            keep = ((boxes[:, 3] - boxes[:, 1]) >= 3) & ((boxes[:, 4] - boxes[:, 2]) >= 3)
-            boxes = boxes[keep]
-        return torch.from_numpy(preprocess_bgr(img)), torch.from_numpy(boxes.astype(np.float32))
 
 
 if __name__ == "__main__":

@@ -90,6 +90,18 @@ struct Shared {
     drop_after_answer: Arc<AtomicBool>,
 }
 
+/// A temporary site directory with `certs/` made by openssl, an HTTPS receiver using them,
+/// and its webhook URL.
+fn site_with_receiver() -> (tempfile::TempDir, Receiver, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    make_certs(&certs);
+    let rx = https_receiver(&certs);
+    let url = format!("https://127.0.0.1:{}/hook", rx.port);
+    (dir, rx, url)
+}
+
 /// A real HTTPS webhook receiver on 127.0.0.1:0 presenting `server.pem`. It speaks
 /// HTTP/1.1 with keep-alive: requests are answered one after another on a connection until
 /// the client closes it (or says `Connection: close`).
@@ -270,12 +282,7 @@ async fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_webhook_needs_the_site_ca_and_keeps_its_backlog_until_trusted() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
-    make_certs(&certs);
-    let rx = https_receiver(&certs);
-    let url = format!("https://127.0.0.1:{}/hook", rx.port);
+    let (dir, rx, url) = site_with_receiver();
     let rt = tokio::runtime::Handle::current();
 
     // Without the site's CA the server is not trusted: every attempt fails in the TLS
@@ -347,7 +354,7 @@ async fn https_webhook_needs_the_site_ca_and_keeps_its_backlog_until_trusted() {
     // The client reports the status code of an HTTPS answer, 5xx included.
     let client = WebhookClient::new(
         &HttpUrl::parse(&url).unwrap(),
-        Some(&certs.join("ca.pem")),
+        Some(&dir.path().join("certs/ca.pem")),
         Duration::from_secs(3),
     )
     .unwrap();
@@ -430,12 +437,7 @@ async fn ca_file_problems_name_the_sink_and_the_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_webhook_reuses_its_connection() {
     const N: usize = 40;
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
-    make_certs(&certs);
-    let rx = https_receiver(&certs);
-    let url = format!("https://127.0.0.1:{}/hook", rx.port);
+    let (dir, rx, url) = site_with_receiver();
     let rt = tokio::runtime::Handle::current();
     let cfg = config(dir.path(), &url, Some("certs/ca.pem"));
     let a = Alerts::open(&cfg, &rt).unwrap();
@@ -502,7 +504,7 @@ async fn https_webhook_reuses_its_connection() {
     // The client on its own: 20 POSTs (some answered 503), one more connection.
     let client = WebhookClient::new(
         &HttpUrl::parse(&url).unwrap(),
-        Some(&certs.join("ca.pem")),
+        Some(&dir.path().join("certs/ca.pem")),
         Duration::from_secs(3),
     )
     .unwrap();

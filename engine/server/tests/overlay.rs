@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use lookout_alerts::Alerts;
 use lookout_config::rules::RulesConfig;
 use lookout_server::{RunningServer, ServerState};
 use serde_json::{json, Value};
@@ -43,15 +42,7 @@ impl Engine {
 /// Starts what `lookout run` starts for the config: store, overlay, watcher, server.
 fn start_engine(path: &Path) -> Engine {
     let cfg = lookout_config::load(path).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let alerts = Arc::new(
-        rt.block_on(async { Alerts::open(&cfg, &tokio::runtime::Handle::current()) })
-            .unwrap(),
-    );
+    let (rt, alerts) = open_alerts(&cfg);
     let mut state = ServerState::new(alerts, cfg);
     state.load_overlay().unwrap();
     let applied = Arc::new(Mutex::new(Vec::new()));

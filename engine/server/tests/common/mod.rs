@@ -151,18 +151,23 @@ pub fn episode_start(base: UtcTime, i: usize) -> UtcTime {
     base + chrono::Duration::seconds(i as i64 * 120)
 }
 
-pub fn start() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = lookout_config::parse(CONFIG, "test.toml", dir.path()).unwrap();
+/// A 2-worker runtime and the alerts store and sinks of `cfg`, opened on it.
+pub fn open_alerts(cfg: &lookout_config::Config) -> (tokio::runtime::Runtime, Arc<Alerts>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let alerts = Arc::new(
-        rt.block_on(async { Alerts::open(&cfg, &tokio::runtime::Handle::current()) })
-            .unwrap(),
-    );
+    let alerts = rt
+        .block_on(async { Alerts::open(cfg, &tokio::runtime::Handle::current()) })
+        .unwrap();
+    (rt, Arc::new(alerts))
+}
+
+pub fn start() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = lookout_config::parse(CONFIG, "test.toml", dir.path()).unwrap();
+    let (rt, alerts) = open_alerts(&cfg);
 
     // Recorded raw detections on tower1: episodes of smoke at different scores.
     let base = Utc::now() - chrono::Duration::hours(2);

@@ -133,7 +133,8 @@ enum HotspotMatch {
 #[derive(Debug, Clone)]
 enum Watched {
     Polygon(Vec<[f64; 2]>),
-    Cones(Vec<Sector>),
+    /// The cameras' field-of-view cones (`Fusion::fov`).
+    Cones,
 }
 
 /// The fusion stage. Feed it events, hotspots and watermarks in any interleaving; it emits
@@ -246,13 +247,13 @@ impl Fusion {
             .collect();
         let watched = match &f.watched_area {
             Some(p) => Watched::Polygon(p.clone()),
-            None => Watched::Cones(fov.clone()),
+            None => Watched::Cones,
         };
         info!(
             cameras = cameras.len(),
             watched = match &watched {
                 Watched::Polygon(_) => "polygon",
-                Watched::Cones(_) => "camera cones",
+                Watched::Cones => "camera cones",
             },
             static_masks = f.static_sources.len(),
             "Fusion configured."
@@ -366,9 +367,8 @@ impl Fusion {
     /// The event time at a place: the newest time base of the cameras watching it. A place
     /// no camera watches follows live time (or, with only replays, the newest clock).
     fn clock_at(&self, p: &GeoPoint) -> Option<UtcTime> {
-        let mut watchers = self.fov.iter().filter(|c| c.contains(p, 0.0)).peekable();
-        let t = if watchers.peek().is_some() {
-            watchers.filter_map(|c| self.camera_clock(&c.camera)).max()
+        let t = if self.watchers(p).next().is_some() {
+            self.watchers(p).filter_map(|c| self.camera_clock(c)).max()
         } else {
             self.live_clock()
                 .or_else(|| self.clocks.values().copied().max())
@@ -490,24 +490,36 @@ impl Fusion {
     /// located camera, for a place none watches) replays a past date, and none has reached
     /// the hotspot's acquisition time yet.
     fn ahead_of_replay(&self, h: &Hotspot) -> bool {
-        let mut cams: Vec<&str> = self
-            .fov
-            .iter()
-            .filter(|c| c.contains(&h.location, 0.0))
-            .map(|c| c.camera.as_ref())
-            .collect();
-        if cams.is_empty() {
-            cams = self.cameras.keys().map(String::as_str).collect();
-        }
-        if cams.is_empty() || cams.iter().any(|c| !self.replayed.contains(*c)) {
-            return false;
-        }
-        let newest = cams
-            .iter()
-            .filter_map(|c| self.clocks.get(*c).copied())
-            .max();
+        let replay = if self.watchers(&h.location).next().is_some() {
+            self.replay_clock(self.watchers(&h.location))
+        } else {
+            self.replay_clock(self.cameras.keys().map(String::as_str))
+        };
         // A shared watermark, when one is used, is every camera's clock.
-        newest.max(self.watermark).is_none_or(|t| t < h.acquired_at)
+        replay.is_some_and(|newest| newest.max(self.watermark).is_none_or(|t| t < h.acquired_at))
+    }
+
+    /// For cameras that all replay a past date: `Some` of their newest clock (`None` inside
+    /// while none has reported). `None` when there are none or one of them is live.
+    fn replay_clock<'a>(&self, cams: impl Iterator<Item = &'a str>) -> Option<Option<UtcTime>> {
+        let mut newest = None;
+        let mut any = false;
+        for c in cams {
+            if !self.replayed.contains(c) {
+                return None;
+            }
+            any = true;
+            newest = newest.max(self.clocks.get(c).copied());
+        }
+        any.then_some(newest)
+    }
+
+    /// The cameras whose field of view holds `p`.
+    fn watchers<'a>(&'a self, p: &'a GeoPoint) -> impl Iterator<Item = &'a str> + 'a {
+        self.fov
+            .iter()
+            .filter(move |c| c.contains(p, 0.0))
+            .map(|c| c.camera.as_ref())
     }
 
     fn hotspot_or_hold(&mut self, h: Hotspot, touched: &mut BTreeSet<u64>) {
@@ -925,7 +937,7 @@ impl Fusion {
     fn is_watched(&self, p: &GeoPoint) -> bool {
         match &self.watched {
             Watched::Polygon(poly) => in_polygon(p, poly),
-            Watched::Cones(cones) => cones.iter().any(|c| c.contains(p, 0.0)),
+            Watched::Cones => self.watchers(p).next().is_some(),
         }
     }
 
@@ -1178,9 +1190,6 @@ impl Fusion {
         for ev in &src.inc.events {
             upsert_event(&mut dst.inc, ev);
             self.by_event.insert(ev.id.clone(), into);
-        }
-        for s in &src.inc.sectors {
-            upsert_sector(&mut dst.inc, s.clone());
         }
         for id in &src.hotspot_ids {
             if let Some(e) = self.hotspots.get_mut(*id) {

@@ -386,18 +386,14 @@ enum ToFusion {
 }
 
 fn advance_clock(
-    clocks: &mut BTreeMap<CameraId, (lookout_core::UtcTime, bool)>,
+    clocks: &mut BTreeMap<CameraId, lookout_core::UtcTime>,
     camera: &CameraId,
     t: lookout_core::UtcTime,
 ) {
     match clocks.get_mut(camera) {
-        Some((c, moved)) if t > *c => {
-            *c = t;
-            *moved = true;
-        }
-        Some(_) => {}
+        Some(c) => *c = (*c).max(t),
         None => {
-            clocks.insert(camera.clone(), (t, true));
+            clocks.insert(camera.clone(), t);
         }
     }
 }
@@ -423,8 +419,8 @@ fn fusion_loop(
     // Event time, per camera: the newest capture time of its analysed frames and events.
     // Fusion joins and closes by it, never by the wall clock, so footage replayed "as of" a
     // past date fuses like live footage, beside live cameras, without one clock closing the
-    // other's incidents. Advanced once a tick for the cameras that moved.
-    let mut clocks: BTreeMap<CameraId, (lookout_core::UtcTime, bool)> = BTreeMap::new();
+    // other's incidents. Handed to fusion once a tick (it ignores a clock that did not move).
+    let mut clocks: BTreeMap<CameraId, lookout_core::UtcTime> = BTreeMap::new();
     let tick = crossbeam_channel::tick(Duration::from_secs(1));
     loop {
         select! {
@@ -454,10 +450,8 @@ fn fusion_loop(
                 Err(_) => hotspots = crossbeam_channel::never(),
             },
             recv(tick) -> _ => {
-                for (camera, (t, moved)) in clocks.iter_mut() {
-                    if std::mem::take(moved) {
-                        fusion.on_camera_watermark(camera, *t, &mut out);
-                    }
+                for (camera, t) in &clocks {
+                    fusion.on_camera_watermark(camera, *t, &mut out);
                 }
             }
         }

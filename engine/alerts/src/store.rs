@@ -389,7 +389,10 @@ const READERS: usize = 4;
 /// (SQLite has one writer anyway); a pool of WAL reader connections can be switched on.
 pub struct Store {
     conn: Mutex<Connection>,
-    readers: Vec<Mutex<Connection>>,
+    /// The database file, for the reader pool (`None` in memory: no pool).
+    path: Option<std::path::PathBuf>,
+    /// Opened the first time the pool is switched on.
+    readers: std::sync::OnceLock<Vec<Mutex<Connection>>>,
     next_reader: std::sync::atomic::AtomicUsize,
     read_pool: std::sync::atomic::AtomicBool,
     sinks: Vec<SinkSpec>,
@@ -426,22 +429,11 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
-        let mut readers = Vec::new();
         let in_memory = path.as_os_str().is_empty() || path.as_os_str() == ":memory:";
-        if !in_memory {
-            for _ in 0..READERS {
-                let r = Connection::open(path)?;
-                r.pragma_update(None, "query_only", "ON")?;
-                // A reader's page cache is dropped whenever the writer commits; with the
-                // file memory-mapped, re-reading pages costs no system calls.
-                r.pragma_update(None, "mmap_size", 256i64 << 20)?;
-                r.busy_timeout(std::time::Duration::from_secs(5))?;
-                readers.push(Mutex::new(r));
-            }
-        }
         Ok(Store {
             conn: Mutex::new(conn),
-            readers,
+            path: (!in_memory).then(|| path.to_path_buf()),
+            readers: std::sync::OnceLock::new(),
             next_reader: std::sync::atomic::AtomicUsize::new(0),
             read_pool: std::sync::atomic::AtomicBool::new(false),
             sinks,
@@ -526,21 +518,22 @@ impl Store {
     /// A connection for reading: the writer's (default; always for an in-memory database),
     /// or with the pool on, the first free reader, else the next in turn.
     fn read(&self) -> MutexGuard<'_, Connection> {
-        let n = self.readers.len();
-        if n == 0 || !self.read_pool.load(std::sync::atomic::Ordering::Relaxed) {
+        if !self.read_pool.load(std::sync::atomic::Ordering::Relaxed) {
             return self.lock();
         }
+        let Some(readers) = self.readers.get().filter(|r| !r.is_empty()) else {
+            return self.lock();
+        };
+        let n = readers.len();
         let start = self
             .next_reader
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         for i in 0..n {
-            if let Ok(g) = self.readers[(start + i) % n].try_lock() {
+            if let Ok(g) = readers[(start + i) % n].try_lock() {
                 return g;
             }
         }
-        self.readers[start % n]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        readers[start % n].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Switches reads (API, outbox polling) to the pool of WAL reader connections, or back
@@ -549,9 +542,28 @@ impl Store {
     /// even during an incident storm: its page cache stays warm across its own commits,
     /// while every reader drops its cache at each commit and re-reads pages from the WAL.
     /// The pool lets reads run beside a long write (retention pruning) on bigger machines.
-    pub fn set_read_pool(&self, on: bool) {
+    /// The reader connections are opened the first time the pool is switched on (never for
+    /// an in-memory database, whose reads always use the writer's connection).
+    pub fn set_read_pool(&self, on: bool) -> Result<(), StoreError> {
+        if on && self.readers.get().is_none() {
+            let mut readers = Vec::new();
+            if let Some(path) = &self.path {
+                for _ in 0..READERS {
+                    let r = Connection::open(path)?;
+                    r.pragma_update(None, "query_only", "ON")?;
+                    // A reader's page cache is dropped whenever the writer commits; with
+                    // the file memory-mapped, re-reading pages costs no system calls.
+                    r.pragma_update(None, "mmap_size", 256i64 << 20)?;
+                    r.busy_timeout(std::time::Duration::from_secs(5))?;
+                    readers.push(Mutex::new(r));
+                }
+            }
+            // Another caller may have won the race; its pool is as good as this one.
+            let _ = self.readers.set(readers);
+        }
         self.read_pool
             .store(on, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// The sinks notifications are queued for.

@@ -843,3 +843,37 @@ fn geojson_text_equals_the_value_tree() {
     assert!(same(&parsed, &tree), "{parsed}\n{tree}");
     assert_eq!(parsed["features"].as_array().unwrap().len(), 6);
 }
+
+/// The reader pool (off by default) is opened when switched on, reads what the writer
+/// committed, and switching it off returns reads to the writer's connection.
+#[test]
+fn reader_pool_reads_what_the_writer_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        lookout_alerts::store::Store::open(&dir.path().join("lookout.db"), vec![], 600.0, 3600.0)
+            .unwrap();
+    let now = t0();
+    store
+        .apply_incident(&incident("pool-1", "cam1", 1, 0), None, now)
+        .unwrap();
+    store.set_read_pool(true).unwrap();
+    assert!(store.incident("pool-1").unwrap().is_some());
+    // Committed after the pool opened: every reader sees it on its next read.
+    store
+        .apply_incident(&incident("pool-2", "cam2", 1, 5), None, now)
+        .unwrap();
+    for _ in 0..8 {
+        let all = store.list_incidents(&IncidentFilter::default()).unwrap();
+        assert_eq!(all.len(), 2);
+    }
+    store.set_read_pool(false).unwrap();
+    assert!(store.incident("pool-2").unwrap().is_some());
+    // An in-memory store has no pool: reads stay on the writer and still work.
+    let mem =
+        lookout_alerts::store::Store::open(std::path::Path::new(":memory:"), vec![], 600.0, 3600.0)
+            .unwrap();
+    mem.set_read_pool(true).unwrap();
+    mem.apply_incident(&incident("m", "cam1", 1, 0), None, now)
+        .unwrap();
+    assert!(mem.incident("m").unwrap().is_some());
+}

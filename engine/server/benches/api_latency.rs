@@ -553,7 +553,7 @@ fn main() {
             .into_iter()
             .enumerate()
         {
-            alerts.store().set_read_pool(pool);
+            alerts.store().set_read_pool(pool).expect("reader pool");
             let p = run_phase(
                 clients,
                 &client_rt,
@@ -570,7 +570,7 @@ fn main() {
             }
         }
     }
-    alerts.store().set_read_pool(false);
+    alerts.store().set_read_pool(false).expect("reader pool");
     let (b99, bh) = report(&phases[0]);
     let (a99, ah) = report(&phases[1]);
     println!(

@@ -116,6 +116,8 @@ struct Slot {
     /// The newest cone of each of its fire-like events from the last `group_window`: a
     /// camera's sector on the incident spans them all (the fire's extent from there).
     cones: BTreeMap<String, Sector>,
+    /// Reused for the medians of `cones` (no allocation per event once warmed up).
+    scratch: Vec<f64>,
 }
 
 type PersonnelKey = (String, EventKind, Option<String>);
@@ -744,6 +746,7 @@ impl Fusion {
                 merged_into: None,
                 last_emit: None,
                 cones: BTreeMap::new(),
+                scratch: Vec::new(),
             },
         );
         seq
@@ -1202,7 +1205,9 @@ impl Fusion {
         dst.cones.append(&mut src.cones);
         let cams: BTreeSet<CameraId> = dst.cones.values().map(|c| c.camera.clone()).collect();
         for c in &cams {
-            if let Some(extent) = camera_extent(&mut dst.cones, c, self.s.group_window) {
+            if let Some(extent) =
+                camera_extent(&mut dst.cones, c, self.s.group_window, &mut dst.scratch)
+            {
                 upsert_sector(&mut dst.inc, extent);
             }
         }
@@ -1363,6 +1368,7 @@ fn camera_extent(
     cones: &mut BTreeMap<String, Sector>,
     camera: &CameraId,
     window: Duration,
+    scratch: &mut Vec<f64>,
 ) -> Option<Sector> {
     let newest = cones
         .values()
@@ -1370,18 +1376,18 @@ fn camera_extent(
         .max_by_key(|c| c.at)?
         .clone();
     cones.retain(|_, c| &c.camera != camera || c.at >= newest.at - window);
-    let mut offs: Vec<f64> = Vec::new();
-    let mut halves: Vec<f64> = Vec::new();
-    for c in cones.values().filter(|c| &c.camera == camera) {
-        offs.push(lookout_core::geo::angle_diff_deg(
-            c.bearing_deg,
-            newest.bearing_deg,
-        ));
-        halves.push(c.half_width_deg);
-    }
+    let mine = || cones.values().filter(|c| &c.camera == camera);
+    scratch.clear();
+    scratch.extend(
+        mine().map(|c| lookout_core::geo::angle_diff_deg(c.bearing_deg, newest.bearing_deg)),
+    );
+    let offset = median(scratch);
+    scratch.clear();
+    scratch.extend(mine().map(|c| c.half_width_deg));
+    let half_width_deg = median(scratch);
     Some(Sector {
-        bearing_deg: (newest.bearing_deg + median(&mut offs)).rem_euclid(360.0),
-        half_width_deg: median(&mut halves),
+        bearing_deg: (newest.bearing_deg + offset).rem_euclid(360.0),
+        half_width_deg,
         ..newest
     })
 }
@@ -1423,8 +1429,14 @@ fn join_event(slot: &mut Slot, ev: &Event, sector: Option<Sector>, note: bool, w
         .unwrap_or_default();
     if let Some(s) = sector {
         let camera = s.camera.clone();
-        slot.cones.insert(ev.id.clone(), s);
-        if let Some(extent) = camera_extent(&mut slot.cones, &camera, window) {
+        // Updates of a known event replace its cone in place (no new key per frame).
+        match slot.cones.get_mut(&ev.id) {
+            Some(c) => *c = s,
+            None => {
+                slot.cones.insert(ev.id.clone(), s);
+            }
+        }
+        if let Some(extent) = camera_extent(&mut slot.cones, &camera, window, &mut slot.scratch) {
             upsert_sector(&mut slot.inc, extent);
         }
     }

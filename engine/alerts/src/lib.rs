@@ -19,11 +19,15 @@
 //!   JSONL, CAP 1.2 files, GeoJSON files.
 //! * [`export`]: CAP 1.2 XML and GeoJSON.
 //! * [`snapshot`]: JPEG snapshots with boxes and text drawn by a built-in bitmap font.
+//! * [`retention`]: `[engine.retention]` — age limits, the data directory's quota (oldest
+//!   first, never an open incident or an undelivered outbox row), compression of rotated
+//!   logs, incremental vacuum, and the disk usage per file kind.
 
 pub mod export;
 pub mod http;
 pub mod lifecycle;
 pub mod outbox;
+pub mod retention;
 pub mod sinks;
 pub mod snapshot;
 pub mod store;
@@ -34,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lookout_config::alerts::AlertsConfig;
+use lookout_config::retention::RetentionConfig;
 use lookout_config::Config;
 use lookout_core::{
     CameraId, CameraStatus, Event, Frame, FrameResult, Hotspot, Incident, IncidentConfidence,
@@ -116,13 +121,13 @@ struct Settings {
     snapshots: bool,
     quality: u8,
     max_escalations: u32,
-    retention: store::Retention,
     snapshot_dir: PathBuf,
 }
 
 /// The alerts stage: store, outbox workers, timers, live updates.
 pub struct Alerts {
     store: Arc<Store>,
+    retention: Arc<retention::Retention>,
     settings: Settings,
     workers: Vec<outbox::Worker>,
     timers: Vec<tokio::task::JoinHandle<()>>,
@@ -156,8 +161,9 @@ impl Alerts {
     /// Opens the store under `engine.data_dir` and starts the sink workers and timers on
     /// `rt`.
     pub fn open(cfg: &Config, rt: &tokio::runtime::Handle) -> Result<Alerts, AlertsError> {
-        let a = Alerts::open_in(
+        let a = Alerts::open_with(
             &cfg.alerts.with_paths_resolved(&cfg.base_dir),
+            &cfg.engine.retention,
             &cfg.data_dir(),
             rt,
         )?;
@@ -168,9 +174,20 @@ impl Alerts {
         Ok(a)
     }
 
-    /// Like [`Alerts::open`], with the `[alerts]` section and data directory given directly.
+    /// Like [`Alerts::open`], with the `[alerts]` section and data directory given directly
+    /// (and the default `[engine.retention]`).
     pub fn open_in(
         cfg: &AlertsConfig,
+        data_dir: &Path,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<Alerts, AlertsError> {
+        Alerts::open_with(cfg, &RetentionConfig::default(), data_dir, rt)
+    }
+
+    /// Like [`Alerts::open_in`], with `[engine.retention]` given too.
+    pub fn open_with(
+        cfg: &AlertsConfig,
+        retention_cfg: &RetentionConfig,
         data_dir: &Path,
         rt: &tokio::runtime::Handle,
     ) -> Result<Alerts, AlertsError> {
@@ -238,16 +255,29 @@ impl Alerts {
             snapshots: cfg.snapshots,
             quality: cfg.snapshot_quality,
             max_escalations: cfg.max_escalations,
-            retention: store::Retention {
-                incidents_s: cfg.retention_days * 86400.0,
-                frame_results_s: cfg.frame_results_retention_days * 86400.0,
-                max_frame_results: cfg.max_frame_results,
-                delivered_s: cfg.outbox_retention_days * 86400.0,
-            },
             snapshot_dir: data_dir.join("snapshots"),
         };
+        let sink_dirs = cfg
+            .sinks
+            .iter()
+            .filter_map(|s| match s {
+                lookout_config::alerts::SinkConfig::Cap { dir, .. }
+                | lookout_config::alerts::SinkConfig::Geojson { dir, .. } => {
+                    Some(data_dir.join(dir))
+                }
+                _ => None,
+            })
+            .collect();
+        let retention = Arc::new(retention::Retention::new(
+            retention_cfg.clone(),
+            data_dir,
+            &data_dir.join(&cfg.database),
+            &settings.snapshot_dir,
+            sink_dirs,
+        ));
         let mut alerts = Alerts {
             store,
+            retention,
             settings,
             workers,
             timers: Vec::new(),
@@ -294,17 +324,23 @@ impl Alerts {
             }
         }));
         let store = self.store.clone();
-        let retention = self.settings.retention;
+        let retention = self.retention.clone();
+        let period = Duration::from_secs_f64(retention.config().check_interval_s);
         let mut sd = shutdown;
         self.timers.push(rt.spawn(async move {
             loop {
-                match store.prune(&retention, chrono::Utc::now()) {
-                    Ok(n) if n > 0 => tracing::info!(rows = n, "Retention limits applied."),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "Retention pruning failed."),
+                let (r, s) = (retention.clone(), store.clone());
+                let pass = tokio::task::spawn_blocking(move || r.run(&s, chrono::Utc::now())).await;
+                match pass {
+                    Ok(Ok(p)) if !p.is_empty() => {
+                        tracing::info!(pruned = ?p, "Retention limits applied.")
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "Retention pass failed."),
+                    Err(e) => tracing::error!(error = %e, "Retention pass panicked."),
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+                    _ = tokio::time::sleep(period) => {}
                     _ = sd.changed() => break,
                 }
             }
@@ -314,6 +350,16 @@ impl Alerts {
     /// The store (API reads, tests).
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// Disk usage of the data directory per file kind, as of the last retention pass.
+    pub fn disk_usage(&self) -> retention::DiskUsage {
+        self.retention.usage()
+    }
+
+    /// Runs a retention pass now (the timer does this every `check_interval_s`).
+    pub fn retention_now(&self) -> Result<retention::Pruned, retention::RetentionError> {
+        self.retention.run(&self.store, chrono::Utc::now())
     }
 
     /// Subscribes to live updates.
@@ -670,6 +716,7 @@ impl Alerts {
             left = self.store.backlog().unwrap_or_default();
         }
         let _ = self.shutdown.send(true);
+        self.retention.stop();
         for w in std::mem::take(&mut self.workers) {
             let _ = tokio::time::timeout_at(
                 end.max(tokio::time::Instant::now() + Duration::from_millis(200)),
@@ -687,6 +734,7 @@ impl Alerts {
 impl Drop for Alerts {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+        self.retention.stop();
     }
 }
 

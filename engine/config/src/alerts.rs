@@ -43,17 +43,18 @@ pub struct AlertsConfig {
     pub snapshots: bool,
     /// JPEG quality of snapshots, 1..=100. Default 85.
     pub snapshot_quality: u8,
-    /// Closed and false-alarm incidents (with their history, events and snapshots) are
-    /// deleted this many days after their last change. Default 365.
-    pub retention_days: f64,
-    /// Recorded frame results (raw detections used by the tuning replay) are kept this
-    /// many days. Default 14.
-    pub frame_results_retention_days: f64,
-    /// At most this many recorded frame results are kept (oldest deleted first).
-    /// Default 2,000,000.
-    pub max_frame_results: u64,
-    /// Delivered outbox entries are deleted after this many days. Default 7.
-    pub outbox_retention_days: f64,
+    /// Moved to `engine.retention.closed_incidents_days`; an error here.
+    #[serde(default, skip_serializing)]
+    pub retention_days: Option<toml::Value>,
+    /// Moved to `engine.retention.frame_results_days`; an error here.
+    #[serde(default, skip_serializing)]
+    pub frame_results_retention_days: Option<toml::Value>,
+    /// Moved to `engine.retention.max_frame_results`; an error here.
+    #[serde(default, skip_serializing)]
+    pub max_frame_results: Option<toml::Value>,
+    /// Moved to `engine.retention.outbox_delivered_days`; an error here.
+    #[serde(default, skip_serializing)]
+    pub outbox_retention_days: Option<toml::Value>,
     /// CAP `<sender>`: who issues the alerts (an e-mail-like identifier). Default
     /// `lookout@localhost`.
     pub cap_sender: String,
@@ -71,10 +72,10 @@ impl Default for AlertsConfig {
             max_escalations: 2,
             snapshots: true,
             snapshot_quality: 85,
-            retention_days: 365.0,
-            frame_results_retention_days: 14.0,
-            max_frame_results: 2_000_000,
-            outbox_retention_days: 7.0,
+            retention_days: None,
+            frame_results_retention_days: None,
+            max_frame_results: None,
+            outbox_retention_days: None,
             cap_sender: "lookout@localhost".into(),
             sinks: Vec::new(),
         }
@@ -283,25 +284,34 @@ impl AlertsConfig {
         );
         v.range("alerts.max_escalations", self.max_escalations, 0, 10);
         v.range("alerts.snapshot_quality", self.snapshot_quality, 1, 100);
-        v.range("alerts.retention_days", self.retention_days, 0.01, 36500.0);
-        v.range(
-            "alerts.frame_results_retention_days",
-            self.frame_results_retention_days,
-            0.01,
-            3650.0,
-        );
-        v.range(
-            "alerts.max_frame_results",
-            self.max_frame_results,
-            1000,
-            1_000_000_000,
-        );
-        v.range(
-            "alerts.outbox_retention_days",
-            self.outbox_retention_days,
-            0.01,
-            3650.0,
-        );
+        for (key, set, to) in [
+            (
+                "retention_days",
+                self.retention_days.is_some(),
+                "closed_incidents_days",
+            ),
+            (
+                "frame_results_retention_days",
+                self.frame_results_retention_days.is_some(),
+                "frame_results_days",
+            ),
+            (
+                "max_frame_results",
+                self.max_frame_results.is_some(),
+                "max_frame_results",
+            ),
+            (
+                "outbox_retention_days",
+                self.outbox_retention_days.is_some(),
+                "outbox_delivered_days",
+            ),
+        ] {
+            v.check(
+                !set,
+                format!("alerts.{key}"),
+                format!("moved: write it as `{to}` under [engine.retention]"),
+            );
+        }
         v.check(
             !self.cap_sender.trim().is_empty() && !self.cap_sender.contains([' ', ',', '<', '&']),
             "alerts.cap_sender",

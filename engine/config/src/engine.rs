@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::env::EnvString;
+use crate::retention::RetentionConfig;
 use crate::validate::Validator;
 
 /// `[engine]`.
@@ -21,6 +22,8 @@ pub struct EngineConfig {
     /// Stop by itself after this many seconds (demos, tests, benchmarks). Default: run
     /// until signalled.
     pub run_for_s: Option<f64>,
+    /// `[engine.retention]`: JSONL rotation, days to keep, the data directory's quota.
+    pub retention: RetentionConfig,
 }
 
 impl Default for EngineConfig {
@@ -30,12 +33,14 @@ impl Default for EngineConfig {
             shutdown_deadline_s: 10.0,
             detections_log: true,
             run_for_s: None,
+            retention: RetentionConfig::default(),
         }
     }
 }
 
 impl EngineConfig {
-    /// Checks value ranges.
+    /// Checks value ranges (`[engine.retention]` is checked with the cameras, see
+    /// [`RetentionConfig::validate`]).
     pub fn validate(&self, v: &mut Validator) {
         v.range(
             "engine.shutdown_deadline_s",

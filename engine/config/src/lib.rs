@@ -13,7 +13,8 @@
 //! read. Secrets ([`env::Secret`], URL passwords) are redacted in `Debug`, `Serialize` and so
 //! in every dump.
 //!
-//! Sections: [`engine::EngineConfig`] `[engine]`, [`cameras::IngestConfig`] `[ingest]`,
+//! Sections: [`engine::EngineConfig`] `[engine]` (with
+//! [`retention::RetentionConfig`] `[engine.retention]`), [`cameras::IngestConfig`] `[ingest]`,
 //! [`cameras::CameraConfig`] `[[cameras]]`, [`inference::InferenceConfig`] `[inference]`,
 //! [`inference::ModelRef`] `[models.NAME]`, [`rules::RulesConfig`] `[rules]`,
 //! [`fusion::FusionConfig`] `[fusion]`, [`alerts::AlertsConfig`] `[alerts]`,
@@ -28,6 +29,7 @@ pub mod fusion;
 pub mod inference;
 mod locate;
 pub mod overlay;
+pub mod retention;
 pub mod rules;
 pub mod server;
 pub mod validate;
@@ -249,6 +251,13 @@ pub fn parse(src: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigE
             );
         }
     }
+    let max_side = cfg
+        .cameras
+        .iter()
+        .map(|c| c.effective_max_side(&cfg.ingest))
+        .max()
+        .unwrap_or(cfg.ingest.analysis_max_side);
+    cfg.engine.retention.validate(&mut v, max_side);
     for (name, m) in &cfg.models {
         if let Some(t) = &m.tile {
             t.validate(&format!("models.{}.tile", quote_key(name)), &mut v);

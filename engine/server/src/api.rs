@@ -115,6 +115,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/app.css", get(app_css))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/api/disk", get(disk))
         .route("/api/cameras", get(cameras))
         .route("/api/cameras/{id}/frame.jpg", get(camera_frame))
         .route("/api/incidents", get(list_incidents))
@@ -247,7 +248,9 @@ async fn health(State(s): State<ServerState>) -> ApiResult<axum::Json<Value>> {
 
 async fn metrics(State(s): State<ServerState>) -> ApiResult<Response> {
     let backlog = s.alerts.backlog()?;
-    let text = s.metrics.render(&backlog, &s.alerts.sink_stats());
+    let mut text = s.metrics.render(&backlog, &s.alerts.sink_stats());
+    let disk = s.alerts.disk_usage();
+    crate::metrics::render_disk_usage(&mut text, &disk.kinds(), disk.quota);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -256,6 +259,11 @@ async fn metrics(State(s): State<ServerState>) -> ApiResult<Response> {
         text,
     )
         .into_response())
+}
+
+/// The data directory's disk usage per kind of file, as of the last retention pass.
+async fn disk(State(s): State<ServerState>) -> axum::Json<lookout_alerts::retention::DiskUsage> {
+    axum::Json(s.alerts.disk_usage())
 }
 
 async fn me(State(s): State<ServerState>, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {

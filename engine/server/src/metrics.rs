@@ -254,6 +254,21 @@ impl Metrics {
     }
 }
 
+/// Appends the data directory's disk usage: `lookout_disk_bytes{kind}` per kind of file
+/// (`database`, `jsonl`, `jsonl_rotated`, `snapshots`, `sink_files`, `other`) and
+/// `lookout_disk_quota_bytes` (0 without a quota).
+pub fn render_disk_usage(out: &mut String, kinds: &[(&str, u64)], quota: Option<u64>) {
+    let _ = writeln!(out, "# HELP lookout_disk_bytes Bytes on disk under the data directory, per kind of file.\n# TYPE lookout_disk_bytes gauge");
+    for (k, n) in kinds {
+        let _ = writeln!(
+            out,
+            "lookout_disk_bytes{{kind=\"{}\"}} {n}",
+            escape_label(k)
+        );
+    }
+    let _ = writeln!(out, "# HELP lookout_disk_quota_bytes The data directory's quota (0: none).\n# TYPE lookout_disk_quota_bytes gauge\nlookout_disk_quota_bytes {}", quota.unwrap_or(0));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +290,24 @@ mod tests {
         assert!(t.contains("lookout_inference_batch_size_bucket{le=\"2\"} 0"));
         assert!(t.contains("lookout_inference_batch_size_bucket{le=\"4\"} 1"));
         assert!(t.contains("lookout_outbox_backlog{sink=\"hook\"} 7"));
+    }
+
+    #[test]
+    fn renders_disk_usage() {
+        let mut t = String::new();
+        render_disk_usage(
+            &mut t,
+            &[("database", 4096), ("snapshots", 7)],
+            Some(1 << 20),
+        );
+        assert!(
+            t.contains("lookout_disk_bytes{kind=\"database\"} 4096"),
+            "{t}"
+        );
+        assert!(
+            t.contains("lookout_disk_bytes{kind=\"snapshots\"} 7"),
+            "{t}"
+        );
+        assert!(t.contains("lookout_disk_quota_bytes 1048576"), "{t}");
     }
 }

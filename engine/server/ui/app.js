@@ -365,3 +365,17 @@ function connect() {
 }
 whoami(); loadIncidents(); connect();
 setInterval(loadIncidents, 15000);
+
+// ---- disk usage of the data directory (retention pass, per kind of file)
+const mib = (n) => (n / 1048576).toFixed(n < 10485760 ? 1 : 0) + ' MiB';
+async function loadDisk() {
+  let d; try { d = await api('/api/disk'); } catch (e) { return; }
+  if (!d.at) return;
+  const el = $('#disk');
+  el.textContent = 'disk ' + mib(d.total) + (d.quota ? ' / ' + mib(d.quota) : '');
+  el.classList.toggle('warn', !!d.quota && d.total > 0.9 * d.quota);
+  el.title = ['database', 'jsonl', 'jsonl_rotated', 'snapshots', 'sink_files', 'other']
+    .map((k) => k + ': ' + mib(d[k])).join('\n');
+}
+loadDisk();
+setInterval(loadDisk, 30000);

@@ -14,15 +14,14 @@
 //! One file per job: this one opens and migrates the database and holds the connections;
 //! `apply` turns fusion revisions into stored incidents, `incidents` the operator's
 //! transitions and the API's reads, `outbox` the notifications and deliveries,
-//! `frames_events` events/hotspots/frame results, `overlays` config changes, `retention`
-//! pruning.
+//! `frames_events` events/hotspots/frame results, `overlays` config changes. Retention
+//! (age limits, the quota, vacuum) is [`crate::retention`].
 
 mod apply;
 mod frames_events;
 mod incidents;
 mod outbox;
 mod overlays;
-mod retention;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -39,7 +38,6 @@ pub use incidents::{
 };
 pub use outbox::{Notification, Pending, Reason, SinkSpec};
 pub use overlays::OverlayRecord;
-pub use retention::Retention;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +164,9 @@ impl Store {
         escalate_after_s: f64,
     ) -> Result<Store, StoreError> {
         let mut conn = Connection::open(path)?;
+        // Takes effect on a new database (before its first table); an existing one is
+        // switched by a one-time VACUUM in the first retention pass.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -186,7 +187,7 @@ impl Store {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (transactions roll back).
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -197,6 +197,9 @@ struct FileInfo {
     modified: SystemTime,
 }
 
+/// Rotated files per live log (directory, stem): (timestamp, file), oldest first.
+type RotatedLogs = BTreeMap<(PathBuf, String), Vec<(String, FileInfo)>>;
+
 /// The name of the rotated copy of the live log `live` (`events.jsonl` →
 /// `events.20261206T221000123Z.jsonl`), rotated at `at`.
 pub fn rotated_name(live: &Path, at: UtcTime) -> PathBuf {
@@ -372,10 +375,8 @@ impl Retention {
     }
 
     /// Rotated logs grouped by live log (directory + stem), oldest first in each.
-    fn rotated(
-        &self,
-    ) -> Result<BTreeMap<(PathBuf, String), Vec<(String, FileInfo)>>, RetentionError> {
-        let mut logs: BTreeMap<(PathBuf, String), Vec<(String, FileInfo)>> = BTreeMap::new();
+    fn rotated(&self) -> Result<RotatedLogs, RetentionError> {
+        let mut logs = RotatedLogs::new();
         for f in self.scan()? {
             if f.kind != Kind::Rotated {
                 continue;

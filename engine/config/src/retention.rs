@@ -161,7 +161,7 @@ impl RetentionConfig {
 
     /// The quota in bytes, `None` when there is none.
     pub fn quota_bytes(&self) -> Option<u64> {
-        (self.quota_mb > 0.0).then(|| (self.quota_mb * MIB) as u64)
+        (self.quota_mb > 0.0).then_some((self.quota_mb * MIB) as u64)
     }
 
     /// Size at which a JSON-lines log is rotated, in bytes.

@@ -18,6 +18,8 @@
 //! * [`sinks`]: webhook (HTTP or HTTPS POST, [`http`]), MQTT (rumqttc, QoS 1),
 //!   JSONL, CAP 1.2 files, GeoJSON files.
 //! * [`export`]: CAP 1.2 XML and GeoJSON.
+//! * [`stage`]: [`stage::IncidentsStage`], the thread that stores fusion's incident
+//!   revisions (group commit) with their snapshots.
 //! * [`snapshot`]: JPEG snapshots with boxes and text drawn by a built-in bitmap font.
 //! * [`retention`]: `[engine.retention]` — age limits, the data directory's quota (oldest
 //!   first, never an open incident or an undelivered outbox row), compression of rotated
@@ -30,6 +32,7 @@ pub mod outbox;
 pub mod retention;
 pub mod sinks;
 pub mod snapshot;
+pub mod stage;
 pub mod store;
 
 use std::collections::HashMap;

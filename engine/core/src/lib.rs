@@ -18,6 +18,8 @@
 //! * [`incident`]: [`Incident`], many events and hotspots of one fire (or one personnel
 //!   situation) with a confidence level and a revision.
 //! * [`msg`]: [`StageMsg`], what travels on the channel between inference and rules.
+//! * [`wire`]: the other messages between stages ([`FusionMsg`], [`HotspotBatch`],
+//!   [`ControlMsg`]) and the versioned [`Envelope`] they travel in between processes.
 
 pub mod detect;
 pub mod event;
@@ -28,6 +30,7 @@ pub mod hotspot;
 pub mod hub;
 pub mod incident;
 pub mod msg;
+pub mod wire;
 
 pub use detect::{BBox, Detection, FrameResult};
 pub use event::{Event, EventKind, EventPhase, FrameRef};
@@ -41,6 +44,7 @@ pub use incident::{
     UncertaintyEllipse,
 };
 pub use msg::StageMsg;
+pub use wire::{ControlMsg, Envelope, FusionMsg, HotspotBatch, WireError, WireMsg, WIRE_VERSION};
 
 /// A camera's configured identifier (`[[cameras]] id = "..."`). Cheap to clone.
 pub type CameraId = std::sync::Arc<str>;

@@ -1,4 +1,5 @@
-//! Messages on the inference → rules channel.
+//! Messages on the inference → rules channel (the others between stages are in
+//! [`crate::wire`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,8 @@ pub enum StageMsg {
     /// Frame-level image statistics for camera-health rules (blocked / defocused / moved).
     ImageStats(ImageStats),
     /// Event time has advanced to this point for every source (drives timers when idle).
+    /// `lookout run` does not send it (time comes from each analysed frame's capture time
+    /// and health changes); a recording or a test may carry it to end quiet events.
     Watermark {
         /// The watermark.
         at: UtcTime,

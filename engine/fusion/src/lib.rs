@@ -21,6 +21,8 @@
 //! * [`index`]: [`index::HotspotIndex`], hotspots on a lat/lon grid with dedup.
 //! * [`engine`]: [`Fusion`], the event-time join that builds incidents.
 //! * [`feed`]: [`HotspotFeed`], the hotspot source threads, and [`feed::FirmsPoller`].
+//! * [`stage`]: [`stage::FusionStage`], the fusion thread behind a handle (events, camera
+//!   clocks and hotspots in, incident revisions out).
 //! * [`geojson()`]: cameras, fields of view, incidents, bearings, hotspots for the map.
 //!
 //! Fusion is deterministic and never reads the wall clock: replaying the same events and
@@ -36,6 +38,7 @@ pub mod firms;
 mod geojson;
 pub mod index;
 pub mod plane;
+pub mod stage;
 
 pub use camera::{Bearing, CameraGeometry, View};
 pub use engine::{Fusion, FusionStats};

@@ -1,8 +1,10 @@
-//! `lookout run`: wires the stages together and owns shutdown.
+//! `lookout run`: wires the stages together and owns signals, metrics and shutdown. Each
+//! stage's loop lives in its crate behind a handle (`lookout_rules::stage`,
+//! `lookout_fusion::stage`, `lookout_alerts::stage`).
 //!
 //! ```text
-//! ingest ─▶ FrameHub ─▶ inference workers ─▶ [results] ─▶ rules thread ─▶ [events] ─▶ fusion thread ─▶ [incidents] ─▶ alerts
-//!    └─ CameraHealth ─▶ health forwarder ────▶ [results]                 hotspot feed ─▶ [hotspots] ─┘
+//! ingest ─▶ FrameHub ─▶ inference workers ─▶ [StageMsg] ─▶ RulesStage ─▶ [FusionMsg] ─▶ FusionStage ─▶ [Incident] ─▶ IncidentsStage
+//!    └─ CameraHealth ─▶ health forwarder ────▶ [StageMsg]              hotspot feed ─▶ [Hotspot] ─┘
 //! ```
 //!
 //! Every `[...]` is a bounded crossbeam channel on which senders block: after inference
@@ -16,13 +18,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crossbeam_channel::{bounded, select, Receiver, Sender};
+use crossbeam_channel::bounded;
 use lookout_alerts::Alerts;
 use lookout_config::Config;
 use lookout_core::{
-    CameraHealth, CameraId, Event, Frame, FrameHub, FrameRing, Hotspot, Incident, StageMsg,
+    CameraHealth, CameraId, Event, FrameHub, FrameRing, FusionMsg, Hotspot, Incident, StageMsg,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use tracing::{error, info, warn};
 
 /// Options of `lookout run` beyond the config file.
@@ -58,7 +60,7 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let hub = FrameHub::new(camera_ids.clone());
     let (health_tx, health_rx) = bounded::<CameraHealth>(256);
     let (results_tx, results_rx) = bounded::<StageMsg>(cfg.inference.results_capacity);
-    let (events_tx, events_rx) = bounded::<ToFusion>(1024);
+    let (events_tx, events_rx) = bounded::<FusionMsg>(1024);
     let (hotspots_tx, hotspots_rx) = bounded::<Hotspot>(4096);
     let (incidents_tx, incidents_rx) = bounded::<Incident>(1024);
 
@@ -76,7 +78,6 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
 
     // The running rules: the file's [rules] plus the latest API overlay stored in SQLite
     // (re-applied here at every start and by the watcher at every file reload).
-    let (reload_tx, reload_rx) = bounded::<lookout_config::rules::RulesConfig>(4);
     let mut state = lookout_server::ServerState::new(alerts.clone(), cfg.clone());
     match state.load_overlay() {
         Ok(Some(s)) if s.applied => info!(
@@ -91,20 +92,6 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         }
     }
     cfg.rules = state.config().rules;
-    state.apply_rules = Some(Arc::new({
-        let reload_tx = reload_tx.clone();
-        move |rules: &lookout_config::rules::RulesConfig| {
-            // Compile strictly first so a bad change is refused with its reason; the rules
-            // thread then swaps it in between two messages.
-            lookout_rules::RulesEngine::try_new(rules).map_err(|e| e.to_string())?;
-            reload_tx
-                .send_timeout(rules.clone(), Duration::from_secs(2))
-                .map_err(|_| "the rules stage is not accepting changes".to_string())
-        }
-    }));
-    // Held until the end: the rules thread selects on this channel, which must not
-    // disconnect while it runs (even with the web server disabled and no file watched).
-    let _reload_keepalive = reload_tx;
 
     // Inference first, so no frame waits for a missing consumer.
     let inference =
@@ -128,6 +115,24 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     })?;
     drop(results_tx);
 
+    let rules = lookout_rules::stage::RulesStage::spawn(
+        &cfg.rules,
+        lookout_rules::stage::RulesLogs {
+            detections: cfg
+                .engine
+                .detections_log
+                .then(|| data_dir.join("detections.jsonl")),
+            events: Some(data_dir.join("events.jsonl")),
+        },
+        results_rx,
+        events_tx,
+        StoreTap(alerts.clone()),
+    )
+    .context("cannot spawn the rules thread")?;
+    // API changes (overlays, masks, tuning) and file reloads reach the rules thread through
+    // its control.
+    state.rules = Some(rules.control());
+
     // Rules hot reload: the watcher hands each new [rules] section of the file to the
     // overlay layer, which re-applies the API overlay over it and reloads the rules thread.
     let watcher = match &opts.config_path {
@@ -144,47 +149,32 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         None => None,
     };
 
-    let rules_thread = spawn("rules", {
-        let cfg = cfg.clone();
-        let alerts = alerts.clone();
-        let record_path = data_dir.join("detections.jsonl");
-        let events_path = data_dir.join("events.jsonl");
-        move || {
-            rules_loop(
-                &cfg,
-                &alerts,
-                record_path,
-                events_path,
-                results_rx,
-                reload_rx,
-                events_tx,
-            )
-        }
-    })?;
-
     let (feed_stop_tx, feed_stop_rx) = bounded::<()>(0);
     let feed = lookout_fusion::feed::HotspotFeed::spawn(&cfg, hotspots_tx, feed_stop_rx)
         .context("cannot start the hotspot feed")?;
 
-    let fusion_thread = spawn("fusion", {
-        let cfg = cfg.clone();
-        let alerts = alerts.clone();
-        move || fusion_loop(&cfg, &alerts, events_rx, hotspots_rx, incidents_tx)
-    })?;
+    let fusion = lookout_fusion::stage::FusionStage::spawn(
+        &cfg,
+        events_rx,
+        hotspots_rx,
+        incidents_tx,
+        StoreTap(alerts.clone()),
+    )
+    .context("cannot spawn the fusion thread")?;
 
-    let sink_thread = spawn("incidents", {
-        let path = data_dir.join("incidents.jsonl");
-        let alerts = alerts.clone();
-        let rings = rings.clone();
-        move || incidents_loop(path, &alerts, &rings, incidents_rx)
-    })?;
+    let incidents = lookout_alerts::stage::IncidentsStage::spawn(
+        alerts.clone(),
+        rings.clone(),
+        Some(data_dir.join("incidents.jsonl")),
+        incidents_rx,
+    )
+    .context("cannot spawn the incidents thread")?;
 
     // The operator's desk.
     state.rings = rings
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
-    state.replay = Some(Arc::new(lookout_rules::replay));
     state.geojson_extra = Some(Arc::new({
         let cfg = cfg.clone();
         move || match lookout_fusion::geojson(&cfg, &[], &[]).get("features") {
@@ -239,13 +229,14 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     inference.join();
     drop(feed_stop_tx);
     feed.join();
-    for (name, h) in [
-        ("health-forward", health_fwd),
-        ("rules", rules_thread),
-        ("fusion", fusion_thread),
-        ("incidents", sink_thread),
+    // Upstream first: each stage exits when its input closes.
+    for (name, joined) in [
+        ("health-forward", health_fwd.join()),
+        ("rules", rules.join()),
+        ("fusion", fusion.join()),
+        ("incidents", incidents.join()),
     ] {
-        if h.join().is_err() {
+        if joined.is_err() {
             error!(thread = name, "A stage thread panicked.");
         }
     }
@@ -302,251 +293,32 @@ fn spawn_watchdog(deadline: Duration) {
         });
 }
 
-fn rules_loop(
-    cfg: &Config,
-    alerts: &Alerts,
-    record_path: PathBuf,
-    events_path: PathBuf,
-    results: Receiver<StageMsg>,
-    reload: Receiver<lookout_config::rules::RulesConfig>,
-    events_tx: Sender<ToFusion>,
-) {
-    let mut engine = lookout_rules::RulesEngine::new(&cfg.rules);
-    let mut recorder = if cfg.engine.detections_log {
-        match lookout_rules::Recorder::open(&record_path) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                error!(error = %e, "Cannot open the detections log; running without it.");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let mut events_log = JsonlWriter::open(&events_path);
-    let mut out = Vec::new();
-    let mut clock_sent: HashMap<CameraId, lookout_core::UtcTime> = HashMap::new();
-    loop {
-        let msg = select! {
-            recv(results) -> m => match m { Ok(m) => m, Err(_) => break },
-            recv(reload) -> r => {
-                if let Ok(new) = r {
-                    match engine.apply_config(new) {
-                        Ok(()) => info!("Applied the new rules configuration."),
-                        Err(e) => error!(error = %e, "Rejected the new rules configuration; keeping the running one."),
-                    }
-                }
-                continue;
-            }
-        };
-        if let Some(rec) = recorder.as_mut() {
-            if let Err(e) = rec.record(&msg) {
-                warn!(error = %e, "Cannot write the detections log.");
-            }
-        }
-        if let Err(e) = alerts.record_frame_result(&msg) {
+/// The store's view of the rules and fusion stages: frame results (for the tuning view),
+/// events and hotspots.
+struct StoreTap(Arc<Alerts>);
+
+impl lookout_rules::stage::RulesTap for StoreTap {
+    fn message(&mut self, msg: &StageMsg) {
+        if let Err(e) = self.0.record_frame_result(msg) {
             warn!(error = %e, "Cannot store a frame result.");
         }
-        engine.handle(&msg, &mut out);
-        for ev in out.drain(..) {
-            events_log.write(&ev);
-            if let Err(e) = alerts.record_event(&ev) {
-                warn!(error = %e, "Cannot store an event.");
-            }
-            if events_tx.send(ToFusion::Event(ev)).is_err() {
-                return;
-            }
-        }
-        // Each camera's event time, from every analysed frame (empty ones too), so a quiet
-        // camera's incidents still close; sent after that frame's events, at most 1/s.
-        if let StageMsg::Frame(fr) = &msg {
-            let due = clock_sent
-                .get(&fr.camera)
-                .is_none_or(|t| fr.captured_at >= *t + chrono::Duration::seconds(1));
-            if due {
-                clock_sent.insert(fr.camera.clone(), fr.captured_at);
-                let clock = ToFusion::Clock(fr.camera.clone(), fr.captured_at);
-                if events_tx.send(clock).is_err() {
-                    return;
-                }
-            }
-        }
     }
-    if let Some(mut rec) = recorder {
-        let _ = rec.flush();
-    }
-}
 
-/// What the rules thread sends the fusion thread, in order.
-enum ToFusion {
-    /// An event.
-    Event(Event),
-    /// A camera's event time advanced to this capture time.
-    Clock(CameraId, lookout_core::UtcTime),
-}
-
-fn advance_clock(
-    clocks: &mut BTreeMap<CameraId, lookout_core::UtcTime>,
-    camera: &CameraId,
-    t: lookout_core::UtcTime,
-) {
-    match clocks.get_mut(camera) {
-        Some(c) => *c = (*c).max(t),
-        None => {
-            clocks.insert(camera.clone(), t);
+    fn event(&mut self, ev: &Event) {
+        if let Err(e) = self.0.record_event(ev) {
+            warn!(error = %e, "Cannot store an event.");
         }
     }
 }
 
-fn fusion_loop(
-    cfg: &Config,
-    alerts: &Alerts,
-    events: Receiver<ToFusion>,
-    hotspots: Receiver<Hotspot>,
-    incidents_tx: Sender<Incident>,
-) {
-    let mut fusion = match lookout_fusion::Fusion::new(cfg) {
-        Ok(f) => f,
-        Err(e) => {
-            error!(error = %e, "Cannot start fusion; events will not become incidents.");
-            for _ in events {}
-            return;
-        }
-    };
-    let mut out = Vec::new();
-    let mut hotspots = hotspots;
-    let mut batch: Vec<Hotspot> = Vec::new();
-    // Event time, per camera: the newest capture time of its analysed frames and events.
-    // Fusion joins and closes by it, never by the wall clock, so footage replayed "as of" a
-    // past date fuses like live footage, beside live cameras, without one clock closing the
-    // other's incidents. Handed to fusion once a tick (it ignores a clock that did not move).
-    let mut clocks: BTreeMap<CameraId, lookout_core::UtcTime> = BTreeMap::new();
-    let tick = crossbeam_channel::tick(Duration::from_secs(1));
-    loop {
-        select! {
-            recv(events) -> e => match e {
-                Ok(ToFusion::Event(ev)) => {
-                    advance_clock(&mut clocks, &ev.camera, ev.last_seen);
-                    fusion.on_event(&ev, &mut out)
-                }
-                Ok(ToFusion::Clock(camera, t)) => advance_clock(&mut clocks, &camera, t),
-                // Rules has stopped: the engine is shutting down.
-                Err(_) => break,
-            },
-            recv(hotspots) -> h => match h {
-                Ok(h) => {
-                    // A satellite pass arrives as many rows: fuse them as one batch, so an
-                    // incident gets one revision per pass.
-                    batch.push(h);
-                    batch.extend(hotspots.try_iter());
-                    for h in &batch {
-                        if let Err(e) = alerts.record_hotspot(h) {
-                            warn!(error = %e, "Cannot store a hotspot.");
-                        }
-                    }
-                    fusion.on_hotspots(batch.drain(..), &mut out);
-                }
-                // Every hotspot source has finished; keep fusing events.
-                Err(_) => hotspots = crossbeam_channel::never(),
-            },
-            recv(tick) -> _ => {
-                for (camera, t) in &clocks {
-                    fusion.on_camera_watermark(camera, *t, &mut out);
-                }
-            }
-        }
-        for inc in out.drain(..) {
-            if incidents_tx.send(inc).is_err() {
-                return;
+impl lookout_fusion::stage::FusionTap for StoreTap {
+    fn hotspots(&mut self, batch: &[Hotspot]) {
+        for h in batch {
+            if let Err(e) = self.0.record_hotspot(h) {
+                warn!(error = %e, "Cannot store a hotspot.");
             }
         }
     }
-}
-
-/// An append-only JSON-lines log that reports (once) when it cannot be written and never
-/// stops the stage that writes it.
-struct JsonlWriter {
-    file: Option<std::io::BufWriter<std::fs::File>>,
-    path: PathBuf,
-}
-
-impl JsonlWriter {
-    fn open(path: &std::path::Path) -> Self {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path);
-        let file = match file {
-            Ok(f) => Some(std::io::BufWriter::new(f)),
-            Err(e) => {
-                error!(path = %path.display(), error = %e, "Cannot open a log file; continuing without it.");
-                None
-            }
-        };
-        JsonlWriter {
-            file,
-            path: path.to_path_buf(),
-        }
-    }
-
-    fn write<T: serde::Serialize>(&mut self, value: &T) {
-        use std::io::Write;
-        let Some(f) = self.file.as_mut() else { return };
-        let res = serde_json::to_writer(&mut *f, value)
-            .map_err(std::io::Error::other)
-            .and_then(|_| f.write_all(b"\n"))
-            .and_then(|_| f.flush());
-        if let Err(e) = res {
-            error!(path = %self.path.display(), error = %e, "Cannot write a log file; continuing without it.");
-            self.file = None;
-        }
-    }
-}
-
-fn incidents_loop(
-    path: PathBuf,
-    alerts: &Alerts,
-    rings: &HashMap<CameraId, Arc<FrameRing>>,
-    incidents: Receiver<Incident>,
-) {
-    let mut file = JsonlWriter::open(&path);
-    let mut batch: Vec<Incident> = Vec::with_capacity(lookout_alerts::GROUP_COMMIT_MAX);
-    // Group commit: whatever is already queued (up to GROUP_COMMIT_MAX revisions) is stored
-    // with its outbox rows in one transaction; a lone incident is stored at once.
-    while let Ok(first) = incidents.recv() {
-        batch.push(first);
-        batch.extend(
-            incidents
-                .try_iter()
-                .take(lookout_alerts::GROUP_COMMIT_MAX - 1),
-        );
-        let frames: Vec<Option<Frame>> = batch.iter().map(|i| snapshot_frame(i, rings)).collect();
-        let items: Vec<(&Incident, Option<&Frame>)> = batch
-            .iter()
-            .zip(frames.iter())
-            .map(|(i, f)| (i, f.as_ref()))
-            .collect();
-        let results = alerts.record_incidents(&items);
-        for (inc, res) in batch.iter().zip(results) {
-            if let Err(e) = res {
-                error!(id = %inc.id, error = %e, "Cannot store an incident.");
-            }
-            if inc.revision == 1 {
-                info!(id = %inc.id, kind = inc.kind.as_str(), confidence = ?inc.confidence, "New incident.");
-            } else {
-                tracing::debug!(id = %inc.id, revision = inc.revision, confidence = ?inc.confidence, "Incident updated.");
-            }
-            file.write(inc);
-        }
-        batch.clear();
-    }
-}
-
-/// The frame an incident's newest event asked to snapshot, if still held by its camera.
-fn snapshot_frame(inc: &Incident, rings: &HashMap<CameraId, Arc<FrameRing>>) -> Option<Frame> {
-    let r = inc.events.iter().rev().find_map(|e| e.snapshot.as_ref())?;
-    let ring = rings.get(&r.camera)?;
-    ring.get(r.seq).or_else(|| ring.nearest(r.seq))
 }
 
 fn update_metrics(

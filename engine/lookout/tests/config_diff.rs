@@ -7,7 +7,6 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use lookout_config::rules::RulesConfig;
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -69,7 +68,10 @@ fn config_diff_lists_the_api_overlay_over_the_file() {
             .unwrap(),
         );
         let mut state = lookout_server::ServerState::new(alerts, cfg.clone());
-        state.apply_rules = Some(Arc::new(|_: &RulesConfig| Ok(())));
+        // A real control whose queue nobody reads (no rules stage runs here); it holds
+        // the one change this test makes.
+        let (control, _queue) = lookout_server::RulesControl::channel(4);
+        state.rules = Some(control);
         let mut rules = cfg.rules.clone();
         rules
             .cameras

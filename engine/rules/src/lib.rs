@@ -35,6 +35,7 @@ pub mod eval;
 pub mod geom;
 pub mod record;
 pub mod seq;
+pub mod stage;
 pub mod tracker;
 pub mod watch;
 

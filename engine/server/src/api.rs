@@ -719,7 +719,7 @@ async fn tuning_current(
 async fn tuning_replay(State(s): State<ServerState>, body: Bytes) -> ApiResult<axum::Json<Value>> {
     let req: TuneRequest = parse_body(&body)?;
     tuning::check(&req, &s.config()).map_err(ApiError::invalid)?;
-    if s.replay.is_none() {
+    if s.rules.is_none() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

@@ -6,8 +6,8 @@
 //! ## Layout
 //! * [`ServerState`]: what the engine hands the server — the [`lookout_alerts::Alerts`]
 //!   stage, the current config, camera frame rings, the [`metrics::Metrics`] registry and
-//!   two callbacks: [`ReplayFn`] (the rules engine's replay, for the tuning view) and
-//!   [`ApplyRulesFn`] (the rules engine's hot reload).
+//!   the rules stage's [`RulesControl`] (hot reload of overlays, masks and tuning, and the
+//!   replay behind the tuning view).
 //! * [`start`]: binds and serves; returns a [`RunningServer`] with the bound address.
 //! * [`api`]: the handlers; [`tuning`]: threshold/persistence what-if over recorded frame
 //!   results; [`masks`]: exclusion masks proposed from clustered false-alarm verdicts;
@@ -29,18 +29,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
 use lookout_alerts::Alerts;
-use lookout_config::rules::RulesConfig;
 use lookout_config::Config;
-use lookout_core::{Event, FrameRing, StageMsg};
+use lookout_core::FrameRing;
 
+pub use lookout_rules::stage::RulesControl;
 pub use metrics::Metrics;
-
-/// Runs recorded messages through the rules engine with a config (the lead passes
-/// `lookout_rules::replay`).
-pub type ReplayFn = Arc<dyn Fn(Vec<StageMsg>, &RulesConfig) -> Vec<Event> + Send + Sync>;
-
-/// Hot-reloads a validated rules section into the running rules engine.
-pub type ApplyRulesFn = Arc<dyn Fn(&RulesConfig) -> Result<(), String> + Send + Sync>;
 
 /// Extra GeoJSON features (e.g. fusion's live bearings) added to `/api/geojson`.
 pub type GeojsonFn = Arc<dyn Fn() -> Vec<serde_json::Value> + Send + Sync>;
@@ -69,10 +62,9 @@ pub struct ServerState {
     pub rings: HashMap<String, Arc<FrameRing>>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
-    /// The rules engine's replay; without it the tuning endpoints answer 503.
-    pub replay: Option<ReplayFn>,
-    /// The rules engine's hot reload; without it config changes answer 503.
-    pub apply_rules: Option<ApplyRulesFn>,
+    /// The running rules stage's control (hot reload, and the replay of the tuning view);
+    /// without it config changes and the tuning replay answer 503.
+    pub rules: Option<RulesControl>,
     /// Extra map features.
     pub geojson_extra: Option<GeojsonFn>,
     /// The config file's `[rules]` and the API overlay over them ([`overlay`]).
@@ -90,8 +82,7 @@ impl ServerState {
             config: Arc::new(RwLock::new(config)),
             rings: HashMap::new(),
             metrics: Metrics::new(),
-            replay: None,
-            apply_rules: None,
+            rules: None,
             geojson_extra: None,
         }
     }

@@ -185,8 +185,8 @@ impl ServerState {
     }
 
     /// The config file's `[rules]` changed: re-applies the overlay over them and
-    /// hot-reloads the result (through [`crate::ApplyRulesFn`]) when it differs from what
-    /// runs.
+    /// hot-reloads the result (through the rules stage's [`crate::RulesControl`]) when it
+    /// differs from what runs.
     pub fn file_rules_changed(&self, file: RulesConfig) {
         let mut l = self.layers();
         let ctx = self.config();
@@ -202,7 +202,8 @@ impl ServerState {
             log_status(s, "after the file changed");
         }
         if rules != ctx.rules {
-            if let Some(apply) = &self.apply_rules {
+            if let Some(control) = &self.rules {
+                let apply = |r: &RulesConfig| control.apply(r).map_err(|e| e.to_string());
                 if let Err(m) = apply(&rules) {
                     match status.as_mut().filter(|s| s.applied) {
                         Some(s) => {
@@ -272,10 +273,12 @@ impl ServerState {
         let new = edit(&ctx.rules, &l.file).map_err(ChangeError::Invalid)?;
         overlay::validate_rules(&new, &ctx).map_err(ChangeError::Invalid)?;
         let ov = overlay::make_overlay(&l.file, &new, change).map_err(ChangeError::Apply)?;
-        let Some(apply) = &self.apply_rules else {
+        let Some(control) = &self.rules else {
             return Err(ChangeError::Unavailable);
         };
-        apply(&new).map_err(ChangeError::Apply)?;
+        control
+            .apply(&new)
+            .map_err(|e| ChangeError::Apply(e.to_string()))?;
         let body = serde_json::to_value(&ov).map_err(|e| ChangeError::Apply(e.to_string()))?;
         let at = chrono::Utc::now();
         let version = self

@@ -1,7 +1,7 @@
 //! Threshold tuning: "what would this setting have done?" over recorded frame results.
 //!
 //! The recorded raw detections of one camera (last `server.tuning_window_days`) are
-//! replayed through the rules engine ([`crate::ReplayFn`]) with the camera's class
+//! replayed through the rules engine ([`crate::RulesControl::replay`]) with the camera's class
 //! threshold and persistence overridden. The answer: how many alarms that setting raises
 //! per day, and how many of the incidents operators confirmed on that camera it would
 //! still have caught.
@@ -160,7 +160,7 @@ pub fn replay(
     req: &TuneRequest,
     now: UtcTime,
 ) -> Result<ReplayResult, String> {
-    let Some(replay) = &state.replay else {
+    let Some(control) = &state.rules else {
         return Err("the rules replay is not available in this engine".into());
     };
     let cfg = state.config();
@@ -176,7 +176,7 @@ pub fn replay(
     let until = frames.last().map(|f| f.captured_at);
     let n = frames.len();
     let msgs: Vec<StageMsg> = frames.into_iter().map(StageMsg::Frame).collect();
-    let events = replay(msgs, &rules);
+    let events = control.replay(msgs, &rules);
     let wanted = EventKind::from_class(&req.class);
     let mut alarms: Vec<(String, UtcTime, UtcTime)> = Vec::new();
     for e in events {

@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -266,12 +265,12 @@ fn config_redacted_tuning_replay_and_apply() {
         http(a, "POST", "/api/tuning/apply", Some(OPERATOR), Some(&body)).status,
         403
     );
-    assert_eq!(f.applied.load(Ordering::SeqCst), 0);
+    assert_eq!(f.applied.count(), 0);
     let r = http(a, "POST", "/api/tuning/apply", Some(ADMIN), Some(&body));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["author"], "root");
-    assert_eq!(f.applied.load(Ordering::SeqCst), 1);
-    let applied = f.last_applied.lock().unwrap().clone().unwrap();
+    assert_eq!(f.applied.count(), 1);
+    let applied = f.applied.last().unwrap();
     assert_eq!(
         applied.cameras["tower1"].classes["smoke"].threshold,
         Some(0.6)
@@ -336,7 +335,7 @@ fn config_redacted_tuning_replay_and_apply() {
         Some(&json!({"rules": {"quiet_s": 45.0}, "comment": "longer quiet"}).to_string()),
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(f.applied.load(Ordering::SeqCst), 2);
+    assert_eq!(f.applied.count(), 2);
     assert_eq!(
         http(a, "GET", "/api/config", None, None).json()["rules"]["quiet_s"],
         45.0
@@ -353,7 +352,7 @@ fn config_redacted_tuning_replay_and_apply() {
         Some(&json!({"patch": {"quiet_s": 50.0}, "comment": "a bit longer"}).to_string()),
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(f.applied.load(Ordering::SeqCst), 3);
+    assert_eq!(f.applied.count(), 3);
     let after = http(a, "GET", "/api/config", None, None).json()["rules"].clone();
     assert_eq!(after["quiet_s"], 50.0);
     let mut expected = before.clone();
@@ -390,5 +389,5 @@ fn config_redacted_tuning_replay_and_apply() {
         Some(&json!({"patch": {"quiet_s": 1.0}}).to_string()),
     );
     assert_eq!(r.status, 401, "writes need a token");
-    assert_eq!(f.applied.load(Ordering::SeqCst), 3);
+    assert_eq!(f.applied.count(), 3);
 }

@@ -100,7 +100,7 @@ fn ui_incident_ack_tuning_slider_and_apply() {
         .as_f64()
         .unwrap();
     assert!((t - 0.85).abs() < 1e-6, "applied threshold {t}");
-    assert_eq!(f.applied.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(f.applied.count(), 1);
 
     // Exclusion masks: false alarms clustered at the left edge of tower1's view.
     for (i, x) in [100.0f32, 130.0, 160.0].into_iter().enumerate() {
@@ -141,5 +141,5 @@ fn ui_incident_ack_tuning_slider_and_apply() {
     assert_eq!(masks.as_array().map(Vec::len), Some(1), "{masks}");
     assert_eq!(masks[0]["polygon"], api["proposals"][0]["polygon"]);
     assert_eq!(cfg["overlay"]["author"], "root");
-    assert_eq!(f.applied.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(f.applied.count(), 2);
 }

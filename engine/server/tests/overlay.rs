@@ -6,11 +6,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use lookout_config::rules::RulesConfig;
 use lookout_server::{RunningServer, ServerState};
 use serde_json::{json, Value};
 
@@ -23,7 +21,7 @@ struct Engine {
     rt: tokio::runtime::Runtime,
     server: Option<RunningServer>,
     state: ServerState,
-    applied: Arc<Mutex<Vec<RulesConfig>>>,
+    applied: Applied,
     _watcher: Option<lookout_rules::ConfigWatcher>,
 }
 
@@ -45,13 +43,8 @@ fn start_engine(path: &Path) -> Engine {
     let (rt, alerts) = open_alerts(&cfg);
     let mut state = ServerState::new(alerts, cfg);
     state.load_overlay().unwrap();
-    let applied = Arc::new(Mutex::new(Vec::new()));
-    let a2 = applied.clone();
-    state.apply_rules = Some(Arc::new(move |r: &RulesConfig| {
-        lookout_rules::RulesEngine::try_new(r).map_err(|e| e.to_string())?;
-        a2.lock().unwrap().push(r.clone());
-        Ok(())
-    }));
+    let (control, applied) = Applied::control();
+    state.rules = Some(control);
     let watcher = lookout_rules::watch_config_file(path.to_path_buf(), {
         let state = state.clone();
         move |res| {
@@ -150,7 +143,7 @@ fn api_change_survives_file_edits_and_a_restart() {
     assert_eq!(smoke_threshold(&c), Some(0.6), "the overlay was dropped");
     assert_eq!(c["overlay"]["applied"], true);
     assert_eq!(c["overlay"]["conflicts"], json!([]));
-    let last = e.applied.lock().unwrap().last().cloned().unwrap();
+    let last = e.applied.last().unwrap();
     assert_eq!(last.tracker.max_missed, 12);
     assert_eq!(
         last.cameras["tower1"].classes["smoke"].threshold,
@@ -188,7 +181,7 @@ fn api_change_survives_file_edits_and_a_restart() {
     let err = c["overlay"]["errors"][0]["path"].as_str().unwrap();
     assert!(err.ends_with("smoke.keep_threshold"), "{err}");
     assert_eq!(
-        e.applied.lock().unwrap().last().unwrap().cameras["tower1"].classes["smoke"].threshold,
+        e.applied.last().unwrap().cameras["tower1"].classes["smoke"].threshold,
         Some(0.7)
     );
 
@@ -363,7 +356,7 @@ fn mask_proposal_covers_false_alarms_and_applies_through_the_overlay() {
     assert_eq!(hist[0]["author"], "root");
     assert_eq!(hist[0]["comment"], "chimney");
     assert_eq!(hist[0]["body"]["change"]["kind"], "mask");
-    let last = e.applied.lock().unwrap().last().cloned().unwrap();
+    let last = e.applied.last().unwrap();
     assert_eq!(last.cameras["tower1"].masks.len(), 1);
     // The masked false alarms propose nothing any more.
     assert_eq!(masks("camera=tower1")["proposals"], json!([]));

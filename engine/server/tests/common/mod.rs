@@ -6,7 +6,6 @@ mod client;
 pub use client::*;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
@@ -65,14 +64,50 @@ role = "admin"
 token = "${LOOKOUT_TEST_ADMIN_TOKEN:-admin-token-0000001}"
 "#;
 
+/// The rules a server handed its rules control, in order (the control's queue, as the
+/// rules stage would read it).
+pub struct Applied {
+    rx: crossbeam_channel::Receiver<RulesConfig>,
+    seen: Mutex<Vec<RulesConfig>>,
+}
+
+impl Applied {
+    /// A real control (it compiles every change strictly) and what it applied.
+    pub fn control() -> (lookout_server::RulesControl, Applied) {
+        let (control, rx) = lookout_server::RulesControl::channel(64);
+        (
+            control,
+            Applied {
+                rx,
+                seen: Mutex::new(Vec::new()),
+            },
+        )
+    }
+
+    fn drain(&self) -> std::sync::MutexGuard<'_, Vec<RulesConfig>> {
+        let mut seen = self.seen.lock().unwrap();
+        seen.extend(self.rx.try_iter());
+        seen
+    }
+
+    /// How many changes were applied.
+    pub fn count(&self) -> usize {
+        self.drain().len()
+    }
+
+    /// The last change applied.
+    pub fn last(&self) -> Option<RulesConfig> {
+        self.drain().last().cloned()
+    }
+}
+
 /// A running server with a seeded store.
 pub struct Fixture {
     pub rt: tokio::runtime::Runtime,
     pub server: Option<RunningServer>,
     pub addr: SocketAddr,
     pub alerts: Arc<Alerts>,
-    pub applied: Arc<AtomicUsize>,
-    pub last_applied: Arc<Mutex<Option<RulesConfig>>>,
+    pub applied: Applied,
     pub dir: tempfile::TempDir,
 }
 
@@ -233,19 +268,8 @@ pub fn start() -> Fixture {
         .rings
         .insert("tower2".into(), Arc::new(FrameRing::new(4)));
     state.metrics.camera("tower1").set_fps(2.0);
-    // A closure: `replay` takes `impl IntoIterator`, which cannot be named as a fn item.
-    #[allow(clippy::redundant_closure)]
-    let replay: lookout_server::ReplayFn =
-        Arc::new(|msgs, rules| lookout_rules::replay(msgs, rules));
-    state.replay = Some(replay);
-    let applied = Arc::new(AtomicUsize::new(0));
-    let last_applied = Arc::new(Mutex::new(None));
-    let (a2, l2) = (applied.clone(), last_applied.clone());
-    state.apply_rules = Some(Arc::new(move |r: &RulesConfig| {
-        a2.fetch_add(1, Ordering::SeqCst);
-        *l2.lock().unwrap() = Some(r.clone());
-        Ok(())
-    }));
+    let (control, applied) = Applied::control();
+    state.rules = Some(control);
     let server = rt
         .block_on(lookout_server::start(state, "127.0.0.1:0".parse().unwrap()))
         .unwrap();
@@ -256,7 +280,6 @@ pub fn start() -> Fixture {
         addr,
         alerts,
         applied,
-        last_applied,
         dir,
     }
 }

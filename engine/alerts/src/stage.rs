@@ -1,0 +1,100 @@
+//! The incidents stage: incident revisions from fusion into the store, as a thread behind a
+//! handle.
+//!
+//! ```text
+//! fusion ──Incident (bounded)──▶ incidents thread ──▶ Alerts::record_incidents (group commit:
+//!                                      │               whatever is queued, store + outbox in
+//!                                      │               one transaction) ──▶ sink workers
+//!                                      ├─▶ snapshot: the newest event's frame, from its camera's FrameRing
+//!                                      └─▶ incidents.jsonl
+//! ```
+//!
+//! The thread exits when its input closes (fusion has stopped).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Receiver;
+use lookout_core::{CameraId, Frame, FrameRing, Incident};
+use lookout_jsonl::JsonlWriter;
+
+use crate::{Alerts, GROUP_COMMIT_MAX};
+
+/// The incidents stage.
+#[derive(Debug)]
+pub struct IncidentsStage;
+
+/// A running incidents stage.
+#[derive(Debug)]
+pub struct IncidentsHandle {
+    thread: JoinHandle<()>,
+}
+
+impl IncidentsStage {
+    /// Starts the incidents thread: every revision from `input` is stored (with a snapshot
+    /// from `rings` when its camera still holds the frame) and appended to `log`.
+    pub fn spawn(
+        alerts: Arc<Alerts>,
+        rings: HashMap<CameraId, Arc<FrameRing>>,
+        log: Option<PathBuf>,
+        input: Receiver<Incident>,
+    ) -> std::io::Result<IncidentsHandle> {
+        let thread = std::thread::Builder::new()
+            .name("incidents".into())
+            .spawn(move || run(&alerts, &rings, log, input))?;
+        Ok(IncidentsHandle { thread })
+    }
+}
+
+impl IncidentsHandle {
+    /// Waits for the thread (it exits once its input has closed). Err if it panicked.
+    pub fn join(self) -> std::thread::Result<()> {
+        self.thread.join()
+    }
+}
+
+fn run(
+    alerts: &Alerts,
+    rings: &HashMap<CameraId, Arc<FrameRing>>,
+    log: Option<PathBuf>,
+    incidents: Receiver<Incident>,
+) {
+    let mut file = log.as_deref().map(JsonlWriter::open);
+    let mut batch: Vec<Incident> = Vec::with_capacity(GROUP_COMMIT_MAX);
+    // Group commit: whatever is already queued (up to GROUP_COMMIT_MAX revisions) is stored
+    // with its outbox rows in one transaction; a lone incident is stored at once.
+    while let Ok(first) = incidents.recv() {
+        batch.push(first);
+        batch.extend(incidents.try_iter().take(GROUP_COMMIT_MAX - 1));
+        let frames: Vec<Option<Frame>> = batch.iter().map(|i| snapshot_frame(i, rings)).collect();
+        let items: Vec<(&Incident, Option<&Frame>)> = batch
+            .iter()
+            .zip(frames.iter())
+            .map(|(i, f)| (i, f.as_ref()))
+            .collect();
+        let results = alerts.record_incidents(&items);
+        for (inc, res) in batch.iter().zip(results) {
+            if let Err(e) = res {
+                tracing::error!(id = %inc.id, error = %e, "Cannot store an incident.");
+            }
+            if inc.revision == 1 {
+                tracing::info!(id = %inc.id, kind = inc.kind.as_str(), confidence = ?inc.confidence, "New incident.");
+            } else {
+                tracing::debug!(id = %inc.id, revision = inc.revision, confidence = ?inc.confidence, "Incident updated.");
+            }
+            if let Some(f) = file.as_mut() {
+                f.write(inc);
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// The frame an incident's newest event asked to snapshot, if still held by its camera.
+fn snapshot_frame(inc: &Incident, rings: &HashMap<CameraId, Arc<FrameRing>>) -> Option<Frame> {
+    let r = inc.events.iter().rev().find_map(|e| e.snapshot.as_ref())?;
+    let ring = rings.get(&r.camera)?;
+    ring.get(r.seq).or_else(|| ring.nearest(r.seq))
+}

@@ -1,0 +1,242 @@
+//! The rules stage as a thread behind a handle.
+//!
+//! ```text
+//! StageMsg (bounded, blocking) ──▶ rules thread ──FusionMsg (bounded, blocking)──▶ fusion
+//!                     RulesControl::apply ──▶ │ (hot reload between two messages)
+//!                                             ├─▶ detections.jsonl (Recorder), events.jsonl
+//!                                             └─▶ RulesTap (the store: frame results, events)
+//! ```
+//!
+//! [`RulesStage::spawn`] starts the thread and returns a [`RulesHandle`]: its
+//! [`RulesControl`] (cloneable, what the server and the config watcher call to change the
+//! running rules) and [`RulesHandle::join`]. The thread exits when its input closes
+//! (shutdown is upstream-first) or when fusion has gone.
+
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, select, Receiver, Sender};
+use lookout_config::rules::RulesConfig;
+use lookout_core::{CameraId, ControlMsg, Event, FusionMsg, StageMsg, UtcTime};
+use lookout_jsonl::JsonlWriter;
+
+use crate::{Recorder, RulesEngine, RulesError};
+
+/// What the rules stage reports besides its events to fusion (the engine passes the store:
+/// frame results for the tuning view, events for the API). Called on the rules thread.
+pub trait RulesTap: Send + 'static {
+    /// Every message, before the engine handles it.
+    fn message(&mut self, msg: &StageMsg);
+    /// Every event, before it is sent to fusion.
+    fn event(&mut self, ev: &Event);
+}
+
+/// A tap that records nothing.
+#[derive(Debug, Default)]
+pub struct NoTap;
+
+impl RulesTap for NoTap {
+    fn message(&mut self, _: &StageMsg) {}
+    fn event(&mut self, _: &Event) {}
+}
+
+/// Where the rules stage writes its logs.
+#[derive(Debug, Clone, Default)]
+pub struct RulesLogs {
+    /// Every message as JSON lines (`detections.jsonl`, what `lookout replay` reads).
+    pub detections: Option<PathBuf>,
+    /// Every event as JSON lines (`events.jsonl`).
+    pub events: Option<PathBuf>,
+}
+
+/// Why a rules change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The rules do not compile.
+    #[error(transparent)]
+    Invalid(#[from] RulesError),
+    /// A control message whose rules are not a `[rules]` section.
+    #[error("the control message's rules are malformed: {0}")]
+    Malformed(String),
+    /// The stage did not take the change within the wait (it is busy or stopping).
+    #[error("the rules stage is not accepting changes")]
+    NotAccepting,
+}
+
+/// Changes the running rules of one rules stage (hot reload, masks, tuning overlays):
+/// cheap to clone, callable from any thread.
+#[derive(Debug, Clone)]
+pub struct RulesControl {
+    tx: Sender<RulesConfig>,
+}
+
+impl RulesControl {
+    /// How long [`RulesControl::apply`] waits for room in the stage's control queue.
+    pub const WAIT: Duration = Duration::from_secs(2);
+
+    /// A control and the queue it feeds: what [`RulesStage::spawn`] reads, or what a
+    /// caller without a rules thread (a test, a config command) drains.
+    pub fn channel(capacity: usize) -> (RulesControl, Receiver<RulesConfig>) {
+        let (tx, rx) = bounded(capacity.max(1));
+        (RulesControl { tx }, rx)
+    }
+
+    /// Compiles `rules` strictly (a bad change is refused with its reason, and the running
+    /// rules stay), then hands them to the stage, which swaps them in between two messages.
+    pub fn apply(&self, rules: &RulesConfig) -> Result<(), ControlError> {
+        RulesEngine::try_new(rules)?;
+        self.tx
+            .send_timeout(rules.clone(), Self::WAIT)
+            .map_err(|_| ControlError::NotAccepting)
+    }
+
+    /// Changes queued and not yet taken by the stage.
+    pub fn pending(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Applies a [`ControlMsg`] (e.g. one received from another node).
+    pub fn apply_msg(&self, msg: &ControlMsg) -> Result<(), ControlError> {
+        match msg {
+            ControlMsg::Rules { rules, .. } => {
+                let rules: RulesConfig = serde_json::from_value(rules.clone())
+                    .map_err(|e| ControlError::Malformed(e.to_string()))?;
+                self.apply(&rules)
+            }
+        }
+    }
+
+    /// The control message that carries `rules` (overlay `version`, 0 for the file's).
+    pub fn message(version: i64, rules: &RulesConfig) -> ControlMsg {
+        ControlMsg::Rules {
+            version,
+            rules: serde_json::to_value(rules).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    /// Runs recorded messages through a fresh engine with `rules` (the tuning view's
+    /// what-if; the running stage is not touched).
+    pub fn replay(&self, msgs: Vec<StageMsg>, rules: &RulesConfig) -> Vec<Event> {
+        crate::replay(msgs, rules)
+    }
+}
+
+/// The rules stage.
+#[derive(Debug)]
+pub struct RulesStage;
+
+/// A running rules stage.
+#[derive(Debug)]
+pub struct RulesHandle {
+    control: RulesControl,
+    thread: JoinHandle<()>,
+}
+
+impl RulesStage {
+    /// Starts the rules thread with `rules`: it reads `input` until it closes, sends each
+    /// event (and, at most once a second per camera, that camera's newest capture time) to
+    /// `output`, in order, blocking when fusion is behind.
+    pub fn spawn(
+        rules: &RulesConfig,
+        logs: RulesLogs,
+        input: Receiver<StageMsg>,
+        output: Sender<FusionMsg>,
+        tap: impl RulesTap,
+    ) -> std::io::Result<RulesHandle> {
+        let (control, control_rx) = RulesControl::channel(4);
+        let engine = RulesEngine::new(rules);
+        let thread = std::thread::Builder::new()
+            .name("rules".into())
+            .spawn(move || run(engine, logs, input, control_rx, output, tap))?;
+        Ok(RulesHandle { control, thread })
+    }
+}
+
+impl RulesHandle {
+    /// The control of this stage.
+    pub fn control(&self) -> RulesControl {
+        self.control.clone()
+    }
+
+    /// Waits for the thread (it exits once its input has closed). Err if it panicked.
+    pub fn join(self) -> std::thread::Result<()> {
+        self.thread.join()
+    }
+}
+
+fn run(
+    mut engine: RulesEngine,
+    logs: RulesLogs,
+    input: Receiver<StageMsg>,
+    mut control: Receiver<RulesConfig>,
+    output: Sender<FusionMsg>,
+    mut tap: impl RulesTap,
+) {
+    let mut recorder = logs
+        .detections
+        .as_ref()
+        .and_then(|p| match Recorder::open(p) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot open the detections log; running without it.");
+                None
+            }
+        });
+    let mut events_log = logs.events.as_deref().map(JsonlWriter::open);
+    let mut out = Vec::new();
+    let mut clock_sent: std::collections::HashMap<CameraId, UtcTime> =
+        std::collections::HashMap::new();
+    loop {
+        let msg = select! {
+            recv(input) -> m => match m { Ok(m) => m, Err(_) => break },
+            recv(control) -> r => {
+                match r {
+                    Ok(new) => match engine.apply_config(new) {
+                        Ok(()) => tracing::info!("Applied the new rules configuration."),
+                        Err(e) => tracing::error!(error = %e, "Rejected the new rules configuration; keeping the running one."),
+                    },
+                    // Every control is gone: the rules stay as they are.
+                    Err(_) => control = crossbeam_channel::never(),
+                }
+                continue;
+            }
+        };
+        if let Some(rec) = recorder.as_mut() {
+            if let Err(e) = rec.record(&msg) {
+                tracing::warn!(error = %e, "Cannot write the detections log.");
+            }
+        }
+        tap.message(&msg);
+        engine.handle(&msg, &mut out);
+        for ev in out.drain(..) {
+            if let Some(log) = events_log.as_mut() {
+                log.write(&ev);
+            }
+            tap.event(&ev);
+            if output.send(FusionMsg::Event(ev)).is_err() {
+                return;
+            }
+        }
+        // Each camera's event time, from every analysed frame (empty ones too), so a quiet
+        // camera's incidents still close; sent after that frame's events, at most 1/s.
+        if let StageMsg::Frame(fr) = &msg {
+            let due = clock_sent
+                .get(&fr.camera)
+                .is_none_or(|t| fr.captured_at >= *t + chrono::Duration::seconds(1));
+            if due {
+                clock_sent.insert(fr.camera.clone(), fr.captured_at);
+                let clock = FusionMsg::Clock {
+                    camera: fr.camera.clone(),
+                    at: fr.captured_at,
+                };
+                if output.send(clock).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    if let Some(mut rec) = recorder {
+        let _ = rec.flush();
+    }
+}

@@ -204,6 +204,7 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let run_for = cfg.engine.run_for_s.map(Duration::from_secs_f64);
     let mut last_metrics = Instant::now();
     let mut last_analysed: HashMap<String, u64> = HashMap::new();
+    let mut last_batches: Vec<u64> = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         if run_for.is_some_and(|d| started.elapsed() >= d) {
             info!("Configured run time reached; stopping.");
@@ -213,7 +214,15 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         if last_metrics.elapsed() >= Duration::from_secs(1) {
             let dt = last_metrics.elapsed().as_secs_f64();
             last_metrics = Instant::now();
-            update_metrics(&metrics, &ingest, &inference, &hub, dt, &mut last_analysed);
+            update_metrics(
+                &metrics,
+                &ingest,
+                &inference,
+                &hub,
+                dt,
+                &mut last_analysed,
+                &mut last_batches,
+            );
         }
     }
 
@@ -328,9 +337,31 @@ fn update_metrics(
     hub: &FrameHub,
     dt: f64,
     last_analysed: &mut HashMap<String, u64>,
+    last_batches: &mut Vec<u64>,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     let inf = inference.stats();
+    // Session runs per batch size since the last snapshot feed the histogram.
+    last_batches.resize(inf.batch_histogram.len(), 0);
+    for (n, (now, before)) in inf
+        .batch_histogram
+        .iter()
+        .zip(last_batches.iter_mut())
+        .enumerate()
+        .skip(1)
+    {
+        metrics
+            .batch_size
+            .observe_n(n as f64, now.saturating_sub(*before));
+        *before = *now;
+    }
+    for (slot, ms) in metrics
+        .inference_latency_us
+        .iter()
+        .zip([inf.latency_median_ms, inf.latency_p95_ms])
+    {
+        slot.store((ms.max(0.0) * 1000.0) as u64, Relaxed);
+    }
     for s in ingest.stats() {
         let m = metrics.camera(&s.camera);
         m.frames_in.store(s.frames_in, Relaxed);

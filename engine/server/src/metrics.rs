@@ -55,14 +55,20 @@ impl Histogram {
 
     /// Records one observation.
     pub fn observe(&self, v: f64) {
+        self.observe_n(v, 1);
+    }
+
+    /// Records `n` observations of the same value.
+    pub fn observe_n(&self, v: f64, n: u64) {
         let i = self
             .bounds
             .iter()
             .position(|b| v <= *b)
             .unwrap_or(self.bounds.len());
-        self.counts[i].fetch_add(1, Relaxed);
-        self.sum_micro.fetch_add((v.max(0.0) * 1e6) as u64, Relaxed);
-        self.count.fetch_add(1, Relaxed);
+        self.counts[i].fetch_add(n, Relaxed);
+        self.sum_micro
+            .fetch_add((v.max(0.0) * 1e6) as u64 * n, Relaxed);
+        self.count.fetch_add(n, Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
@@ -88,10 +94,11 @@ impl Histogram {
 pub struct Metrics {
     cameras: RwLock<BTreeMap<String, Arc<CameraMetrics>>>,
     queues: RwLock<BTreeMap<String, Arc<AtomicI64>>>,
-    /// Inference batch sizes.
+    /// Inference batch sizes (fed from the inference stage's per-size run counts).
     pub batch_size: Histogram,
-    /// Inference latency per batch, milliseconds.
-    pub inference_latency_ms: Histogram,
+    /// Inference latency of a frame group (take → results sent), median and 95th
+    /// percentile in microseconds, as the inference stage reports them.
+    pub inference_latency_us: [AtomicU64; 2],
 }
 
 impl Default for Metrics {
@@ -100,9 +107,7 @@ impl Default for Metrics {
             cameras: RwLock::default(),
             queues: RwLock::default(),
             batch_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0]),
-            inference_latency_ms: Histogram::new(&[
-                5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
-            ]),
+            inference_latency_us: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 }
@@ -221,11 +226,14 @@ impl Metrics {
             "lookout_inference_batch_size",
             "Frames per inference batch.",
         );
-        self.inference_latency_ms.render(
-            &mut o,
-            "lookout_inference_latency_ms",
-            "Inference latency per batch in milliseconds.",
-        );
+        let _ = writeln!(o, "# HELP lookout_inference_latency_ms Inference latency of a frame group (take to results sent), milliseconds, by quantile.\n# TYPE lookout_inference_latency_ms gauge");
+        for (q, v) in ["0.5", "0.95"].iter().zip(&self.inference_latency_us) {
+            let _ = writeln!(
+                o,
+                "lookout_inference_latency_ms{{quantile=\"{q}\"}} {}",
+                v.load(Relaxed) as f64 / 1000.0
+            );
+        }
         let _ = writeln!(o, "# HELP lookout_outbox_backlog Undelivered notifications per sink.\n# TYPE lookout_outbox_backlog gauge");
         for (s, n) in backlog {
             let _ = writeln!(
@@ -280,6 +288,8 @@ mod tests {
         m.camera("c1").set_fps(2.5);
         m.queue("rules").store(4, Relaxed);
         m.batch_size.observe(3.0);
+        m.batch_size.observe_n(1.0, 2);
+        m.inference_latency_us[1].store(12_500, Relaxed);
         let t = m.render(&[("hook".into(), 7)], &[("hook".into(), 1, 2)]);
         assert!(
             t.contains("lookout_camera_frames_in_total{camera=\"c1\"} 3"),
@@ -287,8 +297,11 @@ mod tests {
         );
         assert!(t.contains("lookout_camera_fps{camera=\"c1\"} 2.5"));
         assert!(t.contains("lookout_queue_depth{queue=\"rules\"} 4"));
-        assert!(t.contains("lookout_inference_batch_size_bucket{le=\"2\"} 0"));
-        assert!(t.contains("lookout_inference_batch_size_bucket{le=\"4\"} 1"));
+        assert!(t.contains("lookout_inference_batch_size_bucket{le=\"1\"} 2"));
+        assert!(t.contains("lookout_inference_batch_size_bucket{le=\"2\"} 2"));
+        assert!(t.contains("lookout_inference_batch_size_bucket{le=\"4\"} 3"));
+        assert!(t.contains("lookout_inference_batch_size_sum 5"));
+        assert!(t.contains("lookout_inference_latency_ms{quantile=\"0.95\"} 12.5"));
         assert!(t.contains("lookout_outbox_backlog{sink=\"hook\"} 7"));
     }
 

@@ -26,5 +26,5 @@ for name in "${models[@]}"; do
     --manifest "$ROOT/models/$name.toml" \
     --out-manifest "$ROOT/models/$name-int8.toml" \
     --out-onnx "$ROOT/models/$name-int8.onnx" \
-    --reduce-range --source-url "$url"
+    --reduce-range --method percentile --source-url "$url"
 done

@@ -2,8 +2,12 @@
 //! `Detector` (with pre- and post-processing) vs `InferenceService` fed by 8 cameras
 //! publishing as fast as they can. Prints medians and ratios; asserts nothing.
 //!
+//! Also INT8 vs FP32 (`models/*-int8.toml` against their FP32 manifests), interleaved in
+//! the same run.
+//!
 //! `cargo bench -p lookout-infer --bench throughput` (set `BENCH_SECONDS` to change the
-//! service run, default 20). Commands and measured numbers: `benches/infer/README.md`.
+//! service run, default 20; `BENCH_ONLY=int8` runs only the INT8 comparison). Commands and
+//! measured numbers: `benches/infer/README.md`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,6 +64,49 @@ fn raw_ort(model: &Model, opts: &RuntimeOptions, batch: usize, n: usize) -> f64 
     })
 }
 
+/// INT8 vs FP32 of one model: raw ORT and `Detector` on a real image, timed in alternating
+/// rounds (A, B, A, B, ...) so that the load of a shared machine hits both alike.
+fn int8_vs_fp32(fp32: &Path, int8: &Path, img: &lookout_imageops::RgbImage, opts: &RuntimeOptions) {
+    let (a, b) = (Model::load(fp32).unwrap(), Model::load(int8).unwrap());
+    let i = &a.manifest.input;
+    let input = vec![0.3f32; 3 * i.width as usize * i.height as usize];
+    let shape = [1, 3, i.height as usize, i.width as usize];
+    let (mut sa, _) = build_session(&a, opts).unwrap();
+    let (mut sb, _) = build_session(&b, opts).unwrap();
+    let (mut da, mut db) = (
+        Detector::from_model(a.clone(), opts).unwrap(),
+        Detector::from_model(b.clone(), opts).unwrap(),
+    );
+    let v = ImageView::from_image(img);
+    let mut raw = (Vec::new(), Vec::new());
+    let mut det = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        for (s, out) in [(&mut sa, &mut raw.0), (&mut sb, &mut raw.1)] {
+            out.push(time_it(1, 5, || {
+                let t = TensorRef::from_array_view((shape, &input[..])).unwrap();
+                std::hint::black_box(s.run(ort::inputs![t]).unwrap().len());
+            }));
+        }
+        for (d, out) in [(&mut da, &mut det.0), (&mut db, &mut det.1)] {
+            out.push(time_it(1, 5, || {
+                std::hint::black_box(d.detect(&[v]).unwrap());
+            }));
+        }
+    }
+    let (ra, rb, ea, eb) = (median(raw.0), median(raw.1), median(det.0), median(det.1));
+    println!(
+        "{} vs {}: raw ORT FP32 {:.1} ms, INT8 {:.1} ms (FP32/INT8 {:.2}x); Detector FP32 {:.1} ms, INT8 {:.1} ms (FP32/INT8 {:.2}x)",
+        a.name(),
+        b.name(),
+        ra * 1e3,
+        rb * 1e3,
+        ra / rb,
+        ea * 1e3,
+        eb * 1e3,
+        ea / eb
+    );
+}
+
 fn reference_at(dir: &Path, size: u32) -> PathBuf {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -101,6 +148,18 @@ fn main() {
         .take(8)
         .map(|f| lookout_imageops::load_rgb8(f).unwrap())
         .collect();
+
+    // 0. INT8 vs FP32, both shipped models, batch 1 (median of 10 alternating rounds of 5).
+    for (fp32, int8) in [
+        ("person-nanodet.toml", "person-nanodet-int8.toml"),
+        ("smoke-fire.toml", "smoke-fire-int8.toml"),
+    ] {
+        let m = repo().join("models");
+        int8_vs_fp32(&m.join(fp32), &m.join(int8), &imgs[0], &opts);
+    }
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "int8") {
+        return;
+    }
 
     // 1. NanoDet batch 1: raw ORT vs Detector.
     let raw_nd = raw_ort(&nanodet, &opts, 1, 40);

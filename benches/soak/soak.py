@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter, defaultdict
 
 ROTATED = re.compile(r"^(?P<stem>.+)\.(\d{8}T\d{9}Z)\.jsonl(\.gz)?$")
@@ -129,14 +130,20 @@ def main():
         with open(log_path, "w") as log:
             t0 = time.monotonic()
             p = subprocess.Popen(
-                ["target/release/lookout", "run", "--config", tmp_cfg, "--data-dir", data, "--run-for", str(seconds)],
+                [os.environ.get("LOOKOUT_BIN", "target/release/lookout"), "run", "--config", tmp_cfg, "--data-dir", data, "--run-for", str(seconds)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+            disk = None
             while p.poll() is None:
                 r = rss_kib(p.pid)
                 if r is not None:
                     samples.append((time.monotonic() - t0, r))
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/disk", timeout=2) as resp:
+                        disk = json.loads(resp.read())
+                except (OSError, ValueError):
+                    pass
                 time.sleep(5)
             elapsed = time.monotonic() - t0
     finally:
@@ -207,6 +214,7 @@ def main():
             "max": max((r for _, r in samples), default=None),
             "warm_up_s": round(min(60.0, seconds / 6)),
         },
+        "engine_disk_usage": disk,
         "data_dir": os.path.relpath(data, root),
     }
     print(json.dumps(out, sort_keys=False))

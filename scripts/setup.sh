@@ -6,8 +6,10 @@
 #   - the ONNX Runtime shared library from the PyPI wheel onnxruntime==1.31.* in a
 #     project-local venv (.venv), linked at .runtime/libonnxruntime.so for `ort`'s
 #     load-dynamic;
-#   - checks that the shared data directory ($LOOKOUT_SHARED, default ../shared) is there.
-# Nothing is downloaded from outside the package registries.
+#   - reports which files of the shared data directory ($LOOKOUT_SHARED, default ../shared)
+#     listed in samples/data.toml are there.
+# Nothing is downloaded from outside the package registries, unless LOOKOUT_FETCH=1 and the
+# shared directory is absent (then `lookout data fetch` over HTTPS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -57,9 +59,35 @@ fi
 mkdir -p .runtime
 ln -sfn "$lib" .runtime/libonnxruntime.so
 
-# Shared third-party data and models (never committed; read in place).
+# Shared third-party data and models (never committed; read in place). One table of what
+# samples/data.toml lists: present or missing (sizes only here; `lookout data status` checks
+# every sha256). With LOOKOUT_FETCH=1 and no shared directory, the files with a direct
+# download are fetched (HTTPS, sha256-verified). Missing data never fails setup: the demo
+# starts with the cameras whose files exist, and each test says what it needs.
 SHARED="${LOOKOUT_SHARED:-$ROOT/../shared}"
-if [ ! -d "$SHARED/models" ] || [ ! -d "$SHARED/datasets" ]; then
-  log "WARNING: shared data not found at $SHARED (set LOOKOUT_SHARED); demo cameras and model tests need it."
+if [ ! -d "$SHARED" ] && [ "${LOOKOUT_FETCH:-0}" = 1 ]; then
+  log "Fetching the shared data into $SHARED (LOOKOUT_FETCH=1)"
+  . "$HOME/.cargo/env" 2>/dev/null || true
+  cargo build --release --locked -q -p lookout
+  target/release/lookout data fetch --dest "$SHARED" || log "WARNING: some files could not be fetched (listed above)."
 fi
+python3 - "$SHARED" samples/data.toml <<'PY' >&2 || true
+import os, sys, tomllib
+shared, manifest = sys.argv[1], sys.argv[2]
+entries = tomllib.load(open(manifest, "rb"))["entry"]
+print(f"[setup] shared data in {shared} (samples/data.toml):")
+missing = 0
+for e in entries:
+    p = os.path.join(shared, e["path"])
+    if e.get("kind") == "dir":
+        ok = os.path.isdir(p)
+    else:
+        ok = os.path.isfile(p) and os.path.getsize(p) == e["size"]
+    missing += not ok
+    print(f"[setup]   {'present' if ok else 'MISSING':<8} {','.join(e['needed_by']):<26} {e['path']}")
+    if not ok:
+        print(f"[setup]            disables: {e['disables']}")
+if missing:
+    print(f"[setup] {missing} missing: LOOKOUT_FETCH=1 bash scripts/setup.sh, or `lookout data fetch` (see README)")
+PY
 log "Ready."

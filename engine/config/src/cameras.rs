@@ -477,6 +477,18 @@ impl CameraConfig {
         self.analysis_max_side.unwrap_or(ingest.analysis_max_side)
     }
 
+    /// The names other sections may refer to (id, preset names), for validation.
+    pub fn names(&self) -> crate::validate::CameraNames {
+        crate::validate::CameraNames {
+            id: self.id.clone(),
+            presets: self
+                .ptz
+                .iter()
+                .flat_map(|p| p.presets.iter().map(|p| p.name.clone()))
+                .collect(),
+        }
+    }
+
     /// Display name.
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.id)

@@ -24,6 +24,23 @@ pub struct EngineConfig {
     pub run_for_s: Option<f64>,
     /// `[engine.retention]`: JSONL rotation, days to keep, the data directory's quota.
     pub retention: RetentionConfig,
+    /// What a missing file the config names does at start (and in `check-config`):
+    /// `error` (default) stops with a located error; `skip` turns off what needs it (a file
+    /// camera whose video is missing, a model whose manifest or ONNX file is missing and
+    /// the cameras left without a model, a hotspot source whose file is missing) with a
+    /// warning naming it, and runs the rest. The embedded demo uses `skip`.
+    pub missing_files: MissingFiles,
+}
+
+/// `engine.missing_files`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingFiles {
+    /// A missing file is an error.
+    #[default]
+    Error,
+    /// What needs a missing file is turned off, with a warning.
+    Skip,
 }
 
 impl Default for EngineConfig {
@@ -34,6 +51,7 @@ impl Default for EngineConfig {
             detections_log: true,
             run_for_s: None,
             retention: RetentionConfig::default(),
+            missing_files: MissingFiles::Error,
         }
     }
 }
@@ -49,7 +67,8 @@ impl EngineConfig {
             600.0,
         );
         if let Some(r) = self.run_for_s {
-            v.range("engine.run_for_s", r, 0.1, 1e9);
+            let ok = crate::validate::RUN_FOR_S;
+            v.range("engine.run_for_s", r, ok.lo, ok.hi);
         }
     }
 }

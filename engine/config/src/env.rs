@@ -44,6 +44,17 @@ impl EnvString {
         redact_url_userinfo(&self.template)
     }
 
+    /// When the written text starts with a `${NAME}` or `${NAME:-default}` reference and
+    /// the environment sets `NAME` (non-empty): its value. Path keys use it to resolve a
+    /// relative value from the environment against the working directory, where it was
+    /// written ([`crate::resolve_config_path`]).
+    pub fn leading_env_value(&self) -> Option<String> {
+        let inner = self.template.strip_prefix("${")?;
+        let end = inner.find('}')?;
+        let name = inner[..end].split(":-").next()?;
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+
     /// True when the written text contained a `${...}` reference.
     pub fn uses_env(&self) -> bool {
         self.template.contains("${")

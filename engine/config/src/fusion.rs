@@ -311,10 +311,7 @@ mod tests {
         let value: toml::Value = toml::Value::Table(src.parse::<toml::Table>().unwrap());
         let cfg: FusionConfig = serde_path_to_error::deserialize(value).unwrap();
         let mut v = Validator::new();
-        let ctx = ValidationContext {
-            cameras: &[],
-            models: vec![],
-        };
+        let ctx = ValidationContext::default();
         cfg.validate(&mut v, &ctx);
         v.problems().to_vec()
     }

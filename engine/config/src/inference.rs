@@ -137,7 +137,7 @@ impl InferenceConfig {
         );
         for (cam, t) in &self.camera_tiles {
             let path = format!("inference.camera_tiles.{cam}");
-            if !ctx.cameras.iter().any(|c| &c.id == cam) {
+            if !ctx.has_camera(cam) {
                 v.error(
                     &path,
                     format!("unknown camera {cam:?}: tiles are keyed by camera id"),

@@ -6,8 +6,12 @@
 //!    broken camera does not hide the errors in the next. Unknown keys are errors.
 //! 2. *validated*: every section checks ranges and cross-references ([`Validator`]) and
 //!    reports problems by key path; the loader turns each path into file:line:column.
-//! 3. *resolved*: `${ENV}` references expanded ([`env`]), relative paths made absolute
-//!    against the config file's directory ([`Config::resolve_path`]).
+//! 3. *resolved*: `${ENV}` references expanded ([`env`]), every path key made absolute by
+//!    one rule ([`resolve_config_path`]): against the config file's directory (the embedded
+//!    default behaves as the file `configs/default.toml` under the working directory); a
+//!    relative value that came from an environment variable, against the working directory.
+//! 4. *checked* (optional, [`Config::check_files`]): every file and directory the config
+//!    names exists and is readable (`lookout check-config` and `lookout run` do this).
 //!
 //! Every field is documented on its struct; `configs/README.md` is the reference operators
 //! read. Secrets ([`env::Secret`], URL passwords) are redacted in `Debug`, `Serialize` and so
@@ -77,6 +81,21 @@ pub struct Config {
     /// Where the config came from (a path, or the embedded default's name).
     #[serde(skip)]
     pub origin: String,
+    /// The TOML text it was read from, to locate later problems (missing files) by
+    /// line and column. Never shown: it may hold literal secrets.
+    #[serde(skip)]
+    pub source: SourceText,
+}
+
+/// A config's TOML text, kept to locate problems found after loading; its `Debug` shows
+/// only its length (the text may hold literal passwords).
+#[derive(Clone, Default)]
+pub struct SourceText(pub std::sync::Arc<str>);
+
+impl std::fmt::Debug for SourceText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} bytes of TOML>", self.0.len())
+    }
 }
 
 const SECTIONS: &[&str] = &[
@@ -91,15 +110,155 @@ const SECTIONS: &[&str] = &[
     "server",
 ];
 
+/// The one rule for relative paths in a config, used for every path key of every command:
+///
+/// * a value written in the file resolves against `base_dir`, the config file's directory
+///   (the embedded default's is `configs/` under the working directory, so it behaves as the
+///   file `configs/default.toml` of a checkout you run from);
+/// * a value that starts with an environment variable (`${LOOKOUT_SHARED:-../../shared}/x`)
+///   whose value is set and relative resolves against the working directory, where that
+///   value was written (`LOOKOUT_SHARED=../shared lookout run`); a `:-default` used because
+///   the variable is unset is part of the file and resolves against `base_dir`;
+/// * absolute paths are kept; `.` and `..` are removed lexically.
+pub fn resolve_config_path(base_dir: &Path, value: &env::EnvString) -> PathBuf {
+    let p = Path::new(value.value());
+    if p.is_absolute() {
+        return normalize(p);
+    }
+    let base = match value.leading_env_value() {
+        Some(v) if Path::new(&v).is_relative() => current_dir(),
+        _ => base_dir.to_path_buf(),
+    };
+    normalize(&base.join(p))
+}
+
+/// The working directory (`.` if it cannot be read).
+fn current_dir() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+/// Makes `p` absolute against the working directory and removes `.` and `..` lexically.
+pub fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        normalize(p)
+    } else {
+        normalize(&current_dir().join(p))
+    }
+}
+
+/// Removes `.` and `..` components without touching the file system.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
 impl Config {
-    /// Resolves a path from the config against its directory (absolute paths unchanged).
+    /// Resolves a path against the config's directory (absolute paths unchanged). Path keys
+    /// are already resolved when the config is loaded ([`resolve_config_path`]); this is
+    /// for paths given later, relative to the config.
     pub fn resolve_path(&self, p: impl AsRef<Path>) -> PathBuf {
         let p = p.as_ref();
         if p.is_absolute() {
             p.to_path_buf()
         } else {
-            self.base_dir.join(p)
+            normalize(&self.base_dir.join(p))
         }
+    }
+
+    /// Overrides `engine.data_dir` with a directory given on the command line (relative to
+    /// the working directory, like every command-line path).
+    pub fn set_data_dir(&mut self, dir: &Path) {
+        self.engine.data_dir = env::EnvString::literal(absolute(dir).display().to_string());
+    }
+
+    /// Every file and directory this config names, with the key that names it; disabled
+    /// cameras are left out (they are not opened).
+    pub fn referenced_files(&self) -> Vec<FileRef> {
+        let mut out = Vec::new();
+        for (name, m) in &self.models {
+            out.push(FileRef {
+                key: format!("models.{}.manifest", quote_key(name)),
+                path: self.resolve_path(m.manifest.value()),
+                kind: FileKind::ModelManifest,
+            });
+        }
+        for (i, c) in self.cameras.iter().enumerate() {
+            if let (true, cameras::SourceConfig::File { path, .. }) = (c.enabled, &c.source) {
+                out.push(FileRef {
+                    key: format!("cameras[{i}].source.path"),
+                    path: self.resolve_path(path.value()),
+                    kind: FileKind::File,
+                });
+            }
+        }
+        for (i, h) in self.fusion.hotspots.iter().enumerate() {
+            let (path, kind) = match h {
+                fusion::HotspotSourceConfig::File { path } => (path, FileKind::File),
+                fusion::HotspotSourceConfig::Dir { path, .. } => (path, FileKind::Dir),
+                _ => continue,
+            };
+            out.push(FileRef {
+                key: format!("fusion.hotspots[{i}].path"),
+                path: self.resolve_path(path.value()),
+                kind,
+            });
+        }
+        for (i, s) in self.alerts.sinks.iter().enumerate() {
+            if let alerts::SinkConfig::Webhook {
+                url,
+                ca_file: Some(f),
+                ..
+            } = s
+            {
+                if !f.trim().is_empty() && url.value().starts_with("https://") {
+                    out.push(FileRef {
+                        key: format!("alerts.sinks[{i}].ca_file"),
+                        path: self.resolve_path(f.as_str()),
+                        kind: FileKind::File,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Checks that the referenced files ([`Config::referenced_files`]) that `select` picks
+    /// exist and can be read (a directory: listed). `deep` checks more of a file (a model
+    /// manifest: the files it names and their sha256) and returns what is wrong with it.
+    /// Every problem is a located error naming the key and the resolved path.
+    pub fn check_files(
+        &self,
+        select: impl Fn(&FileRef) -> bool,
+        deep: impl Fn(&FileRef) -> Result<(), String>,
+    ) -> Result<(), ConfigErrors> {
+        let mut problems = Vec::new();
+        for f in self.referenced_files().into_iter().filter(|f| select(f)) {
+            if let Err(m) = f.check().and_then(|()| deep(&f)) {
+                problems.push((f.key.clone(), m, None));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(self.locate(problems))
+        }
+    }
+
+    /// Locates `(key, message)` problems found after loading in this config's text.
+    pub fn locate(&self, problems: Vec<(String, String, Option<usize>)>) -> ConfigErrors {
+        finish(&self.source.0, &self.origin, problems)
     }
 
     /// The data directory, resolved.
@@ -144,6 +303,58 @@ impl Config {
     }
 }
 
+/// What a referenced path must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A readable file.
+    File,
+    /// A readable directory.
+    Dir,
+    /// A model manifest (a file; the caller checks the files it names).
+    ModelManifest,
+}
+
+/// A file or directory a config names: the key that names it and its resolved path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    /// The key path, e.g. `cameras[2].source.path`.
+    pub key: String,
+    /// The resolved, absolute path.
+    pub path: PathBuf,
+    /// What it must be.
+    pub kind: FileKind,
+}
+
+impl FileRef {
+    /// Exists, is of the right kind and can be opened; the error names the path.
+    pub fn check(&self) -> Result<(), String> {
+        let shown = self.path.display();
+        let meta = std::fs::metadata(&self.path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                format!("{shown}: no such file or directory")
+            } else {
+                format!("{shown}: {e}")
+            }
+        })?;
+        match self.kind {
+            FileKind::Dir => {
+                if !meta.is_dir() {
+                    return Err(format!("{shown}: not a directory"));
+                }
+                std::fs::read_dir(&self.path).map_err(|e| format!("{shown}: cannot list: {e}"))?;
+            }
+            FileKind::File | FileKind::ModelManifest => {
+                if !meta.is_file() {
+                    return Err(format!("{shown}: not a file"));
+                }
+                std::fs::File::open(&self.path)
+                    .map_err(|e| format!("{shown}: cannot read: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Loads and validates a config file. Relative paths resolve against its directory.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let origin = path.display().to_string();
@@ -156,25 +367,25 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             message: format!("cannot read the file: {e}"),
         }],
     })?;
-    let base = path
+    let base = absolute(path)
         .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                p.to_path_buf()
-            }
-        })
-        .unwrap_or_else(|| PathBuf::from("."));
+        .map(Path::to_path_buf)
+        .unwrap_or_else(current_dir);
     parse(&src, &origin, &base)
 }
 
-/// Loads the embedded default; relative paths resolve against the current directory.
+/// Loads the embedded default. It behaves as the file `configs/default.toml` under the
+/// working directory: its relative paths resolve against `<working dir>/configs`.
 pub fn load_default() -> Result<Config, ConfigErrors> {
-    parse(DEFAULT_CONFIG, DEFAULT_CONFIG_NAME, Path::new("."))
+    parse(
+        DEFAULT_CONFIG,
+        DEFAULT_CONFIG_NAME,
+        &current_dir().join("configs"),
+    )
 }
 
-/// Parses and validates config text. `origin` names the file in errors.
+/// Parses and validates config text. `origin` names the file in errors; relative paths
+/// resolve against `base_dir` (made absolute against the working directory).
 pub fn parse(src: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
     let mut problems: Vec<(String, String, Option<usize>)> = Vec::new();
     let table: toml::Table = match src.parse::<toml::Table>() {
@@ -186,10 +397,14 @@ pub fn parse(src: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigE
         }
     };
     let mut cfg = Config {
-        base_dir: base_dir.to_path_buf(),
+        base_dir: absolute(base_dir),
         origin: origin.to_string(),
+        source: SourceText(src.into()),
         ..Config::default()
     };
+    // Cameras whose table does not deserialize still count as configured (by their raw id
+    // and preset names), so rules naming them report no second, false error.
+    let mut unread_cameras: Vec<validate::CameraNames> = Vec::new();
     for (key, value) in table {
         match key.as_str() {
             "engine" => section(&key, value, &mut problems, &mut cfg.engine),
@@ -218,8 +433,10 @@ pub fn parse(src: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigE
             "cameras" => match value {
                 toml::Value::Array(items) => {
                     for (i, v) in items.into_iter().enumerate() {
-                        if let Some(c) = de_value(&format!("cameras[{i}]"), v, &mut problems) {
-                            cfg.cameras.push(c);
+                        let raw = raw_camera_names(&v);
+                        match de_value(&format!("cameras[{i}]"), v, &mut problems) {
+                            Some(c) => cfg.cameras.push(c),
+                            None => unread_cameras.extend(raw),
                         }
                     }
                 }
@@ -264,7 +481,12 @@ pub fn parse(src: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigE
         }
     }
     let ctx = ValidationContext {
-        cameras: &cfg.cameras,
+        cameras: cfg
+            .cameras
+            .iter()
+            .map(cameras::CameraConfig::names)
+            .chain(unread_cameras)
+            .collect(),
         models: model_names.clone(),
     };
     cfg.inference.validate(&mut v, &ctx);
@@ -276,10 +498,62 @@ pub fn parse(src: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigE
     problems.extend(v.problems.into_iter().map(|(p, m)| (p, m, None)));
 
     if problems.is_empty() {
+        resolve_paths(&mut cfg);
         Ok(cfg)
     } else {
         Err(finish(src, origin, problems))
     }
+}
+
+/// Rewrites every path key to its resolved, absolute form ([`resolve_config_path`]), so
+/// every stage and `check-config --dump` see the same files.
+fn resolve_paths(cfg: &mut Config) {
+    let base = cfg.base_dir.clone();
+    let fix = |s: &mut env::EnvString| {
+        *s = env::EnvString::literal(resolve_config_path(&base, s).display().to_string());
+    };
+    fix(&mut cfg.engine.data_dir);
+    for m in cfg.models.values_mut() {
+        fix(&mut m.manifest);
+    }
+    for c in &mut cfg.cameras {
+        if let cameras::SourceConfig::File { path, .. } = &mut c.source {
+            fix(path);
+        }
+    }
+    for h in &mut cfg.fusion.hotspots {
+        match h {
+            fusion::HotspotSourceConfig::File { path }
+            | fusion::HotspotSourceConfig::Dir { path, .. } => fix(path),
+            _ => {}
+        }
+    }
+    for s in &mut cfg.alerts.sinks {
+        if let alerts::SinkConfig::Webhook {
+            ca_file: Some(f), ..
+        } = s
+        {
+            if !f.trim().is_empty() {
+                *f = normalize(&base.join(f.as_str())).display().to_string();
+            }
+        }
+    }
+}
+
+/// The id and preset names of a raw `[[cameras]]` table, as far as they are strings.
+fn raw_camera_names(v: &toml::Value) -> Option<validate::CameraNames> {
+    let id = v.get("id")?.as_str()?.to_string();
+    let presets = v
+        .get("ptz")
+        .and_then(|p| p.get("presets"))
+        .and_then(toml::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.get("name")?.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(validate::CameraNames { id, presets })
 }
 
 fn quote_key(k: &str) -> String {
@@ -364,6 +638,16 @@ fn finish(src: &str, origin: &str, problems: Vec<(String, String, Option<usize>)
         .collect();
     errors.sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.column.unwrap_or(0)));
     ConfigErrors { errors }
+}
+
+/// Locates `(key path, message)` problems found in any TOML text (a data manifest, say) by
+/// line and column, as config errors are: `file:line:column: key: message`.
+pub fn located(src: &str, origin: &str, problems: Vec<(String, String)>) -> ConfigErrors {
+    finish(
+        src,
+        origin,
+        problems.into_iter().map(|(k, m)| (k, m, None)).collect(),
+    )
 }
 
 /// Parses a TOML fragment of one section (used by hot reload and the HTTP API to validate

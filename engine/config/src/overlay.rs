@@ -223,7 +223,7 @@ pub fn rules_json(rules: &RulesConfig) -> Value {
 pub fn validate_rules(rules: &RulesConfig, ctx: &Config) -> Result<(), Vec<(String, String)>> {
     let mut v = Validator::new();
     let c = ValidationContext {
-        cameras: &ctx.cameras,
+        cameras: ctx.cameras.iter().map(|c| c.names()).collect(),
         models: ctx.models.keys().map(String::as_str).collect(),
     };
     rules.validate(&mut v, &c);

@@ -78,13 +78,27 @@ impl Validator {
     }
 }
 
-/// What sections may cross-reference while validating.
-#[derive(Debug)]
+/// What sections may cross-reference while validating: the names the config defines.
+///
+/// It holds names, not the camera structs, so validation does not depend on the camera
+/// section's types, and a camera whose table has a type error still counts as configured
+/// (its id and preset names are read from the raw TOML): one mistake is reported once,
+/// not again as "unknown camera" wherever a rule names it.
+#[derive(Debug, Default)]
 pub struct ValidationContext<'a> {
-    /// All configured cameras.
-    pub cameras: &'a [crate::cameras::CameraConfig],
+    /// Every configured camera (enabled or not), by id, with its PTZ preset names.
+    pub cameras: Vec<CameraNames>,
     /// Names of `[models.NAME]` entries.
     pub models: Vec<&'a str>,
+}
+
+/// A configured camera's id and the names of its PTZ presets (empty when it is not PTZ).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CameraNames {
+    /// The camera id.
+    pub id: String,
+    /// Its preset names.
+    pub presets: Vec<String>,
 }
 
 impl ValidationContext<'_> {
@@ -98,8 +112,74 @@ impl ValidationContext<'_> {
         self.cameras
             .iter()
             .find(|c| c.id == camera)
-            .and_then(|c| c.ptz.as_ref())
-            .map(|p| p.presets.iter().map(|p| p.name.as_str()).collect())
+            .map(|c| c.presets.iter().map(String::as_str).collect())
             .unwrap_or_default()
     }
 }
+
+/// An inclusive range of allowed values, shared by a config key and the command-line flag
+/// that means the same thing (`engine.run_for_s` and `lookout run --run-for`), so both
+/// accept exactly the same values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Range {
+    /// Least allowed value.
+    pub lo: f64,
+    /// Greatest allowed value.
+    pub hi: f64,
+}
+
+impl Range {
+    /// True when `lo <= x <= hi` (never for NaN).
+    pub fn contains(&self, x: f64) -> bool {
+        x >= self.lo && x <= self.hi
+    }
+
+    /// Parses a command-line value and checks it is in range: the message says what is
+    /// allowed (for clap value parsers).
+    pub fn parse_f64(&self, s: &str) -> Result<f64, String> {
+        let x: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not a number; allowed {} ..= {}", self.lo, self.hi))?;
+        if self.contains(x) {
+            Ok(x)
+        } else {
+            Err(format!(
+                "{s} is out of range: allowed {} ..= {}",
+                self.lo, self.hi
+            ))
+        }
+    }
+
+    /// Like [`Range::parse_f64`] for `f32` values.
+    pub fn parse_f32(&self, s: &str) -> Result<f32, String> {
+        self.parse_f64(s).map(|x| x as f32)
+    }
+
+    /// Like [`Range::parse_f64`] for whole numbers.
+    pub fn parse_usize(&self, s: &str) -> Result<usize, String> {
+        let x: usize = s.trim().parse().map_err(|_| {
+            format!(
+                "{s:?} is not a whole number; allowed {} ..= {}",
+                self.lo, self.hi
+            )
+        })?;
+        if self.contains(x as f64) {
+            Ok(x)
+        } else {
+            Err(format!(
+                "{s} is out of range: allowed {} ..= {}",
+                self.lo, self.hi
+            ))
+        }
+    }
+}
+
+/// `engine.run_for_s` and `lookout run --run-for`.
+pub const RUN_FOR_S: Range = Range { lo: 0.1, hi: 1e9 };
+/// A score or score floor (`inference.score_floor`, `--min-score`, `--score-floor`).
+pub const SCORE: Range = Range { lo: 0.0, hi: 1.0 };
+/// An IoU (`inference.nms_iou`, `--iou`, `--min-iou`).
+pub const IOU: Range = Range { lo: 0.0, hi: 1.0 };
+/// ONNX Runtime threads per session (`inference.intra_threads`, `--threads`).
+pub const THREADS: Range = Range { lo: 1.0, hi: 256.0 };

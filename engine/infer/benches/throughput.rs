@@ -176,7 +176,7 @@ fn main() {
     );
 
     // 2. Tiling cost, NanoDet: 1x1 vs 2x2 (+full).
-    let t22 = lookout_infer::tiling::parse_tile("2x2:0.1").unwrap();
+    let t22 = lookout_infer::tiling::parse_tile("2x2:0.1-full").unwrap();
     let t22f = lookout_infer::tiling::parse_tile("2x2:0.1+full").unwrap();
     let tiled = time_it(1, 15, || {
         std::hint::black_box(det.detect_tiled(&[v], Some(&t22)).unwrap());

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use lookout_core::{BBox, Detection};
 use serde::Serialize;
 
+use lookout_config::inference::TileConfig;
+use lookout_config::validate::{SCORE, THREADS};
+
 use crate::detector::{Detector, RuntimeOptions};
-use crate::eval::list_images;
 use crate::preprocess::ImageView;
 use crate::{tiling, InferError};
 
@@ -27,15 +29,41 @@ pub struct DetectArgs {
     /// Do not write annotated images.
     #[arg(long)]
     pub no_images: bool,
-    /// Report and draw only detections with at least this score.
-    #[arg(long, default_value_t = 0.25)]
+    /// Report and draw only detections with at least this score (0..=1).
+    #[arg(long, default_value_t = 0.25, value_parser = parse_score)]
     pub min_score: f32,
-    /// Tiling `CxR[:overlap][+full]`. Default: the manifest's.
-    #[arg(long)]
-    pub tile: Option<String>,
-    /// ONNX Runtime intra-op threads.
-    #[arg(long, default_value_t = 2)]
+    /// Tiling `CxR[:overlap][+full|-full]`, e.g. `2x2`: the same as `tile = { grid = [2, 2] }`
+    /// in a config (overlap 0.1, the full frame analysed too unless `-full`). Default: the
+    /// manifest's.
+    #[arg(long, value_parser = parse_tile_arg)]
+    pub tile: Option<TileConfig>,
+    /// ONNX Runtime intra-op threads (1..=256).
+    #[arg(long, default_value_t = 2, value_parser = parse_threads)]
     pub threads: usize,
+}
+
+/// `--min-score`, `--score-floor`: a score in 0..=1 (as `inference.score_floor`).
+pub fn parse_score(s: &str) -> Result<f32, String> {
+    SCORE.parse_f32(s)
+}
+
+/// `--threads`: ONNX Runtime threads, 1..=256 (as `inference.intra_threads`).
+pub fn parse_threads(s: &str) -> Result<usize, String> {
+    THREADS.parse_usize(s)
+}
+
+/// `--tile`: see [`tiling::parse_tile`].
+pub fn parse_tile_arg(s: &str) -> Result<TileConfig, String> {
+    tiling::parse_tile(s).map_err(|e| e.to_string())
+}
+
+/// An input that could not be read or analysed; the others still were.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InputError {
+    /// The input file or folder.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub error: String,
 }
 
 /// Detections of one image.
@@ -61,8 +89,25 @@ pub struct DetectReport {
     pub model: String,
     /// The execution provider used.
     pub provider: String,
-    /// Per image, in input order.
+    /// Per image read, in input order.
     pub images: Vec<ImageDetections>,
+    /// Inputs that could not be read or analysed (the command exits non-zero when any).
+    pub errors: Vec<InputError>,
+}
+
+/// Image files (jpg, jpeg, png) of a folder, sorted by name.
+pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>, InferError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| InferError::io(dir, e))?;
+    let mut v: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+        })
+        .collect();
+    v.sort();
+    Ok(v)
 }
 
 /// Runs `lookout detect`.
@@ -74,17 +119,31 @@ pub fn run_detect(args: &DetectArgs) -> Result<DetectReport, InferError> {
     };
     let mut det = Detector::load(&args.model, &opts)?;
     let tile = match &args.tile {
-        Some(t) => Some(tiling::parse_tile(t)?),
+        Some(t) => Some(t.clone()),
         None => det.model().manifest.tile.clone(),
     };
     let mut files = Vec::new();
+    let mut errors = Vec::new();
     for p in &args.inputs {
         if p.is_dir() {
-            files.extend(list_images(p)?);
+            match list_images(p) {
+                Ok(v) if v.is_empty() => errors.push(InputError {
+                    path: p.clone(),
+                    error: "no .jpg, .jpeg or .png image in this folder".into(),
+                }),
+                Ok(v) => files.extend(v),
+                Err(e) => errors.push(InputError {
+                    path: p.clone(),
+                    error: e.to_string(),
+                }),
+            }
         } else if p.is_file() {
             files.push(p.clone());
         } else {
-            return Err(InferError::io(p, "no such file or folder"));
+            errors.push(InputError {
+                path: p.clone(),
+                error: "no such file or folder".into(),
+            });
         }
     }
     if !args.no_images {
@@ -92,45 +151,65 @@ pub fn run_detect(args: &DetectArgs) -> Result<DetectReport, InferError> {
     }
     let mut images = Vec::with_capacity(files.len());
     for f in files {
-        let mut img = lookout_imageops::load_rgb8(&f)?;
-        let mut dets = det
-            .detect_tiled(&[ImageView::from_image(&img)], tile.as_ref())?
-            .pop()
-            .unwrap_or_default();
-        dets.retain(|d| d.score >= args.min_score);
-        let annotated = if args.no_images {
-            None
-        } else {
-            for d in &dets {
-                draw_rect(
-                    &mut img.data,
-                    img.width,
-                    img.height,
-                    &d.bbox,
-                    class_colour(d.class_id),
-                    2,
-                );
+        match detect_one(&mut det, &f, tile.as_ref(), args) {
+            Ok(d) => images.push(d),
+            Err(e) => {
+                tracing::warn!(file = %f.display(), error = %e, "Skipped an image.");
+                errors.push(InputError {
+                    path: f,
+                    error: e.to_string(),
+                });
             }
-            let name = f
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_else(|| "image".into());
-            let out = unique(&args.out, &name);
-            lookout_imageops::save_jpeg(&out, &img.data, img.width, img.height, 90)?;
-            Some(out)
-        };
-        images.push(ImageDetections {
-            path: f,
-            width: img.width,
-            height: img.height,
-            detections: dets,
-            annotated,
-        });
+        }
     }
     Ok(DetectReport {
         model: det.model().name().to_string(),
         provider: det.provider().to_string(),
         images,
+        errors,
+    })
+}
+
+/// Detects on one image and writes its annotated copy.
+fn detect_one(
+    det: &mut Detector,
+    f: &Path,
+    tile: Option<&TileConfig>,
+    args: &DetectArgs,
+) -> Result<ImageDetections, InferError> {
+    let mut img = lookout_imageops::load_rgb8(f)?;
+    let mut dets = det
+        .detect_tiled(&[ImageView::from_image(&img)], tile)?
+        .pop()
+        .unwrap_or_default();
+    dets.retain(|d| d.score >= args.min_score);
+    let annotated = if args.no_images {
+        None
+    } else {
+        for d in &dets {
+            draw_rect(
+                &mut img.data,
+                img.width,
+                img.height,
+                &d.bbox,
+                class_colour(d.class_id),
+                2,
+            );
+        }
+        let name = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "image".into());
+        let out = unique(&args.out, &name);
+        lookout_imageops::save_jpeg(&out, &img.data, img.width, img.height, 90)?;
+        Some(out)
+    };
+    Ok(ImageDetections {
+        path: f.to_path_buf(),
+        width: img.width,
+        height: img.height,
+        detections: dets,
+        annotated,
     })
 }
 

@@ -6,7 +6,9 @@
 //! positive; otherwise false positive. AP50 is the all-points (VOC 2010+) area under the
 //! interpolated precision/recall curve. Every detection (of an evaluated class) on a
 //! `--neg` image is a false positive. Precision with no detection above a threshold is
-//! reported as 1 (no false claim).
+//! undefined: `null` in JSON, `-` in the table.
+//!
+//! One unreadable image or label file is reported and skipped; the others are evaluated.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -16,9 +18,15 @@ use std::time::Instant;
 use lookout_core::{BBox, Detection};
 use serde::Serialize;
 
+use clap::builder::TypedValueParser as _;
+use lookout_config::inference::TileConfig;
+use lookout_config::validate::IOU;
+
+use crate::cli::InputError;
+use crate::cli::{draw_line, draw_rect, list_images, parse_score, parse_threads, parse_tile_arg};
 use crate::detector::{Detector, RuntimeOptions};
 use crate::preprocess::ImageView;
-use crate::{tiling, InferError};
+use crate::InferError;
 
 /// Arguments of `lookout eval`.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,30 +45,37 @@ pub struct EvalArgs {
     /// i-th name. Default: label id = model class index.
     #[arg(long, value_delimiter = ',')]
     pub labels: Vec<String>,
-    /// Tiling `CxR[:overlap][+full]` (e.g. `2x2:0.1+full`). Default: the manifest's.
-    #[arg(long)]
-    pub tile: Option<String>,
+    /// Tiling `CxR[:overlap][+full|-full]`, e.g. `2x2`: the same as `tile = { grid = [2, 2] }`
+    /// in a config (overlap 0.1, the full frame analysed too unless `-full`). Default: the
+    /// manifest's.
+    #[arg(long, value_parser = parse_tile_arg)]
+    pub tile: Option<TileConfig>,
     /// Print exactly one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
     /// Write precision/recall curves to this PNG.
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Evaluate only the first N labelled images (sorted by name).
-    #[arg(long)]
+    /// Evaluate only the first N labelled images (sorted by name), N ≥ 1.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
     pub limit: Option<usize>,
-    /// IoU for a match.
-    #[arg(long, default_value_t = 0.5)]
+    /// IoU for a match (0..=1).
+    #[arg(long, default_value_t = 0.5, value_parser = parse_iou)]
     pub iou: f32,
-    /// Score floor of post-processing (the engine's `inference.score_floor`).
-    #[arg(long, default_value_t = 0.05)]
+    /// Score floor of post-processing (the engine's `inference.score_floor`, 0..=1).
+    #[arg(long, default_value_t = 0.05, value_parser = parse_score)]
     pub score_floor: f32,
-    /// ONNX Runtime intra-op threads.
-    #[arg(long, default_value_t = 2)]
+    /// ONNX Runtime intra-op threads (1..=256).
+    #[arg(long, default_value_t = 2, value_parser = parse_threads)]
     pub threads: usize,
     /// No progress counter on stderr.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `--iou`: an IoU in 0..=1.
+pub fn parse_iou(s: &str) -> Result<f32, String> {
+    IOU.parse_f32(s)
 }
 
 impl EvalArgs {
@@ -90,15 +105,15 @@ pub struct ClassReport {
     pub ap50: f64,
     /// Labelled boxes.
     pub positives: usize,
-    /// Precision of detections with score ≥ 0.5.
+    /// Precision of detections with score ≥ 0.5 (`None` without any such detection).
     #[serde(rename = "precision@0.5")]
-    pub precision_50: f64,
+    pub precision_50: Option<f64>,
     /// Recall at score ≥ 0.5.
     #[serde(rename = "recall@0.5")]
     pub recall_50: f64,
-    /// Precision at score ≥ 0.25.
+    /// Precision at score ≥ 0.25 (`None` without any such detection).
     #[serde(rename = "precision@0.25")]
-    pub precision_25: f64,
+    pub precision_25: Option<f64>,
     /// Recall at score ≥ 0.25.
     #[serde(rename = "recall@0.25")]
     pub recall_25: f64,
@@ -110,10 +125,10 @@ pub struct ClassReport {
     pub curve: Vec<(f64, f64)>,
 }
 
-/// Negative-image results.
+/// Negative-image results (the `--neg` folders).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct NegativesReport {
-    /// Negative images evaluated.
+    /// Images of the `--neg` folders evaluated.
     pub images: usize,
     /// Of which with any detection ≥ 0.25.
     #[serde(rename = "hit@0.25")]
@@ -132,6 +147,11 @@ pub struct EvalReport {
     pub negatives: NegativesReport,
     /// Images evaluated (labelled and negative).
     pub images: usize,
+    /// Images of the labelled folder without a label file: evaluated as images without
+    /// objects.
+    pub unlabelled: usize,
+    /// Images or label files that could not be read: skipped, each with its error.
+    pub skipped: Vec<InputError>,
     /// Wall time per image (load, preprocess, inference, decode).
     pub seconds_per_image: f64,
 }
@@ -149,50 +169,45 @@ impl EvalReport {
             "{:<12} {:>6} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9}\n",
             "class", "AP50", "positives", "P@.25", "R@.25", "P@.5", "R@.5", "imgR@.5"
         );
+        let p = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
         for (name, c) in &self.classes {
             s.push_str(&format!(
-                "{:<12} {:>6.3} {:>9} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>9.3}\n",
+                "{:<12} {:>6.3} {:>9} {:>7} {:>7.3} {:>7} {:>7.3} {:>9.3}\n",
                 name,
                 c.ap50,
                 c.positives,
-                c.precision_25,
+                p(c.precision_25),
                 c.recall_25,
-                c.precision_50,
+                p(c.precision_50),
                 c.recall_50,
                 c.image_recall_50
             ));
         }
+        let labelled = self.images - self.negatives.images;
+        s.push_str(&format!("labelled images: {labelled}"));
+        if self.unlabelled > 0 {
+            s.push_str(&format!(
+                " ({} without a label file, evaluated as images without objects)",
+                self.unlabelled
+            ));
+        }
         s.push_str(&format!(
-            "negatives: {} images, {} with a detection >= 0.25, {} >= 0.5\n{} images, {:.3} s per image\n",
+            "\nnegative images (--neg): {}, {} with a detection >= 0.25, {} >= 0.5\n{} images, {:.3} s per image\n",
             self.negatives.images, self.negatives.hit_25, self.negatives.hit_50, self.images, self.seconds_per_image
         ));
+        for e in &self.skipped {
+            s.push_str(&format!("skipped {}: {}\n", e.path.display(), e.error));
+        }
         s
     }
 }
 
-/// Image files (jpg, jpeg, png) of a folder, sorted by name.
-pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>, InferError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| InferError::io(dir, e))?;
-    let mut v: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
-        })
-        .collect();
-    v.sort();
-    Ok(v)
-}
-
 /// One labelled box: (label id, box in pixels).
-fn read_labels(path: &Path, w: u32, h: u32) -> Result<Vec<(usize, BBox)>, InferError> {
+/// `None` when the file does not exist (an image without objects).
+fn read_labels(path: &Path, w: u32, h: u32) -> Result<Option<Vec<(usize, BBox)>>, InferError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::warn!(file = %path.display(), "No label file; the image counts as a negative.");
-            return Ok(Vec::new());
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(InferError::io(path, e)),
     };
     let mut out = Vec::new();
@@ -221,7 +236,7 @@ fn read_labels(path: &Path, w: u32, h: u32) -> Result<Vec<(usize, BBox)>, InferE
             BBox::from_cxcywh(v[0] * w, v[1] * h, v[2] * w, v[3] * h),
         ));
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 #[derive(Default)]
@@ -244,7 +259,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport, InferError> {
     let mut det = Detector::load(&args.model, &opts)?;
     let model = det.model().clone();
     let tile = match &args.tile {
-        Some(t) => Some(tiling::parse_tile(t)?),
+        Some(t) => Some(t.clone()),
         None => model.manifest.tile.clone(),
     };
     // Label id → model class index.
@@ -266,6 +281,15 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport, InferError> {
     };
     let img_dir = args.data.join("images");
     let lbl_dir = args.data.join("labels");
+    if !args.data.is_dir() {
+        return Err(InferError::io(&args.data, "no such folder"));
+    }
+    if !lbl_dir.is_dir() {
+        return Err(InferError::io(
+            &lbl_dir,
+            "no such folder: --data needs images/ and YOLO labels/ (give folders of images without objects with --neg)",
+        ));
+    }
     let mut images = list_images(&img_dir)?;
     if let Some(n) = args.limit {
         images.truncate(n);
@@ -277,7 +301,14 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport, InferError> {
         } else {
             d.clone()
         };
-        negs.extend(list_images(&dir)?);
+        let found = list_images(&dir)?;
+        if found.is_empty() {
+            return Err(InferError::io(
+                &dir,
+                "no .jpg, .jpeg or .png image in this --neg folder",
+            ));
+        }
+        negs.extend(found);
     }
     let total = images.len() + negs.len();
     let mut classes: BTreeMap<usize, ClassAcc> = BTreeMap::new();
@@ -303,46 +334,68 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport, InferError> {
     };
     // Labelled images: collect labels first so the evaluated class set is known.
     let mut labelled = Vec::with_capacity(images.len());
+    let mut skipped = Vec::new();
+    let mut unlabelled = 0;
     for (i, p) in images.iter().enumerate() {
-        let img = lookout_imageops::load_rgb8(p)?;
+        progress(i + 1);
         let stem = p
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default();
         let lpath = lbl_dir.join(format!("{stem}.txt"));
-        let raw = read_labels(&lpath, img.width, img.height)?;
-        let mut gts = Vec::with_capacity(raw.len());
-        for (id, b) in raw {
-            let class = match &label_map {
-                Some(m) => *m.get(id).ok_or_else(|| {
-                    InferError::io(
-                        &lpath,
-                        format!("label id {id} has no name in --labels ({} names)", m.len()),
-                    )
-                })?,
-                None => {
-                    if id >= model.num_classes() {
-                        return Err(InferError::io(
+        let one = (|| -> Result<_, InferError> {
+            let img = lookout_imageops::load_rgb8(p)?;
+            let raw = read_labels(&lpath, img.width, img.height)?;
+            let has_file = raw.is_some();
+            let mut gts = Vec::new();
+            for (id, b) in raw.unwrap_or_default() {
+                let class = match &label_map {
+                    Some(m) => *m.get(id).ok_or_else(|| {
+                        InferError::io(
                             &lpath,
-                            format!(
-                                "label id {id} is not a class of {} ({} classes); use --labels",
-                                model.name(),
-                                model.num_classes()
-                            ),
-                        ));
+                            format!("label id {id} has no name in --labels ({} names)", m.len()),
+                        )
+                    })?,
+                    None => {
+                        if id >= model.num_classes() {
+                            return Err(InferError::io(
+                                &lpath,
+                                format!(
+                                    "label id {id} is not a class of {} ({} classes); use --labels",
+                                    model.name(),
+                                    model.num_classes()
+                                ),
+                            ));
+                        }
+                        id
                     }
-                    id
+                };
+                gts.push((class, b));
+            }
+            let dets = det
+                .detect_tiled(&[ImageView::from_image(&img)], tile.as_ref())?
+                .pop()
+                .unwrap_or_default();
+            Ok((gts, dets, has_file))
+        })();
+        match one {
+            Ok((gts, dets, has_file)) => {
+                if !has_file {
+                    unlabelled += 1;
                 }
-            };
-            classes.entry(class).or_default();
-            gts.push((class, b));
+                for (c, _) in &gts {
+                    classes.entry(*c).or_default();
+                }
+                labelled.push((gts, dets));
+            }
+            Err(e) => {
+                tracing::warn!(file = %p.display(), error = %e, "Skipped a labelled image.");
+                skipped.push(InputError {
+                    path: p.clone(),
+                    error: e.to_string(),
+                });
+            }
         }
-        let dets = det
-            .detect_tiled(&[ImageView::from_image(&img)], tile.as_ref())?
-            .pop()
-            .unwrap_or_default();
-        labelled.push((gts, dets));
-        progress(i + 1);
     }
     for (gts, dets) in &labelled {
         for (&c, acc) in classes.iter_mut() {
@@ -382,11 +435,21 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport, InferError> {
         }
     }
     for (i, p) in negs.iter().enumerate() {
-        let img = lookout_imageops::load_rgb8(p)?;
-        let dets = det
-            .detect_tiled(&[ImageView::from_image(&img)], tile.as_ref())?
-            .pop()
-            .unwrap_or_default();
+        progress(images.len() + i + 1);
+        let dets = match lookout_imageops::load_rgb8(p)
+            .map_err(InferError::from)
+            .and_then(|img| det.detect_tiled(&[ImageView::from_image(&img)], tile.as_ref()))
+        {
+            Ok(mut d) => d.pop().unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(file = %p.display(), error = %e, "Skipped a negative image.");
+                skipped.push(InputError {
+                    path: p.clone(),
+                    error: e.to_string(),
+                });
+                continue;
+            }
+        };
         neg.images += 1;
         let mut best = 0f32;
         for d in &dets {
@@ -401,7 +464,6 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport, InferError> {
         if best >= 0.5 {
             neg.hit_50 += 1;
         }
-        progress(images.len() + i + 1);
     }
     let elapsed = started.elapsed().as_secs_f64();
     let mut out = BTreeMap::new();
@@ -415,12 +477,15 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport, InferError> {
             .sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
         out.insert(name, class_report(&acc));
     }
+    let evaluated = labelled.len() + neg.images;
     let report = EvalReport {
         classes: out,
         negatives: neg,
-        images: total,
-        seconds_per_image: if total > 0 {
-            elapsed / total as f64
+        images: evaluated,
+        unlabelled,
+        skipped,
+        seconds_per_image: if evaluated > 0 {
+            elapsed / evaluated as f64
         } else {
             0.0
         },
@@ -433,7 +498,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport, InferError> {
 
 fn class_report(acc: &ClassAcc) -> ClassReport {
     let npos = acc.positives as f64;
-    let at = |t: f32| -> (f64, f64) {
+    let at = |t: f32| -> (Option<f64>, f64) {
         let (mut tp, mut fp) = (0usize, 0usize);
         for &(s, ok) in &acc.dets {
             if s < t {
@@ -446,9 +511,9 @@ fn class_report(acc: &ClassAcc) -> ClassReport {
             }
         }
         let p = if tp + fp == 0 {
-            1.0
+            None
         } else {
-            tp as f64 / (tp + fp) as f64
+            Some(tp as f64 / (tp + fp) as f64)
         };
         let r = if npos == 0.0 { 0.0 } else { tp as f64 / npos };
         (p, r)
@@ -536,10 +601,10 @@ fn plot_pr(report: &EvalReport, path: &Path) -> Result<(), InferError> {
         };
         let (x0, y0) = to_px(0.0, f);
         let (x1, _) = to_px(1.0, f);
-        crate::cli::draw_line(&mut img, W, H, (x0, y0), (x1, y0), shade);
+        draw_line(&mut img, W, H, (x0, y0), (x1, y0), shade);
         let (xa, ya) = to_px(f, 0.0);
         let (_, yb) = to_px(f, 1.0);
-        crate::cli::draw_line(&mut img, W, H, (xa, ya), (xa, yb), shade);
+        draw_line(&mut img, W, H, (xa, ya), (xa, yb), shade);
     }
     for (i, c) in report.classes.values().enumerate() {
         let col = colors[i % colors.len()];
@@ -547,12 +612,12 @@ fn plot_pr(report: &EvalReport, path: &Path) -> Result<(), InferError> {
         for &(r, p) in &c.curve {
             let pt = to_px(r, p);
             if let Some(q) = prev {
-                crate::cli::draw_line(&mut img, W, H, q, pt, col);
+                draw_line(&mut img, W, H, q, pt, col);
             }
             prev = Some(pt);
         }
         let lx = W as f64 - M - 12.0 * (report.classes.len() - i) as f64;
-        crate::cli::draw_rect(
+        draw_rect(
             &mut img,
             W,
             H,
@@ -587,8 +652,16 @@ mod tests {
             images_hit: 1,
         };
         let r = class_report(&acc);
-        assert_eq!((r.precision_50, r.recall_50), (0.5, 0.25));
-        assert!((r.precision_25 - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!((r.precision_50, r.recall_50), (Some(0.5), 0.25));
+        assert!((r.precision_25.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        // No detection above a threshold: precision is undefined, not 1.
+        let none = class_report(&ClassAcc {
+            dets: vec![(0.1, false)],
+            positives: 2,
+            images_with: 1,
+            images_hit: 0,
+        });
+        assert_eq!(none.precision_25, None);
         assert_eq!(r.recall_25, 0.5);
         assert_eq!(r.image_recall_50, 0.5);
     }

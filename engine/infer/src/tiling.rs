@@ -46,16 +46,22 @@ pub fn regions(w: u32, h: u32, tile: Option<&TileConfig>, out: &mut Vec<Region>)
     }
 }
 
-/// Parses the command-line tiling syntax `CxR[:overlap][+full]`, e.g. `2x2`, `3x2:0.2+full`.
-/// Without `+full` the whole frame is not run.
+/// Parses the command-line tiling syntax `CxR[:overlap][+full|-full]`, e.g. `2x2`,
+/// `3x2:0.2`, `2x2-full`. It means what `tile = { grid = [C, R], overlap, full_frame }`
+/// means in a config: overlap 0.1 and the whole frame analysed too unless `-full` is given.
 pub fn parse_tile(s: &str) -> Result<TileConfig, InferError> {
     let bad = |m: &str| InferError::Arg {
         arg: "--tile".into(),
-        message: format!("{s:?}: {m}; expected CxR[:overlap][+full], e.g. 2x2:0.1+full"),
+        message: format!(
+            "{s:?}: {m}; expected CxR[:overlap][+full|-full], e.g. 2x2 or 2x2:0.2-full"
+        ),
     };
-    let (body, full_frame) = match s.strip_suffix("+full") {
-        Some(b) => (b, true),
-        None => (s, false),
+    let (body, full_frame) = if let Some(b) = s.strip_suffix("+full") {
+        (b, true)
+    } else if let Some(b) = s.strip_suffix("-full") {
+        (b, false)
+    } else {
+        (s, true)
     };
     let (grid, overlap) = match body.split_once(':') {
         Some((g, o)) => (
@@ -106,8 +112,12 @@ mod tests {
         assert!(((v[1].x + v[1].width - v[2].x) - 0.2 * tile.width).abs() < 1e-2);
         regions(1000, 500, Some(&parse_tile("1x1").unwrap()), &mut v);
         assert_eq!(v, vec![Region::full(1000, 500)]);
-        regions(1000, 500, Some(&parse_tile("3x1:0").unwrap()), &mut v);
+        regions(1000, 500, Some(&parse_tile("3x1:0-full").unwrap()), &mut v);
         assert_eq!(v.len(), 3);
+        // Without a suffix the command line means what a config's `tile` means.
+        let cfg: TileConfig = toml::from_str("grid = [2, 2]").unwrap();
+        assert_eq!(parse_tile("2x2").unwrap(), cfg);
+        assert!(!parse_tile("2x2:0.1-full").unwrap().full_frame);
         assert!(parse_tile("2y2").is_err());
         assert!(parse_tile("9x1").is_err());
         assert!(parse_tile("2x2:0.7").is_err());

@@ -485,12 +485,15 @@ fn detect_command_writes_json_and_annotated_images() {
         let back = lookout_imageops::load_rgb8(annotated).unwrap();
         assert_eq!((back.width, back.height), (im.width, im.height));
     }
-    let e = lookout_infer::run_detect(&lookout_infer::DetectArgs {
-        inputs: vec![dir.path().join("missing.jpg")],
+    // A missing input is reported by name; the good one is still analysed.
+    let r = lookout_infer::run_detect(&lookout_infer::DetectArgs {
+        inputs: vec![dir.path().join("missing.jpg"), files[0].clone()],
         ..args
     })
-    .unwrap_err();
-    assert!(e.to_string().contains("missing.jpg"), "{e}");
+    .unwrap();
+    assert_eq!(r.images.len(), 1);
+    assert_eq!(r.errors.len(), 1);
+    assert!(r.errors[0].path.ends_with("missing.jpg"), "{:?}", r.errors);
 }
 
 #[test]

@@ -37,13 +37,24 @@ pub enum Command {
     /// Re-run recorded frame results (`detections.jsonl`) through the rules of a config and
     /// print the events they produce — what a threshold change would have done.
     Replay(ReplayArgs),
-    /// Print cameras, fields of view, incidents and hotspots as a GeoJSON FeatureCollection.
+    /// Print cameras, fields of view, the stored incidents (from the data directory's
+    /// database, when there is one) and the hotspots of FIRMS files as a GeoJSON
+    /// FeatureCollection.
     Geojson(GeojsonArgs),
     /// Validate a config file: a one-line summary, or every error with file:line:column.
     CheckConfig(CheckConfigArgs),
     /// Configuration changes made through the API (the overlay over the config file).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The third-party files the demo, tests and benches read (`samples/data.toml`): what
+    /// is present, missing or corrupt, and fetching what is missing.
+    #[command(subcommand)]
+    Data(crate::data::DataCommand),
+}
+
+/// `--run-for`: seconds, in the range of `engine.run_for_s`.
+pub fn parse_run_for(s: &str) -> Result<f64, String> {
+    lookout_config::validate::RUN_FOR_S.parse_f64(s)
 }
 
 /// `lookout config ...`.
@@ -61,7 +72,8 @@ pub struct ConfigDiffArgs {
     /// Config file, as given to `lookout run` (default: the embedded default).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
-    /// Data directory, as given to `lookout run` (default: `engine.data_dir`).
+    /// Data directory, as given to `lookout run` (default: `engine.data_dir`). It must
+    /// exist when given.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Print one JSON object instead of text.
@@ -72,9 +84,11 @@ pub struct ConfigDiffArgs {
 /// `lookout check-config`.
 #[derive(Debug, Args)]
 pub struct CheckConfigArgs {
-    /// The config file.
+    /// The config file. Besides syntax and values, every file it names must exist and be
+    /// readable (model manifests and their ONNX files with their sha256, file cameras'
+    /// videos, hotspot files and directories, CA certificates).
     pub file: PathBuf,
-    /// Also print the resolved config (secrets redacted).
+    /// Also print the resolved config (every path absolute, secrets redacted).
     #[arg(long)]
     pub dump: bool,
 }
@@ -86,10 +100,11 @@ pub struct RunArgs {
     /// changes to `[rules]` apply within a second without restarting streams.
     #[arg(long, short)]
     pub config: Option<PathBuf>,
-    /// Stop by itself after this many seconds (overrides `engine.run_for_s`).
-    #[arg(long)]
+    /// Stop by itself after this many seconds, 0.1 ..= 1e9 (overrides `engine.run_for_s`).
+    #[arg(long, value_parser = parse_run_for, allow_negative_numbers = true)]
     pub run_for: Option<f64>,
-    /// Data directory (overrides `engine.data_dir`).
+    /// Data directory (overrides `engine.data_dir`; relative to the working directory;
+    /// created if missing).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
 }
@@ -97,16 +112,19 @@ pub struct RunArgs {
 /// `lookout hotspots ...`.
 #[derive(Debug, Subcommand)]
 pub enum HotspotsCommand {
-    /// Parse a FIRMS CSV file (MODIS, VIIRS NRT or archive) and summarise it.
+    /// Parse FIRMS CSV files (MODIS, VIIRS NRT or archive) and summarise each; a file that
+    /// cannot be read is reported and the others are still parsed.
     Parse(HotspotsParseArgs),
 }
 
 /// `lookout hotspots parse`.
 #[derive(Debug, Args)]
 pub struct HotspotsParseArgs {
-    /// The CSV file.
-    pub file: PathBuf,
-    /// Print `{"format", "rows", "skipped", "first", "last"}` as one JSON object.
+    /// The CSV files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print `{"file", "format", "rows", "skipped", "first", "last"}` as one JSON object
+    /// per file and line.
     #[arg(long)]
     pub json: bool,
 }
@@ -117,6 +135,10 @@ pub struct GeojsonArgs {
     /// Config file (default: the embedded default).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
+    /// Data directory whose incidents to include (default: `engine.data_dir`). It must
+    /// exist when given.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Also include the hotspots of these FIRMS CSV files.
     #[arg(long)]
     pub hotspots: Vec<PathBuf>,

@@ -12,11 +12,11 @@ use crate::cli::ConfigDiffArgs;
 /// Prints the overlay over the config file (text, or one JSON object with `--json`).
 pub fn diff(args: &ConfigDiffArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = crate::load_config(args.config.as_deref())?;
-    crate::set_data_dir(&mut cfg, args.data_dir.as_deref());
+    let found = crate::data_database(&mut cfg, args.data_dir.as_deref())?;
     let db = cfg.data_dir().join(&cfg.alerts.database);
-    let rec = if db.is_file() {
+    let rec = if let Some(db) = &found {
         let store = lookout_alerts::store::Store::open(
-            &db,
+            db,
             Vec::new(),
             cfg.alerts.cooldown_s,
             cfg.alerts.escalate_after_s,

@@ -2,7 +2,8 @@
 //! directories and report event-level precision, missed sequences and time to detection —
 //! how a watch centre compares settings before changing them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use chrono::{TimeZone, Utc};
@@ -29,16 +30,17 @@ pub struct EvalEventsArgs {
     /// Classes to report. Default: smoke, fire.
     #[arg(long, value_delimiter = ',', default_values_t = vec!["smoke".to_string(), "fire".to_string()])]
     pub classes: Vec<String>,
-    /// Least IoU between an event's box and a labelled box for the event to be true.
-    #[arg(long, default_value_t = 0.1)]
+    /// Least IoU between an event's box and a labelled box for the event to be true (0..=1).
+    #[arg(long, default_value_t = 0.1, value_parser = lookout_infer::eval::parse_iou)]
     pub min_iou: f32,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Runs the evaluation.
-pub fn run(args: &EvalEventsArgs) -> anyhow::Result<()> {
+/// Runs the evaluation. A sequence directory that cannot be read is reported and left
+/// out; the others are evaluated (exit status 1 then).
+pub fn run(args: &EvalEventsArgs) -> anyhow::Result<ExitCode> {
     let cfg = crate::load_config(args.config.as_deref())?;
     let name = match &args.model {
         Some(m) => m.clone(),
@@ -52,6 +54,8 @@ pub fn run(args: &EvalEventsArgs) -> anyhow::Result<()> {
         bail!("model {name:?} is not defined in the config's [models]");
     };
     let manifest = cfg.resolve_path(model_ref.manifest.value());
+    let key = format!("models.{name}.manifest");
+    crate::verify_files(&cfg, |f| f.key == key || f.path == manifest)?;
     let opts = RuntimeOptions {
         intra_threads: cfg.inference.intra_threads,
         score_floor: cfg.inference.score_floor,
@@ -68,54 +72,28 @@ pub fn run(args: &EvalEventsArgs) -> anyhow::Result<()> {
         .or_else(|| detector.model().manifest.tile.clone());
 
     let mut seqs = Vec::new();
+    let mut bad = 0;
     for dir in &args.data {
-        let seq = SeqDir::read(dir)?;
-        let seq_name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_else(|| dir.display().to_string());
-        let camera: CameraId = args.camera.as_deref().unwrap_or(&seq_name).into();
-        let start = Utc.timestamp_opt(0, 0).single().unwrap_or_else(Utc::now);
-        let mut frames = Vec::with_capacity(seq.frames.len());
-        let mut sizes = Vec::with_capacity(seq.frames.len());
-        for i in 0..seq.frames.len() {
-            let path = seq.frame_path(i);
-            let img = lookout_imageops::load_rgb8(&path)
-                .with_context(|| format!("cannot read frame {}", path.display()))?;
-            let view = ImageView {
-                width: img.width,
-                height: img.height,
-                rgb: &img.data,
-            };
-            let dets = detector
-                .detect_tiled(&[view], tile.as_ref())
-                .with_context(|| format!("inference failed on {}", path.display()))?
-                .into_iter()
-                .next()
-                .unwrap_or_default();
-            sizes.push((img.width, img.height));
-            frames.push(FrameResult {
-                camera: camera.clone(),
-                seq: i as u64,
-                captured_at: seq.captured_at(i, start),
-                preset: None,
-                width: img.width,
-                height: img.height,
-                model: model_name.clone(),
-                detections: dets,
-            });
-            if !args.json {
-                eprint!("\r{seq_name}: {}/{} frames", i + 1, seq.frames.len());
+        let ctx = Sequence {
+            args,
+            detector: &mut detector,
+            tile: tile.as_ref(),
+            model_name: &model_name,
+        };
+        match ctx.read(dir) {
+            Ok(Some(s)) => seqs.push(s),
+            Ok(None) => {}
+            Err(e) => {
+                if !args.json {
+                    eprintln!();
+                }
+                eprintln!("error: {}: {}", dir.display(), crate::report(&e));
+                bad += 1;
             }
         }
-        if !args.json {
-            eprintln!();
-        }
-        seqs.push(LabelledSequence {
-            name: seq_name,
-            frames,
-            truth: seq.truth(&sizes),
-        });
+    }
+    if seqs.is_empty() {
+        bail!("no sequence could be evaluated");
     }
     let report = evaluate(
         &seqs,
@@ -155,5 +133,93 @@ pub fn run(args: &EvalEventsArgs) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
+    if !args.json {
+        println!(
+            "{} sequence(s) evaluated of {} given",
+            seqs.len(),
+            args.data.len()
+        );
+    }
+    if bad > 0 {
+        eprintln!(
+            "error: {bad} of {} sequence directories could not be read (named above)",
+            args.data.len()
+        );
+        return Ok(ExitCode::from(crate::EXIT_PARTIAL));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What reading and analysing one sequence directory needs.
+struct Sequence<'a> {
+    args: &'a EvalEventsArgs,
+    detector: &'a mut Detector,
+    tile: Option<&'a lookout_config::inference::TileConfig>,
+    model_name: &'a std::sync::Arc<str>,
+}
+
+impl Sequence<'_> {
+    /// Runs the model over one sequence's frames. `None` (with a warning) when its onset
+    /// label is of a class this evaluation does not report.
+    fn read(self, dir: &Path) -> anyhow::Result<Option<LabelledSequence>> {
+        let args = self.args;
+        let seq = SeqDir::read(dir)?;
+        let seq_name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| dir.display().to_string());
+        if let Some(c) = &seq.meta.class {
+            if !args.classes.contains(c) {
+                eprintln!(
+                    "warning: {}: its onset is labelled {c:?}, not one of --classes {:?}: left out",
+                    dir.display(),
+                    args.classes
+                );
+                return Ok(None);
+            }
+        }
+        let camera: CameraId = args.camera.as_deref().unwrap_or(&seq_name).into();
+        let start = Utc.timestamp_opt(0, 0).single().unwrap_or_else(Utc::now);
+        let mut frames = Vec::with_capacity(seq.frames.len());
+        let mut sizes = Vec::with_capacity(seq.frames.len());
+        for i in 0..seq.frames.len() {
+            let path = seq.frame_path(i);
+            let img = lookout_imageops::load_rgb8(&path)
+                .with_context(|| format!("cannot read frame {}", path.display()))?;
+            let view = ImageView {
+                width: img.width,
+                height: img.height,
+                rgb: &img.data,
+            };
+            let dets = self
+                .detector
+                .detect_tiled(&[view], self.tile)
+                .with_context(|| format!("inference failed on {}", path.display()))?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            sizes.push((img.width, img.height));
+            frames.push(FrameResult {
+                camera: camera.clone(),
+                seq: i as u64,
+                captured_at: seq.captured_at(i, start),
+                preset: None,
+                width: img.width,
+                height: img.height,
+                model: self.model_name.clone(),
+                detections: dets,
+            });
+            if !args.json {
+                eprint!("\r{seq_name}: {}/{} frames", i + 1, seq.frames.len());
+            }
+        }
+        if !args.json {
+            eprintln!();
+        }
+        Ok(Some(LabelledSequence {
+            name: seq_name,
+            frames,
+            truth: seq.truth(&sizes),
+        }))
+    }
 }

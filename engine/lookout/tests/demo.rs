@@ -41,10 +41,10 @@ fn demo_config(dir: &Path) -> std::path::PathBuf {
         .map(|l| {
             let out = if l.trim() == "port = 8080" {
                 "port = 0".to_string()
-            } else if l.contains("manifest = \"models/") {
-                l.replace("\"models/", &format!("\"{}/", models.display()))
-            } else if l.contains("data/samples/people.mkv") {
-                l.replace("data/samples/people.mkv", &clip.display().to_string())
+            } else if l.contains("manifest = \"../models/") {
+                l.replace("\"../models/", &format!("\"{}/", models.display()))
+            } else if l.contains("../data/samples/people.mkv") {
+                l.replace("../data/samples/people.mkv", &clip.display().to_string())
             } else {
                 return l.to_string();
             };

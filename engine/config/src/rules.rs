@@ -565,9 +565,18 @@ pub struct HealthRules {
     pub baseline_frames: u32,
     /// Frames of a view (camera and preset) before its baseline is trusted. Default 10.
     pub warmup_frames: u32,
-    /// Consecutive abnormal frames before a view event starts, and normal frames before it
-    /// ends. Default 5.
+    /// Consecutive abnormal frames of a view before its condition is raised. Default 5.
     pub persist_frames: u32,
+    /// Consecutive normal frames of the view that raised a condition before it clears.
+    /// Default 10.
+    pub clear_frames: u32,
+    /// Seconds (the camera's capture time) after a condition cleared before the same kind
+    /// can be raised again on that camera. At most one condition per camera and kind is
+    /// open at a time. Default 600.
+    pub cooldown_s: f64,
+    /// Frames skipped by the image checks after a PTZ preset change (expected motion: the
+    /// camera settles; each preset has its own reference). Default 3.
+    pub settle_frames: u32,
     /// `view_blocked` when brightness falls by more than this fraction of the baseline.
     /// Default 0.7.
     pub blocked_brightness_drop: f32,
@@ -588,6 +597,9 @@ impl Default for HealthRules {
             baseline_frames: 50,
             warmup_frames: 10,
             persist_frames: 5,
+            clear_frames: 10,
+            cooldown_s: 600.0,
+            settle_frames: 3,
             blocked_brightness_drop: 0.7,
             blocked_contrast_ratio: 0.3,
             defocus_ratio: 0.3,
@@ -597,7 +609,14 @@ impl Default for HealthRules {
 }
 
 /// `[rules.record]`: record the rules stage's input (JSONL, one message a line) so that a
-/// threshold change can be replayed against real traffic.
+/// threshold change can be replayed against real traffic, and what every recording keeps.
+///
+/// Recordings (`detections.jsonl`, the frame results in SQLite, this file) keep only the
+/// detections the rules can use: classes named anywhere in `[rules]` (thresholds of any
+/// layer, zone `objects`), smoke and fire (they raise events by default), `person_class`,
+/// and `classes`; each at or above `min_score`. The rules stage ignores every other
+/// detection too, so replaying a recording gives exactly the live events. A frame with no
+/// detection left is still recorded (an empty frame is evidence: nobody was there).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordConfig {
@@ -605,6 +624,11 @@ pub struct RecordConfig {
     pub enabled: bool,
     /// File to append to, relative to `engine.data_dir`. Default `recordings/rules.jsonl`.
     pub path: String,
+    /// Recording floor: detections scoring below it are neither recorded nor seen by the
+    /// rules (keep it below every class's `min_score`). Default 0.1.
+    pub min_score: f32,
+    /// More classes to keep besides those the rules use (e.g. for exports). Default none.
+    pub classes: Vec<String>,
 }
 
 impl Default for RecordConfig {
@@ -612,7 +636,32 @@ impl Default for RecordConfig {
         RecordConfig {
             enabled: false,
             path: "recordings/rules.jsonl".into(),
+            min_score: 0.1,
+            classes: Vec::new(),
         }
+    }
+}
+
+impl RulesConfig {
+    /// The classes the rules use and recordings keep (see [`RecordConfig`]), sorted.
+    pub fn used_classes(&self) -> BTreeSet<&str> {
+        let mut used: BTreeSet<&str> = ["smoke", "fire", self.person_class.as_str()].into();
+        used.extend(self.record.classes.iter().map(String::as_str));
+        used.extend(self.classes.keys().map(String::as_str));
+        for p in &self.profiles {
+            used.extend(p.classes.keys().map(String::as_str));
+        }
+        for c in self.cameras.values() {
+            used.extend(c.classes.keys().map(String::as_str));
+            for p in c.presets.values() {
+                used.extend(p.classes.keys().map(String::as_str));
+            }
+            for z in &c.zones {
+                used.extend(z.classes.keys().map(String::as_str));
+                used.extend(z.objects.iter().map(String::as_str));
+            }
+        }
+        used
     }
 }
 
@@ -831,6 +880,9 @@ impl RulesConfig {
         );
         v.range("rules.health.warmup_frames", h.warmup_frames, 1, 100_000);
         v.range("rules.health.persist_frames", h.persist_frames, 1, 10_000);
+        v.range("rules.health.clear_frames", h.clear_frames, 1, 10_000);
+        v.range("rules.health.cooldown_s", h.cooldown_s, 0.0, 7.0 * 86_400.0);
+        v.range("rules.health.settle_frames", h.settle_frames, 0, 1_000);
         v.range(
             "rules.health.blocked_brightness_drop",
             h.blocked_brightness_drop,
@@ -850,6 +902,7 @@ impl RulesConfig {
             -1.0,
             1.0,
         );
+        v.range("rules.record.min_score", self.record.min_score, 0.0, 1.0);
         v.check(
             !self.record.enabled || !self.record.path.trim().is_empty(),
             "rules.record.path",

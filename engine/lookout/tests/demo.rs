@@ -43,8 +43,8 @@ fn demo_config(dir: &Path) -> std::path::PathBuf {
                 "port = 0".to_string()
             } else if l.contains("manifest = \"../models/") {
                 l.replace("\"../models/", &format!("\"{}/", models.display()))
-            } else if l.contains("../data/samples/people.mkv") {
-                l.replace("../data/samples/people.mkv", &clip.display().to_string())
+            } else if l.contains("../data/samples/plant-gate.mkv") {
+                l.replace("../data/samples/plant-gate.mkv", &clip.display().to_string())
             } else {
                 return l.to_string();
             };

@@ -127,6 +127,10 @@ pub(crate) struct Compiled {
     pub quiet_ms: i64,
     /// `update_interval_s` in milliseconds.
     pub update_ms: i64,
+    /// Classes the rules use ([`RulesConfig::used_classes`]).
+    pub used: Vec<Arc<str>>,
+    /// `record.min_score`: the floor below which detections are ignored and not recorded.
+    pub floor: f32,
 }
 
 /// Seconds → whole milliseconds.
@@ -226,8 +230,15 @@ impl Compiled {
             profiles,
             quiet_ms: ms(cfg.quiet_s),
             update_ms: ms(cfg.update_interval_s),
+            used: cfg.used_classes().into_iter().map(Arc::from).collect(),
+            floor: cfg.record.min_score,
         };
         (c, problems)
+    }
+
+    /// True when the rules use (and recordings keep) this detection.
+    pub fn keeps(&self, d: &lookout_core::Detection) -> bool {
+        d.score >= self.floor && self.used.iter().any(|c| **c == *d.class)
     }
 
     /// Bit i set when profile i is active for `camera` at `t`.

@@ -4,6 +4,15 @@
 //! messages and watermarks. There is no wall clock, so replaying the same messages with the
 //! same config yields the same events, ids included.
 //!
+//! Time is **per camera**: each camera's clock is the newest capture time of its own frames
+//! (a live camera on today's clock and a tower replaying 2023 run side by side), and only a
+//! camera's own frames (or a watermark, which speaks for every source) move it, sweep its
+//! quiet timers or end its events. A camera whose frames stop keeps its state until its own
+//! clock moves again. Within a camera, state that belongs to a PTZ preset (tracks, object
+//! events, zone-rule timers) ages only while the camera looks at that preset. Stream status
+//! (`camera_offline`) runs on the status clock: the newest `at` of any health message (all
+//! stamped by the engine's one wall clock) or watermark, since a dead camera has no frames.
+//!
 //! The state and the dispatch live here; each job has its own file: `objects` (filters,
 //! tracker, thresholds, object events, head counts), `personnel` (duty posts, occupancy,
 //! restricted areas, patrols) and `health` (stream status and image checks).
@@ -99,7 +108,7 @@ struct ViewState {
     checks: [CheckRun; 3],
 }
 
-/// Debounce state of one health check.
+/// Debounce state of one health check in one view.
 #[derive(Debug, Clone, Default)]
 struct CheckRun {
     /// Consecutive abnormal frames.
@@ -108,8 +117,25 @@ struct CheckRun {
     normal: u32,
     /// Capture time of the first abnormal frame of the run.
     since: Option<UtcTime>,
-    /// Open event.
+}
+
+/// One camera-health condition (blocked, defocused, moved) of a camera: at most one open,
+/// raised again only after it cleared and the cooldown passed.
+#[derive(Debug, Clone)]
+struct Condition {
+    /// Open event (its `preset` is the view that raised it).
     open: Option<Open>,
+    /// Not raised again before this camera time, ms.
+    quiet_until_ms: i64,
+}
+
+impl Default for Condition {
+    fn default() -> Self {
+        Condition {
+            open: None,
+            quiet_until_ms: i64::MIN,
+        }
+    }
 }
 
 /// Per-camera state.
@@ -129,8 +155,15 @@ struct CamState {
     preset: Option<Arc<str>>,
     /// A frame was seen.
     seen_frame: bool,
-    /// One tracker per model.
-    trackers: Vec<(Arc<str>, Tracker)>,
+    /// The camera's clock: newest capture time of its frames (and watermarks), ms.
+    clock: Option<i64>,
+    /// Last sweep of this camera's idle timers, on its clock, ms.
+    last_sweep_ms: i64,
+    /// Per preset left: the camera's clock when it last turned away from it, ms.
+    left: Vec<(Option<Arc<str>>, i64)>,
+    /// One tracker per model and preset (a preset's tracks wait while the camera looks
+    /// elsewhere).
+    trackers: Vec<(Arc<str>, Option<Arc<str>>, Tracker)>,
     /// Next track id.
     next_track: u64,
     /// Open object events.
@@ -139,6 +172,10 @@ struct CamState {
     zone_counts: Vec<u32>,
     /// Health baselines per view.
     views: Vec<ViewState>,
+    /// Health conditions: blocked, defocused, moved.
+    conditions: [Condition; 3],
+    /// Image statistics still to skip after a preset change (the camera settles).
+    settle: u32,
 }
 
 impl CamState {
@@ -151,11 +188,16 @@ impl CamState {
             offline: None,
             preset: None,
             seen_frame: false,
+            clock: None,
+            last_sweep_ms: i64::MIN,
+            left: Vec::new(),
             trackers: Vec::new(),
             next_track: 1,
             objs: Vec::new(),
             zone_counts: Vec::new(),
             views: Vec::new(),
+            conditions: Default::default(),
+            settle: 0,
         }
     }
 }
@@ -235,10 +277,8 @@ pub struct RulesEngine {
     cams: Vec<CamState>,
     /// Camera id → index in `cams`.
     cam_index: HashMap<CameraId, usize>,
-    /// Latest event time seen on any input, ms.
-    now_ms: Option<i64>,
-    /// Last sweep, ms.
-    last_sweep_ms: i64,
+    /// The status clock: newest `at` of health messages and watermarks, ms.
+    status_ms: Option<i64>,
     /// Events produced outside `handle` (by `apply_config`), delivered on the next call.
     pending: Vec<Event>,
     /// Models learned to report people.
@@ -278,8 +318,7 @@ impl RulesEngine {
             c,
             cams: Vec::new(),
             cam_index: HashMap::new(),
-            now_ms: None,
-            last_sweep_ms: i64::MIN,
+            status_ms: None,
             pending: Vec::new(),
             person_models: Vec::new(),
             zone_rules: Vec::new(),
@@ -300,6 +339,46 @@ impl RulesEngine {
         &self.c.cfg
     }
 
+    /// `msg` as recordings keep it (`detections.jsonl`, SQLite frame results): a frame
+    /// result holds only the detections the rules use, at or above the recording floor
+    /// (`[rules.record]`), and is kept even when none is left; other messages are
+    /// unchanged. The rules ignore the same detections, so a filtered recording replays to
+    /// exactly the live events. `scratch` is reused: no allocation once warm.
+    pub fn recorded<'a>(&self, msg: &'a StageMsg, scratch: &'a mut StageMsg) -> &'a StageMsg {
+        let StageMsg::Frame(fr) = msg else {
+            return msg;
+        };
+        if fr.detections.iter().all(|d| self.c.keeps(d)) {
+            return msg;
+        }
+        if let StageMsg::Frame(s) = &mut *scratch {
+            s.camera.clone_from(&fr.camera);
+            s.seq = fr.seq;
+            s.captured_at = fr.captured_at;
+            s.preset.clone_from(&fr.preset);
+            s.width = fr.width;
+            s.height = fr.height;
+            s.model.clone_from(&fr.model);
+            s.detections.clear();
+        } else {
+            *scratch = StageMsg::Frame(FrameResult {
+                camera: fr.camera.clone(),
+                seq: fr.seq,
+                captured_at: fr.captured_at,
+                preset: fr.preset.clone(),
+                width: fr.width,
+                height: fr.height,
+                model: fr.model.clone(),
+                detections: Vec::with_capacity(fr.detections.len()),
+            });
+        }
+        if let StageMsg::Frame(s) = &mut *scratch {
+            s.detections
+                .extend(fr.detections.iter().filter(|d| self.c.keeps(d)).cloned());
+        }
+        scratch
+    }
+
     /// Frames and detections handled so far.
     pub fn counters(&self) -> (u64, u64) {
         (self.frames, self.detections)
@@ -313,7 +392,7 @@ impl RulesEngine {
                 self.cams[i]
                     .trackers
                     .iter()
-                    .map(|(_, t)| t.tracks.len())
+                    .map(|(_, _, t)| t.tracks.len())
                     .sum()
             })
             .unwrap_or(0)
@@ -325,14 +404,12 @@ impl RulesEngine {
         for cam in &self.cams {
             v.extend(cam.objs.iter().map(|o| o.open.ev.clone()));
             v.extend(cam.offline.iter().map(|o| o.ev.clone()));
-            for view in &cam.views {
-                v.extend(
-                    view.checks
-                        .iter()
-                        .filter_map(|c| c.open.as_ref())
-                        .map(|o| o.ev.clone()),
-                );
-            }
+            v.extend(
+                cam.conditions
+                    .iter()
+                    .filter_map(|c| c.open.as_ref())
+                    .map(|o| o.ev.clone()),
+            );
         }
         v.extend(
             self.zone_rules
@@ -362,7 +439,7 @@ impl RulesEngine {
             let after = self.c.cfg.cameras.get(&*cam.id).map(|c| &c.zones);
             if before != after {
                 let nz = after.map_or(0, |z| z.len());
-                for (_, tr) in &mut cam.trackers {
+                for (_, _, tr) in &mut cam.trackers {
                     for t in &mut tr.tracks {
                         t.zone_frames.clear();
                         t.zone_frames.resize(nz, 0);
@@ -386,7 +463,15 @@ impl RulesEngine {
             StageMsg::Frame(fr) => self.on_frame(fr, out),
             StageMsg::Health(h) => self.on_health(h, out),
             StageMsg::ImageStats(s) => self.on_stats(s, out),
-            StageMsg::Watermark { at } => self.advance(at.timestamp_millis(), out),
+            StageMsg::Watermark { at } => {
+                // A watermark speaks for every source: every camera's clock and the status
+                // clock move to it.
+                let t_ms = at.timestamp_millis();
+                for ci in 0..self.cams.len() {
+                    self.advance(ci, t_ms, out);
+                }
+                self.advance_status(t_ms, out);
+            }
         }
     }
 
@@ -400,26 +485,101 @@ impl RulesEngine {
         i
     }
 
-    /// Advances event time; sweeps idle timers at most once per second of event time.
-    fn advance(&mut self, t_ms: i64, out: &mut Vec<Event>) {
-        let now = self.now_ms.map_or(t_ms, |n| n.max(t_ms));
-        self.now_ms = Some(now);
-        if now.saturating_sub(self.last_sweep_ms) < SWEEP_MS {
+    /// The clock of a camera (by index into `cams`), ms.
+    fn clock(&self, ci: usize) -> Option<i64> {
+        self.cams.get(ci).and_then(|c| c.clock)
+    }
+
+    /// The clock of a camera by id, ms.
+    fn clock_of(&self, id: &str) -> Option<i64> {
+        self.cam_index.get(id).and_then(|&i| self.clock(i))
+    }
+
+    /// The camera turns to `preset` (a frame or image statistics of it arrived): the
+    /// preset it leaves stops ageing, the preset it returns to resumes where it stopped
+    /// (its object events' quiet timers and its zone rules' timers are shifted by the time
+    /// spent elsewhere).
+    fn enter_preset(&mut self, ci: usize, preset: Option<&Arc<str>>) {
+        let cam = &mut self.cams[ci];
+        if cam.preset.as_ref() == preset {
             return;
         }
-        self.last_sweep_ms = now;
-        let quiet = self.c.quiet_ms;
-        let offline_ms = ms(self.c.cfg.health.offline_after_s);
-        for cam in &mut self.cams {
-            let mut i = 0;
-            while i < cam.objs.len() {
-                if now - cam.objs[i].open.last_seen_ms >= quiet {
-                    let mut o = cam.objs.remove(i);
-                    o.open.emit(EventPhase::End, now, out);
-                } else {
-                    i += 1;
+        let old = std::mem::replace(&mut cam.preset, preset.cloned());
+        let Some(now) = cam.clock else {
+            return;
+        };
+        // Expected motion: the view's health runs restart and its first frames are skipped.
+        cam.settle = self.c.cfg.health.settle_frames;
+        if let Some(v) = cam.views.iter_mut().find(|v| v.preset.as_ref() == preset) {
+            v.checks = Default::default();
+        }
+        match cam.left.iter_mut().find(|(p, _)| *p == old) {
+            Some(l) => l.1 = now,
+            None => cam.left.push((old, now)),
+        }
+        let Some(away) = cam
+            .left
+            .iter()
+            .find(|(p, _)| p.as_ref() == preset)
+            .map(|(_, left)| now - left)
+            .filter(|&a| a > 0)
+        else {
+            return;
+        };
+        for o in &mut cam.objs {
+            if o.open.ev.preset.as_ref() == preset {
+                o.open.last_seen_ms += away;
+            }
+        }
+        let shift = chrono::Duration::milliseconds(away);
+        let Some(rules) = self.c.cams.get(&*cam.id) else {
+            return;
+        };
+        if let Some(idx) = self.zone_rules_by_cam.get(&cam.id) {
+            for &i in idx {
+                let r = &mut self.zone_rules[i];
+                let only_here = rules
+                    .zones
+                    .get(r.zone)
+                    .and_then(|z| z.preset.as_deref())
+                    .is_some_and(|z| Some(z) == preset.map(|p| &**p));
+                if only_here {
+                    r.since = r.since.map(|t| t + shift);
+                    r.clear_since = r.clear_since.map(|t| t + shift);
                 }
             }
+        }
+    }
+
+    /// Advances camera `ci`'s clock to `t_ms`; sweeps its idle timers at most once per
+    /// second of its time. Object events of presets it does not look at do not age.
+    fn advance(&mut self, ci: usize, t_ms: i64, out: &mut Vec<Event>) {
+        let quiet = self.c.quiet_ms;
+        let cam = &mut self.cams[ci];
+        let now = cam.clock.map_or(t_ms, |n| n.max(t_ms));
+        cam.clock = Some(now);
+        if now.saturating_sub(cam.last_sweep_ms) < SWEEP_MS {
+            return;
+        }
+        cam.last_sweep_ms = now;
+        let mut i = 0;
+        while i < cam.objs.len() {
+            let o = &cam.objs[i];
+            if o.open.ev.preset == cam.preset && now - o.open.last_seen_ms >= quiet {
+                let mut o = cam.objs.remove(i);
+                o.open.emit(EventPhase::End, now, out);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Advances the status clock (health `at`, watermarks) and checks offline timers.
+    fn advance_status(&mut self, t_ms: i64, out: &mut Vec<Event>) {
+        let now = self.status_ms.map_or(t_ms, |n| n.max(t_ms));
+        self.status_ms = Some(now);
+        let offline_ms = ms(self.c.cfg.health.offline_after_s);
+        for cam in &mut self.cams {
             check_offline(cam, now, offline_ms, out);
         }
     }

@@ -779,7 +779,10 @@ fn view_blocked_defocused_and_moved() {
     push(8, 118.0, 38.0, 30.0, &scene, &mut msgs); // out of focus
     push(8, 120.0, 40.0, 300.0, &scene, &mut msgs);
     push(8, 120.0, 40.0, 300.0, &turned, &mut msgs); // camera turned
-    let ev = run(&mut RulesEngine::new(&RulesConfig::default()), &msgs);
+                                                     // Clears after as many normal frames as it took to raise (the default clears after 10).
+    let mut cfg = RulesConfig::default();
+    cfg.health.clear_frames = cfg.health.persist_frames;
+    let ev = run(&mut RulesEngine::new(&cfg), &msgs);
     assert_eq!(
         phases(&ev),
         vec![

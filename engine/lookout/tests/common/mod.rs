@@ -16,24 +16,19 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Builds a short H.264 clip of real pedestrians from the Penn-Fudan stills (2 images/s).
+/// The demo's plant-gate clip (`scripts/make-samples.sh`): a continuous two-minute view of
+/// a building entrance where real pedestrians (Penn-Fudan) come and go.
 pub fn person_clip(dir: &Path) -> PathBuf {
-    let out = dir.join("people.mkv");
-    let images = shared().join("datasets/pennfudan-person/images");
-    let status = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-framerate", "2", "-pattern_type", "glob", "-i"])
-        .arg(images.join("FudanPed000*.jpg"))
-        .args([
-            "-vf",
-            "scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p",
-            "-c:v",
-            "libx264",
-            "-g",
-            "10",
-        ])
+    let out = dir.join("plant-gate.mkv");
+    let status = Command::new("bash")
+        .arg(repo().join("scripts/make-samples.sh"))
         .arg(&out)
+        .env("LOOKOUT_SHARED", shared())
         .status()
-        .expect("ffmpeg runs");
-    assert!(status.success(), "ffmpeg could not build the person clip");
+        .expect("bash runs");
+    assert!(
+        status.success() && out.exists(),
+        "scripts/make-samples.sh could not build the plant-gate clip"
+    );
     out
 }

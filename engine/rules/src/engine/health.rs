@@ -6,8 +6,8 @@ use super::*;
 impl RulesEngine {
     pub(super) fn on_health(&mut self, h: &CameraHealth, out: &mut Vec<Event>) {
         let at_ms = h.at.timestamp_millis();
-        self.advance(at_ms, out);
         let ci = self.cam(&h.camera);
+        self.advance_status(at_ms, out);
         let offline_ms = ms(self.c.cfg.health.offline_after_s);
         let cam = &mut self.cams[ci];
         let running = h.status.is_running();
@@ -38,7 +38,7 @@ impl RulesEngine {
             o.last_seen_ms = at_ms;
             o.ev.detail = format!("camera {} is {}", cam.id, h.status.name());
         }
-        let now = self.now_ms.unwrap_or(at_ms);
+        let now = self.status_ms.unwrap_or(at_ms);
         check_offline(cam, now, offline_ms, out);
         if was_running {
             let id = cam.id.clone();
@@ -49,10 +49,17 @@ impl RulesEngine {
     pub(super) fn on_stats(&mut self, s: &ImageStats, out: &mut Vec<Event>) {
         let t = s.captured_at;
         let t_ms = t.timestamp_millis();
-        self.advance(t_ms, out);
         let ci = self.cam(&s.camera);
+        self.enter_preset(ci, s.preset.as_ref());
+        self.advance(ci, t_ms, out);
         let h = &self.c.cfg.health;
         let cam = &mut self.cams[ci];
+        if cam.settle > 0 {
+            // The camera just turned to this preset: expected motion, nothing is judged
+            // (or learned) until it settles.
+            cam.settle -= 1;
+            return;
+        }
         let vi = match cam.views.iter().position(|v| v.preset == s.preset) {
             Some(i) => i,
             None => {
@@ -68,7 +75,10 @@ impl RulesEngine {
                 cam.views.len() - 1
             }
         };
-        let view = &mut cam.views[vi];
+        let CamState {
+            views, conditions, ..
+        } = cam;
+        let (view, conditions) = (&mut views[vi], conditions);
         let similarity = ncc(&s.thumb, &view.reference);
         if view.n < h.warmup_frames {
             fold(view, s, h.baseline_frames);
@@ -85,16 +95,22 @@ impl RulesEngine {
             (EventKind::ViewDefocused, defocused),
             (EventKind::ViewMoved, moved),
         ];
+        let cooldown_ms = ms(h.cooldown_s);
         for (k, (kind, abnormal)) in verdicts.into_iter().enumerate() {
             let run = &mut view.checks[k];
+            // One open condition per camera and kind; it belongs to the view that raised it.
+            let cond = &mut conditions[k];
+            let here = cond.open.as_ref().is_some_and(|o| o.ev.preset == s.preset);
             if abnormal {
                 run.abnormal += 1;
                 run.normal = 0;
                 let since = *run.since.get_or_insert(t);
-                if let Some(o) = run.open.as_mut() {
-                    o.ev.last_seen = t;
-                    o.last_seen_ms = t_ms;
-                } else if run.abnormal >= h.persist_frames {
+                if let Some(o) = cond.open.as_mut() {
+                    if here {
+                        o.ev.last_seen = t;
+                        o.last_seen_ms = t_ms;
+                    }
+                } else if run.abnormal >= h.persist_frames && t_ms >= cond.quiet_until_ms {
                     let detail = match kind {
                         EventKind::ViewBlocked => format!(
                             "view blocked: brightness {:.0} (baseline {:.0}), contrast {:.1} (baseline {:.1})",
@@ -137,16 +153,17 @@ impl RulesEngine {
                     };
                     let mut o = Open::new(ev, t_ms);
                     o.emit(EventPhase::Start, t_ms, out);
-                    run.open = Some(o);
+                    cond.open = Some(o);
                 }
             } else {
                 run.normal += 1;
                 run.abnormal = 0;
                 run.since = None;
-                if run.normal >= h.persist_frames {
-                    if let Some(mut o) = run.open.take() {
+                if here && run.normal >= h.clear_frames {
+                    if let Some(mut o) = cond.open.take() {
                         o.ev.last_seen = t;
                         o.emit(EventPhase::End, t_ms, out);
+                        cond.quiet_until_ms = t_ms.saturating_add(cooldown_ms);
                     }
                 }
             }

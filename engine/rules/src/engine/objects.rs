@@ -8,13 +8,17 @@ impl RulesEngine {
     pub(super) fn on_frame(&mut self, fr: &FrameResult, out: &mut Vec<Event>) {
         let t = fr.captured_at;
         let t_ms = t.timestamp_millis();
-        self.advance(t_ms, out);
+        let ci = self.cam(&fr.camera);
+        self.enter_preset(ci, fr.preset.as_ref());
+        self.advance(ci, t_ms, out);
         self.frames += 1;
         self.detections += fr.detections.len() as u64;
-        let ci = self.cam(&fr.camera);
         let person_class = self.c.cfg.person_class.as_str();
         if !self.person_models.contains(&fr.model)
-            && fr.detections.iter().any(|d| &*d.class == person_class)
+            && fr
+                .detections
+                .iter()
+                .any(|d| &*d.class == person_class && self.c.keeps(d))
         {
             self.person_models.push(fr.model.clone());
         }
@@ -35,14 +39,6 @@ impl RulesEngine {
         let c = &*c;
         let person_class = c.cfg.person_class.as_str();
         let cam = &mut cams[ci];
-        if cam.preset.as_deref() != fr.preset.as_deref() {
-            if cam.seen_frame {
-                for (_, tr) in &mut cam.trackers {
-                    tr.clear();
-                }
-            }
-            cam.preset = fr.preset.clone();
-        }
         cam.seen_frame = true;
         let preset = fr.preset.as_deref();
         let rules = c.cams.get(&*fr.camera);
@@ -59,6 +55,9 @@ impl RulesEngine {
         cands.clear();
         cand_params.clear();
         for d in &fr.detections {
+            if !c.keeps(d) {
+                continue;
+            }
             let (ax, ay) = anchor(&d.bbox, w, h);
             let zone = zones
                 .iter()
@@ -95,14 +94,19 @@ impl RulesEngine {
             cand_params.push(p);
         }
 
-        let ti = match cam.trackers.iter().position(|(m, _)| *m == fr.model) {
+        let ti = match cam
+            .trackers
+            .iter()
+            .position(|(m, p, _)| *m == fr.model && *p == fr.preset)
+        {
             Some(i) => i,
             None => {
-                cam.trackers.push((fr.model.clone(), Tracker::new()));
+                cam.trackers
+                    .push((fr.model.clone(), fr.preset.clone(), Tracker::new()));
                 cam.trackers.len() - 1
             }
         };
-        let tracker = &mut cam.trackers[ti].1;
+        let tracker = &mut cam.trackers[ti].2;
         tracker.update(cands, tp, &mut cam.next_track, nz);
 
         // Track confirmation (thresholds with hysteresis, persistence) and zone inertia.

@@ -46,8 +46,8 @@ impl RulesEngine {
         for (i, r) in cfg.restricted.iter().enumerate() {
             add(ZoneRuleKind::Restricted, i, &r.camera, &r.zone);
         }
-        let now = self.now_ms.unwrap_or(0);
         for mut o in old {
+            let now = self.clock_of(&o.cam).unwrap_or(0);
             if let Some(open) = o.open.as_mut() {
                 open.ev.detail = format!("{} (rule removed)", open.ev.detail);
                 open.emit(EventPhase::End, now, ended);
@@ -93,6 +93,7 @@ impl RulesEngine {
             }));
         }
         for mut o in old_p {
+            let now = self.clock_of(&o.cps[o.next].cam).unwrap_or(0);
             if let Some(open) = o.open.as_mut() {
                 open.ev.detail = format!("{} (route changed)", open.ev.detail);
                 open.emit(EventPhase::End, now, ended);
@@ -290,7 +291,17 @@ impl RulesEngine {
                     o.emit(EventPhase::End, t_ms, out);
                 }
                 p.next = (p.next + 1) % p.cps.len();
-                p.window = Some(t);
+                // The next checkpoint's window opens now on its own camera's clock (or at
+                // that camera's next frame when it has none yet).
+                let next = &p.cps[p.next].cam;
+                p.window = if *next == fr.camera {
+                    Some(t)
+                } else {
+                    cams.iter()
+                        .find(|c| c.id == *next)
+                        .and_then(|c| c.clock)
+                        .and_then(chrono::DateTime::from_timestamp_millis)
+                };
             } else if p.open.is_none() && t_ms - window.timestamp_millis() > cp.within_ms {
                 let due = window + chrono::Duration::milliseconds(cp.within_ms);
                 let mut ev = base(

@@ -26,7 +26,8 @@ use crate::{Recorder, RulesEngine, RulesError};
 /// What the rules stage reports besides its events to fusion (the engine passes the store:
 /// frame results for the tuning view, events for the API). Called on the rules thread.
 pub trait RulesTap: Send + 'static {
-    /// Every message, before the engine handles it.
+    /// Every message, before the engine handles it, as recordings keep it
+    /// ([`RulesEngine::recorded`]: only the detections the rules use, above the floor).
     fn message(&mut self, msg: &StageMsg);
     /// Every event, before it is sent to fusion.
     fn event(&mut self, ev: &Event);
@@ -185,6 +186,10 @@ fn run(
         });
     let mut events_log = logs.events.as_deref().map(JsonlWriter::open);
     let mut out = Vec::new();
+    // Reused for the recorded (filtered) copy of frame results.
+    let mut scratch = StageMsg::Watermark {
+        at: UtcTime::default(),
+    };
     let mut clock_sent: std::collections::HashMap<CameraId, UtcTime> =
         std::collections::HashMap::new();
     loop {
@@ -202,12 +207,13 @@ fn run(
                 continue;
             }
         };
+        let kept = engine.recorded(&msg, &mut scratch);
         if let Some(rec) = recorder.as_mut() {
-            if let Err(e) = rec.record(&msg) {
+            if let Err(e) = rec.record(kept) {
                 tracing::warn!(error = %e, "Cannot write the detections log.");
             }
         }
-        tap.message(&msg);
+        tap.message(kept);
         engine.handle(&msg, &mut out);
         for ev in out.drain(..) {
             if let Some(log) = events_log.as_mut() {

@@ -174,14 +174,14 @@ fn relative_paths_mean_the_same_files_from_any_directory() {
             "{dump}"
         );
         assert!(
-            dump.contains(s(&root.join("data/samples/people.mkv"))),
+            dump.contains(s(&root.join("data/samples/plant-gate.mkv"))),
             "{dump}"
         );
     } else {
         let err = text(&out.stderr);
         assert!(!err.contains("models."), "{err}");
         assert!(
-            err.contains(s(&root.join("data/samples/people.mkv"))),
+            err.contains(s(&root.join("data/samples/plant-gate.mkv"))),
             "{err}"
         );
     }

@@ -44,7 +44,10 @@ fn demo_config(dir: &Path) -> std::path::PathBuf {
             } else if l.contains("manifest = \"../models/") {
                 l.replace("\"../models/", &format!("\"{}/", models.display()))
             } else if l.contains("../data/samples/plant-gate.mkv") {
-                l.replace("../data/samples/plant-gate.mkv", &clip.display().to_string())
+                l.replace(
+                    "../data/samples/plant-gate.mkv",
+                    &clip.display().to_string(),
+                )
             } else {
                 return l.to_string();
             };

@@ -6,6 +6,7 @@
 #   - the ONNX Runtime shared library from the PyPI wheel onnxruntime==1.31.* in a
 #     project-local venv (.venv), linked at .runtime/libonnxruntime.so for `ort`'s
 #     load-dynamic;
+#   - cargo-deny (licence/ban/source checks), with `cargo install --locked`;
 #   - reports which files of the shared data directory ($LOOKOUT_SHARED, default ../shared)
 #     listed in samples/data.toml are there.
 # Nothing is downloaded from outside the package registries, unless LOOKOUT_FETCH=1 and the
@@ -58,6 +59,17 @@ if [ -z "$lib" ]; then
 fi
 mkdir -p .runtime
 ln -sfn "$lib" .runtime/libonnxruntime.so
+
+# cargo-deny (the licence, ban and source checks of scripts/test.sh), pinned, built from
+# crates.io once (measured 7 min 25 s wall, 268 s CPU on the 2-core machine under load);
+# skipped when that version is present.
+CARGO_DENY_VERSION=0.20.2
+if cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
+  log "cargo-deny $CARGO_DENY_VERSION present."
+else
+  log "Installing cargo-deny $CARGO_DENY_VERSION (cargo install, a few minutes)"
+  cargo install cargo-deny --locked --version "$CARGO_DENY_VERSION"
+fi
 
 # Shared third-party data and models (never committed; read in place). One table of what
 # samples/data.toml lists: present or missing (sizes only here; `lookout data status` checks

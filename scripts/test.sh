@@ -8,5 +8,7 @@ bash scripts/setup.sh
 start=$(date +%s)
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+# Licences compatible with shipping under Apache-2.0, banned crates, crates.io only (deny.toml).
+cargo deny --locked check licenses bans sources
 cargo test --locked --workspace --no-fail-fast 2>&1 | tee target/test-output.log
 echo "[test] finished in $(( $(date +%s) - start )) s"

@@ -495,10 +495,12 @@ pub fn parse(src: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigE
     cfg.alerts.validate(&mut v, &ctx);
     cfg.alerts.validate_files(&cfg.base_dir, &mut v);
     cfg.server.validate(&mut v, &ctx);
+    cfg.server.validate_files(&cfg.base_dir, &mut v);
     problems.extend(v.problems.into_iter().map(|(p, m)| (p, m, None)));
 
     if problems.is_empty() {
         resolve_paths(&mut cfg);
+        cfg.server.seal();
         Ok(cfg)
     } else {
         Err(finish(src, origin, problems))

@@ -190,7 +190,7 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
                 lookout_server::configured_addr(&cfg),
             ))
             .context("cannot start the web server")?;
-        let url = format!("http://{}/", server.addr);
+        let url = server.url();
         info!(url = %url, "Operator UI ready.");
         println!("Lookout is running: open {url}");
         Some(server)

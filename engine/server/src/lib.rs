@@ -14,14 +14,19 @@
 //!   [`overlay`]: API config changes as a versioned overlay over the TOML file (re-applied
 //!   at start and on every file reload); [`metrics`]: the registry; `ui/`: the static page.
 //!
-//! Reads need no token. Writes need `Authorization: Bearer <token>` of a
-//! `[[server.users]]` entry whose role allows it (operator: incidents; admin: config), and
-//! record that user's name. Errors are JSON: `{"error": {"code", "message", "fields"?}}`.
+//! Access ([`auth`], one middleware over every route): writes need `Authorization: Bearer
+//! <token>` of a `[[server.users]]` entry whose role allows it (operator: incidents; admin:
+//! config), and record that user's name; reads need a token of any role when
+//! `server.read_access = "token"` (the default beyond loopback). [`tls`]: HTTPS with a
+//! certificate reloaded when its files change. Errors are JSON:
+//! `{"error": {"code", "message", "fields"?}}`.
 
 pub mod api;
+pub mod auth;
 pub mod masks;
 pub mod metrics;
 pub mod overlay;
+pub mod tls;
 pub mod tuning;
 
 use std::collections::HashMap;
@@ -49,6 +54,9 @@ pub enum ServerError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The TLS certificate or key cannot be used (the message names the file).
+    #[error("server.tls: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Everything the server needs, filled by the engine.
@@ -69,6 +77,8 @@ pub struct ServerState {
     pub geojson_extra: Option<GeojsonFn>,
     /// The config file's `[rules]` and the API overlay over them ([`overlay`]).
     pub layers: Arc<Mutex<overlay::Layers>>,
+    /// Users (token hashes), read access and the failed-authentication limiter.
+    pub access: Arc<auth::Access>,
 }
 
 impl ServerState {
@@ -78,6 +88,7 @@ impl ServerState {
     pub fn new(alerts: Arc<Alerts>, config: Config) -> ServerState {
         ServerState {
             layers: Arc::new(Mutex::new(overlay::Layers::new(config.rules.clone()))),
+            access: Arc::new(auth::Access::new(&config.server)),
             alerts,
             config: Arc::new(RwLock::new(config)),
             rings: HashMap::new(),
@@ -100,11 +111,18 @@ impl ServerState {
 pub struct RunningServer {
     /// The bound address (the real port when 0 was asked for).
     pub addr: SocketAddr,
+    /// `https` when `server.tls` is set, else `http`.
+    pub scheme: &'static str,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
+    /// The UI's address, e.g. `https://127.0.0.1:8443/`.
+    pub fn url(&self) -> String {
+        format!("{}://{}/", self.scheme, self.addr)
+    }
+
     /// Stops accepting, finishes in-flight requests (live streams are cut), and waits.
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
@@ -115,8 +133,18 @@ impl RunningServer {
     }
 }
 
-/// Binds `addr` and serves the API and UI until [`RunningServer::stop`].
+/// Binds `addr` and serves the API and UI until [`RunningServer::stop`]: over TLS when
+/// `server.tls` is set (a certificate or key that cannot be used is an error naming the
+/// file).
 pub async fn start(state: ServerState, addr: SocketAddr) -> Result<RunningServer, ServerError> {
+    let cfg = state.config();
+    let certs = match &cfg.server.tls {
+        Some(t) => Some(tls::Reloading::new(
+            cfg.resolve_path(&t.cert),
+            cfg.resolve_path(&t.key),
+        )?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| ServerError::Bind { addr, source: e })?;
@@ -124,20 +152,40 @@ pub async fn start(state: ServerState, addr: SocketAddr) -> Result<RunningServer
         .local_addr()
         .map_err(|e| ServerError::Bind { addr, source: e })?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let app = api::router(state);
-    let task = tokio::spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
+    let app = api::router(state).into_make_service_with_connect_info::<auth::ClientAddr>();
+    let stop = async move {
+        let _ = rx.await;
+    };
+    let scheme = if certs.is_some() { "https" } else { "http" };
+    let task = match certs {
+        Some(certs) => {
+            let listener = tls::TlsListener::new(listener, certs)?;
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "HTTPS server failed.");
+                }
             })
-            .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "HTTP server failed.");
         }
-    });
-    tracing::info!(addr = %bound, "Web UI and API listening.");
+        None => tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!(error = %e, "HTTP server failed.");
+            }
+        }),
+    };
+    let read_access = cfg.server.effective_read_access();
+    if cfg.server.open_beyond_loopback() {
+        tracing::warn!(addr = %bound, "server.read_access = \"open\" on an address beyond this machine: anyone who reaches it sees every camera, snapshot and incident without a token.");
+    }
+    tracing::info!(addr = %bound, scheme, read_access = read_access.as_str(), "Web UI and API listening.");
     Ok(RunningServer {
         addr: bound,
+        scheme,
         stop: Some(tx),
         task,
     })

@@ -99,6 +99,10 @@ pub struct Metrics {
     /// Inference latency of a frame group (take → results sent), median and 95th
     /// percentile in microseconds, as the inference stage reports them.
     pub inference_latency_us: [AtomicU64; 2],
+    /// Requests whose bearer token matched no user.
+    pub auth_failures: AtomicU64,
+    /// Requests refused with 429 because their address failed too often.
+    pub auth_throttled: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -108,6 +112,8 @@ impl Default for Metrics {
             queues: RwLock::default(),
             batch_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0]),
             inference_latency_us: [AtomicU64::new(0), AtomicU64::new(0)],
+            auth_failures: AtomicU64::new(0),
+            auth_throttled: AtomicU64::new(0),
         }
     }
 }
@@ -258,6 +264,16 @@ impl Metrics {
                 escape_label(s)
             );
         }
+        let _ = writeln!(
+            o,
+            "# HELP lookout_http_auth_failures_total Requests whose bearer token matched no user.\n# TYPE lookout_http_auth_failures_total counter\nlookout_http_auth_failures_total {}",
+            self.auth_failures.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP lookout_http_auth_throttled_total Requests refused (429) after too many failed authentications from their address.\n# TYPE lookout_http_auth_throttled_total counter\nlookout_http_auth_throttled_total {}",
+            self.auth_throttled.load(Relaxed)
+        );
         o
     }
 }

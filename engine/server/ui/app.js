@@ -6,28 +6,72 @@ const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '
 const SEV = { low: 0, medium: 1, high: 2, critical: 3 };
 const state = { incidents: [], selected: null, cameras: [], sound: false, audio: null, view: 'incidents' };
 
+// The token lives in sessionStorage (this tab's session only; never in a URL or a cookie)
+// and goes out only as an Authorization header. A token an older version kept in
+// localStorage is moved here and removed from disk.
+const TOKEN_KEY = 'lookout.token';
+if (localStorage.getItem(TOKEN_KEY)) {
+  if (!sessionStorage.getItem(TOKEN_KEY)) sessionStorage.setItem(TOKEN_KEY, localStorage.getItem(TOKEN_KEY));
+  localStorage.removeItem(TOKEN_KEY);
+}
 function token() { return $('#token').value.trim(); }
-$('#token').value = localStorage.getItem('lookout.token') || '';
-$('#token').addEventListener('change', () => { localStorage.setItem('lookout.token', token()); whoami(); });
+function authHeaders(h = {}) { if (token()) h.Authorization = 'Bearer ' + token(); return h; }
+$('#token').value = sessionStorage.getItem(TOKEN_KEY) || '';
+function setToken(t) {
+  $('#token').value = t;
+  if (t) sessionStorage.setItem(TOKEN_KEY, t); else sessionStorage.removeItem(TOKEN_KEY);
+  $('#login').hidden = true;
+  whoami(); refresh();
+}
+$('#token').addEventListener('change', () => setToken(token()));
+
+// A 401 means this engine wants a token to read (or the one given is unknown): ask for it.
+function needToken(msg) {
+  $('#login-msg').textContent = msg || 'This engine needs a token to show its cameras and incidents.';
+  if ($('#login').hidden) { $('#login').hidden = false; $('#login-token').value = ''; $('#login-token').focus(); }
+}
+$('#login-form').addEventListener('submit', (ev) => { ev.preventDefault(); setToken($('#login-token').value.trim()); });
 
 async function api(path, opts = {}) {
-  const headers = { 'Content-Type': 'application/json' };
-  if (token()) headers.Authorization = 'Bearer ' + token();
+  const headers = authHeaders({ 'Content-Type': 'application/json' });
   const r = await fetch(path, { ...opts, headers });
   const text = await r.text();
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch (_) { body = text; }
   if (!r.ok) {
     const msg = body && body.error ? body.error.message : (r.status + ' ' + r.statusText);
+    if (r.status === 401) needToken(token() ? 'The token was not accepted: ' + msg : null);
+    if (r.status === 429) needToken(msg);
     throw new Error(msg);
   }
   return body;
+}
+
+// Images (snapshots, live frames) are fetched with the token and shown as blob: URLs.
+async function loadImage(img, url) {
+  try {
+    const r = await fetch(url, { headers: authHeaders(), cache: 'no-store' });
+    if (r.status === 401) { needToken(); return; }
+    if (!r.ok) return;
+    const blob = await r.blob();
+    if (img.dataset.blob) URL.revokeObjectURL(img.dataset.blob);
+    img.dataset.blob = URL.createObjectURL(blob);
+    img.src = img.dataset.blob;
+  } catch (e) { console.error(e); }
 }
 
 async function whoami() {
   if (!token()) { $('#who').textContent = 'read-only'; return; }
   try { const u = await api('/api/me'); $('#who').textContent = u.name + ' (' + u.role + ')'; }
   catch (e) { $('#who').textContent = e.message; }
+}
+
+function refresh() {
+  loadIncidents(); connect();
+  if (state.view === 'cameras') loadCameras();
+  if (state.view === 'map') drawMap();
+  if (state.view === 'tuning') initTuning();
+  if (state.selected) select(state.selected);
 }
 
 // ---- tabs
@@ -117,12 +161,13 @@ async function select(id) {
   state.selected = id; renderIncidents();
   try {
     const d = await api('/api/incidents/' + encodeURIComponent(id));
-    const snap = d.snapshots.length ? `<img alt="snapshot" src="/api/snapshots/${d.snapshots[d.snapshots.length - 1].id}">` : '<p class="muted">No snapshot.</p>';
+    const snap = d.snapshots.length ? '<img alt="snapshot" class="snap">' : '<p class="muted">No snapshot.</p>';
     const loc = d.location ? `${d.location.point.lat.toFixed(5)}, ${d.location.point.lon.toFixed(5)} (${esc(d.location.method)})` : 'not located';
     $('#detail').innerHTML = `<h3>${esc(d.kind)} <span class="sev ${esc(d.severity)}">${esc(d.severity)}</span> <small class="muted">rev ${d.revision}</small></h3>
       ${snap}<p>Location: ${loc}<br>Cameras: ${esc(d.cameras.join(', '))}<br>State: <b>${esc(d.state)}</b></p>
       <h4>Notes</h4><ul class="notes">${d.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>
       <h4>History</h4><ul class="notes">${d.transitions.map((t) => `<li>${esc(new Date(t.at).toLocaleString())} — <b>${esc(t.actor)}</b>: ${t.from === t.to ? 'comment' : esc(t.from) + ' → ' + esc(t.to)} ${t.comment ? '“' + esc(t.comment) + '”' : ''}</li>`).join('') || '<li class="muted">none</li>'}</ul>`;
+    if (d.snapshots.length) loadImage($('#detail img.snap'), '/api/snapshots/' + encodeURIComponent(d.snapshots[d.snapshots.length - 1].id));
   } catch (e) { $('#detail').textContent = e.message; }
 }
 
@@ -143,7 +188,7 @@ async function loadCameras() {
     const stEl = $('.st', card); stEl.className = 'st st-' + st;
     stEl.textContent = st + (c.fps != null ? ' · ' + c.fps.toFixed(1) + ' fps' : '');
     $('img', card).style.display = c.has_frame ? '' : 'none';
-    if (c.has_frame) $('img', card).src = `/api/cameras/${encodeURIComponent(c.id)}/frame.jpg?t=${Date.now()}`;
+    if (c.has_frame) loadImage($('img', card), `/api/cameras/${encodeURIComponent(c.id)}/frame.jpg`);
     const w = c.latest ? c.latest.width : 1, h = c.latest ? c.latest.height : 1;
     const svg = $('svg', card); svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
     const poly = (pts, cls) => `<polygon points="${pts.map((p) => (p[0] * w) + ',' + (p[1] * h)).join(' ')}" class="${cls}"/>`;
@@ -323,7 +368,7 @@ function drawMasks(r) {
   const cam = state.cameras.find((c) => c.id === r.camera);
   const img = $('#mask-img');
   img.style.display = cam && cam.has_frame ? '' : 'none';
-  if (cam && cam.has_frame) img.src = `/api/cameras/${encodeURIComponent(r.camera)}/frame.jpg?t=${Date.now()}`;
+  if (cam && cam.has_frame) loadImage(img, `/api/cameras/${encodeURIComponent(r.camera)}/frame.jpg`);
   const poly = (pts, attrs) => `<polygon points="${pts.map((p) => p[0] + ',' + p[1]).join(' ')}" ${attrs}/>`;
   const box = (s, col) => `<rect x="${s.bbox[0]}" y="${s.bbox[1]}" width="${s.bbox[2] - s.bbox[0]}" height="${s.bbox[3] - s.bbox[1]}" fill="none" stroke="${col}" stroke-width="1.5"/>` +
     `<circle cx="${s.anchor[0]}" cy="${s.anchor[1]}" r="0.006" fill="${col}"/>`;
@@ -347,21 +392,49 @@ async function applyMask(i) {
   } catch (e) { $('#mask-msg').textContent = 'Not applied: ' + e.message; }
 }
 
-// ---- live updates (SSE)
-function connect() {
-  const es = new EventSource('/api/live');
-  es.onopen = () => { $('#live').className = 'live on'; };
-  es.onerror = () => { $('#live').className = 'live off'; };
-  es.onmessage = (m) => {
-    let u; try { u = JSON.parse(m.data); } catch (_) { return; }
-    if (u.type === 'incident') {
-      if (u.created && SEV[u.severity] >= SEV.high) beep();
-      loadIncidents();
-      if (state.selected === u.id) select(u.id);
-      if (state.view === 'map') drawMap();
-    } else if (u.type === 'camera' && state.view === 'cameras') loadCameras();
-    else if (u.type === 'config' && state.view === 'tuning') loadAudit();
-  };
+// ---- live updates (SSE, read with fetch so the token goes in a header: EventSource cannot
+// send one, and a token in the URL would end up in logs and history)
+let live = null;
+function onLive(data) {
+  let u; try { u = JSON.parse(data); } catch (_) { return; }
+  if (u.type === 'incident') {
+    if (u.created && SEV[u.severity] >= SEV.high) beep();
+    loadIncidents();
+    if (state.selected === u.id) select(u.id);
+    if (state.view === 'map') drawMap();
+  } else if (u.type === 'camera' && state.view === 'cameras') loadCameras();
+  else if (u.type === 'config' && state.view === 'tuning') loadAudit();
+}
+async function connect() {
+  if (live) live.abort();
+  const ctl = new AbortController(); live = ctl;
+  let retry = true;
+  try {
+    const r = await fetch('/api/live', { headers: authHeaders({ Accept: 'text/event-stream' }), cache: 'no-store', signal: ctl.signal });
+    if (r.status === 401 || r.status === 429) { retry = false; needToken(); return; }
+    if (!r.ok || !r.body) throw new Error(r.status + ' ' + r.statusText);
+    $('#live').className = 'live on';
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf = (buf + value).replace(/\r\n?/g, '\n');
+      let i;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const data = buf.slice(0, i).split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
+        buf = buf.slice(i + 2);
+        if (data) onLive(data);
+      }
+    }
+  } catch (e) {
+    if (ctl.signal.aborted) return;
+  } finally {
+    if (live === ctl) {
+      $('#live').className = 'live off';
+      if (retry) setTimeout(() => { if (live === ctl) connect(); }, 3000);
+    }
+  }
 }
 whoami(); loadIncidents(); connect();
 setInterval(loadIncidents, 15000);

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 mod client;
+#[allow(unused_imports)] // not every test uses the clients
 pub use client::*;
 
 use std::net::SocketAddr;
@@ -200,8 +201,13 @@ pub fn open_alerts(cfg: &lookout_config::Config) -> (tokio::runtime::Runtime, Ar
 }
 
 pub fn start() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = lookout_config::parse(CONFIG, "test.toml", dir.path()).unwrap();
+    start_in(tempfile::tempdir().unwrap(), CONFIG)
+}
+
+/// The seeded server of [`start`] with another config, parsed in `dir` (so files it names,
+/// e.g. TLS certificates, can be put there first).
+pub fn start_in(dir: tempfile::TempDir, config: &str) -> Fixture {
+    let cfg = lookout_config::parse(config, "test.toml", dir.path()).unwrap();
     let (rt, alerts) = open_alerts(&cfg);
 
     // Recorded raw detections on tower1: episodes of smoke at different scores.

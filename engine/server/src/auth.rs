@@ -283,23 +283,23 @@ fn too_many(retry_after: u64) -> Response {
     r
 }
 
-/// Authenticates and authorizes a request; `Err` is the response to send instead.
+/// Authenticates and authorizes a request: `Some` is the refusal to send instead.
 fn admit(
     s: &ServerState,
     method: &Method,
     path: &str,
     headers: &HeaderMap,
     client: Option<IpAddr>,
-) -> Result<(), Response> {
+) -> Option<Response> {
     let a = &s.access;
     let need = needs(a, method, path);
     let Some(token) = bearer(headers) else {
         return match need {
-            None => Ok(()),
-            Some(Role::Viewer) => Err(unauthorized(
+            None => None,
+            Some(Role::Viewer) => Some(unauthorized(
                 "this engine needs a token to read: send Authorization: Bearer <token> (any role)",
             )),
-            Some(_) => Err(unauthorized(
+            Some(_) => Some(unauthorized(
                 "this endpoint changes state: send Authorization: Bearer <token>",
             )),
         };
@@ -307,7 +307,7 @@ fn admit(
     let now = Instant::now();
     if let Err(wait) = a.limiter.check(client, now) {
         s.metrics.auth_throttled.fetch_add(1, Relaxed);
-        return Err(too_many(wait));
+        return Some(too_many(wait));
     }
     let Some(user) = a.verify(token) else {
         s.metrics.auth_failures.fetch_add(1, Relaxed);
@@ -316,14 +316,14 @@ fn admit(
             s.metrics.auth_throttled.fetch_add(1, Relaxed);
             tracing::warn!(client = %shown, %method, path, failures = MAX_FAILURES, lockout_s = wait,
                 "Too many failed authentications; locking the client out.");
-            return Err(too_many(wait));
+            return Some(too_many(wait));
         }
         tracing::warn!(client = %shown, %method, path, "Authentication failed: unknown token.");
-        return Err(unauthorized("unknown token"));
+        return Some(unauthorized("unknown token"));
     };
     a.limiter.succeeded(client);
     match need {
-        Some(role) if user.role < role => Err(ApiError::new(
+        Some(role) if user.role < role => Some(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!(
@@ -334,7 +334,7 @@ fn admit(
             ),
         )
         .into_response()),
-        _ => Ok(()),
+        _ => None,
     }
 }
 
@@ -471,7 +471,7 @@ pub async fn guard(State(s): State<ServerState>, req: Request, next: Next) -> Re
         .get::<ConnectInfo<ClientAddr>>()
         .map(|c| c.0 .0.ip());
     let method = req.method().clone();
-    if let Err(r) = admit(&s, &method, req.uri().path(), req.headers(), client) {
+    if let Some(r) = admit(&s, &method, req.uri().path(), req.headers(), client) {
         return finish(r, &a, cors.as_ref());
     }
     let req = if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {

@@ -125,26 +125,46 @@ const ACTIONS = {
   false_alarm: [['closed', 'Close', 'act-close'], ['acknowledged', 'Reopen', 'act-reopen']],
   closed: [['acknowledged', 'Reopen', 'act-reopen']],
 };
+// Rows are updated in place, cell by cell, so an update arriving while the operator clicks
+// never replaces the row or button under the pointer (only what changed is rewritten).
+function incidentCells(i) {
+  return [
+    ['', `<span class="sev ${esc(i.severity)}">${esc(i.severity)}</span>`],
+    ['', esc(i.kind)], ['', esc((i.cameras || []).join(', '))],
+    ['state', esc(i.state)], ['', esc(i.confidence)],
+    ['', esc(new Date(i.last_seen).toLocaleString())],
+    ['actions', (ACTIONS[i.state] || []).map(([to, label, cls]) => `<button class="${cls}" data-to="${to}">${label}</button>`).join('') + '<button class="act-comment">Comment</button>'],
+  ];
+}
 function renderIncidents() {
   const tb = $('#incidents tbody');
-  tb.innerHTML = state.incidents.map((i) => `
-    <tr data-id="${esc(i.id)}" class="${i.state === 'new' ? 'new' : ''} ${state.selected === i.id ? 'sel' : ''}">
-      <td><span class="sev ${esc(i.severity)}">${esc(i.severity)}</span></td>
-      <td>${esc(i.kind)}</td><td>${esc((i.cameras || []).join(', '))}</td>
-      <td class="state">${esc(i.state)}</td><td>${esc(i.confidence)}</td>
-      <td>${esc(new Date(i.last_seen).toLocaleString())}</td>
-      <td class="actions">${(ACTIONS[i.state] || []).map(([to, label, cls]) => `<button class="${cls}" data-to="${to}">${label}</button>`).join('')}<button class="act-comment">Comment</button></td>
-    </tr>`).join('') || '<tr><td colspan="7" class="muted">No incidents.</td></tr>';
-  $$('tr[data-id]', tb).forEach((tr) => {
-    tr.addEventListener('click', (ev) => {
-      const id = tr.dataset.id;
-      const b = ev.target.closest('button');
-      if (b && b.dataset.to) { ev.stopPropagation(); doTransition(id, b.dataset.to); return; }
-      if (b && b.classList.contains('act-comment')) { ev.stopPropagation(); doComment(id); return; }
-      select(id);
+  if (!state.incidents.length) { tb.innerHTML = '<tr class="none"><td colspan="7" class="muted">No incidents.</td></tr>'; return; }
+  $$('tr:not([data-id])', tb).forEach((tr) => tr.remove());
+  const rows = new Map($$('tr[data-id]', tb).map((tr) => [tr.dataset.id, tr]));
+  state.incidents.forEach((i, n) => {
+    let tr = rows.get(i.id);
+    rows.delete(i.id);
+    if (!tr) { tr = document.createElement('tr'); tr.dataset.id = i.id; }
+    const cls = [i.state === 'new' ? 'new' : '', state.selected === i.id ? 'sel' : ''].join(' ').trim();
+    if (tr.className !== cls) tr.className = cls;
+    incidentCells(i).forEach(([c, html], k) => {
+      const td = tr.children[k] || tr.appendChild(document.createElement('td'));
+      if (td.className !== c) td.className = c;
+      if (td.lookoutHtml !== html) { td.innerHTML = html; td.lookoutHtml = html; }
     });
+    if (tb.children[n] !== tr) tb.insertBefore(tr, tb.children[n] || null);
   });
+  rows.forEach((tr) => tr.remove());
 }
+$('#incidents tbody').addEventListener('click', (ev) => {
+  const tr = ev.target.closest('tr[data-id]');
+  if (!tr) return;
+  const id = tr.dataset.id;
+  const b = ev.target.closest('button');
+  if (b && b.dataset.to) { doTransition(id, b.dataset.to); return; }
+  if (b && b.classList.contains('act-comment')) { doComment(id); return; }
+  select(id);
+});
 async function doTransition(id, to) {
   const comment = to === 'acknowledged' ? '' : (prompt('Comment for ' + to.replace('_', ' ') + ' (optional)') || '');
   try { await api('/api/incidents/' + encodeURIComponent(id) + '/transition', { method: 'POST', body: JSON.stringify({ to, comment }) }); }

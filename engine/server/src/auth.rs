@@ -323,17 +323,19 @@ fn admit(
     };
     a.limiter.succeeded(client);
     match need {
-        Some(role) if user.role < role => Some(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "user {:?} has role {}; this needs {}",
-                user.name,
-                user.role.as_str(),
-                role.as_str()
-            ),
-        )
-        .into_response()),
+        Some(role) if user.role < role => Some(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "user {:?} has role {}; this needs {}",
+                    user.name,
+                    user.role.as_str(),
+                    role.as_str()
+                ),
+            )
+            .into_response(),
+        ),
         _ => None,
     }
 }

@@ -58,10 +58,12 @@ fn incident(i: usize, rev: u64) -> Incident {
             detail: String::new(),
         }],
         hotspots: vec![],
+        evidence: Default::default(),
         first_seen: at,
         last_seen: at,
         revision: rev,
         notes: vec![],
+        changes: vec![],
     }
 }
 

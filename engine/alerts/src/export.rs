@@ -96,15 +96,15 @@ pub fn cap_msg_type(inc: &Incident) -> &'static str {
 fn event_name(inc: &Incident) -> String {
     match inc.kind {
         IncidentKind::Fire => {
-            let smoke = inc
-                .events
-                .iter()
-                .any(|e| e.kind == lookout_core::EventKind::Smoke);
-            let flames = inc
-                .events
-                .iter()
-                .any(|e| e.kind == lookout_core::EventKind::Fire);
-            match (smoke, flames, inc.events.is_empty()) {
+            // The evidence summary counts every event; revisions stored before it existed
+            // carry all their events.
+            let seen = |k: lookout_core::EventKind| {
+                inc.evidence.kinds.get(&k).is_some_and(|n| *n > 0)
+                    || inc.events.iter().any(|e| e.kind == k)
+            };
+            let smoke = seen(lookout_core::EventKind::Smoke);
+            let flames = seen(lookout_core::EventKind::Fire);
+            match (smoke, flames, !smoke && !flames) {
                 (_, _, true) => "Fire (satellite hotspot)".into(),
                 (true, false, _) => "Fire (smoke seen)".into(),
                 _ => "Fire (flames seen)".into(),

@@ -233,7 +233,6 @@ impl Alerts {
         let store = Arc::new(Store::open(
             &data_dir.join(&cfg.database),
             specs,
-            cfg.cooldown_s,
             cfg.escalate_after_s,
         )?);
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -625,10 +624,12 @@ impl Alerts {
                     sectors: Vec::new(),
                     events: Vec::new(),
                     hotspots: Vec::new(),
+                    evidence: Default::default(),
                     first_seen: at,
                     last_seen: at,
                     revision: 1,
                     notes: vec![note],
+                    changes: vec![],
                 };
                 self.record_incident(&inc, None)?;
             }

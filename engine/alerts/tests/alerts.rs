@@ -268,28 +268,23 @@ async fn lifecycle_cooldown_escalation_and_camera_health() {
     c.max_escalations = 1;
     let a = Alerts::open_in(&c, dir.path(), &tokio::runtime::Handle::current()).unwrap();
     let mut live = a.subscribe();
-    // Cooldown: a second fusion incident on the same camera and kind merges.
+    // Identity is fusion's: a second fusion incident on the same camera and kind is its own
+    // stored incident (fusion would have joined it to "a" had it been the same fire).
     a.record_incident(&incident("a", "hill", 1, 0), None)
         .unwrap();
     let o = a
         .record_incident(&incident("b", "hill", 1, 120), None)
         .unwrap();
-    assert_eq!(o.id(), "a", "merged into the open incident: {o:?}");
+    assert_eq!(o.id(), "b", "stored under fusion's id: {o:?}");
+    // A later revision of "a" lands in "a", and takes fusion's evidence as it is.
+    let o = a
+        .record_incident(&incident("a", "hill", 2, 130), None)
+        .unwrap();
+    assert_eq!(o.id(), "a");
     let s = a.store().incident("a").unwrap().unwrap();
     assert_eq!(s.incident.revision, 2);
-    assert_eq!(s.incident.events.len(), 2);
-    assert!(s
-        .incident
-        .notes
-        .iter()
-        .any(|n| n.contains("Merged detection b")));
-    // A later revision of the merged fusion id lands in the same incident.
-    assert_eq!(
-        a.record_incident(&incident("b", "hill", 2, 130), None)
-            .unwrap()
-            .id(),
-        "a"
-    );
+    assert_eq!(s.incident.events.len(), 1);
+    assert_eq!(s.incident.last_seen, t0() + chrono::Duration::seconds(130));
     // Another camera is another incident.
     assert_eq!(
         a.record_incident(&incident("c", "valley", 1, 0), None)
@@ -698,7 +693,7 @@ async fn mqtt_publishes_incidents_and_retained_camera_status() {
 }
 
 /// A fusion stream with new incidents, revisions, a repeated revision (duplicate) and a
-/// second fusion id on the same camera within the cooldown (merged).
+/// second fusion id on the same camera (its own incident: fusion decides identity).
 fn mixed_stream() -> Vec<Incident> {
     let mut v = Vec::new();
     for rev in 1..=3 {
@@ -850,8 +845,7 @@ fn geojson_text_equals_the_value_tree() {
 fn reader_pool_reads_what_the_writer_committed() {
     let dir = tempfile::tempdir().unwrap();
     let store =
-        lookout_alerts::store::Store::open(&dir.path().join("lookout.db"), vec![], 600.0, 3600.0)
-            .unwrap();
+        lookout_alerts::store::Store::open(&dir.path().join("lookout.db"), vec![], 3600.0).unwrap();
     let now = t0();
     store
         .apply_incident(&incident("pool-1", "cam1", 1, 0), None, now)
@@ -869,9 +863,8 @@ fn reader_pool_reads_what_the_writer_committed() {
     store.set_read_pool(false).unwrap();
     assert!(store.incident("pool-2").unwrap().is_some());
     // An in-memory store has no pool: reads stay on the writer and still work.
-    let mem =
-        lookout_alerts::store::Store::open(std::path::Path::new(":memory:"), vec![], 600.0, 3600.0)
-            .unwrap();
+    let mem = lookout_alerts::store::Store::open(std::path::Path::new(":memory:"), vec![], 3600.0)
+        .unwrap();
     mem.set_read_pool(true).unwrap();
     mem.apply_incident(&incident("m", "cam1", 1, 0), None, now)
         .unwrap();

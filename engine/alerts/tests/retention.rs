@@ -32,7 +32,7 @@ fn hook() -> Vec<SinkSpec> {
 }
 
 fn open(dir: &Path) -> Store {
-    Store::open(&dir.join("lookout.db"), hook(), 0.0, 86_400.0).unwrap()
+    Store::open(&dir.join("lookout.db"), hook(), 86_400.0).unwrap()
 }
 
 fn retention(dir: &Path, cfg: RetentionConfig) -> Retention {

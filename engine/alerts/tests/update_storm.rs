@@ -1,7 +1,8 @@
-//! A burning hillside is one incident with updates, not a message storm: a real on-disk
-//! store merges many short-lived fusion incidents of one camera (new tracks of the same
-//! fire) into one stored incident, and notifies sinks only when something material changes
-//! or once per update interval.
+//! A burning hillside is one incident with updates, not a message storm: fusion decides
+//! which tracks are one fire (one incident id, many revisions); a real on-disk store keeps
+//! fusion's ids as they are, and notifies sinks only when something material changes or
+//! once per update interval. Revisions stay bounded even over an incident stored unbounded
+//! by an older Lookout.
 
 use chrono::{TimeZone, Utc};
 use lookout_alerts::{ApplyOutcome, Store};
@@ -29,10 +30,12 @@ fn track(id: &str, cams: &[&str], rev: u64, first: i64, last: i64) -> Incident {
         sectors: vec![],
         events: vec![],
         hotspots: vec![],
+        evidence: Default::default(),
         first_seen: t(first),
         last_seen: t(last),
         revision: rev,
         notes: vec![format!("track {id} revision {rev}")],
+        changes: vec![],
     }
 }
 
@@ -44,26 +47,26 @@ fn notified(o: &ApplyOutcome) -> bool {
 }
 
 #[test]
-fn short_tracks_of_one_fire_notify_once_per_interval_or_on_material_change() {
+fn one_fire_notifies_once_per_interval_or_on_material_change() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("lookout.db"), vec![], 600.0, 3600.0).unwrap();
+    let store = Store::open(&dir.path().join("lookout.db"), vec![], 3600.0).unwrap();
     store.set_update_interval_s(60.0);
     let now = Utc::now();
     let mut sent = 0;
     let mut stored = 0;
-    // A new track every second for 59 s, each a new fusion incident with one revision:
-    // merged by the cooldown into the first, stored as revisions, notified once.
+    // Fusion's revisions of one fire, one a second for 59 s (fusion itself would fold
+    // them; the store's throttle holds on its own): stored, notified once.
     for s in 0..59 {
         let (o, _) = store
-            .apply_incident(&track(&format!("tw:t{s}"), &["tw"], 1, s, s), None, now)
+            .apply_incident(&track("tw:t0", &["tw"], s as u64 + 1, 0, s), None, now)
             .unwrap();
         stored += 1;
         sent += usize::from(notified(&o));
     }
     assert_eq!(stored, 59);
-    assert_eq!(sent, 1, "one notification for 59 merged tracks");
+    assert_eq!(sent, 1, "one notification for 59 revisions");
     let (id, rev) = match store
-        .apply_incident(&track("tw:t61", &["tw"], 1, 61, 61), None, now)
+        .apply_incident(&track("tw:t0", &["tw"], 60, 0, 61), None, now)
         .unwrap()
         .0
     {
@@ -81,22 +84,125 @@ fn short_tracks_of_one_fire_notify_once_per_interval_or_on_material_change() {
         o => panic!("{o:?}"),
     };
     assert_eq!(id, "tw:t0");
-    assert_eq!(rev, 60, "every merged track is a stored revision");
+    assert_eq!(rev, 60, "every revision is a stored revision");
     // A second camera sees it: material, notified at once.
     let (o, _) = store
-        .apply_incident(&track("tw:t62", &["tw", "tw2"], 1, 62, 62), None, now)
+        .apply_incident(&track("tw:t0", &["tw", "tw2"], 61, 0, 62), None, now)
         .unwrap();
     assert!(notified(&o), "{o:?}");
     let (o, _) = store
-        .apply_incident(&track("tw:t63", &["tw", "tw2"], 1, 63, 63), None, now)
+        .apply_incident(&track("tw:t0", &["tw", "tw2"], 62, 0, 63), None, now)
         .unwrap();
     assert!(!notified(&o), "{o:?}");
     // Interval 0 (the default of a new store): every revision is notified.
     store.set_update_interval_s(0.0);
     let (o, _) = store
-        .apply_incident(&track("tw:t64", &["tw", "tw2"], 1, 64, 64), None, now)
+        .apply_incident(&track("tw:t0", &["tw", "tw2"], 63, 0, 64), None, now)
         .unwrap();
     assert!(notified(&o), "{o:?}");
+}
+
+/// Identity is fusion's: two fusion incidents of the same camera and kind seconds apart are
+/// two stored incidents. Aliases an older Lookout wrote (its cooldown merged a fusion id
+/// into another stored incident) keep routing that id to its stored incident.
+#[test]
+fn the_store_keeps_fusions_ids_and_honours_old_aliases() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lookout.db");
+    let store = Store::open(&db, vec![], 3600.0).unwrap();
+    let now = Utc::now();
+    let (a, _) = store
+        .apply_incident(&track("tw:a", &["tw"], 1, 0, 0), None, now)
+        .unwrap();
+    let (b, _) = store
+        .apply_incident(&track("tw:b", &["tw"], 1, 5, 5), None, now)
+        .unwrap();
+    assert_eq!((a.id(), b.id()), ("tw:a", "tw:b"));
+    assert!(matches!(b, ApplyOutcome::Created { .. }), "{b:?}");
+    // An alias row as an older Lookout's cooldown merge left it.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "INSERT INTO incident_aliases(alias, incident_id, source_revision)
+             VALUES ('tw:old', 'tw:a', 3)",
+            [],
+        )
+        .unwrap();
+    let (o, _) = store
+        .apply_incident(&track("tw:old", &["tw"], 3, 0, 9), None, now)
+        .unwrap();
+    assert_eq!(o, ApplyOutcome::Duplicate { id: "tw:a".into() });
+    let (o, _) = store
+        .apply_incident(&track("tw:old", &["tw"], 4, 0, 10), None, now)
+        .unwrap();
+    assert!(
+        matches!(&o, ApplyOutcome::Updated { id, .. } if id == "tw:a"),
+        "{o:?}"
+    );
+    assert!(store.incident("tw:old").unwrap().is_none());
+}
+
+/// A database written before revisions were bounded holds an incident with thousands of
+/// events and notes. The next fusion revision replaces its evidence by fusion's bounded
+/// summary (the old revisions stay in the revision history); the operator's state stays.
+#[test]
+fn a_revision_over_an_unbounded_stored_incident_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("lookout.db"), vec![], 3600.0).unwrap();
+    let now = Utc::now();
+    let mut huge = track("tw:big", &["tw"], 1, 0, 0);
+    let ev = lookout_core::Event {
+        id: String::new(),
+        camera: "tw".into(),
+        kind: lookout_core::EventKind::Smoke,
+        phase: lookout_core::EventPhase::Update,
+        track: None,
+        zone: None,
+        preset: None,
+        best_score: 0.6,
+        first_seen: t(0),
+        last_seen: t(0),
+        bbox: None,
+        frame_size: None,
+        snapshot: None,
+        count: None,
+        detail: String::new(),
+    };
+    huge.events = (0..3000)
+        .map(|k| lookout_core::Event {
+            id: format!("tw:smoke:{k}"),
+            ..ev.clone()
+        })
+        .collect();
+    huge.notes = (0..6000).map(|k| format!("Camera tw event {k}.")).collect();
+    store.apply_incident(&huge, None, now).unwrap();
+    store
+        .transition("tw:big", IncidentState::Acknowledged, "op", "looking", now)
+        .unwrap();
+    let mut next = track("tw:big", &["tw"], 2, 0, 30);
+    next.events = vec![lookout_core::Event {
+        id: "tw:smoke:3000".into(),
+        ..ev
+    }];
+    next.evidence.events = 3001;
+    let (o, stored) = store.apply_incident(&next, None, now).unwrap();
+    assert!(matches!(o, ApplyOutcome::Updated { .. }), "{o:?}");
+    let inc = stored.unwrap().incident;
+    assert_eq!(
+        inc.state,
+        IncidentState::Acknowledged,
+        "the operator's state"
+    );
+    assert_eq!(inc.events.len(), 1);
+    assert_eq!(inc.evidence.events, 3001);
+    assert!(inc.notes.len() <= lookout_core::incident::NOTES_KEPT);
+    let bytes = serde_json::to_string(&inc).unwrap().len();
+    assert!(bytes <= 64 * 1024, "{bytes} bytes");
+    // The unbounded first revision is still in the history.
+    assert_eq!(
+        store.revision("tw:big", 1).unwrap().unwrap().events.len(),
+        3000
+    );
 }
 
 /// Makes the next COMMIT of any transaction that stores an incident revision fail, from a
@@ -126,7 +232,7 @@ fn let_commits_succeed(db: &std::path::Path) {
 fn failed_commit_does_not_count_as_notified(group: bool) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lookout.db");
-    let store = Store::open(&db, vec![], 600.0, 3600.0).unwrap();
+    let store = Store::open(&db, vec![], 3600.0).unwrap();
     store.set_update_interval_s(60.0);
     let now = Utc::now();
     let apply = |inc: &Incident| -> Result<ApplyOutcome, lookout_alerts::StoreError> {

@@ -50,9 +50,15 @@ pub struct FusionConfig {
     /// An open incident whose only change is more of the same evidence (later `last_seen`,
     /// more detections) gets a new revision — and so a notification — at most this often,
     /// in capture time. A material change (confidence, severity, state, cameras, hotspots,
-    /// a first location) always makes a revision at once. 0 = a revision for every change.
-    /// Default 60.
+    /// how it is located, the location moving beyond its uncertainty) always makes a
+    /// revision at once. 0 = a revision for every change. Default 600.
     pub update_interval_s: f64,
+    /// Incident identity over time: a new track of the same camera and incident kind within
+    /// this many seconds of the incident's last evidence joins that incident (a fire's
+    /// tracks also need their bearing cones to overlap), and a personnel or camera-health
+    /// situation that ended stays open this long, so one that recurs is the same incident.
+    /// Default: `alerts.cooldown_s` (600).
+    pub cooldown_s: Option<f64>,
     /// Where satellite hotspots come from (`[[fusion.hotspots]]`). Default none.
     pub hotspots: Vec<HotspotSourceConfig>,
 }
@@ -72,7 +78,8 @@ impl Default for FusionConfig {
             static_sources: Vec::new(),
             incident_merge_m: 2000.0,
             close_after_s: 21_600.0,
-            update_interval_s: 60.0,
+            update_interval_s: 600.0,
+            cooldown_s: None,
             hotspots: Vec::new(),
         }
     }
@@ -291,6 +298,9 @@ impl FusionConfig {
             0.0,
             86_400.0,
         );
+        if let Some(c) = self.cooldown_s {
+            v.range("fusion.cooldown_s", c, 0.0, 2_592_000.0);
+        }
         if let Some(area) = &self.watched_area {
             geo_polygon(v, "fusion.watched_area", area);
         }

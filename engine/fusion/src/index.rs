@@ -170,11 +170,18 @@ impl HotspotIndex {
 
     /// Removes hotspots acquired before `before`; returns how many.
     pub fn prune(&mut self, before: UtcTime) -> usize {
+        self.prune_except(before, |_| false)
+    }
+
+    /// Removes hotspots acquired before `before` unless `keep` says otherwise (the hotspots
+    /// of a fire that still burns); returns how many. The ids of removed hotspots are
+    /// reused by later ones.
+    pub fn prune_except(&mut self, before: UtcTime, keep: impl Fn(&Entry) -> bool) -> usize {
         let mut removed = 0;
         for id in 0..self.entries.len() {
             let old = self.entries[id]
                 .as_ref()
-                .is_some_and(|e| e.hotspot.acquired_at < before);
+                .is_some_and(|e| e.hotspot.acquired_at < before && !keep(e));
             if old {
                 if let Some(e) = self.entries[id].take() {
                     self.keys.remove(&e.hotspot.dedup_key());

@@ -19,7 +19,9 @@
 //! * [`firms`]: the NASA FIRMS CSV parser (VIIRS NRT, MODIS NRT, archive), never panics;
 //!   [`firms::parse_summary`] for `lookout hotspots parse`.
 //! * [`index`]: [`index::HotspotIndex`], hotspots on a lat/lon grid with dedup.
-//! * [`engine`]: [`Fusion`], the event-time join that builds incidents.
+//! * [`engine`]: [`Fusion`], the event-time join that builds incidents, split by job: time
+//!   bases (`clock`), which incident an event joins (`grouping`), hotspots (`hotspots`),
+//!   building an incident and emitting its bounded revisions (`incident`).
 //! * [`feed`]: [`HotspotFeed`], the hotspot source threads, and [`feed::FirmsPoller`].
 //! * [`stage`]: [`stage::FusionStage`], the fusion thread behind a handle (events, camera
 //!   clocks and hotspots in, incident revisions out).

@@ -15,13 +15,8 @@ pub fn diff(args: &ConfigDiffArgs) -> anyhow::Result<ExitCode> {
     let found = crate::data_database(&mut cfg, args.data_dir.as_deref())?;
     let db = cfg.data_dir().join(&cfg.alerts.database);
     let rec = if let Some(db) = &found {
-        let store = lookout_alerts::store::Store::open(
-            db,
-            Vec::new(),
-            cfg.alerts.cooldown_s,
-            cfg.alerts.escalate_after_s,
-        )
-        .with_context(|| format!("cannot open {}", db.display()))?;
+        let store = lookout_alerts::store::Store::open(db, Vec::new(), cfg.alerts.escalate_after_s)
+            .with_context(|| format!("cannot open {}", db.display()))?;
         lookout_server::overlay::latest(&store)
             .with_context(|| format!("cannot read the config overlays of {}", db.display()))?
     } else {

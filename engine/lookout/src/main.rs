@@ -197,7 +197,6 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                     let store = lookout_alerts::store::Store::open(
                         db,
                         Vec::new(),
-                        cfg.alerts.cooldown_s,
                         cfg.alerts.escalate_after_s,
                     )
                     .with_context(|| format!("cannot open {}", db.display()))?;

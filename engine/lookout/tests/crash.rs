@@ -75,7 +75,6 @@ fn pending_keys(db: &Path) -> BTreeSet<String> {
             min_severity: None,
             camera_status: false,
         }],
-        300.0,
         600.0,
     )
     .expect("store opens");

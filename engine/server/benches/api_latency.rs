@@ -154,10 +154,12 @@ fn incident(i: usize, rev: u64, base: chrono::DateTime<Utc>) -> Incident {
         } else {
             vec![]
         },
+        evidence: Default::default(),
         first_seen: at - chrono::Duration::seconds(30),
         last_seen: at,
         revision: rev,
         notes: vec![format!("Smoke seen by {}.", cams[0])],
+        changes: vec![],
     }
 }
 

@@ -140,6 +140,7 @@ fn routes() -> Router<ServerState> {
         .route("/api/cameras/{id}/frame.jpg", get(camera_frame))
         .route("/api/incidents", get(list_incidents))
         .route("/api/incidents/{id}", get(get_incident))
+        .route("/api/incidents/{id}/events", get(incident_events))
         .route("/api/incidents/{id}/transition", post(transition))
         .route("/api/incidents/{id}/comment", post(comment))
         .route("/api/snapshots/{id}", get(snapshot))
@@ -399,6 +400,58 @@ async fn get_incident(
 ) -> ApiResult<axum::Json<Value>> {
     match s.alerts.store().incident_detail(&id)? {
         Some(d) => Ok(axum::Json(json!(d))),
+        None => Err(StoreError::NotFound(id).into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    /// Page size, 1 ..= 1000 (default 100).
+    #[serde(default)]
+    limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    #[serde(default)]
+    before: Option<String>,
+}
+
+/// An incident's full event history (an incident revision carries only a few events),
+/// newest first, one page at a time: `{"events": [...], "next": cursor or null}`.
+async fn incident_events(
+    State(s): State<ServerState>,
+    Path(id): Path<String>,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = q.map_err(|e| ApiError::invalid(vec![("query".into(), e.body_text())]))?;
+    let limit = q.limit.unwrap_or(100);
+    let mut errors = Vec::new();
+    if !(1..=1000).contains(&limit) {
+        errors.push(("limit".to_string(), "must be in 1 ..= 1000".to_string()));
+    }
+    let before = match q
+        .before
+        .as_deref()
+        .map(lookout_alerts::store::EventCursor::parse)
+    {
+        Some(None) => {
+            errors.push((
+                "before".to_string(),
+                "not a cursor; pass the `next` of the previous page".to_string(),
+            ));
+            None
+        }
+        Some(c) => c,
+        None => None,
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    match s
+        .alerts
+        .store()
+        .incident_events(&id, before.as_ref(), limit)?
+    {
+        Some(page) => Ok(axum::Json(page).into_response()),
         None => Err(StoreError::NotFound(id).into()),
     }
 }

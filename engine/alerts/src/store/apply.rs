@@ -1,5 +1,6 @@
-//! Fusion revisions into stored incidents: alias and cooldown merges, duplicate
-//! suppression, the notification throttle, group commit.
+//! Fusion revisions into stored incidents: stored under fusion's id (fusion alone decides
+//! which events and hotspots are one incident), duplicate suppression, the notification
+//! throttle, group commit.
 
 use std::collections::HashMap;
 
@@ -21,8 +22,7 @@ pub enum ApplyOutcome {
         /// Revision (1).
         revision: u64,
     },
-    /// Stored as a new revision of an existing incident (possibly merged from another
-    /// fusion id by the cooldown).
+    /// Stored as a new revision of an existing incident.
     Updated {
         /// Stored id.
         id: String,
@@ -125,8 +125,9 @@ impl Store {
         }
     }
 
-    /// Stores a fusion revision of an incident: resolves merges (alias, cooldown),
-    /// suppresses duplicates, writes the revision, links the snapshot and queues
+    /// Stores a fusion revision of an incident under fusion's id (an alias row an older
+    /// Lookout wrote when its cooldown merged this id into another incident still routes it
+    /// there), suppresses duplicates, writes the revision, links the snapshot and queues
     /// notifications for every sink — all in one transaction.
     pub fn apply_incident(
         &self,
@@ -180,17 +181,14 @@ impl Store {
             )?
             .query_row([&inc.id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        let (target, merged_from) = match &alias {
+        let target = match &alias {
             Some((target, rev)) => {
                 if inc.revision as i64 <= *rev {
                     return Ok((ApplyOutcome::Duplicate { id: target.clone() }, None));
                 }
-                (target.clone(), None)
+                target.clone()
             }
-            None => match self.cooldown_target(tx, inc)? {
-                Some(t) => (t, Some(inc.id.clone())),
-                None => (inc.id.clone(), None),
-            },
+            None => inc.id.clone(),
         };
         tx.prepare_cached(
             "INSERT INTO incident_aliases(alias, incident_id, source_revision) VALUES (?1, ?2, ?3)
@@ -210,11 +208,6 @@ impl Store {
             }
             Some(old) => {
                 let mut m = merge(&old.incident, inc);
-                if let Some(from) = &merged_from {
-                    m.notes.push(format!(
-                        "Merged detection {from} (same camera and kind within the cooldown)."
-                    ));
-                }
                 m.revision = old.incident.revision;
                 if m == old.incident && snapshot.is_none() {
                     return Ok((ApplyOutcome::Duplicate { id: target }, None));
@@ -309,79 +302,23 @@ impl Store {
         };
         Ok((outcome, Some(stored)))
     }
-
-    fn cooldown_target(
-        &self,
-        tx: &Transaction<'_>,
-        inc: &Incident,
-    ) -> Result<Option<String>, StoreError> {
-        if self.cooldown_ms <= 0 {
-            return Ok(None);
-        }
-        let mut st = tx.prepare_cached(
-            "SELECT i.id FROM incident_cameras c JOIN incidents i ON i.id = c.incident_id
-             WHERE c.camera = ?1 AND i.kind = ?2 AND i.state IN ('new','acknowledged','confirmed')
-               AND i.last_seen >= ?3 AND i.first_seen <= ?4
-             ORDER BY i.last_seen DESC LIMIT 1",
-        )?;
-        for cam in &inc.cameras {
-            let found: Option<String> = st
-                .query_row(
-                    params![
-                        cam.as_ref(),
-                        inc.kind.as_str(),
-                        ms(inc.first_seen) - self.cooldown_ms,
-                        ms(inc.last_seen) + self.cooldown_ms
-                    ],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(f) = found {
-                if f != inc.id {
-                    return Ok(Some(f));
-                }
-            }
-        }
-        Ok(None)
-    }
 }
 
-/// Merges a fusion revision into the stored incident: the operator's state stays, severity
-/// never drops below what escalation set, events and hotspots are unions.
+/// A fusion revision over the stored incident. Fusion owns the evidence (cameras, sectors,
+/// location, confidence, events, hotspots, the evidence summary, times, what changed), each
+/// revision a bounded summary of all of it; the store keeps the operator's state, never
+/// lowers a severity escalation raised, and keeps its own notes (operators' transitions,
+/// escalations) with fusion's, deduplicated and bounded.
 fn merge(old: &Incident, new: &Incident) -> Incident {
-    let mut m = old.clone();
-    m.confidence = m.confidence.max(new.confidence);
-    m.severity = m.severity.max(new.severity);
-    if new.location.is_some() {
-        m.location = new.location.clone();
-    }
-    for c in &new.cameras {
-        if !m.cameras.contains(c) {
-            m.cameras.push(c.clone());
-        }
-    }
-    for s in &new.sectors {
-        match m.sectors.iter_mut().find(|x| x.camera == s.camera) {
-            Some(x) => *x = s.clone(),
-            None => m.sectors.push(s.clone()),
-        }
-    }
-    for e in &new.events {
-        match m.events.iter_mut().find(|x| x.id == e.id) {
-            Some(x) => *x = e.clone(),
-            None => m.events.push(e.clone()),
-        }
-    }
-    for h in &new.hotspots {
-        if !m.hotspots.iter().any(|x| x.dedup_key() == h.dedup_key()) {
-            m.hotspots.push(h.clone());
-        }
-    }
-    m.first_seen = m.first_seen.min(new.first_seen);
-    m.last_seen = m.last_seen.max(new.last_seen);
-    for n in &new.notes {
+    let mut m = new.clone();
+    m.id = old.id.clone();
+    m.state = old.state;
+    m.severity = old.severity.max(new.severity);
+    m.revision = old.revision;
+    m.notes = Vec::new();
+    for n in old.notes.iter().chain(&new.notes) {
         if !m.notes.contains(n) {
-            m.notes.push(n.clone());
+            m.add_note(n.clone());
         }
     }
     m

@@ -2,8 +2,11 @@
 
 use lookout_core::{Event, FrameResult, Hotspot, UtcTime};
 use rusqlite::params;
+use serde::Serialize;
 
+use super::incidents::load_stored;
 use super::{ms, Store, StoreError};
+use crate::lifecycle::is_open;
 
 impl Store {
     /// Upserts an event (latest phase wins).
@@ -142,5 +145,111 @@ impl Store {
             out.push(serde_json::from_str(&r?)?);
         }
         Ok(out)
+    }
+}
+
+/// Where a page of an incident's events ends: the next page starts after it. Written as
+/// `<last_seen ms>:<event id>` (opaque to API clients).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventCursor {
+    /// `last_seen` (ms) of the last event of the page.
+    pub last_seen: i64,
+    /// Its id (events with the same `last_seen` are ordered by id).
+    pub id: String,
+}
+
+impl EventCursor {
+    /// Reads a cursor written by [`EventCursor`]'s `Display`; `None` when it is not one.
+    pub fn parse(s: &str) -> Option<EventCursor> {
+        let (ms, id) = s.split_once(':')?;
+        Some(EventCursor {
+            last_seen: ms.parse().ok()?,
+            id: id.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for EventCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.last_seen, self.id)
+    }
+}
+
+/// One page of an incident's events, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventPage {
+    /// The events (latest phase of each).
+    pub events: Vec<Event>,
+    /// Cursor of the next (older) page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+impl Store {
+    /// An incident's events, newest first, `limit` at a time after `before`: the events of
+    /// its kinds from the cameras that ever saw it, seen since it was first seen (and, once
+    /// an operator closed it, until it was last seen). An incident revision carries only a
+    /// few of its events; this is the full history. `None` for an unknown incident.
+    pub fn incident_events(
+        &self,
+        id: &str,
+        before: Option<&EventCursor>,
+        limit: u32,
+    ) -> Result<Option<EventPage>, StoreError> {
+        let conn = self.read();
+        let Some(stored) = load_stored(&conn, id)? else {
+            return Ok(None);
+        };
+        let inc = &stored.incident;
+        let kinds: Vec<&str> = inc.kind.event_kinds().iter().map(|k| k.as_str()).collect();
+        let until = if is_open(inc.state) {
+            i64::MAX
+        } else {
+            ms(inc.last_seen)
+        };
+        let mut sql = String::from(
+            "SELECT data, last_seen, id FROM events
+             WHERE camera IN (SELECT camera FROM incident_cameras WHERE incident_id = ?1)
+               AND last_seen >= ?2 AND first_seen <= ?3
+               AND (?4 IS NULL OR last_seen < ?4 OR (last_seen = ?4 AND id < ?5))
+               AND kind IN (",
+        );
+        let mut args: Vec<rusqlite::types::Value> = vec![
+            id.to_string().into(),
+            ms(inc.first_seen).into(),
+            until.into(),
+            before.map(|c| c.last_seen).into(),
+            before.map(|c| c.id.clone()).into(),
+        ];
+        for (i, k) in kinds.iter().enumerate() {
+            sql.push_str(if i == 0 { "?" } else { ",?" });
+            args.push(k.to_string().into());
+        }
+        sql.push_str(") ORDER BY last_seen DESC, id DESC LIMIT ?");
+        let n = limit.clamp(1, 1000);
+        args.push(i64::from(n + 1).into());
+        let mut st = conn.prepare_cached(&sql)?;
+        let mut rows = st.query(rusqlite::params_from_iter(args))?;
+        let mut events = Vec::new();
+        let mut last = None;
+        let mut more = false;
+        while let Some(r) = rows.next()? {
+            if events.len() == n as usize {
+                more = true;
+                break;
+            }
+            events.push(serde_json::from_str::<Event>(&r.get::<_, String>(0)?)?);
+            last = Some(EventCursor {
+                last_seen: r.get(1)?,
+                id: r.get(2)?,
+            });
+        }
+        Ok(Some(EventPage {
+            events,
+            next: if more {
+                last.map(|c| c.to_string())
+            } else {
+                None
+            },
+        }))
     }
 }

@@ -1,8 +1,9 @@
 //! [`Store`]: everything alerts keeps, in one SQLite file (WAL, versioned migrations).
 //!
 //! Tables: `incidents` (latest revision, operator state), `incident_revisions` (every
-//! revision as JSON), `incident_aliases` (fusion ids merged into a stored incident, with the
-//! last fusion revision seen: duplicate suppression), `transitions` (who/when/why, verdicts
+//! revision as JSON), `incident_aliases` (the last fusion revision seen per fusion id:
+//! duplicate suppression; rows of older Lookouts also map a fusion id their cooldown merged
+//! into another stored incident, and still route it there), `transitions` (who/when/why, verdicts
 //! included), `events`, `hotspots`, `snapshots` (index of JPEG files), `frame_results`
 //! (raw detections for the tuning replay), `config_overlays` (versioned config changes),
 //! `notifications` + `deliveries` (the outbox: one notification per revision, one delivery
@@ -32,6 +33,7 @@ use lookout_core::UtcTime;
 use rusqlite::Connection;
 
 pub use apply::ApplyOutcome;
+pub use frames_events::{EventCursor, EventPage};
 pub use incidents::{
     IncidentDetail, IncidentFilter, NewSnapshot, RevisionInfo, SnapshotRecord, StoredIncident,
     TransitionRecord,
@@ -140,7 +142,6 @@ pub struct Store {
     next_reader: std::sync::atomic::AtomicUsize,
     read_pool: std::sync::atomic::AtomicBool,
     sinks: Vec<SinkSpec>,
-    cooldown_ms: i64,
     escalate_ms: i64,
     /// An open incident's revisions with an unchanged material fingerprint are notified
     /// at most this often (capture time, ms); 0 = every revision.
@@ -156,11 +157,11 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating and migrating) the database at `path`.
+    /// Opens (creating and migrating) the database at `path`. Incident identity is fusion's
+    /// (`fusion.cooldown_s`): the store keeps fusion's ids as they are.
     pub fn open(
         path: &Path,
         sinks: Vec<SinkSpec>,
-        cooldown_s: f64,
         escalate_after_s: f64,
     ) -> Result<Store, StoreError> {
         let mut conn = Connection::open(path)?;
@@ -180,7 +181,6 @@ impl Store {
             next_reader: std::sync::atomic::AtomicUsize::new(0),
             read_pool: std::sync::atomic::AtomicBool::new(false),
             sinks,
-            cooldown_ms: (cooldown_s * 1000.0) as i64,
             escalate_ms: (escalate_after_s * 1000.0) as i64,
             update_interval_ms: std::sync::atomic::AtomicI64::new(0),
             last_notified: Mutex::new(HashMap::new()),

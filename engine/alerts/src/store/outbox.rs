@@ -45,6 +45,9 @@ pub enum Reason {
 /// What a sink receives: one incident revision or one camera status change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// An incident notification is the common case and is built around the incident's JSON on
+// the hot path; boxing it would cost an allocation per revision for the rare camera status.
+#[allow(clippy::large_enum_variant)]
 pub enum Notification {
     /// An incident revision.
     Incident {

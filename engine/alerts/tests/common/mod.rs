@@ -53,9 +53,11 @@ pub fn incident(id: &str, cam: &str, rev: u64, secs: i64) -> Incident {
             detail: String::new(),
         }],
         hotspots: vec![],
+        evidence: Default::default(),
         first_seen: t0(),
         last_seen: at,
         revision: rev,
         notes: vec![format!("revision {rev}")],
+        changes: vec![],
     }
 }

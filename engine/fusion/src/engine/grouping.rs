@@ -4,7 +4,11 @@
 use super::*;
 
 impl Fusion {
+    /// A personnel or camera-health event: one open incident per (camera, kind, zone). A
+    /// situation that ended stays open for the cooldown, so one that recurs (a new event
+    /// of the same camera, kind and zone) is the same incident, not a new one.
     pub(super) fn personnel_event(&mut self, ev: &Event, touched: &mut BTreeSet<u64>) {
+        let new_event = !self.by_event.contains_key(&ev.id);
         let key: PersonnelKey = (
             ev.camera.to_string(),
             ev.kind,
@@ -40,10 +44,12 @@ impl Fusion {
                     sectors: vec![],
                     events: vec![],
                     hotspots: vec![],
+                    evidence: Default::default(),
                     first_seen: ev.first_seen,
                     last_seen: ev.last_seen,
                     revision: 0,
                     notes: vec![],
+                    changes: vec![],
                 };
                 let seq = self.insert_slot(inc);
                 if let Some(slot) = self.slots.get_mut(&seq) {
@@ -58,14 +64,15 @@ impl Fusion {
             return;
         };
         if slot.inc.state == IncidentState::Closed {
-            slot.inc.notes.push(format!(
+            slot.inc.add_note(format!(
                 "Event {} ({:?}) arrived after the incident closed; not reopened.",
                 ev.id, ev.phase
             ));
             touched.insert(seq);
             return;
         }
-        upsert_event(&mut slot.inc, ev);
+        slot.inc.keep_event(ev);
+        slot.inc.evidence.add_event(ev, new_event);
         slot.inc.first_seen = slot.inc.first_seen.min(ev.first_seen);
         slot.inc.last_seen = slot.inc.last_seen.max(ev.last_seen);
         let what = if ev.detail.is_empty() {
@@ -76,20 +83,20 @@ impl Fusion {
         match ev.phase {
             EventPhase::Start => {
                 slot.ongoing.insert(ev.id.clone());
-                slot.inc.notes.push(format!("Started: {what}."));
+                slot.inc.add_note(format!("Started: {what}."));
             }
             EventPhase::Update => {
                 slot.ongoing.insert(ev.id.clone());
-                slot.inc.notes.push(format!("Updated: {what}."));
+                slot.inc.add_note(format!("Updated: {what}."));
             }
             EventPhase::End => {
                 slot.ongoing.remove(&ev.id);
-                slot.inc.notes.push(format!("Ended: {what}."));
-                if slot.ongoing.is_empty() {
+                slot.inc.add_note(format!("Ended: {what}."));
+                // With a cooldown, `advance` closes it once the cooldown passed quietly.
+                if slot.ongoing.is_empty() && self.s.cooldown <= Duration::zero() {
                     slot.inc.state = IncidentState::Closed;
                     slot.inc
-                        .notes
-                        .push("Closed by fusion: the situation is over.".into());
+                        .add_note("Closed by fusion: the situation is over.");
                     self.stats.closed += 1;
                     if let Some(k) = slot.personnel_key.take() {
                         self.personnel_open.remove(&k);
@@ -111,8 +118,15 @@ impl Fusion {
         Some(g.sector(b, ev.last_seen))
     }
 
+    /// Whether an event's time fits an incident's evidence: within the group window of its
+    /// camera evidence (within the cooldown, when the event's own camera already sees it),
+    /// or within the hotspot window of its satellite evidence.
     pub(super) fn event_time_ok(&self, slot: &Slot, ev: &Event) -> bool {
-        let gw = self.s.group_window;
+        let gw = if slot.inc.cameras.contains(&ev.camera) {
+            self.s.group_window.max(self.s.cooldown)
+        } else {
+            self.s.group_window
+        };
         let cam_ok = match (slot.cam, self.cam_end(slot)) {
             (Some((f, _)), Some(end)) => ev.first_seen <= end + gw && ev.last_seen >= f - gw,
             _ => false,
@@ -205,7 +219,7 @@ impl Fusion {
         if let Some(&seq) = self.by_event.get(&ev.id) {
             if let Some(slot) = self.slots.get_mut(&seq) {
                 if slot.inc.state == IncidentState::Closed {
-                    slot.inc.notes.push(format!(
+                    slot.inc.add_note(format!(
                         "Event {} ({:?}) arrived after the incident closed; not reopened.",
                         ev.id, ev.phase
                     ));
@@ -245,16 +259,18 @@ impl Fusion {
                     sectors: vec![],
                     events: vec![],
                     hotspots: vec![],
+                    evidence: Default::default(),
                     first_seen: ev.first_seen,
                     last_seen: ev.last_seen,
                     revision: 0,
                     notes: vec![],
+                    changes: vec![],
                 };
                 let seq = self.insert_slot(inc);
                 if let Some(slot) = self.slots.get_mut(&seq) {
-                    join_event(slot, ev, sector, false, gw);
+                    join_event(slot, ev, sector, true, gw);
                     let first = slot.inc.notes.pop().unwrap_or_default();
-                    slot.inc.notes.push(format!("Opened: {first}"));
+                    slot.inc.add_note(format!("Opened: {first}"));
                 }
                 seq
             }
@@ -267,18 +283,7 @@ impl Fusion {
 }
 
 pub(super) fn incident_kind(k: EventKind) -> IncidentKind {
-    match k {
-        EventKind::Smoke | EventKind::Fire => IncidentKind::Fire,
-        EventKind::PersonInZone => IncidentKind::PersonInZone,
-        EventKind::PostVacant => IncidentKind::PostVacant,
-        EventKind::OverOccupancy => IncidentKind::OverOccupancy,
-        EventKind::Restricted => IncidentKind::Restricted,
-        EventKind::PatrolMissed => IncidentKind::PatrolMissed,
-        EventKind::CameraOffline
-        | EventKind::ViewBlocked
-        | EventKind::ViewDefocused
-        | EventKind::ViewMoved => IncidentKind::CameraHealth,
-    }
+    IncidentKind::of_event(k)
 }
 
 pub(super) fn personnel_severity(k: EventKind) -> Severity {

@@ -92,7 +92,10 @@ impl Fusion {
         // Camera evidence first: a hotspot in a camera incident's cone corroborates it, and
         // a satellite-only cluster it is near merges into that incident.
         open.sort_by_key(|&(m, seq)| {
-            let no_camera = self.slots.get(&seq).is_none_or(|s| s.inc.events.is_empty());
+            let no_camera = self
+                .slots
+                .get(&seq)
+                .is_none_or(|s| s.inc.evidence.events == 0);
             (no_camera, m, seq)
         });
         if let Some(&(_, target)) = open.first() {
@@ -107,7 +110,7 @@ impl Fusion {
         }
         if let Some(&seq) = closed.last() {
             if let Some(slot) = self.slots.get_mut(&seq) {
-                slot.inc.notes.push(format!(
+                slot.inc.add_note(format!(
                     "Late evidence: {} arrived after the incident closed; noted, not reopened.",
                     describe(&h)
                 ));
@@ -150,6 +153,7 @@ impl Fusion {
             sectors: vec![],
             events: vec![],
             hotspots: vec![],
+            evidence: Default::default(),
             first_seen: h.acquired_at,
             last_seen: h.acquired_at,
             revision: 0,
@@ -157,6 +161,7 @@ impl Fusion {
                 "Opened by a satellite {} with no camera event.",
                 describe(&h)
             )],
+            changes: vec![],
         };
         let seq = self.insert_slot(inc);
         self.attach(seq, id, touched);
@@ -174,14 +179,15 @@ impl Fusion {
             span_add(&mut slot.sat, h.acquired_at, h.acquired_at);
             slot.inc.first_seen = slot.inc.first_seen.min(h.acquired_at);
             slot.inc.last_seen = slot.inc.last_seen.max(h.acquired_at);
-            if !slot.inc.hotspots.is_empty() || slot.inc.events.is_empty() {
-                // Notes stay readable: one per first corroboration, counts in the list.
+            if slot.inc.hotspot_count() > 0 || slot.inc.evidence.events == 0 {
+                // Notes stay readable: one per first corroboration, counts in the summary.
             } else {
                 slot.inc
-                    .notes
-                    .push(format!("Corroborated by a satellite {}.", describe(&h)));
+                    .add_note(format!("Corroborated by a satellite {}.", describe(&h)));
             }
-            slot.inc.hotspots.push(h);
+            slot.hot.add(&h);
+            lookout_core::incident::HotspotSummary::add(&mut slot.inc.evidence.hotspots, &h);
+            slot.inc.keep_hotspot(h);
             self.stats.attached += 1;
             touched.insert(seq);
         }
@@ -189,7 +195,7 @@ impl Fusion {
 
     /// Pulls in unclaimed hotspots that belong to an open fire incident, growing its cluster,
     /// and merges incidents its hotspots connect to.
-    pub(super) fn absorb(&mut self, seq: u64, touched: &mut BTreeSet<u64>) {
+    pub(super) fn absorb(&mut self, mut seq: u64, touched: &mut BTreeSet<u64>) {
         let mut rounds = 0;
         loop {
             rounds += 1;
@@ -214,11 +220,21 @@ impl Fusion {
                     );
                 }
             }
-            for id in &slot.hotspot_ids {
+            // The cluster grows from the hotspots it gained since the last look (what lies
+            // near its older ones was looked at then): constant work per event, however
+            // many hotspots a long fire has.
+            let grown = slot.hotspot_ids.len();
+            for id in &slot.hotspot_ids[slot.grown_from.min(grown)..] {
                 if let Some(e) = self.hotspots.get(*id) {
                     cands.extend(self.hotspots.within(&e.hotspot.location, self.s.merge_m));
                 }
             }
+            if let Some(slot) = self.slots.get_mut(&seq) {
+                slot.grown_from = grown;
+            }
+            let Some(slot) = self.slots.get(&seq) else {
+                return;
+            };
             let mut take = Vec::new();
             let mut merge = BTreeSet::new();
             for id in cands {
@@ -249,6 +265,17 @@ impl Fusion {
             for id in take {
                 self.attach(seq, id, touched);
             }
+            // Camera evidence first: a satellite-only cluster that reaches a camera incident
+            // merges into it, never the other way round.
+            let has_camera =
+                |f: &Fusion, s: u64| f.slots.get(&s).is_some_and(|x| x.inc.evidence.events > 0);
+            if !has_camera(self, seq) {
+                if let Some(&cam) = merge.iter().find(|o| has_camera(self, **o)) {
+                    merge.remove(&cam);
+                    self.merge(cam, seq, touched);
+                    seq = cam;
+                }
+            }
             for other in merge {
                 self.merge(seq, other, touched);
             }
@@ -272,15 +299,24 @@ impl Fusion {
             return;
         };
         for ev in &src.inc.events {
-            upsert_event(&mut dst.inc, ev);
-            self.by_event.insert(ev.id.clone(), into);
+            dst.inc.keep_event(ev);
+        }
+        // Every event of `from` (not only those it carries) now belongs to `into`.
+        for v in self.by_event.values_mut() {
+            if *v == from {
+                *v = into;
+            }
         }
         for id in &src.hotspot_ids {
             if let Some(e) = self.hotspots.get_mut(*id) {
                 e.incident = Some(into);
-                dst.inc.hotspots.push(e.hotspot.clone());
             }
         }
+        for h in src.inc.hotspots.drain(..) {
+            dst.inc.keep_hotspot(h);
+        }
+        dst.inc.evidence.absorb(&src.inc.evidence);
+        dst.hot.absorb(&src.hot);
         dst.hotspot_ids.append(&mut src.hotspot_ids);
         dst.ongoing.extend(src.ongoing.iter().cloned());
         dst.cones.append(&mut src.cones);
@@ -300,7 +336,7 @@ impl Fusion {
         }
         dst.inc.first_seen = dst.inc.first_seen.min(src.inc.first_seen);
         dst.inc.last_seen = dst.inc.last_seen.max(src.inc.last_seen);
-        dst.inc.notes.push(format!(
+        dst.inc.add_note(format!(
             "Merged incident {}: its hotspots join this fire.",
             src.inc.id
         ));
@@ -308,12 +344,15 @@ impl Fusion {
         src.inc.hotspots.clear();
         src.inc.events.clear();
         src.inc.sectors.clear();
+        src.inc.evidence = lookout_core::incident::Evidence {
+            notes_dropped: src.inc.evidence.notes_dropped,
+            ..Default::default()
+        };
+        src.hot = HotspotAcc::default();
         src.ongoing.clear();
         src.merged_into = Some(into);
         src.inc.state = IncidentState::Closed;
-        src.inc
-            .notes
-            .push(format!("Merged into incident {into_id}."));
+        src.inc.add_note(format!("Merged into incident {into_id}."));
         self.slots.insert(from, src);
         self.stats.merged += 1;
         touched.insert(into);

@@ -4,6 +4,10 @@
 use super::*;
 
 impl Fusion {
+    /// Emits a revision of every touched incident whose material state changed (see
+    /// [`lookout_core::incident::Material::changes_since`]); one whose only change is more
+    /// of the same evidence gets a revision at most once per `update_interval`. Each
+    /// revision says what changed (`changes`).
     pub(super) fn emit(&mut self, touched: BTreeSet<u64>, out: &mut Vec<Incident>) {
         for seq in touched {
             if self
@@ -15,24 +19,34 @@ impl Fusion {
             }
             let interval = self.s.update_interval;
             if let Some(slot) = self.slots.get_mut(&seq) {
-                // More of the same evidence is folded into the next revision (at most one
-                // per `update_interval`); a material change is emitted at once.
-                let fp = slot.inc.material_fingerprint();
                 // Created and merged into another before anyone heard of it (a new track of
                 // a fire that already has an incident): nothing to announce.
                 if slot.merged_into.is_some() && slot.last_emit.is_none() {
                     self.stats.updates_folded += 1;
                     continue;
                 }
+                let material = slot.inc.material();
                 // A closed incident only changes by late annotation: always worth sending.
                 let open = slot.inc.state != IncidentState::Closed;
-                if let Some((at, last)) = slot.last_emit {
-                    if open && last == fp && slot.inc.last_seen < at + interval {
-                        self.stats.updates_folded += 1;
-                        continue;
+                let changes = match &slot.last_emit {
+                    None => vec!["opened".to_string()],
+                    Some((at, prev)) => {
+                        let c = material.changes_since(prev);
+                        if c.is_empty() && open && slot.inc.last_seen < *at + interval {
+                            self.stats.updates_folded += 1;
+                            continue;
+                        }
+                        c
                     }
-                }
-                slot.last_emit = Some((slot.inc.last_seen, fp));
+                };
+                slot.inc.changes = if !changes.is_empty() {
+                    changes
+                } else if open {
+                    vec!["more of the same evidence".to_string()]
+                } else {
+                    vec!["late evidence noted".to_string()]
+                };
+                slot.last_emit = Some((slot.inc.last_seen, material));
                 slot.inc.revision += 1;
                 out.push(slot.inc.clone());
             }
@@ -45,13 +59,18 @@ impl Fusion {
             return;
         };
         if slot.inc.kind != IncidentKind::Fire
-            || slot.inc.events.is_empty() && slot.inc.hotspots.is_empty()
+            || slot.inc.evidence.events == 0 && slot.inc.hotspot_count() == 0
         {
             return;
         }
         let inc = &slot.inc;
-        let cams: BTreeSet<CameraId> = inc.events.iter().map(|e| e.camera.clone()).collect();
-        let has_sat = !inc.hotspots.is_empty();
+        let cams: Vec<CameraId> = inc
+            .evidence
+            .cameras
+            .iter()
+            .map(|c| c.camera.clone())
+            .collect();
+        let has_sat = inc.hotspot_count() > 0;
         let confidence = match (cams.len(), has_sat) {
             (0, _) => IncidentConfidence::SatelliteOnly,
             (_, true) => IncidentConfidence::CameraSatellite,
@@ -79,7 +98,7 @@ impl Fusion {
                     ellipse: Some(f.ellipse),
                 })
             } else if has_sat {
-                Some(cluster_location(&inc.hotspots))
+                slot.hot.location()
             } else {
                 inc.sectors.first().map(sector_location)
             }
@@ -91,9 +110,9 @@ impl Fusion {
         };
         let inc = &mut slot.inc;
         if inc.confidence != confidence
-            && !(inc.events.is_empty() && confidence == IncidentConfidence::SatelliteOnly)
+            && !(inc.evidence.events == 0 && confidence == IncidentConfidence::SatelliteOnly)
         {
-            inc.notes.push(format!(
+            inc.add_note(format!(
                 "Confidence {} → {}.",
                 confidence_name(inc.confidence),
                 confidence_name(confidence)
@@ -105,7 +124,7 @@ impl Fusion {
                 let pm = l
                     .ellipse
                     .map_or(String::new(), |e| format!(" ± {:.0} m", e.semi_major_m));
-                inc.notes.push(format!(
+                inc.add_note(format!(
                     "Located by {}: {:.5}, {:.5}{pm}.",
                     match l.method {
                         LocationMethod::Triangulated => "triangulation",
@@ -119,14 +138,14 @@ impl Fusion {
         }
         if fix_note != slot.fix_note {
             if let Some(n) = &fix_note {
-                inc.notes.push(n.clone());
+                inc.add_note(n.clone());
             }
             slot.fix_note = fix_note;
         }
         inc.confidence = confidence;
         inc.severity = severity;
         inc.location = location;
-        inc.cameras = cams.into_iter().collect();
+        inc.cameras = cams;
     }
 }
 
@@ -136,13 +155,6 @@ pub(super) fn confidence_name(c: IncidentConfidence) -> &'static str {
         IncidentConfidence::Camera => "camera",
         IncidentConfidence::MultiCamera => "multi-camera",
         IncidentConfidence::CameraSatellite => "camera+satellite",
-    }
-}
-
-pub(super) fn upsert_event(inc: &mut Incident, ev: &Event) {
-    match inc.events.iter_mut().find(|e| e.id == ev.id) {
-        Some(e) => *e = ev.clone(),
-        None => inc.events.push(ev.clone()),
     }
 }
 
@@ -201,16 +213,17 @@ pub(super) fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// Adds a fire-like event to an incident's slot.
+/// Adds a fire-like event to an incident's slot; `new` when the event is new to it (it is
+/// counted, and noted).
 pub(super) fn join_event(
     slot: &mut Slot,
     ev: &Event,
     sector: Option<Sector>,
-    note: bool,
+    new: bool,
     window: Duration,
 ) {
-    let known = slot.inc.events.iter().any(|e| e.id == ev.id);
-    upsert_event(&mut slot.inc, ev);
+    slot.inc.keep_event(ev);
+    slot.inc.evidence.add_event(ev, new);
     span_add(&mut slot.cam, ev.first_seen, ev.last_seen);
     slot.inc.first_seen = slot.inc.first_seen.min(ev.first_seen);
     slot.inc.last_seen = slot.inc.last_seen.max(ev.last_seen);
@@ -244,8 +257,8 @@ pub(super) fn join_event(
             upsert_sector(&mut slot.inc, extent);
         }
     }
-    if !known || note {
-        slot.inc.notes.push(format!(
+    if new {
+        slot.inc.add_note(format!(
             "Camera {} {} event {}{bearing} ({}).",
             ev.camera,
             ev.kind,
@@ -254,34 +267,78 @@ pub(super) fn join_event(
         ));
     } else if ev.phase == EventPhase::End {
         slot.inc
-            .notes
-            .push(format!("Camera {} event {} ended.", ev.camera, ev.id));
+            .add_note(format!("Camera {} event {} ended.", ev.camera, ev.id));
     }
 }
 
-/// The centroid of hotspot pixels with the spread of their positions (and footprints) as
-/// the uncertainty.
-pub(super) fn cluster_location(hs: &[Hotspot]) -> Location {
-    let n = hs.len().max(1) as f64;
-    let c = GeoPoint::new(
-        hs.iter().map(|h| h.location.lat).sum::<f64>() / n,
-        hs.iter().map(|h| h.location.lon).sum::<f64>() / n,
-    );
-    let plane = Plane::new(c);
-    let (mut sxx, mut sxy, mut syy, mut fp) = (0.0, 0.0, 0.0, 0.0);
-    for h in hs {
-        let (x, y) = plane.to_xy(&h.location).unwrap_or((0.0, 0.0));
-        sxx += x * x;
-        sxy += x * y;
-        syy += y * y;
-        fp += h.footprint_radius_m().powi(2);
+/// Running sums of an incident's hotspot positions in a tangent plane at its first
+/// hotspot: the cluster's centroid and spread (and the pixels' footprints) in constant
+/// space, however many hotspots the fire accumulates.
+#[derive(Debug, Clone, Default)]
+pub(super) struct HotspotAcc {
+    anchor: Option<GeoPoint>,
+    n: f64,
+    sx: f64,
+    sy: f64,
+    sxx: f64,
+    sxy: f64,
+    syy: f64,
+    fp: f64,
+}
+
+impl HotspotAcc {
+    /// Adds one hotspot.
+    pub(super) fn add(&mut self, h: &Hotspot) {
+        let anchor = *self.anchor.get_or_insert(h.location);
+        let (x, y) = Plane::new(anchor).to_xy(&h.location).unwrap_or((0.0, 0.0));
+        self.n += 1.0;
+        self.sx += x;
+        self.sy += y;
+        self.sxx += x * x;
+        self.sxy += x * y;
+        self.syy += y * y;
+        self.fp += h.footprint_radius_m().powi(2);
     }
-    let fp = fp / n / 2.0;
-    let e = ellipse_from_cov(sxx / n + fp, sxy / n, syy / n + fp);
-    Location {
-        point: c,
-        method: LocationMethod::HotspotCluster,
-        ellipse: Some(e),
+
+    /// Adds another incident's sums (two incidents merged), moved to this plane.
+    pub(super) fn absorb(&mut self, o: &HotspotAcc) {
+        let (Some(a), Some(b)) = (self.anchor, o.anchor) else {
+            if self.anchor.is_none() {
+                *self = o.clone();
+            }
+            return;
+        };
+        let (dx, dy) = Plane::new(a).to_xy(&b).unwrap_or((0.0, 0.0));
+        // Σ(x + d) = Σx + n·d; Σ(x + d)² = Σx² + 2d·Σx + n·d²; likewise for xy.
+        self.sxx += o.sxx + 2.0 * dx * o.sx + o.n * dx * dx;
+        self.syy += o.syy + 2.0 * dy * o.sy + o.n * dy * dy;
+        self.sxy += o.sxy + dx * o.sy + dy * o.sx + o.n * dx * dy;
+        self.sx += o.sx + o.n * dx;
+        self.sy += o.sy + o.n * dy;
+        self.n += o.n;
+        self.fp += o.fp;
+    }
+
+    /// The centroid of the hotspot pixels with the spread of their positions (and
+    /// footprints) as the uncertainty; `None` without hotspots.
+    pub(super) fn location(&self) -> Option<Location> {
+        let anchor = self.anchor?;
+        if self.n <= 0.0 {
+            return None;
+        }
+        let n = self.n;
+        let (mx, my) = (self.sx / n, self.sy / n);
+        let fp = self.fp / n / 2.0;
+        let e = ellipse_from_cov(
+            (self.sxx / n - mx * mx).max(0.0) + fp,
+            self.sxy / n - mx * my,
+            (self.syy / n - my * my).max(0.0) + fp,
+        );
+        Some(Location {
+            point: Plane::new(anchor).to_geo(mx, my),
+            method: LocationMethod::HotspotCluster,
+            ellipse: Some(e),
+        })
     }
 }
 
@@ -299,28 +356,23 @@ pub(super) fn sector_location(s: &Sector) -> Location {
     }
 }
 
-/// Severity from corroboration, persistence and size.
+/// Severity from corroboration, persistence and size (from the evidence summary: every
+/// event and hotspot it ever had counts, not only those it carries).
 pub(super) fn fire_severity(inc: &Incident, c: IncidentConfidence) -> Severity {
-    let strong_sat = inc.hotspots.iter().any(|h| {
-        matches!(h.confidence, HotspotConfidence::High)
-            || matches!(h.confidence, HotspotConfidence::Percent(p) if p >= 80)
-    });
+    let sat = inc.evidence.hotspots.as_ref();
+    let strong_sat = sat.is_some_and(|h| h.high_confidence > 0);
     let mut s = match c {
         IncidentConfidence::SatelliteOnly if strong_sat => Severity::Medium,
         IncidentConfidence::SatelliteOnly => Severity::Low,
         IncidentConfidence::Camera => Severity::Medium,
         IncidentConfidence::MultiCamera | IncidentConfidence::CameraSatellite => Severity::High,
     };
-    let cam_first = inc.events.iter().map(|e| e.first_seen).min();
-    let cam_last = inc.events.iter().map(|e| e.last_seen).max();
-    let persistent =
-        matches!((cam_first, cam_last), (Some(f), Some(l)) if l - f >= Duration::minutes(15));
-    let big_box = inc.events.iter().any(|e| match (e.bbox, e.frame_size) {
-        (Some(b), Some((_, h))) if h > 0 => b.height() as f64 / h as f64 >= 0.25,
-        _ => false,
-    });
-    let frp: f64 = inc.hotspots.iter().filter_map(|h| h.frp).sum();
-    let big_fire = inc.hotspots.len() >= 10 || frp >= 100.0;
+    let persistent = inc
+        .evidence
+        .camera_span()
+        .is_some_and(|(f, l)| l - f >= Duration::minutes(15));
+    let big_box = inc.evidence.largest_box >= 0.25;
+    let big_fire = sat.is_some_and(|h| h.count >= 10 || h.total_frp >= 100.0);
     if persistent || big_box || big_fire {
         s = s.raised();
     }

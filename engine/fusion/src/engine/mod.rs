@@ -39,7 +39,7 @@ mod grouping;
 mod hotspots;
 mod incident;
 
-use incident::{camera_extent, join_event, span_add, upsert_event, upsert_sector};
+use incident::{camera_extent, join_event, span_add, upsert_sector, HotspotAcc};
 
 /// The `[fusion]` numbers in the units fusion uses.
 #[derive(Debug, Clone)]
@@ -55,6 +55,7 @@ struct Settings {
     merge_m: f64,
     close_after: Duration,
     update_interval: Duration,
+    cooldown: Duration,
 }
 
 fn secs(s: f64) -> Duration {
@@ -112,14 +113,19 @@ struct Slot {
     sat: Option<(UtcTime, UtcTime)>,
     /// Hotspots in the index that belong to it.
     hotspot_ids: Vec<HotspotId>,
+    /// `hotspot_ids[..grown_from]` were already looked around for unclaimed neighbours.
+    grown_from: usize,
     /// For personnel and health incidents: (camera, event kind, zone).
     personnel_key: Option<PersonnelKey>,
     /// Why the bearings gave no location, last time it was tried.
     fix_note: Option<String>,
     /// Set when this incident was merged into another: it takes nothing any more.
     merged_into: Option<u64>,
-    /// Capture time and material fingerprint of the last emitted revision.
-    last_emit: Option<(UtcTime, u64)>,
+    /// Capture time and material state of the last emitted revision.
+    last_emit: Option<(UtcTime, lookout_core::incident::Material)>,
+    /// Running sums of its hotspots' positions (the cluster's centroid and spread, however
+    /// many hotspots it has).
+    hot: HotspotAcc,
     /// The newest cone of each of its fire-like events from the last `group_window`: a
     /// camera's sector on the incident spans them all (the fire's extent from there).
     cones: BTreeMap<String, Sector>,
@@ -225,6 +231,7 @@ impl Fusion {
                 merge_m: f.incident_merge_m,
                 close_after: secs(f.close_after_s),
                 update_interval: secs(f.update_interval_s),
+                cooldown: secs(f.cooldown_s.unwrap_or(cfg.alerts.cooldown_s)),
             },
             cameras,
             watched,
@@ -296,7 +303,7 @@ impl Fusion {
         };
         if slot.inc.state != IncidentState::Closed {
             slot.inc.state = IncidentState::Closed;
-            slot.inc.notes.push("Closed by an operator.".into());
+            slot.inc.add_note("Closed by an operator.");
             slot.inc.revision += 1;
             if let Some(k) = slot.personnel_key.take() {
                 self.personnel_open.remove(&k);
@@ -383,20 +390,29 @@ impl Fusion {
                 }
                 continue;
             }
-            if slot.inc.kind == IncidentKind::Fire
-                && slot.ongoing.is_empty()
-                && t >= slot.inc.last_seen + self.s.close_after
-            {
+            // A fire closes when quiet for `close_after`; a personnel or health situation
+            // that ended closes when it did not recur within the cooldown.
+            let quiet = if slot.inc.kind == IncidentKind::Fire {
+                self.s.close_after
+            } else {
+                self.s.cooldown
+            };
+            if slot.ongoing.is_empty() && t >= slot.inc.last_seen + quiet {
                 close.push(*seq);
             }
         }
         for seq in close {
             if let Some(slot) = self.slots.get_mut(&seq) {
                 slot.inc.state = IncidentState::Closed;
-                slot.inc.notes.push(format!(
-                    "Closed by fusion: no new evidence since {}.",
-                    slot.inc.last_seen.format("%Y-%m-%d %H:%M:%S UTC")
-                ));
+                let since = slot.inc.last_seen.format("%Y-%m-%d %H:%M:%S UTC");
+                slot.inc.add_note(if slot.inc.kind == IncidentKind::Fire {
+                    format!("Closed by fusion: no new evidence since {since}.")
+                } else {
+                    format!("Closed by fusion: the situation is over (ended {since}, did not recur within the cooldown).")
+                });
+                if let Some(k) = slot.personnel_key.take() {
+                    self.personnel_open.remove(&k);
+                }
                 self.stats.closed += 1;
                 touched.insert(seq);
             }
@@ -415,9 +431,25 @@ impl Fusion {
             {
                 self.last_prune = Some(t);
                 let before = t - self.s.lateness - self.s.after - self.s.before;
-                let n = self.hotspots.prune(before);
+                // An open fire keeps its own hotspots: a wildfire that spreads for days stays
+                // one incident, its cluster growing from yesterday's pass.
+                let slots = &self.slots;
+                let n = self.hotspots.prune_except(before, |e| {
+                    e.incident
+                        .and_then(|s| slots.get(&s))
+                        .is_some_and(|s| s.inc.state != IncidentState::Closed)
+                });
                 if n > 0 {
                     debug!(pruned = n, "Forgot hotspots no late event can join.");
+                    let index = &self.hotspots;
+                    // Ids of forgotten hotspots are reused by new ones: drop them.
+                    for slot in self.slots.values_mut() {
+                        let before = slot.hotspot_ids.len();
+                        slot.hotspot_ids.retain(|id| index.get(*id).is_some());
+                        if slot.hotspot_ids.len() != before {
+                            slot.grown_from = 0;
+                        }
+                    }
                 }
             }
         }
@@ -435,10 +467,12 @@ impl Fusion {
                 cam: None,
                 sat: None,
                 hotspot_ids: vec![],
+                grown_from: 0,
                 personnel_key: None,
                 fix_note: None,
                 merged_into: None,
                 last_emit: None,
+                hot: HotspotAcc::default(),
                 cones: BTreeMap::new(),
                 scratch: Vec::new(),
             },

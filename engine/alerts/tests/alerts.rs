@@ -35,9 +35,11 @@ fn webhook(name: &str, port: u16) -> SinkConfig {
         token: None,
         timeout_s: 2.0,
         ca_file: None,
+        max_payload_bytes: 1 << 20,
         retry: RetryConfig {
             initial_s: 0.02,
             max_s: 0.2,
+            ..RetryConfig::default()
         },
         filter: SinkFilter::default(),
     }
@@ -404,6 +406,10 @@ async fn snapshot_cap_and_geojson_files() {
         SinkConfig::Cap {
             name: "cap".into(),
             dir: "cap".into(),
+            status: "Actual".into(),
+            scope: "Public".into(),
+            restriction: None,
+            addresses: None,
             filter: SinkFilter::default(),
         },
         SinkConfig::Geojson {
@@ -657,9 +663,11 @@ async fn mqtt_publishes_incidents_and_retained_camera_status() {
         password: None,
         topic_prefix: "lookout".into(),
         timeout_s: 5.0,
+        max_payload_bytes: 1 << 20,
         retry: RetryConfig {
             initial_s: 0.05,
             max_s: 0.5,
+            ..RetryConfig::default()
         },
         filter: SinkFilter::default(),
     }]);

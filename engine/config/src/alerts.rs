@@ -82,14 +82,20 @@ impl Default for AlertsConfig {
     }
 }
 
-/// Retry timing shared by all sinks (`retry = { initial_s = 1, max_s = 300 }`).
+/// Retry timing and limits of a sink (`retry = { initial_s = 1, max_s = 300 }`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
-    /// First retry delay in seconds; doubles after each failure. Default 1.
+    /// First retry delay in seconds; doubles after each failure (with jitter). Default 1.
     pub initial_s: f64,
     /// Longest delay between retries in seconds. Default 300.
     pub max_s: f64,
+    /// Attempts at a delivery the receiver refuses (HTTP 4xx other than 408 and 429)
+    /// before it goes to the dead letters. Default 3.
+    pub max_rejected: u32,
+    /// Attempts at a delivery that fails for a passing reason (network, timeout, 408, 429,
+    /// 5xx) before it goes to the dead letters; 0 = retry for ever. Default 0.
+    pub max_attempts: u32,
 }
 
 impl Default for RetryConfig {
@@ -97,6 +103,8 @@ impl Default for RetryConfig {
         RetryConfig {
             initial_s: 1.0,
             max_s: 300.0,
+            max_rejected: 3,
+            max_attempts: 0,
         }
     }
 }
@@ -137,6 +145,10 @@ pub enum SinkConfig {
         /// engine starts, where a certificate that cannot be a CA is also refused.
         #[serde(default)]
         ca_file: Option<String>,
+        /// Largest body sent, in bytes; a larger notification goes to the dead letters
+        /// without an attempt. Default 1048576.
+        #[serde(default = "default_max_payload_bytes")]
+        max_payload_bytes: u64,
         /// Retry timing.
         #[serde(default)]
         retry: RetryConfig,
@@ -169,6 +181,10 @@ pub enum SinkConfig {
         /// Seconds allowed for one publish to be acknowledged. Default 10.
         #[serde(default = "default_timeout_s")]
         timeout_s: f64,
+        /// Largest payload published, in bytes; a larger notification goes to the dead
+        /// letters without an attempt. Default 1048576.
+        #[serde(default = "default_max_payload_bytes")]
+        max_payload_bytes: u64,
         /// Retry timing.
         #[serde(default)]
         retry: RetryConfig,
@@ -192,6 +208,21 @@ pub enum SinkConfig {
         name: String,
         /// Directory (relative to `engine.data_dir`).
         dir: String,
+        /// CAP `<status>`: `Actual` (default), `Exercise`, `System`, `Test` or `Draft`
+        /// (drills and exercises are not mistaken for real alerts).
+        #[serde(default = "default_cap_status")]
+        status: String,
+        /// CAP `<scope>`: `Public` (default), `Restricted` (needs `restriction`) or
+        /// `Private` (needs `addresses`).
+        #[serde(default = "default_cap_scope")]
+        scope: String,
+        /// CAP `<restriction>`: who may see a `Restricted` alert.
+        #[serde(default)]
+        restriction: Option<String>,
+        /// CAP `<addresses>`: the recipients of a `Private` (or `Restricted`) alert,
+        /// space-separated (an address with spaces in double quotes).
+        #[serde(default)]
+        addresses: Option<String>,
         /// Which incidents to write.
         #[serde(default)]
         filter: SinkFilter,
@@ -210,6 +241,15 @@ pub enum SinkConfig {
 
 fn default_timeout_s() -> f64 {
     10.0
+}
+fn default_cap_status() -> String {
+    "Actual".into()
+}
+fn default_cap_scope() -> String {
+    "Public".into()
+}
+fn default_max_payload_bytes() -> u64 {
+    1 << 20
 }
 fn default_mqtt_port() -> u16 {
     1883
@@ -362,8 +402,15 @@ impl AlertsConfig {
                     timeout_s,
                     retry,
                     ca_file,
+                    max_payload_bytes,
                     ..
                 } => {
+                    v.range(
+                        format!("{p}.max_payload_bytes"),
+                        *max_payload_bytes,
+                        1024,
+                        1 << 30,
+                    );
                     let https = url.value().starts_with("https://");
                     v.check(
                         https || url.value().starts_with("http://"),
@@ -390,8 +437,15 @@ impl AlertsConfig {
                     timeout_s,
                     retry,
                     topic_prefix,
+                    max_payload_bytes,
                     ..
                 } => {
+                    v.range(
+                        format!("{p}.max_payload_bytes"),
+                        *max_payload_bytes,
+                        1024,
+                        268_435_455,
+                    );
                     v.check(!host.is_empty(), format!("{p}.host"), "must not be empty");
                     v.range(format!("{p}.timeout_s"), *timeout_s, 0.1, 600.0);
                     v.check(
@@ -406,7 +460,49 @@ impl AlertsConfig {
                 SinkConfig::Jsonl { path, .. } => {
                     v.check(!path.is_empty(), format!("{p}.path"), "must not be empty");
                 }
-                SinkConfig::Cap { dir, .. } | SinkConfig::Geojson { dir, .. } => {
+                SinkConfig::Cap {
+                    dir,
+                    status,
+                    scope,
+                    restriction,
+                    addresses,
+                    ..
+                } => {
+                    v.check(!dir.is_empty(), format!("{p}.dir"), "must not be empty");
+                    const STATUS: [&str; 5] = ["Actual", "Exercise", "System", "Test", "Draft"];
+                    v.check(
+                        STATUS.contains(&status.as_str()),
+                        format!("{p}.status"),
+                        format!(
+                            "unknown CAP status {status:?}; allowed: {}",
+                            STATUS.join(", ")
+                        ),
+                    );
+                    const SCOPE: [&str; 3] = ["Public", "Restricted", "Private"];
+                    v.check(
+                        SCOPE.contains(&scope.as_str()),
+                        format!("{p}.scope"),
+                        format!("unknown CAP scope {scope:?}; allowed: {}", SCOPE.join(", ")),
+                    );
+                    let set =
+                        |o: &Option<String>| o.as_deref().is_some_and(|x| !x.trim().is_empty());
+                    v.check(
+                        scope != "Restricted" || set(restriction),
+                        format!("{p}.restriction"),
+                        "required when scope = \"Restricted\"",
+                    );
+                    v.check(
+                        scope != "Private" || set(addresses),
+                        format!("{p}.addresses"),
+                        "required when scope = \"Private\"",
+                    );
+                    v.check(
+                        scope != "Public" || (restriction.is_none() && addresses.is_none()),
+                        format!("{p}.scope"),
+                        "restriction and addresses apply only when scope is Restricted or Private",
+                    );
+                }
+                SinkConfig::Geojson { dir, .. } => {
                     v.check(!dir.is_empty(), format!("{p}.dir"), "must not be empty");
                 }
             }
@@ -465,6 +561,13 @@ fn validate_retry(v: &mut Validator, p: &str, r: &RetryConfig) {
         r.max_s >= r.initial_s,
         format!("{p}.retry.max_s"),
         "must be at least retry.initial_s",
+    );
+    v.range(format!("{p}.retry.max_rejected"), r.max_rejected, 1, 1000);
+    v.range(
+        format!("{p}.retry.max_attempts"),
+        r.max_attempts,
+        0,
+        1_000_000,
     );
 }
 

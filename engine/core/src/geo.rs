@@ -108,9 +108,95 @@ impl Sector {
     }
 }
 
+/// The cone of a sector as a closed polygon ring of `[lon, lat]` points, counter-clockwise
+/// (RFC 7946 §3.1.6 exterior ring): origin, the arc at range from the cone's right edge
+/// back to its left edge, origin. A cone of 360° or more is a closed circle without the
+/// origin. The first and last points are the same values. A cone narrower than 0.1° is
+/// drawn 0.1° wide (a ring needs an area).
+pub fn sector_ring(s: &Sector) -> Vec<[f64; 2]> {
+    let hw = if s.half_width_deg.is_finite() {
+        s.half_width_deg.clamp(0.05, 180.0)
+    } else {
+        180.0
+    };
+    // One point per 2° of arc, at least 2 and at most 90 steps.
+    let steps = hw.ceil().clamp(2.0, 90.0) as usize;
+    let full = hw >= 180.0;
+    let mut ring = Vec::with_capacity(steps + 3);
+    if !full {
+        ring.push([s.origin.lon, s.origin.lat]);
+    }
+    // Compass bearings grow clockwise: walk them downwards for a counter-clockwise ring.
+    let arc = if full { steps } else { steps + 1 };
+    for k in 0..arc {
+        let b = s.bearing_deg + hw - 2.0 * hw * k as f64 / steps as f64;
+        let p = s.origin.destination(b, s.range_m);
+        ring.push([p.lon, p.lat]);
+    }
+    ring.push(ring[0]);
+    ring
+}
+
+/// An uncertainty ellipse around `c` (semi-axes in metres, major axis `orientation_deg`
+/// from north) as a closed, counter-clockwise polygon ring of 36 `[lon, lat]` points plus
+/// the first repeated.
+pub fn ellipse_ring(
+    c: &GeoPoint,
+    semi_major_m: f64,
+    semi_minor_m: f64,
+    orientation_deg: f64,
+) -> Vec<[f64; 2]> {
+    let mut ring = Vec::with_capacity(37);
+    for k in 0..36 {
+        // Decreasing parametric angle: counter-clockwise on the map.
+        let t = (-(k as f64) * 10.0).to_radians();
+        let (a, b) = (semi_major_m * t.cos(), semi_minor_m * t.sin());
+        let r = (a * a + b * b).sqrt();
+        let p = c.destination(orientation_deg + b.atan2(a).to_degrees(), r);
+        ring.push([p.lon, p.lat]);
+    }
+    ring.push(ring[0]);
+    ring
+}
+
+/// Twice the signed area of a `[x, y]` ring (shoelace): positive when counter-clockwise.
+pub fn ring_signed_area2(ring: &[[f64; 2]]) -> f64 {
+    ring.windows(2)
+        .map(|w| w[0][0] * w[1][1] - w[1][0] * w[0][1])
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rings_are_closed_and_counter_clockwise() {
+        let origin = GeoPoint::new(45.0, 7.0);
+        for (bearing, hw) in [
+            (0.0, 10.0),
+            (40.0, 2.0),
+            (350.0, 30.0),
+            (90.0, 180.0),
+            (10.0, 0.0),
+        ] {
+            let s = Sector {
+                camera: "c".into(),
+                origin,
+                bearing_deg: bearing,
+                half_width_deg: hw,
+                range_m: 5000.0,
+                at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+            };
+            let r = sector_ring(&s);
+            assert!(r.len() >= 4 && r[0] == r[r.len() - 1], "{bearing} {hw}");
+            assert!(ring_signed_area2(&r) > 0.0, "{bearing} {hw}: clockwise");
+        }
+        let e = ellipse_ring(&origin, 800.0, 200.0, 30.0);
+        assert_eq!(e.len(), 37);
+        assert_eq!(e[0], e[36]);
+        assert!(ring_signed_area2(&e) > 0.0);
+    }
 
     #[test]
     fn known_distance_and_bearing() {

@@ -50,6 +50,9 @@ pub enum Command {
     /// is present, missing or corrupt, and fetching what is missing.
     #[command(subcommand)]
     Data(crate::data::DataCommand),
+    /// The outbox's dead letters (deliveries a sink refused): list, re-drive.
+    #[command(subcommand)]
+    Outbox(crate::outbox_cmd::OutboxCommand),
 }
 
 /// `--run-for`: seconds, in the range of `engine.run_for_s`.

@@ -12,6 +12,7 @@ mod cli;
 mod config_cmd;
 mod data;
 mod eval_events;
+mod outbox_cmd;
 mod run;
 mod sequences;
 
@@ -101,6 +102,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::CheckConfig(args) => check_config(&args.file, args.dump),
         cli::Command::Config(cli::ConfigCommand::Diff(args)) => config_cmd::diff(&args),
         cli::Command::Data(cmd) => data::run(&cmd),
+        cli::Command::Outbox(cmd) => outbox_cmd::run(&cmd),
         cli::Command::Detect(args) => {
             let report = lookout_infer::cli::run_detect(&args)?;
             println!("{}", serde_json::to_string_pretty(&report)?);

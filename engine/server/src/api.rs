@@ -155,6 +155,8 @@ fn routes() -> Router<ServerState> {
         .route("/api/tuning/apply", post(tuning_apply))
         .route("/api/tuning/masks", get(tuning_masks))
         .route("/api/tuning/masks/apply", post(tuning_masks_apply))
+        .route("/api/outbox/dead-letters", get(dead_letters))
+        .route("/api/outbox/retry", post(outbox_retry))
         .route("/api/me", get(me))
         .route("/api/live", get(live))
 }
@@ -248,7 +250,8 @@ async fn health(State(s): State<ServerState>) -> ApiResult<axum::Json<Value>> {
 
 async fn metrics(State(s): State<ServerState>) -> ApiResult<Response> {
     let backlog = s.alerts.backlog()?;
-    let mut text = s.metrics.render(&backlog, &s.alerts.sink_stats());
+    let dead = s.alerts.dead_letter_counts()?;
+    let mut text = s.metrics.render(&backlog, &dead, &s.alerts.sink_stats());
     let disk = s.alerts.disk_usage();
     crate::metrics::render_disk_usage(&mut text, &disk.kinds(), disk.quota);
     Ok((
@@ -946,4 +949,61 @@ async fn live(
         Some((Ok(SseEvent::default().data(data)), rx))
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct DeadLetterQuery {
+    sink: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/outbox/dead-letters[?sink=&limit=]`: deliveries a sink refused, newest first,
+/// with the counts per sink.
+async fn dead_letters(
+    State(s): State<ServerState>,
+    q: Result<Query<DeadLetterQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::invalid(vec![("query".into(), e.body_text())]))?;
+    let store = s.alerts.store();
+    let list = store.dead_letters(q.sink.as_deref(), q.limit.unwrap_or(100).min(1000))?;
+    let counts: serde_json::Map<String, Value> = store
+        .dead_letter_counts()?
+        .into_iter()
+        .map(|(k, n)| (k, json!(n)))
+        .collect();
+    Ok(axum::Json(json!({"dead_letters": list, "counts": counts})))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RetryBody {
+    sink: Option<String>,
+    keys: Vec<String>,
+}
+
+/// `POST /api/outbox/retry {"sink"?, "keys"?}` (operator): puts dead letters back into the
+/// outbox; answers how many.
+async fn outbox_retry(
+    State(s): State<ServerState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    let user = authenticate(&s, &headers, Role::Operator)?;
+    let b: RetryBody = if body.is_empty() {
+        RetryBody::default()
+    } else {
+        parse_body(&body)?
+    };
+    if let Some(sink) = &b.sink {
+        if !s.alerts.store().sinks().iter().any(|x| &x.name == sink) {
+            return Err(ApiError::invalid(vec![(
+                "sink".into(),
+                format!("no sink named {sink:?}"),
+            )]));
+        }
+    }
+    let n = s.alerts.redrive(b.sink.as_deref(), &b.keys)?;
+    tracing::info!(user = %user.name, n, "Dead letters re-driven through the API.");
+    Ok(axum::Json(json!({"redriven": n})))
 }

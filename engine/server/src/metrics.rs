@@ -175,8 +175,14 @@ impl Metrics {
             .map(|c| c.fps_milli.load(Relaxed) as f64 / 1000.0)
     }
 
-    /// Prometheus text: every registered metric plus the outbox backlog and sink counters.
-    pub fn render(&self, backlog: &[(String, u64)], sinks: &[(String, u64, u64)]) -> String {
+    /// Prometheus text: every registered metric plus the outbox backlog, dead letters and
+    /// sink counters.
+    pub fn render(
+        &self,
+        backlog: &[(String, u64)],
+        dead_letters: &[(String, u64)],
+        sinks: &[(String, u64, u64)],
+    ) -> String {
         let mut o = String::with_capacity(4096);
         let cams = self.cameras.read().unwrap_or_else(|e| e.into_inner());
         type Getter = fn(&CameraMetrics) -> u64;
@@ -248,6 +254,14 @@ impl Metrics {
                 escape_label(s)
             );
         }
+        let _ = writeln!(o, "# HELP lookout_outbox_dead_letters Deliveries a sink refused, kept until re-driven.\n# TYPE lookout_outbox_dead_letters gauge");
+        for (s, n) in dead_letters {
+            let _ = writeln!(
+                o,
+                "lookout_outbox_dead_letters{{sink=\"{}\"}} {n}",
+                escape_label(s)
+            );
+        }
         let _ = writeln!(o, "# HELP lookout_sink_delivered_total Notifications delivered per sink.\n# TYPE lookout_sink_delivered_total counter");
         for (s, d, _) in sinks {
             let _ = writeln!(
@@ -306,7 +320,11 @@ mod tests {
         m.batch_size.observe(3.0);
         m.batch_size.observe_n(1.0, 2);
         m.inference_latency_us[1].store(12_500, Relaxed);
-        let t = m.render(&[("hook".into(), 7)], &[("hook".into(), 1, 2)]);
+        let t = m.render(
+            &[("hook".into(), 7)],
+            &[("hook".into(), 2)],
+            &[("hook".into(), 1, 2)],
+        );
         assert!(
             t.contains("lookout_camera_frames_in_total{camera=\"c1\"} 3"),
             "{t}"
@@ -319,6 +337,7 @@ mod tests {
         assert!(t.contains("lookout_inference_batch_size_sum 5"));
         assert!(t.contains("lookout_inference_latency_ms{quantile=\"0.95\"} 12.5"));
         assert!(t.contains("lookout_outbox_backlog{sink=\"hook\"} 7"));
+        assert!(t.contains("lookout_outbox_dead_letters{sink=\"hook\"} 2"));
     }
 
     #[test]

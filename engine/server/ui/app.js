@@ -83,6 +83,7 @@ function show(v) {
   if (v === 'cameras') loadCameras();
   if (v === 'map') drawMap();
   if (v === 'tuning') initTuning();
+  if (v === 'deliveries') loadDead();
 }
 
 // ---- sound
@@ -412,6 +413,25 @@ async function applyMask(i) {
   } catch (e) { $('#mask-msg').textContent = 'Not applied: ' + e.message; }
 }
 
+// ---- dead letters
+async function loadDead() {
+  try {
+    const r = await api('/api/outbox/dead-letters');
+    $('#dead-count').textContent = r.dead_letters.length;
+    $('#dead tbody').innerHTML = r.dead_letters.map((d) => `<tr><td>${esc(d.sink)}</td><td>${esc(d.key)}</td>
+      <td>${esc(new Date(d.at).toLocaleString())}</td><td>${d.attempts}</td><td>${esc(d.status ?? '–')}</td>
+      <td>${esc(d.error)}</td><td><code>${esc(d.body)}</code></td>
+      <td><button data-sink="${esc(d.sink)}" data-key="${esc(d.key)}">re-drive</button></td></tr>`).join('');
+    $$('#dead tbody button').forEach((b) => b.addEventListener('click', () => redrive({ sink: b.dataset.sink, keys: [b.dataset.key] })));
+  } catch (e) { $('#dead-msg').textContent = e.message; }
+}
+async function redrive(body) {
+  try { const r = await api('/api/outbox/retry', { method: 'POST', body: JSON.stringify(body) }); $('#dead-msg').textContent = `${r.redriven} re-driven.`; }
+  catch (e) { $('#dead-msg').textContent = e.message; }
+  loadDead();
+}
+$('#dead-retry').addEventListener('click', () => redrive({}));
+
 // ---- live updates (SSE, read with fetch so the token goes in a header: EventSource cannot
 // send one, and a token in the URL would end up in logs and history)
 let live = null;
@@ -456,7 +476,7 @@ async function connect() {
     }
   }
 }
-whoami(); loadIncidents(); connect();
+whoami(); loadIncidents(); loadDead(); connect();
 setInterval(loadIncidents, 15000);
 
 // ---- disk usage of the data directory (retention pass, per kind of file)

@@ -7,7 +7,9 @@
 //! included), `events`, `hotspots`, `snapshots` (index of JPEG files), `frame_results`
 //! (raw detections for the tuning replay), `config_overlays` (versioned config changes),
 //! `notifications` + `deliveries` (the outbox: one notification per revision, one delivery
-//! row per sink, written in the same transaction as the revision).
+//! row per sink, written in the same transaction as the revision, with its attempts and
+//! earliest next attempt), `dead_letters` (deliveries a sink refused, with the status and
+//! an excerpt of the answer, until re-driven).
 //!
 //! WAL with `synchronous = NORMAL`: a committed transaction survives the process being
 //! killed (the WAL is in the OS page cache); only a power cut may lose the last commits.
@@ -38,7 +40,7 @@ pub use incidents::{
     IncidentDetail, IncidentFilter, NewSnapshot, RevisionInfo, SnapshotRecord, StoredIncident,
     TransitionRecord,
 };
-pub use outbox::{Notification, Pending, Reason, SinkSpec};
+pub use outbox::{DeadLetter, Notification, Pending, Reason, SinkSpec};
 pub use overlays::OverlayRecord;
 
 /// Errors of the store.
@@ -124,6 +126,18 @@ CREATE TABLE deliveries(sink TEXT NOT NULL, notification_id INTEGER NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0, delivered_at INTEGER, last_error TEXT,
   PRIMARY KEY(sink, notification_id)) WITHOUT ROWID;
 CREATE INDEX deliveries_pending ON deliveries(sink, notification_id) WHERE delivered_at IS NULL;
+"#,
+    // 2: outbox retries per row and dead letters.
+    r#"
+ALTER TABLE deliveries ADD COLUMN not_before INTEGER;
+ALTER TABLE deliveries ADD COLUMN dead_at INTEGER;
+DROP INDEX deliveries_pending;
+CREATE INDEX deliveries_pending ON deliveries(sink, notification_id)
+  WHERE delivered_at IS NULL AND dead_at IS NULL;
+CREATE TABLE dead_letters(sink TEXT NOT NULL, notification_id INTEGER NOT NULL,
+  key TEXT NOT NULL, at INTEGER NOT NULL, attempts INTEGER NOT NULL, status INTEGER,
+  error TEXT NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY(sink, notification_id)) WITHOUT ROWID;
 "#,
 ];
 

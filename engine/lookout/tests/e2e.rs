@@ -3,7 +3,7 @@
 //! fusion, and a clean shutdown on SIGTERM.
 
 mod common;
-use common::{person_clip, repo, shared};
+use common::{pedestrian_slideshow, repo, shared};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -82,7 +82,7 @@ fn read_log(path: &Path) -> BTreeMap<String, PerCamera> {
 #[test]
 fn four_cameras_end_to_end_and_one_source_dies() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let clip = person_clip(tmp.path());
+    let clip = pedestrian_slideshow(tmp.path());
     let house = shared().join("datasets/furg-house6/furg_house6.mp4");
     let port = free_udp_port();
     let config = tmp.path().join("e2e.toml");

@@ -32,3 +32,31 @@ pub fn person_clip(dir: &Path) -> PathBuf {
     );
     out
 }
+
+/// Penn-Fudan pedestrian stills as a 2 fps H.264 clip (one still a frame, 640×480): many
+/// clearly visible people at once, for tests that need the person model to find people in
+/// the first seconds (the plant-gate clip starts with one small guard, scored below 0.5).
+pub fn pedestrian_slideshow(dir: &Path) -> PathBuf {
+    let out = dir.join("pedestrians.mkv");
+    let pattern = shared().join("datasets/pennfudan-person/images/FudanPed000*.jpg");
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-framerate", "2", "-pattern_type", "glob", "-i"])
+        .arg(&pattern)
+        .args([
+            "-vf",
+            "scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p",
+            "-c:v",
+            "libx264",
+            "-g",
+            "10",
+        ])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(
+        status.success() && out.exists(),
+        "ffmpeg could not build the pedestrian slideshow from {}",
+        pattern.display()
+    );
+    out
+}

@@ -486,6 +486,36 @@ pub struct Incident {
 }
 
 impl Incident {
+    /// A new, empty incident (state `new`, revision 0) seen from `first_seen` to
+    /// `last_seen`: the one place fusion builds a fresh incident.
+    pub fn open(
+        id: String,
+        kind: IncidentKind,
+        confidence: IncidentConfidence,
+        severity: Severity,
+        first_seen: UtcTime,
+        last_seen: UtcTime,
+    ) -> Incident {
+        Incident {
+            id,
+            kind,
+            confidence,
+            severity,
+            state: IncidentState::New,
+            location: None,
+            cameras: vec![],
+            sectors: vec![],
+            events: vec![],
+            hotspots: vec![],
+            evidence: Evidence::default(),
+            first_seen,
+            last_seen,
+            revision: 0,
+            notes: vec![],
+            changes: vec![],
+        }
+    }
+
     /// How many hotspots corroborate it (the summary's count; the list for revisions
     /// stored before the summary existed).
     pub fn hotspot_count(&self) -> u64 {

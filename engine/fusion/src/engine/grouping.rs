@@ -33,24 +33,15 @@ impl Fusion {
                     return;
                 }
                 let id = format!("{}-{}", incident_kind(ev.kind).as_str(), ev.id);
-                let inc = Incident {
+                let mut inc = Incident::open(
                     id,
-                    kind: incident_kind(ev.kind),
-                    confidence: IncidentConfidence::Camera,
-                    severity: personnel_severity(ev.kind),
-                    state: IncidentState::New,
-                    location: None,
-                    cameras: vec![ev.camera.clone()],
-                    sectors: vec![],
-                    events: vec![],
-                    hotspots: vec![],
-                    evidence: Default::default(),
-                    first_seen: ev.first_seen,
-                    last_seen: ev.last_seen,
-                    revision: 0,
-                    notes: vec![],
-                    changes: vec![],
-                };
+                    incident_kind(ev.kind),
+                    IncidentConfidence::Camera,
+                    personnel_severity(ev.kind),
+                    ev.first_seen,
+                    ev.last_seen,
+                );
+                inc.cameras = vec![ev.camera.clone()];
                 let seq = self.insert_slot(inc);
                 if let Some(slot) = self.slots.get_mut(&seq) {
                     slot.personnel_key = Some(key.clone());
@@ -248,24 +239,14 @@ impl Fusion {
                 seq
             }
             None => {
-                let inc = Incident {
-                    id: format!("fire-{}", ev.id),
-                    kind: IncidentKind::Fire,
-                    confidence: IncidentConfidence::Camera,
-                    severity: Severity::Medium,
-                    state: IncidentState::New,
-                    location: None,
-                    cameras: vec![],
-                    sectors: vec![],
-                    events: vec![],
-                    hotspots: vec![],
-                    evidence: Default::default(),
-                    first_seen: ev.first_seen,
-                    last_seen: ev.last_seen,
-                    revision: 0,
-                    notes: vec![],
-                    changes: vec![],
-                };
+                let inc = Incident::open(
+                    format!("fire-{}", ev.id),
+                    IncidentKind::Fire,
+                    IncidentConfidence::Camera,
+                    Severity::Medium,
+                    ev.first_seen,
+                    ev.last_seen,
+                );
                 let seq = self.insert_slot(inc);
                 if let Some(slot) = self.slots.get_mut(&seq) {
                     join_event(slot, ev, sector, true, gw);

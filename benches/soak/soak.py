@@ -118,9 +118,8 @@ def main():
     hook_port, port = free_port(), free_port()
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", hook_port), Receiver)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    # Next to the original: relative paths keep resolving the same way (the embedded
-    # default's resolve against the repository root, where configs/default.toml's would not).
-    cfg_dir = root if os.path.abspath(config) == os.path.join(root, "configs", "default.toml") else os.path.dirname(os.path.abspath(config))
+    # Next to the original: relative paths resolve against the config file's directory.
+    cfg_dir = os.path.dirname(os.path.abspath(config))
     tmp_cfg = os.path.join(cfg_dir, f".soak-{os.getpid()}.toml")
     with open(tmp_cfg, "w") as f:
         f.write(soak_config(config, port, hook_port))

@@ -218,12 +218,13 @@ impl Alerts {
                     .and_then(lifecycle::parse_severity),
                 camera_status: sinks::Sink::takes_camera_status(s),
             });
-            let sink = sinks::Sink::from_config(s, data_dir, &cfg.cap_sender).map_err(|m| {
+            let mut sink = sinks::Sink::from_config(s, data_dir, &cfg.cap_sender).map_err(|m| {
                 AlertsError::Sink {
                     name: s.name().to_string(),
                     message: m,
                 }
             })?;
+            sink.set_log_rotation(retention::log_rotation(retention_cfg));
             let retry = match s {
                 lookout_config::alerts::SinkConfig::Webhook { retry, .. }
                 | lookout_config::alerts::SinkConfig::Mqtt { retry, .. } => retry.clone(),
@@ -360,6 +361,11 @@ impl Alerts {
     /// Disk usage of the data directory per file kind, as of the last retention pass.
     pub fn disk_usage(&self) -> retention::DiskUsage {
         self.retention.usage()
+    }
+
+    /// When the data directory's JSON-lines logs are rotated (`[engine.retention]`).
+    pub fn log_rotation(&self) -> lookout_jsonl::Rotation {
+        self.retention.log_rotation()
     }
 
     /// Runs a retention pass now (the timer does this every `check_interval_s`).

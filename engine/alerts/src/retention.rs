@@ -200,32 +200,11 @@ struct FileInfo {
 /// Rotated files per live log (directory, stem): (timestamp, file), oldest first.
 type RotatedLogs = BTreeMap<(PathBuf, String), Vec<(String, FileInfo)>>;
 
-/// The name of the rotated copy of the live log `live` (`events.jsonl` →
-/// `events.20261206T221000123Z.jsonl`), rotated at `at`.
-pub fn rotated_name(live: &Path, at: UtcTime) -> PathBuf {
-    let name = live
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = name.strip_suffix(".jsonl").unwrap_or(&name);
-    live.with_file_name(format!("{stem}.{}.jsonl", at.format("%Y%m%dT%H%M%S%3fZ")))
-}
+pub use lookout_jsonl::{parse_rotated, rotated_name, sync_dir};
 
-/// A rotated log's file name split into `(stem, timestamp, compressed)`, or `None` when
-/// the name is not one [`rotated_name`] gives (with `.gz` when compressed).
-pub fn parse_rotated(name: &str) -> Option<(&str, &str, bool)> {
-    let (base, gz) = match name.strip_suffix(".gz") {
-        Some(b) => (b, true),
-        None => (name, false),
-    };
-    let (stem, ts) = base.strip_suffix(".jsonl")?.rsplit_once('.')?;
-    let b = ts.as_bytes();
-    let ok = b.len() == 19
-        && b[8] == b'T'
-        && b[18] == b'Z'
-        && b[..8].iter().all(u8::is_ascii_digit)
-        && b[9..18].iter().all(u8::is_ascii_digit);
-    (ok && !stem.is_empty()).then_some((stem, ts, gz))
+/// When JSON-lines logs are rotated under `cfg` (`jsonl_rotate_mb`, `jsonl_rotate_hours`).
+pub fn log_rotation(cfg: &RetentionConfig) -> lookout_jsonl::Rotation {
+    lookout_jsonl::Rotation::new(cfg.jsonl_rotate_bytes(), cfg.jsonl_rotate_age())
 }
 
 /// Retention of one data directory and its store.
@@ -266,6 +245,11 @@ impl Retention {
     /// The settings.
     pub fn config(&self) -> &RetentionConfig {
         &self.cfg
+    }
+
+    /// When the data directory's JSON-lines logs are rotated.
+    pub fn log_rotation(&self) -> lookout_jsonl::Rotation {
+        log_rotation(&self.cfg)
     }
 
     /// The disk usage measured by the last pass.
@@ -920,15 +904,6 @@ fn compress(src: &Path, dst: &Path) -> Result<(), RetentionError> {
     Ok(())
 }
 
-/// Fsyncs the directory holding `path` (makes a rename or a new file durable).
-pub fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-}
-
 fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -944,44 +919,5 @@ fn remove(p: &Path) -> bool {
             tracing::debug!(path = %p.display(), error = %e, "Cannot remove a file.");
             false
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn rotated_names_round_trip() {
-        let at = chrono::Utc
-            .with_ymd_and_hms(2026, 12, 6, 22, 10, 0)
-            .unwrap()
-            + chrono::Duration::milliseconds(123);
-        let p = rotated_name(Path::new("data/events.jsonl"), at);
-        assert_eq!(p, Path::new("data/events.20261206T221000123Z.jsonl"));
-        let name = file_name(&p);
-        assert_eq!(
-            parse_rotated(&name),
-            Some(("events", "20261206T221000123Z", false))
-        );
-        assert_eq!(
-            parse_rotated(&format!("{name}.gz")),
-            Some(("events", "20261206T221000123Z", true))
-        );
-        for live in [
-            "events.jsonl",
-            "a.b.jsonl",
-            "x.2026.jsonl",
-            ".20261206T221000123Z.jsonl",
-        ] {
-            assert_eq!(parse_rotated(live), None, "{live}");
-        }
-        // A stem with dots keeps them.
-        let p = rotated_name(Path::new("my.site.jsonl"), at);
-        assert_eq!(
-            parse_rotated(&file_name(&p)),
-            Some(("my.site", "20261206T221000123Z", false))
-        );
     }
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use lookout_config::alerts::SinkConfig;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
-use tokio::io::AsyncWriteExt;
 
 use crate::export;
 use crate::http::{HttpResponse, HttpUrl, WebhookClient};
@@ -109,8 +108,10 @@ pub enum Sink {
     Jsonl {
         /// File path.
         path: PathBuf,
+        /// When the file is rotated (`[engine.retention]`).
+        rotation: lookout_jsonl::Rotation,
         /// The open file (reopened after an error).
-        file: Option<tokio::fs::File>,
+        file: Option<lookout_jsonl::RotatingFile>,
     },
     /// One CAP XML file per revision.
     Cap {
@@ -199,6 +200,7 @@ impl Sink {
             }
             SinkConfig::Jsonl { path, .. } => Sink::Jsonl {
                 path: data_dir.join(path),
+                rotation: lookout_jsonl::Rotation::NEVER,
                 file: None,
             },
             SinkConfig::Cap {
@@ -222,6 +224,13 @@ impl Sink {
                 dir: data_dir.join(dir),
             },
         })
+    }
+
+    /// Rotates a `jsonl` sink's file by `rotation` (other sinks have no log).
+    pub fn set_log_rotation(&mut self, r: lookout_jsonl::Rotation) {
+        if let Sink::Jsonl { rotation, .. } = self {
+            *rotation = r;
+        }
     }
 
     /// Whether camera status notifications go to this sink.
@@ -286,38 +295,31 @@ impl Sink {
     ) -> Result<(), String> {
         match self {
             Sink::Webhook { .. } | Sink::Mqtt(_) => Ok(()),
-            Sink::Jsonl { path, file } => {
-                if file.is_none() {
-                    if let Some(parent) = path.parent() {
-                        tokio::fs::create_dir_all(parent)
-                            .await
-                            .map_err(|e| format!("create {}: {e}", parent.display()))?;
+            Sink::Jsonl {
+                path,
+                rotation,
+                file,
+            } => {
+                // File work (open, append, rotate: flush + fsync + rename) off the runtime.
+                let (path2, rotation, taken) = (path.clone(), *rotation, file.take());
+                let json = p.json.clone();
+                let (back, res) = tokio::task::spawn_blocking(move || {
+                    let mut f = match taken {
+                        Some(f) => f,
+                        None => match lookout_jsonl::RotatingFile::open(&path2, rotation) {
+                            Ok(f) => f,
+                            Err(e) => return (None, Err(format!("open {}: {e}", path2.display()))),
+                        },
+                    };
+                    match f.write_line(json.as_bytes()).and_then(|_| f.flush()) {
+                        Ok(()) => (Some(f), Ok(())),
+                        Err(e) => (None, Err(format!("write {}: {e}", path2.display()))),
                     }
-                    *file = Some(
-                        tokio::fs::OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(&*path)
-                            .await
-                            .map_err(|e| format!("open {}: {e}", path.display()))?,
-                    );
-                }
-                let Some(f) = file.as_mut() else {
-                    return Err(format!("{} is not open", path.display()));
-                };
-                let mut line = Vec::with_capacity(p.json.len() + 1);
-                line.extend_from_slice(p.json.as_bytes());
-                line.push(b'\n');
-                let r = async {
-                    f.write_all(&line).await?;
-                    f.flush().await
-                }
-                .await;
-                if let Err(e) = r {
-                    *file = None;
-                    return Err(format!("write {}: {e}", path.display()));
-                }
-                Ok(())
+                })
+                .await
+                .map_err(|e| format!("write {}: {e}", path.display()))?;
+                *file = back;
+                res
             }
             Sink::Cap { dir, options } => {
                 let Notification::Incident { incident, .. } = &p.notification else {

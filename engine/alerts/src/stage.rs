@@ -61,7 +61,10 @@ fn run(
     log: Option<PathBuf>,
     incidents: Receiver<Incident>,
 ) {
-    let mut file = log.as_deref().map(JsonlWriter::open);
+    let rotation = alerts.log_rotation();
+    let mut file = log
+        .as_deref()
+        .map(|p| JsonlWriter::open_rotating(p, rotation));
     let mut batch: Vec<Incident> = Vec::with_capacity(GROUP_COMMIT_MAX);
     // Group commit: whatever is already queued (up to GROUP_COMMIT_MAX revisions) is stored
     // with its outbox rows in one transaction; a lone incident is stored at once.

@@ -168,4 +168,9 @@ impl RetentionConfig {
     pub fn jsonl_rotate_bytes(&self) -> u64 {
         (self.jsonl_rotate_mb * MIB) as u64
     }
+
+    /// Age of its first line at which a JSON-lines log is rotated.
+    pub fn jsonl_rotate_age(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.jsonl_rotate_hours.max(0.0) * 3600.0)
+    }
 }

@@ -123,6 +123,8 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
                 .detections_log
                 .then(|| data_dir.join("detections.jsonl")),
             events: Some(data_dir.join("events.jsonl")),
+            recording: lookout_rules::Recorder::path_from_config(&cfg.rules.record, &data_dir),
+            rotation: alerts.log_rotation(),
         },
         results_rx,
         events_tx,

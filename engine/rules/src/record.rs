@@ -4,22 +4,21 @@
 //! recording through [`replay`] with the same config reproduces the live events, because
 //! the engine has no clock of its own.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 
 use lookout_config::rules::RulesConfig;
 use lookout_core::{Event, StageMsg};
+use lookout_jsonl::{RotatingFile, Rotation};
 
 use crate::{RulesEngine, RulesError};
 
-/// Appends [`StageMsg`]s to a JSONL file.
+/// Appends [`StageMsg`]s to a JSONL file, rotated by size and age when asked.
 #[derive(Debug)]
 pub struct Recorder {
     /// The file.
-    path: PathBuf,
-    /// Buffered writer.
-    out: BufWriter<File>,
+    out: RotatingFile,
     /// Scratch line buffer, reused.
     line: Vec<u8>,
     /// Messages written.
@@ -27,83 +26,71 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Opens (creating parent directories) `path` for appending.
+    /// Opens (creating parent directories) `path` for appending, never rotated.
     pub fn open(path: &Path) -> Result<Recorder, RulesError> {
-        let io = |source| RulesError::Io {
+        Recorder::open_rotating(path, Rotation::NEVER)
+    }
+
+    /// Opens (creating parent directories) `path` for appending, rotated by `rotation`.
+    pub fn open_rotating(path: &Path, rotation: Rotation) -> Result<Recorder, RulesError> {
+        let out = RotatingFile::open(path, rotation).map_err(|source| RulesError::Io {
             path: path.to_path_buf(),
             source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(io)?;
+        })?;
         Ok(Recorder {
-            path: path.to_path_buf(),
-            out: BufWriter::new(f),
+            out,
             line: Vec::with_capacity(4096),
             written: 0,
         })
     }
 
-    /// The recorder `[rules.record]` asks for: `None` when recording is off; the path is
+    /// The file `[rules.record]` asks for: `None` when recording is off; the path is
     /// resolved against `data_dir` when relative.
-    pub fn from_config(
+    pub fn path_from_config(
         cfg: &lookout_config::rules::RecordConfig,
         data_dir: &Path,
-    ) -> Result<Option<Recorder>, RulesError> {
+    ) -> Option<std::path::PathBuf> {
         if !cfg.enabled {
-            return Ok(None);
+            return None;
         }
         let p = Path::new(&cfg.path);
-        let path = if p.is_absolute() {
+        Some(if p.is_absolute() {
             p.to_path_buf()
         } else {
             data_dir.join(p)
-        };
-        Recorder::open(&path).map(Some)
+        })
+    }
+
+    fn io(&self, source: std::io::Error) -> RulesError {
+        RulesError::Io {
+            path: self.out.path().to_path_buf(),
+            source,
+        }
     }
 
     /// Appends one message (buffered; see [`Recorder::flush`]).
     pub fn record(&mut self, msg: &StageMsg) -> Result<(), RulesError> {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, msg).map_err(|e| RulesError::Io {
-            path: self.path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        self.line.push(b'\n');
-        self.out
-            .write_all(&self.line)
-            .map_err(|source| RulesError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+        serde_json::to_writer(&mut self.line, msg)
+            .map_err(|e| self.io(std::io::Error::other(e)))?;
+        self.out.write_line(&self.line).map_err(|e| self.io(e))?;
         self.written += 1;
         Ok(())
     }
 
     /// Writes buffered messages to the file.
     pub fn flush(&mut self) -> Result<(), RulesError> {
-        self.out.flush().map_err(|source| RulesError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        self.out.flush().map_err(|e| self.io(e))
     }
 
     /// Messages recorded by this recorder.
     pub fn written(&self) -> u64 {
         self.written
     }
-}
 
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        if let Err(e) = self.out.flush() {
-            tracing::warn!(path = %self.path.display(), error = %e, "Recording flush failed.");
-        }
+    /// Rotations of the file since open.
+    pub fn rotations(&self) -> u64 {
+        self.out.rotations()
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, select, Receiver, Sender};
 use lookout_config::rules::RulesConfig;
 use lookout_core::{CameraId, ControlMsg, Event, FusionMsg, StageMsg, UtcTime};
-use lookout_jsonl::JsonlWriter;
+use lookout_jsonl::{JsonlWriter, Rotation};
 
 use crate::{Recorder, RulesEngine, RulesError};
 
@@ -49,6 +49,10 @@ pub struct RulesLogs {
     pub detections: Option<PathBuf>,
     /// Every event as JSON lines (`events.jsonl`).
     pub events: Option<PathBuf>,
+    /// The `[rules.record]` recording (same lines as `detections`), when it is on.
+    pub recording: Option<PathBuf>,
+    /// When both logs are rotated (`[engine.retention]`).
+    pub rotation: Rotation,
 }
 
 /// Why a rules change was refused.
@@ -174,17 +178,27 @@ fn run(
     output: Sender<FusionMsg>,
     mut tap: impl RulesTap,
 ) {
-    let mut recorder = logs
+    let open = |p: &PathBuf, what: &str| match Recorder::open_rotating(p, logs.rotation) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot open the {what}; running without it.");
+            None
+        }
+    };
+    let mut recorders: Vec<Recorder> = logs
         .detections
-        .as_ref()
-        .and_then(|p| match Recorder::open(p) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::error!(error = %e, "Cannot open the detections log; running without it.");
-                None
-            }
-        });
-    let mut events_log = logs.events.as_deref().map(JsonlWriter::open);
+        .iter()
+        .filter_map(|p| open(p, "detections log"))
+        .chain(
+            logs.recording
+                .iter()
+                .filter_map(|p| open(p, "rules recording")),
+        )
+        .collect();
+    let mut events_log = logs
+        .events
+        .as_deref()
+        .map(|p| JsonlWriter::open_rotating(p, logs.rotation));
     let mut out = Vec::new();
     // Reused for the recorded (filtered) copy of frame results.
     let mut scratch = StageMsg::Watermark {
@@ -208,9 +222,9 @@ fn run(
             }
         };
         let kept = engine.recorded(&msg, &mut scratch);
-        if let Some(rec) = recorder.as_mut() {
+        for rec in recorders.iter_mut() {
             if let Err(e) = rec.record(kept) {
-                tracing::warn!(error = %e, "Cannot write the detections log.");
+                tracing::warn!(error = %e, "Cannot write a recording.");
             }
         }
         tap.message(kept);
@@ -242,7 +256,7 @@ fn run(
             }
         }
     }
-    if let Some(mut rec) = recorder {
+    for mut rec in recorders {
         let _ = rec.flush();
     }
 }

@@ -49,6 +49,7 @@ fn the_stage_sends_the_engines_events_and_per_camera_clocks_in_order() {
     let logs = RulesLogs {
         detections: Some(dir.path().join("detections.jsonl")),
         events: Some(dir.path().join("events.jsonl")),
+        ..RulesLogs::default()
     };
     let (in_tx, in_rx) = bounded(8);
     let (out_tx, out_rx) = bounded(8);

@@ -228,7 +228,8 @@ impl Driver {
 
     /// Polls a script until it returns a truthy value.
     pub fn wait(&self, what: &str, script: &str) -> Value {
-        let end = Instant::now() + Duration::from_secs(15);
+        // Generous: a loaded 2-core machine can take many seconds to render a page.
+        let end = Instant::now() + Duration::from_secs(40);
         loop {
             let v = self.js(script);
             if !(v.is_null() || v == false || v == "") {

@@ -53,6 +53,11 @@ pub struct RulesConfig {
     /// Least seconds between two `update` emissions of one event; a better score or a
     /// higher count is reported at most this often. Default 5.
     pub update_interval_s: f64,
+    /// One smoke or fire event per episode: a new track of the class near an open event of
+    /// the same class on the same camera view (boxes within about one box size of each
+    /// other) continues that event instead of starting another, however often the tracker
+    /// loses and finds the plume again. Default true.
+    pub merge_tracks: bool,
     /// Class name whose tracks the personnel rules count. Default `person`.
     pub person_class: String,
     /// Models whose frames are evidence about people: an empty frame from one of them means
@@ -88,6 +93,7 @@ impl Default for RulesConfig {
         RulesConfig {
             quiet_s: 30.0,
             update_interval_s: 5.0,
+            merge_tracks: true,
             person_class: "person".into(),
             person_models: Vec::new(),
             classes: BTreeMap::new(),

@@ -39,6 +39,9 @@ use crate::RulesError;
 
 use health::check_offline;
 
+/// Tracks remembered per merged episode (older ones can no longer continue it).
+const MAX_EPISODE_TRACKS: usize = 8;
+
 /// How often (event time) idle timers are swept: quiet-time ends and offline checks.
 const SWEEP_MS: i64 = 1000;
 
@@ -81,8 +84,13 @@ impl Open {
 /// An open object event (smoke, fire, person in zone).
 #[derive(Debug, Clone)]
 struct ObjOpen {
-    /// Track id.
+    /// Track id (the first track; the event's id names it).
     track: u64,
+    /// Tracks that continued the event (`rules.merge_tracks`), newest last, at most
+    /// [`MAX_EPISODE_TRACKS`].
+    merged: Vec<u64>,
+    /// The newest sighting's box.
+    last_bbox: BBox,
     /// Kind.
     kind: EventKind,
     /// The event.

@@ -193,6 +193,7 @@ impl RulesEngine {
                         c.update_ms,
                         now_ms,
                         can_start,
+                        c.cfg.merge_tracks,
                         out,
                     );
                 }
@@ -221,6 +222,7 @@ impl RulesEngine {
                             c.update_ms,
                             now_ms,
                             can_start,
+                            false,
                             out,
                         );
                     }
@@ -264,21 +266,51 @@ struct ObjSighting<'a> {
     frame: &'a FrameResult,
 }
 
+/// Whether two boxes are within about one box size of each other: each widened by half
+/// its width and height (and 1 % of the frame) on every side, they overlap.
+fn near(a: &BBox, b: &BBox, w: u32, h: u32) -> bool {
+    let grow = |b: &BBox| {
+        let mx = b.width() * 0.5 + w as f32 * 0.01;
+        let my = b.height() * 0.5 + h as f32 * 0.01;
+        (b.x1 - mx, b.y1 - my, b.x2 + mx, b.y2 + my)
+    };
+    let (a, b) = (grow(a), grow(b));
+    a.0 <= b.2 && b.0 <= a.2 && a.1 <= b.3 && b.1 <= a.3
+}
+
 fn upsert_obj(
     objs: &mut Vec<ObjOpen>,
     s: ObjSighting<'_>,
     update_ms: i64,
     now_ms: i64,
     can_start: bool,
+    merge: bool,
     out: &mut Vec<Event>,
 ) -> bool {
     let t_ms = s.t.timestamp_millis();
-    let same = |o: &&mut ObjOpen| {
-        o.track == s.track
+    let mut found = objs.iter().position(|o| {
+        (o.track == s.track || o.merged.contains(&s.track))
             && o.kind == s.kind
             && (s.kind != EventKind::PersonInZone || o.open.ev.zone == s.zone)
-    };
-    if let Some(o) = objs.iter_mut().find(|o| same(o)) {
+    });
+    if found.is_none() && merge && s.kind != EventKind::PersonInZone {
+        // A new track of a fire episode already open on this view continues it.
+        let (w, h) = (s.frame.width.max(1), s.frame.height.max(1));
+        found = objs.iter().position(|o| {
+            o.kind == s.kind
+                && o.open.ev.preset.as_ref() == s.preset
+                && near(&o.last_bbox, &s.bbox, w, h)
+        });
+        if let Some(i) = found {
+            let m = &mut objs[i].merged;
+            if m.len() >= MAX_EPISODE_TRACKS {
+                m.remove(0);
+            }
+            m.push(s.track);
+        }
+    }
+    if let Some(o) = found.map(|i| &mut objs[i]) {
+        o.last_bbox = s.bbox;
         let open = &mut o.open;
         open.ev.last_seen = s.t;
         open.last_seen_ms = t_ms;
@@ -337,6 +369,8 @@ fn upsert_obj(
     o.emit(EventPhase::Start, now_ms, out);
     objs.push(ObjOpen {
         track: s.track,
+        merged: Vec::new(),
+        last_bbox: s.bbox,
         kind: s.kind,
         open: o,
     });

@@ -35,7 +35,7 @@ pub fn person_clip(dir: &Path) -> PathBuf {
 
 /// Penn-Fudan pedestrian stills as a 2 fps H.264 clip (one still a frame, 640×480): many
 /// clearly visible people at once, for tests that need the person model to find people in
-/// the first seconds (the plant-gate clip starts with one small guard, scored below 0.5).
+/// the first seconds (the plant-gate clip shows one person at first).
 pub fn pedestrian_slideshow(dir: &Path) -> PathBuf {
     let out = dir.join("pedestrians.mkv");
     let pattern = shared().join("datasets/pennfudan-person/images/FudanPed000*.jpg");

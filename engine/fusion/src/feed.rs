@@ -36,6 +36,30 @@ struct Counters {
     skipped_rows: AtomicU64,
     duplicates: AtomicU64,
     sent: AtomicU64,
+    /// Per `firms_api` source, in config order.
+    feeds: Vec<FeedCounters>,
+}
+
+/// Poll counters of one `firms_api` source.
+#[derive(Debug)]
+struct FeedCounters {
+    feed: String,
+    source: String,
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// Poll outcomes of one `firms_api` source (for `/metrics`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FeedPollStats {
+    /// Where it is configured: `fusion.hotspots[i]`.
+    pub feed: String,
+    /// The FIRMS source name it polls (`VIIRS_SNPP_NRT`, ...).
+    pub source: String,
+    /// Polls answered with a parsable CSV.
+    pub successes: u64,
+    /// Polls that failed (network, HTTP status, unparsable answer).
+    pub failures: u64,
 }
 
 /// A snapshot of the feed's counters (for metrics and tests).
@@ -55,6 +79,8 @@ pub struct FeedStats {
     pub duplicates: u64,
     /// Hotspots sent to fusion.
     pub sent: u64,
+    /// Per `firms_api` source, in config order.
+    pub feeds: Vec<FeedPollStats>,
 }
 
 /// The running hotspot sources.
@@ -162,13 +188,31 @@ impl HotspotFeed {
         tx: Sender<Hotspot>,
         stop: Receiver<()>,
     ) -> Result<HotspotFeed, FusionError> {
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters {
+            feeds: cfg
+                .fusion
+                .hotspots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, src)| match src {
+                    HotspotSourceConfig::FirmsApi { source, .. } => Some(FeedCounters {
+                        feed: format!("fusion.hotspots[{i}]"),
+                        source: source.clone(),
+                        ok: AtomicU64::new(0),
+                        failed: AtomicU64::new(0),
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            ..Counters::default()
+        });
         let ctx = Ctx {
             tx,
             stop,
             counters: counters.clone(),
         };
         let mut threads = Vec::new();
+        let mut feed_index = 0;
         for (i, src) in cfg.fusion.hotspots.iter().enumerate() {
             let name = format!("hotspots-{i}-{}", src.kind());
             let ctx = ctx.clone();
@@ -210,9 +254,11 @@ impl HotspotFeed {
                         Duration::from_secs_f64(*timeout_s),
                     );
                     let every = Duration::from_secs_f64(*interval_s);
+                    let feed = feed_index;
+                    feed_index += 1;
                     std::thread::Builder::new()
                         .name(name.clone())
-                        .spawn(move || run_poll(&mut poller, every, &ctx))
+                        .spawn(move || run_poll(&mut poller, every, feed, &ctx))
                         .map_err(spawn_err)?
                 }
             };
@@ -232,6 +278,16 @@ impl HotspotFeed {
             skipped_rows: c.skipped_rows.load(Ordering::Relaxed),
             duplicates: c.duplicates.load(Ordering::Relaxed),
             sent: c.sent.load(Ordering::Relaxed),
+            feeds: c
+                .feeds
+                .iter()
+                .map(|f| FeedPollStats {
+                    feed: f.feed.clone(),
+                    source: f.source.clone(),
+                    successes: f.ok.load(Ordering::Relaxed),
+                    failures: f.failed.load(Ordering::Relaxed),
+                })
+                .collect(),
         }
     }
 
@@ -321,11 +377,15 @@ fn run_dir(dir: &Path, every: Duration, ctx: &Ctx) {
     }
 }
 
-fn run_poll(poller: &mut FirmsPoller, every: Duration, ctx: &Ctx) {
+fn run_poll(poller: &mut FirmsPoller, every: Duration, feed: usize, ctx: &Ctx) {
+    let counters = ctx.counters.feeds.get(feed);
     loop {
         ctx.counters.polls.fetch_add(1, Ordering::Relaxed);
         match poller.fetch() {
             Ok(r) => {
+                if let Some(c) = counters {
+                    c.ok.fetch_add(1, Ordering::Relaxed);
+                }
                 count_parse(ctx, r.hotspots.len(), r.skipped.len());
                 info!(url = %poller.redacted_url(), rows = r.hotspots.len(), skipped = r.skipped.len(), "Polled FIRMS.");
                 if !ctx.send_new(r.hotspots, &mut poller.seen) {
@@ -334,6 +394,9 @@ fn run_poll(poller: &mut FirmsPoller, every: Duration, ctx: &Ctx) {
             }
             Err(e) => {
                 ctx.counters.poll_errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(c) = counters {
+                    c.failed.fetch_add(1, Ordering::Relaxed);
+                }
                 warn!(error = %e, "FIRMS poll failed; retrying at the next interval.");
             }
         }

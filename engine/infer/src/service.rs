@@ -12,6 +12,10 @@
 //!
 //! With several workers, per-camera order is kept by a send lock: a result older than one
 //! already sent for its camera is shed, counted (`reordered`) and logged at debug level.
+//!
+//! The workers observe [`InferHistograms`] directly (relaxed atomics, nothing allocated):
+//! per model the session time of a group's jobs and the size of every session run, and
+//! per group the time from taking the frames to the last result sent.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +26,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use lookout_config::inference::TileConfig;
 use lookout_config::Config;
+use lookout_core::metrics::{Histogram, BATCH_BUCKETS};
 use lookout_core::msg::ImageStats;
 use lookout_core::{CameraId, Detection, Frame, FrameHub, FrameResult, StageMsg};
 use serde::Serialize;
@@ -57,6 +62,18 @@ struct CameraCounters {
     reordered: AtomicU64,
 }
 
+/// The histograms the workers observe into, for `/metrics`.
+#[derive(Debug, Clone)]
+pub struct InferHistograms {
+    /// Per model (`[models.NAME]` key, in config order): seconds the model's session spent
+    /// on one frame group's jobs (every batch of them).
+    pub model_latency: Vec<(Arc<str>, Arc<Histogram>)>,
+    /// Per model: images per session run.
+    pub batch_size: Vec<(Arc<str>, Arc<Histogram>)>,
+    /// Seconds from a frame group taken from the hub to its last result sent.
+    pub group_latency: Arc<Histogram>,
+}
+
 /// Size of the batch-latency ring used for the median.
 const LATENCY_RING: usize = 1024;
 
@@ -85,6 +102,8 @@ struct Shared {
     max_batch: usize,
     max_wait: Duration,
     started: Instant,
+    /// Observed by the workers; index `i` of the per-model lists is model `i`.
+    hist: InferHistograms,
 }
 
 /// Per-camera statistics.
@@ -199,6 +218,17 @@ impl InferenceService {
         }
         providers.dedup();
         let max_batch = opts.max_batch.max(1);
+        let hist = InferHistograms {
+            model_latency: models
+                .iter()
+                .map(|m| (m.name.clone(), Arc::new(Histogram::latency())))
+                .collect(),
+            batch_size: models
+                .iter()
+                .map(|m| (m.name.clone(), Arc::new(Histogram::new(BATCH_BUCKETS))))
+                .collect(),
+            group_latency: Arc::new(Histogram::latency()),
+        };
         let shared = Arc::new(Shared {
             counters: hub
                 .cameras()
@@ -226,6 +256,7 @@ impl InferenceService {
             max_batch,
             max_wait: Duration::from_millis(cfg.inference.max_wait_ms),
             started: Instant::now(),
+            hist,
         });
         let mut workers = Vec::with_capacity(workers_n);
         for (w, dets) in per_worker.into_iter().enumerate() {
@@ -247,6 +278,11 @@ impl InferenceService {
     /// `model:provider` pairs, the execution provider each session registered.
     pub fn providers(&self) -> &[String] {
         &self.providers
+    }
+
+    /// The histograms the workers observe into (register them with the metrics registry).
+    pub fn histograms(&self) -> InferHistograms {
+        self.shared.hist.clone()
     }
 
     /// A snapshot of the statistics.
@@ -372,6 +408,7 @@ fn worker(w: usize, sh: Arc<Shared>, mut dets: Vec<Detector>) {
             }
         }
         let dt = t0.elapsed();
+        sh.hist.group_latency.observe_duration(dt);
         let mut st = sh.stats.lock().unwrap_or_else(|e| e.into_inner());
         for (n, c) in hist.iter().enumerate() {
             if *c > 0 {
@@ -441,8 +478,11 @@ fn process(
         for chunk in s.jobs.chunks(cap) {
             let n = chunk.len().min(64);
             hist[n] += 1;
+            sh.hist.batch_size[mi].1.observe(chunk.len() as f64);
         }
+        let t = Instant::now();
         det.run_jobs(&s.frames, &s.jobs, res)?;
+        sh.hist.model_latency[mi].1.observe_duration(t.elapsed());
     }
     // Send, per frame: image statistics, then one result per model the camera runs.
     for &fi in &s.live {

@@ -185,6 +185,7 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         }
     }));
     let metrics = state.metrics.clone();
+    register_metrics(&metrics, &inference);
     let server = if cfg.server.enabled {
         let server = rt
             .block_on(lookout_server::start(
@@ -206,7 +207,6 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let run_for = cfg.engine.run_for_s.map(Duration::from_secs_f64);
     let mut last_metrics = Instant::now();
     let mut last_analysed: HashMap<String, u64> = HashMap::new();
-    let mut last_batches: Vec<u64> = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         if run_for.is_some_and(|d| started.elapsed() >= d) {
             info!("Configured run time reached; stopping.");
@@ -220,10 +220,10 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
                 &metrics,
                 &ingest,
                 &inference,
+                &feed,
                 &hub,
                 dt,
                 &mut last_analysed,
-                &mut last_batches,
             );
         }
     }
@@ -332,51 +332,91 @@ impl lookout_fusion::stage::FusionTap for StoreTap {
     }
 }
 
+/// Registers the inference stage's histograms (observed by its workers) and the build.
+fn register_metrics(
+    metrics: &lookout_server::Metrics,
+    inference: &lookout_infer::service::InferenceService,
+) {
+    let h = inference.histograms();
+    for (model, hist) in &h.model_latency {
+        metrics.register_histogram(
+            "lookout_inference_latency_seconds",
+            "Seconds a model's session spent on one frame group's jobs (all its batches).",
+            &[("model", model)],
+            hist.clone(),
+        );
+    }
+    for (model, hist) in &h.batch_size {
+        metrics.register_histogram(
+            "lookout_inference_batch_size",
+            "Images per session run, per model.",
+            &[("model", model)],
+            hist.clone(),
+        );
+    }
+    metrics.register_histogram(
+        "lookout_inference_group_latency_seconds",
+        "Seconds from a frame group taken from the hub to its last result sent.",
+        &[],
+        h.group_latency,
+    );
+    let providers = inference.providers().join(",");
+    metrics.set_build_info(&[
+        ("version", env!("CARGO_PKG_VERSION")),
+        (
+            "profile",
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+        ),
+        ("providers", &providers),
+    ]);
+}
+
+/// Copies the stages' running totals and states into the registry (every second).
 fn update_metrics(
     metrics: &lookout_server::Metrics,
     ingest: &lookout_ingest::Ingest,
     inference: &lookout_infer::service::InferenceService,
+    feed: &lookout_fusion::feed::HotspotFeed,
     hub: &FrameHub,
     dt: f64,
     last_analysed: &mut HashMap<String, u64>,
-    last_batches: &mut Vec<u64>,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     let inf = inference.stats();
-    // Session runs per batch size since the last snapshot feed the histogram.
-    last_batches.resize(inf.batch_histogram.len(), 0);
-    for (n, (now, before)) in inf
-        .batch_histogram
-        .iter()
-        .zip(last_batches.iter_mut())
-        .enumerate()
-        .skip(1)
-    {
-        metrics
-            .batch_size
-            .observe_n(n as f64, now.saturating_sub(*before));
-        *before = *now;
-    }
-    for (slot, ms) in metrics
-        .inference_latency_us
-        .iter()
-        .zip([inf.latency_median_ms, inf.latency_p95_ms])
-    {
-        slot.store((ms.max(0.0) * 1000.0) as u64, Relaxed);
-    }
     for s in ingest.stats() {
         let m = metrics.camera(&s.camera);
         m.frames_in.store(s.frames_in, Relaxed);
-        m.frames_dropped
-            .store(s.frames_dropped_fps + s.frames_dropped_hub, Relaxed);
+        m.up.store(u64::from(s.status.is_running()), Relaxed);
+        m.set_dropped("fps_cap", s.frames_dropped_fps);
+        m.set_dropped("stale", s.frames_dropped_hub);
+        m.set_dropped("hub_closed", s.frames_publish_failed);
         m.reconnects.store(s.reconnects, Relaxed);
-        let analysed = inf.cameras.get(s.camera.as_ref()).map_or(0, |c| c.analysed);
+        let cam = inf.cameras.get(s.camera.as_ref());
+        m.set_dropped("ptz_moving", cam.map_or(0, |c| c.skipped_moving));
+        m.set_dropped("reordered", cam.map_or(0, |c| c.reordered));
+        let analysed = cam.map_or(0, |c| c.analysed);
         m.frames_analysed.store(analysed, Relaxed);
         let prev = last_analysed
             .insert(s.camera.to_string(), analysed)
             .unwrap_or(analysed);
         m.set_fps(analysed.saturating_sub(prev) as f64 / dt.max(1e-3));
     }
+    metrics.set_firms_feeds(
+        feed.stats()
+            .feeds
+            .into_iter()
+            .map(|f| lookout_server::metrics::FirmsFeedMetrics {
+                feed: f.feed,
+                source: f.source,
+                successes: f.successes,
+                failures: f.failures,
+            })
+            .collect(),
+    );
     metrics
         .queue("frame_hub_pending")
         .store(hub.pending() as i64, Relaxed);

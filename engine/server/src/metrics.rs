@@ -1,14 +1,33 @@
 //! [`Metrics`]: the registry every stage updates through atomics and `/metrics` renders in
 //! the Prometheus text format.
 //!
-//! Stages hold `Arc`s to their own counters ([`Metrics::camera`], [`Metrics::queue`],
-//! [`Metrics::batch_size`], [`Metrics::inference_latency_ms`]) and bump them without locks;
-//! only registering a new camera or queue takes a lock.
+//! Stages hold `Arc`s to their own counters ([`Metrics::camera`], [`Metrics::queue`]) and
+//! histograms (a [`Histogram`] a stage owns and registers with
+//! [`Metrics::register_histogram`], observed on its hot path without locks or allocation);
+//! only registering a new camera, queue or histogram takes a lock. Every metric name is
+//! listed in configs/README.md ("Metrics").
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
+
+pub use lookout_core::metrics::Histogram;
+
+/// Why a camera's frame was not analysed: the `reason` label of
+/// `lookout_camera_frames_dropped_total`, indexing [`CameraMetrics::dropped`].
+pub const DROP_REASONS: [&str; 5] = [
+    // The analysis fps cap skipped it (by design, not a fault).
+    "fps_cap",
+    // A fresher frame of the camera replaced it in the hub before inference took it.
+    "stale",
+    // The PTZ camera was moving.
+    "ptz_moving",
+    // A newer frame of the camera had already been sent (several inference workers).
+    "reordered",
+    // The hub refused it (closed at shutdown).
+    "hub_closed",
+];
 
 /// Counters of one camera.
 #[derive(Debug, Default)]
@@ -17,12 +36,15 @@ pub struct CameraMetrics {
     pub frames_in: AtomicU64,
     /// Frames analysed by inference.
     pub frames_analysed: AtomicU64,
-    /// Frames dropped at the camera edge (freshest frame wins).
-    pub frames_dropped: AtomicU64,
+    /// Frames not analysed, per [`DROP_REASONS`] entry.
+    pub dropped: [AtomicU64; DROP_REASONS.len()],
     /// Stream reconnects.
     pub reconnects: AtomicU64,
     /// Current analysed frames per second × 1000 (a gauge).
     pub fps_milli: AtomicU64,
+    /// 1 while frames arrive (the stream is running), 0 while it starts, retries or has
+    /// stopped.
+    pub up: AtomicU64,
 }
 
 impl CameraMetrics {
@@ -31,62 +53,36 @@ impl CameraMetrics {
         self.fps_milli
             .store((fps.max(0.0) * 1000.0) as u64, Relaxed);
     }
+
+    /// Sets the drop counter of `reason` (one of [`DROP_REASONS`]; others are ignored) to
+    /// the source's running total.
+    pub fn set_dropped(&self, reason: &str, total: u64) {
+        if let Some(i) = DROP_REASONS.iter().position(|r| *r == reason) {
+            self.dropped[i].store(total, Relaxed);
+        }
+    }
 }
 
-/// A fixed-bucket histogram.
+/// A registered histogram: one labelled series of a named family.
 #[derive(Debug)]
-pub struct Histogram {
-    bounds: Vec<f64>,
-    counts: Vec<AtomicU64>,
-    sum_micro: AtomicU64,
-    count: AtomicU64,
+struct HistogramSeries {
+    name: String,
+    help: String,
+    labels: Vec<(String, String)>,
+    hist: Arc<Histogram>,
 }
 
-impl Histogram {
-    /// A histogram with these upper bounds (ascending); `+Inf` is implicit.
-    pub fn new(bounds: &[f64]) -> Histogram {
-        Histogram {
-            bounds: bounds.to_vec(),
-            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum_micro: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-
-    /// Records one observation.
-    pub fn observe(&self, v: f64) {
-        self.observe_n(v, 1);
-    }
-
-    /// Records `n` observations of the same value.
-    pub fn observe_n(&self, v: f64, n: u64) {
-        let i = self
-            .bounds
-            .iter()
-            .position(|b| v <= *b)
-            .unwrap_or(self.bounds.len());
-        self.counts[i].fetch_add(n, Relaxed);
-        self.sum_micro
-            .fetch_add((v.max(0.0) * 1e6) as u64 * n, Relaxed);
-        self.count.fetch_add(n, Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cum = 0;
-        for (i, b) in self.bounds.iter().enumerate() {
-            cum += self.counts[i].load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cum}");
-        }
-        cum += self.counts[self.bounds.len()].load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cum}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.sum_micro.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count {}", self.count.load(Relaxed));
-    }
+/// Poll outcomes of one FIRMS API feed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirmsFeedMetrics {
+    /// Where it is configured (`fusion.hotspots[i]`).
+    pub feed: String,
+    /// The FIRMS source name.
+    pub source: String,
+    /// Successful polls.
+    pub successes: u64,
+    /// Failed polls.
+    pub failures: u64,
 }
 
 /// The engine's metrics registry.
@@ -94,11 +90,11 @@ impl Histogram {
 pub struct Metrics {
     cameras: RwLock<BTreeMap<String, Arc<CameraMetrics>>>,
     queues: RwLock<BTreeMap<String, Arc<AtomicI64>>>,
-    /// Inference batch sizes (fed from the inference stage's per-size run counts).
-    pub batch_size: Histogram,
-    /// Inference latency of a frame group (take → results sent), median and 95th
-    /// percentile in microseconds, as the inference stage reports them.
-    pub inference_latency_us: [AtomicU64; 2],
+    histograms: RwLock<Vec<HistogramSeries>>,
+    /// Labels of `lookout_build_info` (always at least `version`).
+    build_info: RwLock<Vec<(String, String)>>,
+    /// FIRMS API feeds, refreshed by the engine's metrics snapshot.
+    firms: RwLock<Vec<FirmsFeedMetrics>>,
     /// Requests whose bearer token matched no user.
     pub auth_failures: AtomicU64,
     /// Requests refused with 429 because their address failed too often.
@@ -110,8 +106,12 @@ impl Default for Metrics {
         Metrics {
             cameras: RwLock::default(),
             queues: RwLock::default(),
-            batch_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0]),
-            inference_latency_us: [AtomicU64::new(0), AtomicU64::new(0)],
+            histograms: RwLock::default(),
+            build_info: RwLock::new(vec![(
+                "version".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            )]),
+            firms: RwLock::default(),
             auth_failures: AtomicU64::new(0),
             auth_throttled: AtomicU64::new(0),
         }
@@ -122,6 +122,22 @@ fn escape_label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// `{k="v",...}` with `extra` appended (empty labels and no extra: nothing).
+fn label_set(labels: &[(String, String)], extra: Option<(&str, &str)>) -> String {
+    let mut parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
+        .collect();
+    if let Some((k, v)) = extra {
+        parts.push(format!("{k}=\"{}\"", escape_label(v)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
 }
 
 impl Metrics {
@@ -166,6 +182,46 @@ impl Metrics {
             .clone()
     }
 
+    /// Registers a histogram a stage observes into, as one series of the family `name`
+    /// (a `_seconds` name for latencies) with these labels. Series of one family share the
+    /// first registration's help text.
+    pub fn register_histogram(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        hist: Arc<Histogram>,
+    ) {
+        self.histograms
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(HistogramSeries {
+                name: name.to_string(),
+                help: help.to_string(),
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                hist,
+            });
+    }
+
+    /// Sets the labels of `lookout_build_info` (`version` is kept unless given).
+    pub fn set_build_info(&self, labels: &[(&str, &str)]) {
+        let mut b = self.build_info.write().unwrap_or_else(|e| e.into_inner());
+        for (k, v) in labels {
+            match b.iter_mut().find(|(bk, _)| bk == k) {
+                Some(e) => e.1 = v.to_string(),
+                None => b.push((k.to_string(), v.to_string())),
+            }
+        }
+    }
+
+    /// Replaces the FIRMS API feeds' poll counters (running totals from the feed).
+    pub fn set_firms_feeds(&self, feeds: Vec<FirmsFeedMetrics>) {
+        *self.firms.write().unwrap_or_else(|e| e.into_inner()) = feeds;
+    }
+
     /// The fps gauge of a camera, if registered.
     pub fn camera_fps(&self, id: &str) -> Option<f64> {
         self.cameras
@@ -183,10 +239,18 @@ impl Metrics {
         dead_letters: &[(String, u64)],
         sinks: &[(String, u64, u64)],
     ) -> String {
-        let mut o = String::with_capacity(4096);
+        let mut o = String::with_capacity(8192);
+        {
+            let b = self.build_info.read().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(
+                o,
+                "# HELP lookout_build_info The running build (always 1; the labels say which).\n# TYPE lookout_build_info gauge\nlookout_build_info{} 1",
+                label_set(&b, None)
+            );
+        }
         let cams = self.cameras.read().unwrap_or_else(|e| e.into_inner());
         type Getter = fn(&CameraMetrics) -> u64;
-        let counters: [(&str, &str, Getter); 4] = [
+        let counters: [(&str, &str, Getter); 3] = [
             (
                 "lookout_camera_frames_in_total",
                 "Frames delivered by the stream.",
@@ -196,11 +260,6 @@ impl Metrics {
                 "lookout_camera_frames_analysed_total",
                 "Frames analysed by inference.",
                 |c| c.frames_analysed.load(Relaxed),
-            ),
-            (
-                "lookout_camera_frames_dropped_total",
-                "Frames dropped at the camera edge.",
-                |c| c.frames_dropped.load(Relaxed),
             ),
             (
                 "lookout_camera_reconnects_total",
@@ -213,6 +272,26 @@ impl Metrics {
             for (id, c) in cams.iter() {
                 let _ = writeln!(o, "{name}{{camera=\"{}\"}} {}", escape_label(id), get(c));
             }
+        }
+        let _ = writeln!(o, "# HELP lookout_camera_frames_dropped_total Frames not analysed, per camera and reason (fps_cap, stale, ptz_moving, reordered, hub_closed).\n# TYPE lookout_camera_frames_dropped_total counter");
+        for (id, c) in cams.iter() {
+            for (reason, n) in DROP_REASONS.iter().zip(&c.dropped) {
+                let _ = writeln!(
+                    o,
+                    "lookout_camera_frames_dropped_total{{camera=\"{}\",reason=\"{reason}\"}} {}",
+                    escape_label(id),
+                    n.load(Relaxed)
+                );
+            }
+        }
+        let _ = writeln!(o, "# HELP lookout_camera_up 1 while the camera's frames arrive, 0 while its stream starts, retries or has stopped.\n# TYPE lookout_camera_up gauge");
+        for (id, c) in cams.iter() {
+            let _ = writeln!(
+                o,
+                "lookout_camera_up{{camera=\"{}\"}} {}",
+                escape_label(id),
+                c.up.load(Relaxed)
+            );
         }
         let _ = writeln!(o, "# HELP lookout_camera_fps Analysed frames per second.\n# TYPE lookout_camera_fps gauge");
         for (id, c) in cams.iter() {
@@ -233,20 +312,36 @@ impl Metrics {
                 v.load(Relaxed)
             );
         }
-        self.batch_size.render(
-            &mut o,
-            "lookout_inference_batch_size",
-            "Frames per inference batch.",
-        );
-        let _ = writeln!(o, "# HELP lookout_inference_latency_ms Inference latency of a frame group (take to results sent), milliseconds, by quantile.\n# TYPE lookout_inference_latency_ms gauge");
-        for (q, v) in ["0.5", "0.95"].iter().zip(&self.inference_latency_us) {
-            let _ = writeln!(
-                o,
-                "lookout_inference_latency_ms{{quantile=\"{q}\"}} {}",
-                v.load(Relaxed) as f64 / 1000.0
-            );
+        self.render_histograms(&mut o);
+        {
+            let firms = self.firms.read().unwrap_or_else(|e| e.into_inner());
+            type FirmsGetter = fn(&FirmsFeedMetrics) -> u64;
+            let families: [(&str, &str, FirmsGetter); 2] = [
+                (
+                    "lookout_firms_poll_successes_total",
+                    "FIRMS API polls answered with a readable CSV, per feed.",
+                    |f| f.successes,
+                ),
+                (
+                    "lookout_firms_poll_failures_total",
+                    "FIRMS API polls that failed (network, HTTP status, unreadable answer), per feed.",
+                    |f| f.failures,
+                ),
+            ];
+            for (name, help, get) in families {
+                let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
+                for f in firms.iter() {
+                    let _ = writeln!(
+                        o,
+                        "{name}{{feed=\"{}\",source=\"{}\"}} {}",
+                        escape_label(&f.feed),
+                        escape_label(&f.source),
+                        get(f)
+                    );
+                }
+            }
         }
-        let _ = writeln!(o, "# HELP lookout_outbox_backlog Undelivered notifications per sink.\n# TYPE lookout_outbox_backlog gauge");
+        let _ = writeln!(o, "# HELP lookout_outbox_backlog Undelivered notifications (pending outbox rows) per sink.\n# TYPE lookout_outbox_backlog gauge");
         for (s, n) in backlog {
             let _ = writeln!(
                 o,
@@ -290,6 +385,42 @@ impl Metrics {
         );
         o
     }
+
+    /// Every registered histogram, one HELP/TYPE per family (in first-registration order)
+    /// followed by all its series.
+    fn render_histograms(&self, o: &mut String) {
+        let hs = self.histograms.read().unwrap_or_else(|e| e.into_inner());
+        let mut families: Vec<&str> = Vec::new();
+        for h in hs.iter() {
+            if !families.contains(&h.name.as_str()) {
+                families.push(&h.name);
+            }
+        }
+        for name in families {
+            let mut series = hs.iter().filter(|h| h.name == name).peekable();
+            if let Some(first) = series.peek() {
+                let _ = writeln!(o, "# HELP {name} {}\n# TYPE {name} histogram", first.help);
+            }
+            for h in series {
+                let snap = h.hist.snapshot();
+                for (le, n) in &snap.buckets {
+                    let le = if le.is_infinite() {
+                        "+Inf".to_string()
+                    } else {
+                        le.to_string()
+                    };
+                    let _ = writeln!(
+                        o,
+                        "{name}_bucket{} {n}",
+                        label_set(&h.labels, Some(("le", &le)))
+                    );
+                }
+                let ls = label_set(&h.labels, None);
+                let _ = writeln!(o, "{name}_sum{ls} {}", snap.sum);
+                let _ = writeln!(o, "{name}_count{ls} {}", snap.count);
+            }
+        }
+    }
 }
 
 /// Appends the data directory's disk usage: `lookout_disk_bytes{kind}` per kind of file
@@ -316,28 +447,67 @@ mod tests {
         let m = Metrics::new();
         m.camera("c1").frames_in.fetch_add(3, Relaxed);
         m.camera("c1").set_fps(2.5);
+        m.camera("c1").set_dropped("stale", 4);
+        m.camera("c1").up.store(1, Relaxed);
         m.queue("rules").store(4, Relaxed);
-        m.batch_size.observe(3.0);
-        m.batch_size.observe_n(1.0, 2);
-        m.inference_latency_us[1].store(12_500, Relaxed);
+        let batch = Arc::new(Histogram::new(&[1.0, 2.0, 4.0]));
+        m.register_histogram(
+            "lookout_inference_batch_size",
+            "Images per session run.",
+            &[("model", "person")],
+            batch.clone(),
+        );
+        batch.observe(3.0);
+        batch.observe_n(1.0, 2);
+        let lat = Arc::new(Histogram::latency());
+        m.register_histogram("lookout_x_seconds", "X.", &[], lat.clone());
+        lat.observe(0.0125);
+        m.set_build_info(&[("profile", "test")]);
+        m.set_firms_feeds(vec![FirmsFeedMetrics {
+            feed: "fusion.hotspots[1]".into(),
+            source: "VIIRS_SNPP_NRT".into(),
+            successes: 2,
+            failures: 1,
+        }]);
         let t = m.render(
             &[("hook".into(), 7)],
             &[("hook".into(), 2)],
             &[("hook".into(), 1, 2)],
         );
+        for want in [
+            "lookout_camera_frames_in_total{camera=\"c1\"} 3",
+            "lookout_camera_fps{camera=\"c1\"} 2.5",
+            "lookout_camera_up{camera=\"c1\"} 1",
+            "lookout_camera_frames_dropped_total{camera=\"c1\",reason=\"stale\"} 4",
+            "lookout_camera_frames_dropped_total{camera=\"c1\",reason=\"fps_cap\"} 0",
+            "lookout_queue_depth{queue=\"rules\"} 4",
+            "lookout_inference_batch_size_bucket{model=\"person\",le=\"1\"} 2",
+            "lookout_inference_batch_size_bucket{model=\"person\",le=\"2\"} 2",
+            "lookout_inference_batch_size_bucket{model=\"person\",le=\"4\"} 3",
+            "lookout_inference_batch_size_bucket{model=\"person\",le=\"+Inf\"} 3",
+            "lookout_inference_batch_size_sum{model=\"person\"} 5",
+            "lookout_inference_batch_size_count{model=\"person\"} 3",
+            "lookout_x_seconds_bucket{le=\"0.025\"} 1",
+            "lookout_x_seconds_count 1",
+            "lookout_firms_poll_successes_total{feed=\"fusion.hotspots[1]\",source=\"VIIRS_SNPP_NRT\"} 2",
+            "lookout_firms_poll_failures_total{feed=\"fusion.hotspots[1]\",source=\"VIIRS_SNPP_NRT\"} 1",
+            "lookout_outbox_backlog{sink=\"hook\"} 7",
+            "lookout_outbox_dead_letters{sink=\"hook\"} 2",
+        ] {
+            assert!(t.contains(want), "missing {want} in\n{t}");
+        }
         assert!(
-            t.contains("lookout_camera_frames_in_total{camera=\"c1\"} 3"),
+            t.contains(&format!(
+                "lookout_build_info{{version=\"{}\",profile=\"test\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )),
             "{t}"
         );
-        assert!(t.contains("lookout_camera_fps{camera=\"c1\"} 2.5"));
-        assert!(t.contains("lookout_queue_depth{queue=\"rules\"} 4"));
-        assert!(t.contains("lookout_inference_batch_size_bucket{le=\"1\"} 2"));
-        assert!(t.contains("lookout_inference_batch_size_bucket{le=\"2\"} 2"));
-        assert!(t.contains("lookout_inference_batch_size_bucket{le=\"4\"} 3"));
-        assert!(t.contains("lookout_inference_batch_size_sum 5"));
-        assert!(t.contains("lookout_inference_latency_ms{quantile=\"0.95\"} 12.5"));
-        assert!(t.contains("lookout_outbox_backlog{sink=\"hook\"} 7"));
-        assert!(t.contains("lookout_outbox_dead_letters{sink=\"hook\"} 2"));
+        assert_eq!(
+            t.matches("# TYPE lookout_inference_batch_size histogram")
+                .count(),
+            1
+        );
     }
 
     #[test]

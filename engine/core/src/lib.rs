@@ -14,6 +14,8 @@
 //! * [`health`]: [`CameraStatus`] and [`CameraHealth`], stream health as data.
 //! * [`event`]: [`Event`] with [`EventKind`] and [`EventPhase`] (start / update / end).
 //! * [`geo`]: [`GeoPoint`], great-circle distance and bearing, [`Sector`].
+//! * [`geojson`]: the one GeoJSON writer ([`geojson::FeatureCollection`]) and its property
+//!   schema, for the map, the CLI and the `geojson` sink.
 //! * [`hotspot`]: [`Hotspot`], a satellite fire pixel (NASA FIRMS).
 //! * [`incident`]: [`Incident`], many events and hotspots of one fire (or one personnel
 //!   situation) with a confidence level and a revision.
@@ -26,6 +28,7 @@ pub mod detect;
 pub mod event;
 pub mod frame;
 pub mod geo;
+pub mod geojson;
 pub mod health;
 pub mod hotspot;
 pub mod hub;

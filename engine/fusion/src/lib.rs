@@ -25,7 +25,8 @@
 //! * [`feed`]: [`HotspotFeed`], the hotspot source threads, and [`feed::FirmsPoller`].
 //! * [`stage`]: [`stage::FusionStage`], the fusion thread behind a handle (events, camera
 //!   clocks and hotspots in, incident revisions out).
-//! * [`geojson()`]: cameras, fields of view, incidents, bearings, hotspots for the map.
+//! * [`geojson()`]: cameras, fields of view, incidents, bearings, hotspots for the map
+//!   (through the one writer, `lookout_core::geojson`); [`map_cameras`]: the cameras alone.
 //!
 //! Fusion is deterministic and never reads the wall clock: replaying the same events and
 //! hotspots gives the same incidents, ids and revisions.
@@ -47,4 +48,4 @@ pub use engine::{Fusion, FusionStats};
 pub use error::FusionError;
 pub use feed::{FeedStats, FirmsPoller, HotspotFeed};
 pub use firms::{parse_summary, ParseReport, ParseSummary};
-pub use geojson::{ellipse_ring, geojson, sector_ring};
+pub use geojson::{geojson, map_cameras};

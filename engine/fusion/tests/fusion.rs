@@ -868,7 +868,7 @@ fn geojson_has_every_layer() {
     let count = |layer: &str| {
         feats
             .iter()
-            .filter(|f| f["properties"]["layer"] == layer)
+            .filter(|f| f["properties"]["feature"] == layer)
             .count()
     };
     assert_eq!(count("camera"), 2);
@@ -879,7 +879,7 @@ fn geojson_has_every_layer() {
     let cam = feats
         .iter()
         .find(|f| {
-            f["properties"]["camera"] == "tower-attavyros" && f["properties"]["layer"] == "camera"
+            f["properties"]["camera"] == "tower-attavyros" && f["properties"]["feature"] == "camera"
         })
         .unwrap();
     assert_eq!(cam["geometry"]["coordinates"][0], 27.8667);
@@ -894,11 +894,100 @@ fn geojson_has_every_layer() {
     let fire = feats
         .iter()
         .find(|f| {
-            f["properties"]["layer"] == "incident"
+            f["properties"]["feature"] == "incident"
                 && f["properties"]["confidence"] == "camera+satellite"
         })
         .unwrap();
-    assert_eq!(fire["properties"]["method"], "triangulated");
+    assert_eq!(fire["properties"]["location_method"], "triangulated");
+}
+
+/// The map and the sink's incident files of the real Rhodes run (triangulated fires with
+/// uncertainty ellipses, bearing cones, PTZ preset fields of view, the VIIRS pass), read
+/// by shapely (GEOS): every geometry valid, every polygon ring closed and counter-clockwise
+/// (RFC 7946 §3.1.6), feature ids unique. Sector-only incidents of several cameras are
+/// included (their cones overlap, so they must not be one MultiPolygon).
+#[test]
+fn geojson_output_is_valid_and_counter_clockwise_for_shapely() {
+    let (_, out) = run_rhodes(Order::EventsFirst);
+    let cfg = rhodes_config();
+    let incidents: Vec<Incident> = latest(&out);
+    assert!(incidents
+        .iter()
+        .any(|i| i.location.as_ref().is_some_and(|l| l.ellipse.is_some())));
+    // The same incidents as seen before triangulation: cones only, of both towers.
+    let mut cones_only: Vec<Incident> = incidents
+        .iter()
+        .filter(|i| i.sectors.len() >= 2)
+        .cloned()
+        .collect();
+    assert!(!cones_only.is_empty(), "a fire seen by both towers");
+    for i in &mut cones_only {
+        i.id = format!("{}-cones", i.id);
+        i.location = None;
+    }
+    // Every hotspot twice: the collection keeps one feature per hotspot.
+    let hs: Vec<Hotspot> = incidents
+        .iter()
+        .flat_map(|i| i.hotspots.clone())
+        .chain(incidents.iter().flat_map(|i| i.hotspots.clone()))
+        .collect();
+    let all: Vec<Incident> = incidents.iter().chain(&cones_only).cloned().collect();
+    let map = lookout_fusion::geojson(&cfg, &all, &hs);
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = vec![dir.path().join("map.geojson")];
+    std::fs::write(&files[0], map.to_string()).unwrap();
+    for (k, inc) in all.iter().enumerate() {
+        let p = dir.path().join(format!("incident-{k}.geojson"));
+        std::fs::write(
+            &p,
+            serde_json::to_string(&lookout_core::geojson::incident_feature(inc)).unwrap(),
+        )
+        .unwrap();
+        files.push(p);
+    }
+    let py = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validate_geojson.py");
+    let out = std::process::Command::new(&py)
+        .arg(&script)
+        .args(&files)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup.sh)", py.display()));
+    assert!(
+        out.status.success(),
+        "shapely failed to run (run scripts/setup.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut polygons = 0;
+    for f in &files {
+        let r = &v["files"][f.display().to_string()];
+        assert_eq!(r["ok"], true, "{}: {}", f.display(), r["problems"]);
+        polygons += r["polygons"].as_u64().unwrap();
+    }
+    // Fields of view (3), uncertainty ellipses, and the cones of the cone-only copies.
+    assert!(polygons >= 3 + 1 + 2, "{v}");
+    assert_eq!(
+        v["control"]["ok"], false,
+        "a clockwise ring must be flagged: {}",
+        v["control"]
+    );
+    let n_hotspots = map["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["properties"]["feature"] == "hotspot")
+        .count();
+    assert_eq!(n_hotspots * 2, hs.len(), "each hotspot once");
+    // The incident reports its hotspot count, not the length of the inline list.
+    for inc in &incidents {
+        let f = map["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == inc.id.as_str())
+            .unwrap();
+        assert_eq!(f["properties"]["hotspots"], inc.hotspot_count());
+    }
 }
 
 // ---------------------------------------------------------------- the hotspot feed

@@ -178,11 +178,8 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
     state.geojson_extra = Some(Arc::new({
-        let cfg = cfg.clone();
-        move || match lookout_fusion::geojson(&cfg, &[], &[]).get("features") {
-            Some(serde_json::Value::Array(f)) => f.clone(),
-            _ => Vec::new(),
-        }
+        let cameras = lookout_fusion::map_cameras(&cfg);
+        move || cameras.clone()
     }));
     let metrics = state.metrics.clone();
     register_metrics(&metrics, &inference);

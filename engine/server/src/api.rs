@@ -585,23 +585,56 @@ async fn geojson(State(s): State<ServerState>) -> ApiResult<Response> {
             }
         }
     }
-    let cfg = s.config();
-    let mut extra: Vec<Value> = cfg
-        .cameras
-        .iter()
-        .filter_map(|c| {
-            c.geo.as_ref().map(|g| {
-                json!({"type": "Feature",
-                    "geometry": {"type": "Point", "coordinates": [g.lon, g.lat]},
-                    "properties": {"feature": "camera", "id": c.id, "name": c.display_name(),
-                        "heading_deg": g.heading_deg, "hfov_deg": g.hfov(), "range_m": g.range_m}})
+    // One writer, one schema; each camera once (from fusion's geometry when the engine
+    // provides it, else from the config).
+    let cameras = match &s.geojson_extra {
+        Some(f) => f(),
+        None => s
+            .config()
+            .enabled_cameras()
+            .filter_map(|c| {
+                let g = c.geo.as_ref()?;
+                let position = lookout_core::GeoPoint::new(g.lat, g.lon);
+                Some(lookout_core::geojson::MapCamera {
+                    id: c.id.clone(),
+                    name: c.display_name().to_string(),
+                    position,
+                    alt_m: Some(g.alt_m),
+                    heading_deg: g.heading_deg,
+                    hfov_deg: g.hfov(),
+                    range_m: g.range_m,
+                    fovs: g
+                        .hfov()
+                        .map(|hfov| {
+                            (
+                                None,
+                                lookout_core::Sector {
+                                    camera: c.id.as_str().into(),
+                                    origin: position,
+                                    bearing_deg: g.heading_deg,
+                                    half_width_deg: hfov / 2.0,
+                                    range_m: g.range_m,
+                                    at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+                                },
+                            )
+                        })
+                        .into_iter()
+                        .collect(),
+                })
             })
-        })
-        .collect();
-    if let Some(x) = &s.geojson_extra {
-        extra.extend(x());
+            .collect(),
+    };
+    let mut fc = lookout_core::geojson::FeatureCollection::new();
+    for c in &cameras {
+        fc.camera(c);
     }
-    let fc = lookout_alerts::export::feature_collection_json(&incidents, &hs, &extra);
+    for i in &incidents {
+        fc.incident(i);
+    }
+    for h in &hs {
+        fc.hotspot(h);
+    }
+    let fc = fc.to_json();
     Ok(([(header::CONTENT_TYPE, "application/geo+json")], fc).into_response())
 }
 

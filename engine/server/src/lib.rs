@@ -40,8 +40,9 @@ use lookout_core::FrameRing;
 pub use lookout_rules::stage::RulesControl;
 pub use metrics::Metrics;
 
-/// Extra GeoJSON features (e.g. fusion's live bearings) added to `/api/geojson`.
-pub type GeojsonFn = Arc<dyn Fn() -> Vec<serde_json::Value> + Send + Sync>;
+/// The map's cameras with their fields of view (per PTZ preset), from fusion's camera
+/// geometry, for `/api/geojson`; without it the cameras' `geo` from the config are drawn.
+pub type GeojsonFn = Arc<dyn Fn() -> Vec<lookout_core::geojson::MapCamera> + Send + Sync>;
 
 /// Errors of the server.
 #[derive(Debug, thiserror::Error)]

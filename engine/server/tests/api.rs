@@ -197,6 +197,20 @@ fn incidents_transitions_auth_and_validation() {
         .map(|x| x["properties"]["feature"].as_str().unwrap())
         .collect();
     assert!(kinds.contains(&"incident") && kinds.iter().filter(|k| **k == "camera").count() == 2);
+    // Each feature once (cameras were listed twice, in two vocabularies), one schema.
+    let ids: Vec<&str> = g["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "duplicate features: {ids:?}");
+    assert!(g["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["properties"].get("layer").is_none()));
 
     // Metrics.
     let m = http(a, "GET", "/metrics", None, None).text();

@@ -244,7 +244,7 @@ async function drawMap() {
     const [lon, lat] = c.geometry.coordinates; pts.push([lat, lon]);
     const r = c.properties.range_m || 10000; pts.push(dest(lat, lon, 0, r), dest(lat, lon, 90, r), dest(lat, lon, 180, r), dest(lat, lon, 270, r));
   }
-  const walk = (g) => { if (!g) return; if (g.type === 'Point') pts.push([g.coordinates[1], g.coordinates[0]]); else if (g.coordinates) g.coordinates.flat(3).reduce((a, v, i, arr) => { if (i % 2 === 0) pts.push([arr[i + 1], v]); return a; }, 0); };
+  const walk = (g) => { if (!g) return; if (g.type === 'GeometryCollection') { g.geometries.forEach(walk); return; } if (g.type === 'Point') pts.push([g.coordinates[1], g.coordinates[0]]); else if (g.coordinates) g.coordinates.flat(3).reduce((a, v, i, arr) => { if (i % 2 === 0) pts.push([arr[i + 1], v]); return a; }, 0); };
   feats.filter((f) => f.properties.feature !== 'camera').forEach((f) => walk(f.geometry));
   const svg = $('#map');
   if (!pts.length) { svg.innerHTML = '<text x="20" y="40" fill="#888">Nothing with a position yet.</text>'; return; }
@@ -266,7 +266,8 @@ async function drawMap() {
   }
   for (const f of feats.filter((f) => f.properties.feature === 'incident' && f.geometry)) {
     const g = f.geometry;
-    if (g.type === 'MultiPolygon') for (const poly of g.coordinates) {
+    const polys = g.type === 'Polygon' ? [g.coordinates] : g.type === 'GeometryCollection' ? g.geometries.filter((x) => x.type === 'Polygon').map((x) => x.coordinates) : [];
+    for (const poly of polys) {
       const ring = poly[0]; const o = ring[0], mid = ring[Math.floor(ring.length / 2)];
       out += `<polygon points="${ring.map((q) => X(q[0]) + ',' + Y(q[1])).join(' ')}" fill="#ffcc0018" stroke="#ffcc0066"/>`;
       out += `<line x1="${X(o[0])}" y1="${Y(o[1])}" x2="${X(mid[0])}" y2="${Y(mid[1])}" stroke="#ffcc00" stroke-width="2"/>`;

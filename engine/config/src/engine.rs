@@ -16,8 +16,9 @@ pub struct EngineConfig {
     /// Seconds allowed for a clean shutdown after Ctrl-C/SIGTERM before the process exits
     /// anyway. Default 10.
     pub shutdown_deadline_s: f64,
-    /// Write every frame result (detections before thresholds) to
-    /// `<data_dir>/detections.jsonl`. Default true.
+    /// Also write every frame result (the detections the rules can use, see
+    /// `[rules.record]`) to `<data_dir>/detections.jsonl`. The database keeps them anyway
+    /// (the tuning view and `lookout replay DATA_DIR` read them there). Default false.
     pub detections_log: bool,
     /// Stop by itself after this many seconds (demos, tests, benchmarks). Default: run
     /// until signalled.
@@ -48,7 +49,7 @@ impl Default for EngineConfig {
         EngineConfig {
             data_dir: EnvString::literal("data"),
             shutdown_deadline_s: 10.0,
-            detections_log: true,
+            detections_log: false,
             run_for_s: None,
             retention: RetentionConfig::default(),
             missing_files: MissingFiles::Error,

@@ -631,7 +631,7 @@ pub struct RecordConfig {
     /// File to append to, relative to `engine.data_dir`. Default `recordings/rules.jsonl`.
     pub path: String,
     /// Recording floor: detections scoring below it are neither recorded nor seen by the
-    /// rules (keep it below every class's `min_score`). Default 0.1.
+    /// rules (keep it below every class's `min_score`). Default 0.2.
     pub min_score: f32,
     /// More classes to keep besides those the rules use (e.g. for exports). Default none.
     pub classes: Vec<String>,
@@ -642,7 +642,7 @@ impl Default for RecordConfig {
         RecordConfig {
             enabled: false,
             path: "recordings/rules.jsonl".into(),
-            min_score: 0.1,
+            min_score: 0.2,
             classes: Vec::new(),
         }
     }

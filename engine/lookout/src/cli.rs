@@ -153,7 +153,9 @@ pub struct ReplayArgs {
     /// Config whose `[rules]` to apply (default: the embedded default).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
-    /// A recording written by `lookout run` (`<data_dir>/detections.jsonl`).
+    /// What `lookout run` recorded: a data directory (the frame results in its database,
+    /// what the tuning view replays), or a JSON-lines recording (`detections.jsonl` with
+    /// `engine.detections_log = true`, or the `[rules.record]` file).
     pub recording: PathBuf,
     /// Print events as JSON lines instead of a summary.
     #[arg(long)]

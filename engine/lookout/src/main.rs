@@ -165,8 +165,29 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         cli::Command::Replay(args) => {
-            let cfg = load_config(args.config.as_deref())?;
-            let recorded = lookout_rules::read_recording(&args.recording)?;
+            let mut cfg = load_config(args.config.as_deref())?;
+            let recorded = if args.recording.is_dir() {
+                let Some(db) = data_database(&mut cfg, Some(&args.recording))? else {
+                    anyhow::bail!(
+                        "{}: no database to replay (give the data directory `lookout run` wrote, or a .jsonl recording)",
+                        args.recording.display()
+                    );
+                };
+                let store = lookout_alerts::store::Store::open(
+                    &db,
+                    Vec::new(),
+                    cfg.alerts.escalate_after_s,
+                )
+                .with_context(|| format!("cannot open {}", db.display()))?;
+                store
+                    .all_frame_results()
+                    .with_context(|| format!("cannot read the frame results of {}", db.display()))?
+                    .into_iter()
+                    .map(lookout_core::StageMsg::Frame)
+                    .collect()
+            } else {
+                lookout_rules::read_recording(&args.recording)?
+            };
             let frames = recorded.len();
             let events = lookout_rules::replay(recorded, &cfg.rules);
             if args.json {

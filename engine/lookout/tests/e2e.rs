@@ -92,6 +92,7 @@ fn four_cameras_end_to_end_and_one_source_dies() {
         format!(
             r#"
 [engine]
+detections_log = true
 shutdown_deadline_s = 10
 
 [server]

@@ -44,6 +44,7 @@ fn the_plant_gate_clip_raises_post_vacant_then_over_occupancy() {
         format!(
             r#"
 [engine]
+detections_log = true
 shutdown_deadline_s = 10
 
 [server]

@@ -125,6 +125,19 @@ impl Store {
         Ok(())
     }
 
+    /// Every recorded frame result, in capture order (`lookout replay DATA_DIR`).
+    pub fn all_frame_results(&self) -> Result<Vec<FrameResult>, StoreError> {
+        let conn = self.read();
+        let mut st =
+            conn.prepare("SELECT data FROM frame_results ORDER BY captured_at, camera, seq")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(serde_json::from_str(&r?)?);
+        }
+        Ok(out)
+    }
+
     /// Recorded frame results of a camera in `[since, until)`, in capture order.
     pub fn frame_results(
         &self,

@@ -25,7 +25,7 @@ APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp
   ffmpeg mosquitto chromium chromium-driver
-  openssl prometheus
+  openssl prometheus nats-server
 )
 
 missing=()

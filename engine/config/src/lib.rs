@@ -22,10 +22,11 @@
 //! [`cameras::CameraConfig`] `[[cameras]]`, [`inference::InferenceConfig`] `[inference]`,
 //! [`inference::ModelRef`] `[models.NAME]`, [`rules::RulesConfig`] `[rules]`,
 //! [`fusion::FusionConfig`] `[fusion]`, [`alerts::AlertsConfig`] `[alerts]`,
-//! [`server::ServerConfig`] `[server]`.
+//! [`server::ServerConfig`] `[server]`, [`cluster::ClusterConfig`] `[cluster]`.
 
 pub mod alerts;
 pub mod cameras;
+pub mod cluster;
 pub mod engine;
 pub mod env;
 pub mod error;
@@ -75,6 +76,8 @@ pub struct Config {
     pub alerts: alerts::AlertsConfig,
     /// `[server]`.
     pub server: server::ServerConfig,
+    /// `[cluster]`.
+    pub cluster: cluster::ClusterConfig,
     /// Directory that relative paths are resolved against.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -108,6 +111,7 @@ const SECTIONS: &[&str] = &[
     "fusion",
     "alerts",
     "server",
+    "cluster",
 ];
 
 /// The one rule for relative paths in a config, used for every path key of every command:
@@ -414,6 +418,7 @@ pub fn parse(src: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigE
             "fusion" => section(&key, value, &mut problems, &mut cfg.fusion),
             "alerts" => section(&key, value, &mut problems, &mut cfg.alerts),
             "server" => section(&key, value, &mut problems, &mut cfg.server),
+            "cluster" => section(&key, value, &mut problems, &mut cfg.cluster),
             "models" => match value {
                 toml::Value::Table(t) => {
                     for (name, v) in t {
@@ -496,6 +501,7 @@ pub fn parse(src: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigE
     cfg.alerts.validate_files(&cfg.base_dir, &mut v);
     cfg.server.validate(&mut v, &ctx);
     cfg.server.validate_files(&cfg.base_dir, &mut v);
+    cfg.cluster.validate(&mut v);
     problems.extend(v.problems.into_iter().map(|(p, m)| (p, m, None)));
 
     if problems.is_empty() {

@@ -129,3 +129,34 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn cluster_errors_are_located() {
+    let src = "[cluster]\nrole = \"edge\"\nnats = [\"http://x:4222\"]\nsite = \"a.b\"\nlease_ttl_s = 4\nheartbeat_s = 3\n";
+    let errs = errors(src);
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.starts_with("test.toml:3:")
+            && e.contains("`cluster.nats[0]`")
+            && e.contains("nats://host:port")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("test.toml:4:") && e.contains("`cluster.site`")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.starts_with("test.toml:6:")
+            && e.contains("`cluster.heartbeat_s`")
+            && e.contains("half")),
+        "{errs:?}"
+    );
+    let errs = errors("[cluster]\nrole = \"leader\"\n");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("test.toml:2:") && errs[0].contains("cluster.role"),
+        "{errs:?}"
+    );
+    assert!(errors("[cluster]\nrole = \"hub\"\nnats = [\"nats://127.0.0.1:4222\"]\n").is_empty());
+}

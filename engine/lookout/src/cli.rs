@@ -110,6 +110,11 @@ pub struct RunArgs {
     /// created if missing).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// What this process runs (overrides `cluster.role`): `all` (everything, the default),
+    /// `edge` (ingest, inference, rules; events to NATS) or `hub` (fusion, alerts, server;
+    /// fed from NATS).
+    #[arg(long, value_parser = lookout_config::cluster::Role::parse)]
+    pub role: Option<lookout_config::cluster::Role>,
 }
 
 /// `lookout hotspots ...`.

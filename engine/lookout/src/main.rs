@@ -9,6 +9,8 @@
 //! * [`config_cmd`]: `lookout config diff`.
 
 mod cli;
+mod cluster_edge;
+mod cluster_hub;
 mod config_cmd;
 mod data;
 mod eval_events;
@@ -254,6 +256,17 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             }
             if let Some(d) = &args.data_dir {
                 cfg.set_data_dir(d);
+            }
+            if let Some(role) = args.role {
+                cfg.cluster.role = role;
+                // `cluster.nats` is checked for edge and hub when the file is read; a role
+                // given on the command line is checked here.
+                if role != lookout_config::cluster::Role::All && cfg.cluster.nats.is_empty() {
+                    anyhow::bail!(
+                        "--role {}: cluster.nats names no NATS server",
+                        role.as_str()
+                    );
+                }
             }
             for w in skip_missing(&mut cfg) {
                 tracing::warn!("{w}");

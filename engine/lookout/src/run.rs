@@ -36,6 +36,12 @@ pub struct RunOptions {
 
 /// Runs the engine until Ctrl-C/SIGTERM or `engine.run_for_s`.
 pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
+    // Cluster mode: the role's own wiring (`all` is this single process).
+    match cfg.cluster.role {
+        lookout_config::cluster::Role::All => {}
+        lookout_config::cluster::Role::Edge => return crate::cluster_edge::run(cfg, opts),
+        lookout_config::cluster::Role::Hub => return crate::cluster_hub::run(cfg, opts),
+    }
     let started = Instant::now();
     let data_dir = cfg.data_dir();
     std::fs::create_dir_all(&data_dir)
@@ -281,14 +287,17 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
+pub(crate) fn spawn(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> anyhow::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(f)
         .with_context(|| format!("cannot spawn the {name} thread"))
 }
 
-fn spawn_watchdog(deadline: Duration) {
+pub(crate) fn spawn_watchdog(deadline: Duration) {
     let _ = std::thread::Builder::new()
         .name("shutdown-watchdog".into())
         .spawn(move || {

@@ -1,0 +1,305 @@
+//! `lookout run` with `cluster.role = "edge"`: ingest, inference and rules for this node's
+//! cameras; the rules stage's events and camera clocks go to the site's NATS JetStream
+//! stream (`lookout_cluster::publish`), where the hub fuses them.
+//!
+//! ```text
+//! ingest ─▶ FrameHub ─▶ inference workers ─▶ [StageMsg] ─▶ RulesStage ─▶ [FusionMsg] ─▶ cluster-publish ─▶ NATS
+//!    └─ CameraHealth ─▶ health forwarder ────▶ [StageMsg]
+//! ```
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use crossbeam_channel::bounded;
+use lookout_config::Config;
+use lookout_core::{CameraHealth, CameraId, FrameHub, FusionMsg, StageMsg};
+use tracing::{error, info, warn};
+
+use crate::run::{spawn, spawn_watchdog, RunOptions};
+
+/// The stop flag, set by Ctrl-C or SIGTERM (a second signal exits at once).
+pub(crate) fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    ctrlc::set_handler(move || {
+        if s.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the signal handler")?;
+    Ok(stop)
+}
+
+/// The I/O runtime of a cluster node (NATS client, and on the hub sinks and HTTP).
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("lookout-io")
+        .enable_all()
+        .build()
+        .context("cannot start the I/O runtime")
+}
+
+/// Connects to NATS (retrying with backoff until it answers or the node is stopped) and
+/// makes sure the site's stream exists. `None`: stopped while waiting.
+pub(crate) fn connect(
+    cfg: &Config,
+    rt: &tokio::runtime::Runtime,
+    node: &str,
+    stop: &AtomicBool,
+) -> anyhow::Result<Option<async_nats::jetstream::Context>> {
+    let client = match rt.block_on(lookout_cluster::connect(&cfg.cluster, node, stop)) {
+        Ok(c) => c,
+        Err(lookout_cluster::ClusterError::Stopped) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    // The JetStream context spawns its ack task on the runtime.
+    let js = {
+        let _rt = rt.enter();
+        async_nats::jetstream::new(client)
+    };
+    rt.block_on(lookout_cluster::ensure_stream(&js, &cfg.cluster))
+        .with_context(|| {
+            format!(
+                "cannot open the stream of site {:?} on {} (is JetStream enabled: nats-server -js?)",
+                cfg.cluster.site,
+                cfg.cluster.nats.join(", ")
+            )
+        })?;
+    Ok(Some(js))
+}
+
+/// The stages analysing the cameras this node holds; replaced whenever the held set
+/// changes (a camera is analysed by one node at a time: this one stops before it releases).
+struct Generation {
+    cameras: Vec<String>,
+    hub: std::sync::Arc<FrameHub>,
+    ingest: lookout_ingest::Ingest,
+    inference: lookout_infer::service::InferenceService,
+    health_fwd: std::thread::JoinHandle<()>,
+    rules: lookout_rules::stage::RulesHandle,
+    forwarder: std::thread::JoinHandle<()>,
+    watcher: Option<lookout_rules::ConfigWatcher>,
+}
+
+impl Generation {
+    fn start(
+        cfg: &Config,
+        held: &BTreeSet<String>,
+        opts: &RunOptions,
+        rt: &tokio::runtime::Runtime,
+        publisher: &lookout_cluster::publish::Publisher,
+        stop: &Arc<AtomicBool>,
+    ) -> anyhow::Result<Generation> {
+        let mut cfg = cfg.clone();
+        for c in &mut cfg.cameras {
+            c.enabled = c.enabled && held.contains(c.id.as_str());
+        }
+        let data_dir = cfg.data_dir();
+        let camera_ids: Vec<CameraId> = cfg
+            .enabled_cameras()
+            .map(|c| c.id.as_str().into())
+            .collect();
+        let hub = FrameHub::new(camera_ids.clone());
+        let (health_tx, health_rx) = bounded::<CameraHealth>(256);
+        let (results_tx, results_rx) = bounded::<StageMsg>(cfg.inference.results_capacity);
+        let (events_tx, events_rx) = bounded::<FusionMsg>(1024);
+        let inference =
+            lookout_infer::service::InferenceService::start(&cfg, hub.clone(), results_tx.clone())
+                .context("cannot start inference")?;
+        let ingest = lookout_ingest::Ingest::start(&cfg, hub.clone(), health_tx)
+            .context("cannot start ingest")?;
+        let health_fwd = spawn("health-forward", {
+            let results_tx = results_tx.clone();
+            move || {
+                for h in health_rx {
+                    if results_tx.send(StageMsg::Health(h)).is_err() {
+                        break;
+                    }
+                }
+            }
+        })?;
+        drop(results_tx);
+        let rules = lookout_rules::stage::RulesStage::spawn(
+            &cfg.rules,
+            lookout_rules::stage::RulesLogs {
+                detections: cfg
+                    .engine
+                    .detections_log
+                    .then(|| data_dir.join("detections.jsonl")),
+                events: Some(data_dir.join("events.jsonl")),
+                recording: lookout_rules::Recorder::path_from_config(&cfg.rules.record, &data_dir),
+                rotation: lookout_alerts::retention::log_rotation(&cfg.engine.retention),
+            },
+            results_rx,
+            events_tx,
+            lookout_rules::stage::NoTap,
+        )
+        .context("cannot spawn the rules thread")?;
+        let watcher = match &opts.config_path {
+            Some(path) => Some(
+                lookout_rules::watch_config_file(path.clone(), {
+                    let control = rules.control();
+                    move |res| match res.and_then(|r| control.apply(&r).map_err(|e| e.to_string())) {
+                        Ok(()) => info!("Applied the changed rules of the config file."),
+                        Err(e) => error!(error = %e, "Rejected the changed rules configuration; keeping the running one."),
+                    }
+                })
+                .context("cannot watch the config file")?,
+            ),
+            None => None,
+        };
+        let forwarder = lookout_cluster::publish::spawn_fusion_forwarder(
+            rt.handle().clone(),
+            publisher.clone(),
+            events_rx,
+            stop.clone(),
+        )
+        .context("cannot spawn the publishing thread")?;
+        let cameras: Vec<String> = camera_ids.iter().map(|c| c.to_string()).collect();
+        info!(cameras = ?cameras, "Analysing the cameras this node holds.");
+        Ok(Generation {
+            cameras,
+            hub,
+            ingest,
+            inference,
+            health_fwd,
+            rules,
+            forwarder,
+            watcher,
+        })
+    }
+
+    /// Stops analysing: sources first, then each stage as its input closes; everything the
+    /// rules stage produced is published before this returns.
+    fn stop(self, deadline: Duration) {
+        self.ingest.shutdown(deadline.mul_f64(0.5));
+        self.hub.close();
+        self.inference.join();
+        drop(self.watcher);
+        for (name, joined) in [
+            ("health-forward", self.health_fwd.join()),
+            ("rules", self.rules.join()),
+            ("cluster-publish", self.forwarder.join()),
+        ] {
+            if joined.is_err() {
+                error!(thread = name, "A stage thread panicked.");
+            }
+        }
+        info!(cameras = ?self.cameras, "Stopped analysing.");
+    }
+}
+
+/// Runs an edge node until Ctrl-C/SIGTERM or `engine.run_for_s`: holds a fair share of the
+/// site's enabled cameras by lease (`lookout_cluster::lease`) and analyses those.
+pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let data_dir = cfg.data_dir();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let stop = stop_flag()?;
+    let rt = runtime()?;
+    let node = lookout_cluster::node_name(&cfg.cluster);
+    info!(node = %node, site = %cfg.cluster.site, "Starting an edge node.");
+    let Some(js) = connect(&cfg, &rt, &node, &stop)? else {
+        info!("Stopped before NATS answered.");
+        return Ok(());
+    };
+    let cameras: Vec<String> = cfg.enabled_cameras().map(|c| c.id.clone()).collect();
+    let mut leases = rt
+        .block_on(lookout_cluster::lease::Leases::open(
+            &js,
+            &cfg.cluster,
+            &node,
+            &cameras,
+        ))
+        .context("cannot open the camera lease bucket")?;
+    let publisher = lookout_cluster::publish::Publisher::new(js, &cfg.cluster.site).node(&node);
+    let stats = publisher.stats();
+    println!(
+        "Lookout edge {node} is running (site {}).",
+        cfg.cluster.site
+    );
+
+    let deadline = Duration::from_secs_f64(cfg.engine.shutdown_deadline_s);
+    let heartbeat = Duration::from_secs_f64(cfg.cluster.heartbeat_s);
+    let ttl = Duration::from_secs_f64(cfg.cluster.lease_ttl_s);
+    let run_for = cfg.engine.run_for_s.map(Duration::from_secs_f64);
+    let mut generation: Option<Generation> = None;
+    let mut next_beat = Instant::now();
+    let mut last_ok = Instant::now();
+    let mut last_log = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        if run_for.is_some_and(|d| started.elapsed() >= d) {
+            info!("Configured run time reached; stopping.");
+            break;
+        }
+        if Instant::now() >= next_beat {
+            next_beat = Instant::now() + heartbeat;
+            match rt.block_on(leases.heartbeat()) {
+                Ok(plan) => {
+                    last_ok = Instant::now();
+                    let mut changed = false;
+                    if !plan.release.is_empty() || !plan.lost.is_empty() {
+                        if let Some(g) = generation.take() {
+                            g.stop(deadline);
+                        }
+                        rt.block_on(leases.release(&plan.release));
+                        info!(released = ?plan.release, lost = ?plan.lost, nodes = ?plan.nodes, "Handed cameras over.");
+                        changed = true;
+                    }
+                    if !plan.wanted.is_empty() {
+                        let taken = rt.block_on(leases.take(&plan.wanted));
+                        if !taken.is_empty() {
+                            info!(taken = ?taken, nodes = ?plan.nodes, "Took cameras.");
+                            if let Some(g) = generation.take() {
+                                g.stop(deadline);
+                            }
+                            changed = true;
+                        }
+                    }
+                    let held = leases.held();
+                    if (changed || generation.is_none()) && !held.is_empty() {
+                        generation = Some(Generation::start(
+                            &cfg, &held, &opts, &rt, &publisher, &stop,
+                        )?);
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "Camera lease heartbeat failed.");
+                    // Without heartbeats our leases run out and other nodes take the
+                    // cameras: stop analysing before that, so no camera runs twice.
+                    if last_ok.elapsed() + heartbeat >= ttl {
+                        if let Some(g) = generation.take() {
+                            warn!("Leases about to expire; stopping analysis until NATS answers.");
+                            g.stop(deadline);
+                        }
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if last_log.elapsed() >= Duration::from_secs(10) {
+            last_log = Instant::now();
+            info!(
+                held = ?leases.held(),
+                published = stats.published.load(Ordering::Relaxed),
+                duplicates = stats.duplicates.load(Ordering::Relaxed),
+                failures = stats.failures.load(Ordering::Relaxed),
+                "Edge publishing."
+            );
+        }
+    }
+    spawn_watchdog(deadline);
+    info!("Shutting down.");
+    if let Some(g) = generation.take() {
+        g.stop(deadline);
+    }
+    rt.block_on(leases.release_all());
+    rt.shutdown_timeout(Duration::from_secs(1));
+    info!(elapsed_s = started.elapsed().as_secs_f64(), "Stopped.");
+    Ok(())
+}

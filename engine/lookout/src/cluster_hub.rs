@@ -1,0 +1,215 @@
+//! `lookout run` with `cluster.role = "hub"`: fusion, the alert store and the server, fed
+//! from the site's NATS JetStream stream.
+//!
+//! ```text
+//! NATS stream LOOKOUT_<site> ─▶ hub thread (lookout_cluster::hub: decode, de-duplicate, Fusion)
+//!        ─▶ Alerts::record_incidents (stored) ─▶ ack ─▶ sink workers, server, incidents.jsonl
+//! hotspot feed ─▶ [Hotspot] ─▶ cluster-hotspots ─▶ NATS (fused in stream order with the events)
+//! ```
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use crossbeam_channel::bounded;
+use lookout_alerts::{Alerts, ApplyOutcome};
+use lookout_config::Config;
+use lookout_core::{Event, Hotspot, Incident};
+use lookout_jsonl::JsonlWriter;
+use tracing::{error, info, warn};
+
+use crate::cluster_edge::{connect, runtime, stop_flag};
+use crate::run::{spawn, spawn_watchdog, RunOptions};
+
+/// The store behind the hub: events, hotspots, incident revisions (and `incidents.jsonl`).
+struct StoreSink {
+    alerts: Arc<Alerts>,
+    log: JsonlWriter,
+}
+
+impl lookout_cluster::hub::HubSink for StoreSink {
+    fn event(&mut self, ev: &Event) {
+        if let Err(e) = self.alerts.record_event(ev) {
+            warn!(error = %e, "Cannot store an event.");
+        }
+    }
+
+    fn hotspots(&mut self, batch: &[Hotspot]) {
+        for h in batch {
+            if let Err(e) = self.alerts.record_hotspot(h) {
+                warn!(error = %e, "Cannot store a hotspot.");
+            }
+        }
+    }
+
+    fn incidents(&mut self, revisions: &[Incident]) -> bool {
+        let items: Vec<(&Incident, Option<&lookout_core::Frame>)> =
+            revisions.iter().map(|i| (i, None)).collect();
+        let mut ok = true;
+        for (inc, res) in revisions.iter().zip(self.alerts.record_incidents(&items)) {
+            match res {
+                Ok(ApplyOutcome::Duplicate { .. }) => {}
+                Ok(_) => self.log.write(inc),
+                Err(e) => {
+                    error!(id = %inc.id, revision = inc.revision, error = %e, "Cannot store an incident.");
+                    ok = false;
+                }
+            }
+        }
+        ok
+    }
+}
+
+/// Runs the hub until Ctrl-C/SIGTERM or `engine.run_for_s`.
+pub fn run(mut cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let data_dir = cfg.data_dir();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let stop = stop_flag()?;
+    let rt = runtime()?;
+    let node = lookout_cluster::node_name(&cfg.cluster);
+    info!(node = %node, site = %cfg.cluster.site, "Starting the hub.");
+    let alerts = Arc::new(
+        Alerts::open(&cfg, rt.handle())
+            .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
+    );
+    let mut state = lookout_server::ServerState::new(alerts.clone(), cfg.clone());
+    if let Err(e) = state.load_overlay() {
+        error!(error = %e, "Cannot read the config overlays; running the config file's rules.");
+    }
+    cfg.rules = state.config().rules;
+
+    let Some(js) = connect(&cfg, &rt, &node, &stop)? else {
+        info!("Stopped before NATS answered.");
+        return Ok(());
+    };
+
+    // Hotspots go through the stream, so fusion sees them in one order with the events
+    // (a restarted hub replays the same order).
+    let (hotspots_tx, hotspots_rx) = bounded::<Hotspot>(4096);
+    let (feed_stop_tx, feed_stop_rx) = bounded::<()>(0);
+    let feed = lookout_fusion::feed::HotspotFeed::spawn(&cfg, hotspots_tx, feed_stop_rx)
+        .context("cannot start the hotspot feed")?;
+    let publisher = lookout_cluster::publish::Publisher::new(js.clone(), &cfg.cluster.site);
+    let hotspot_fwd = lookout_cluster::publish::spawn_hotspot_forwarder(
+        rt.handle().clone(),
+        publisher,
+        hotspots_rx,
+        stop.clone(),
+    )
+    .context("cannot spawn the hotspot publishing thread")?;
+
+    let mut core = lookout_cluster::hub::HubCore::new(&cfg).context("cannot start fusion")?;
+    let stats = core.stats();
+    let hub_thread = spawn("hub", {
+        let stop = stop.clone();
+        let cluster = cfg.cluster.clone();
+        let handle = rt.handle().clone();
+        let mut sink = StoreSink {
+            alerts: alerts.clone(),
+            log: JsonlWriter::open_rotating(
+                &data_dir.join("incidents.jsonl"),
+                alerts.log_rotation(),
+            ),
+        };
+        move || {
+            if let Err(e) = handle.block_on(lookout_cluster::hub::run(
+                &js, &cluster, &mut core, &mut sink, &stop,
+            )) {
+                error!(error = %e, "The hub's consumer stopped.");
+            }
+        }
+    })?;
+
+    state.geojson_extra = Some(Arc::new({
+        let cameras = lookout_fusion::map_cameras(&cfg);
+        move || cameras.clone()
+    }));
+    let server = if cfg.server.enabled {
+        let server = rt
+            .block_on(lookout_server::start(
+                state,
+                lookout_server::configured_addr(&cfg),
+            ))
+            .context("cannot start the web server")?;
+        let url = server.url();
+        info!(url = %url, "Operator UI ready.");
+        println!("Lookout hub is running: open {url}");
+        Some(server)
+    } else {
+        drop(state);
+        println!("Lookout hub is running (web server disabled).");
+        None
+    };
+
+    let run_for = cfg.engine.run_for_s.map(Duration::from_secs_f64);
+    let mut last_log = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        if run_for.is_some_and(|d| started.elapsed() >= d) {
+            info!("Configured run time reached; stopping.");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if last_log.elapsed() >= Duration::from_secs(10) {
+            last_log = Instant::now();
+            log_stats(&stats);
+        }
+    }
+    // The hub thread and the forwarder watch the flag.
+    stop.store(true, Ordering::SeqCst);
+
+    let deadline = Duration::from_secs_f64(cfg.engine.shutdown_deadline_s);
+    spawn_watchdog(deadline);
+    info!("Shutting down.");
+    drop(feed_stop_tx);
+    feed.join();
+    for (name, joined) in [
+        ("cluster-hotspots", hotspot_fwd.join()),
+        ("hub", hub_thread.join()),
+    ] {
+        if joined.is_err() {
+            error!(thread = name, "A hub thread panicked.");
+        }
+    }
+    log_stats(&stats);
+    if let Some(server) = server {
+        rt.block_on(server.stop());
+    }
+    let mut alerts = alerts;
+    for _ in 0..20 {
+        match Arc::try_unwrap(alerts) {
+            Ok(mut a) => {
+                let left = rt.block_on(a.shutdown(deadline.mul_f64(0.3)));
+                for (sink, n) in left.iter().filter(|(_, n)| *n > 0) {
+                    warn!(sink = %sink, backlog = n, "Sink backlog kept in the outbox for the next start.");
+                }
+                alerts = Arc::new(a);
+                break;
+            }
+            Err(shared) => {
+                alerts = shared;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    drop(alerts);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    info!(elapsed_s = started.elapsed().as_secs_f64(), "Stopped.");
+    Ok(())
+}
+
+fn log_stats(stats: &lookout_cluster::hub::HubStats) {
+    let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    info!(
+        messages = g(&stats.messages),
+        events = g(&stats.events),
+        duplicates = g(&stats.duplicates),
+        unknown_version = g(&stats.unknown_version),
+        malformed = g(&stats.malformed),
+        revisions = g(&stats.revisions),
+        replayed = g(&stats.replayed),
+        "Hub counters."
+    );
+}

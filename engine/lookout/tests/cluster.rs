@@ -1,0 +1,466 @@
+//! Cluster mode with real processes: `nats-server -js` on 127.0.0.1 (a free port, its own
+//! store directory), three `lookout run --role edge` and one `--role hub` on file cameras.
+//! One edge is killed with SIGKILL: its camera resumes on another edge within 30 s. The hub
+//! is killed with SIGKILL mid-stream and started again: every incident that fusion makes of
+//! the stream is in the hub's store, none twice.
+
+mod common;
+use common::shared;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lookout_alerts::store::{IncidentFilter, Store};
+use lookout_cluster::hub::{HubCore, HubSink};
+use lookout_core::{Event, Hotspot, Incident};
+
+/// Processes killed (SIGKILL) and reaped when the test ends, however it ends.
+#[derive(Default)]
+struct Procs(Vec<(String, Child)>);
+
+impl Procs {
+    fn add(&mut self, name: &str, c: Child) {
+        self.0.push((name.to_string(), c));
+    }
+    fn kill(&mut self, name: &str) {
+        if let Some(i) = self.0.iter().position(|(n, _)| n == name) {
+            let (_, mut c) = self.0.remove(i);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    /// SIGTERM, then waits up to 15 s (SIGKILL after).
+    fn stop(&mut self, name: &str) {
+        if let Some(i) = self.0.iter().position(|(n, _)| n == name) {
+            let (_, mut c) = self.0.remove(i);
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(15) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+const CAMERAS: [&str; 3] = ["cam-a", "cam-b", "cam-c"];
+const SITE: &str = "it";
+
+fn config(dir: &Path, url: &str, node: &str) -> PathBuf {
+    let video = shared().join("datasets/furg-house6/furg_house6.mp4");
+    let mut cams = String::new();
+    for c in CAMERAS {
+        cams.push_str(&format!(
+            "[[cameras]]\nid = \"{c}\"\nsource = {{ kind = \"file\", path = \"{}\", loop = true }}\nfps = 2\nmodels = [\"smoke-fire\"]\n\n",
+            video.display()
+        ));
+    }
+    let text = format!(
+        r#"
+[engine]
+shutdown_deadline_s = 10
+
+[ingest]
+analysis_max_side = 640
+
+[inference]
+workers = 1
+intra_threads = 1
+
+[models.smoke-fire]
+manifest = "{manifest}"
+
+{cams}
+[alerts]
+snapshots = false
+
+[server]
+enabled = false
+
+[fusion]
+update_interval_s = 0
+
+[cluster]
+nats = ["{url}"]
+site = "{SITE}"
+node = "{node}"
+lease_ttl_s = 4
+heartbeat_s = 1
+"#,
+        manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../models/smoke-fire.toml")
+            .display(),
+    );
+    let path = dir.join(format!("{node}.toml"));
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+fn lookout(config: &Path, role: &str, data: &Path, log: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(["run", "--role", role, "--config"])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .env("LOOKOUT_SHARED", shared())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("lookout starts")
+}
+
+/// What the test saw on the events subjects: (camera, publishing node, when).
+type Seen = Arc<Mutex<Vec<(String, String, Instant)>>>;
+
+fn watch(rt: &tokio::runtime::Runtime, url: &str) -> Seen {
+    let seen: Seen = Arc::default();
+    let client = rt
+        .block_on(async_nats::connect(url))
+        .expect("the test connects to NATS");
+    let mut sub = rt
+        .block_on(client.subscribe(format!("lookout.{SITE}.cam.*.events")))
+        .expect("subscribe");
+    let s = seen.clone();
+    rt.spawn(async move {
+        let _keep = client;
+        while let Some(m) = sub.next().await {
+            let camera = m.subject.split('.').nth(3).unwrap_or("").to_string();
+            let node = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(lookout_cluster::publish::NODE_HEADER))
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            s.lock().unwrap().push((camera, node, Instant::now()));
+        }
+    });
+    seen
+}
+
+/// The newest publishing node of each camera.
+fn owners(seen: &Seen) -> BTreeMap<String, String> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|(c, n, _)| (c.clone(), n.clone()))
+        .collect()
+}
+
+fn wait(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Each incident's newest revision.
+#[derive(Default)]
+struct Revisions(BTreeMap<String, u64>);
+
+impl HubSink for Revisions {
+    fn event(&mut self, _: &Event) {}
+    fn hotspots(&mut self, _: &[Hotspot]) {}
+    fn incidents(&mut self, revisions: &[Incident]) -> bool {
+        for i in revisions {
+            let r = self.0.entry(i.id.clone()).or_default();
+            *r = (*r).max(i.revision);
+        }
+        true
+    }
+}
+
+#[test]
+fn edge_killed_cameras_resume_hub_killed_nothing_lost_or_doubled() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let mut procs = Procs::default();
+    procs.add(
+        "nats",
+        Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(tmp.path().join("js"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server runs (scripts/setup.sh installs it)"),
+    );
+    wait("nats-server to listen", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let seen = watch(&rt, &url);
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+
+    let hub_cfg = config(tmp.path(), &url, "hub");
+    let hub_data = tmp.path().join("hub");
+    let start_hub = |n: u32| {
+        lookout(
+            &hub_cfg,
+            "hub",
+            &hub_data,
+            &logs.join(format!("hub{n}.log")),
+        )
+    };
+    procs.add("hub", start_hub(1));
+    let edges = ["edge0", "edge1", "edge2"];
+    for e in edges {
+        let cfg = config(tmp.path(), &url, e);
+        procs.add(
+            e,
+            lookout(
+                &cfg,
+                "edge",
+                &tmp.path().join(e),
+                &logs.join(format!("{e}.log")),
+            ),
+        );
+    }
+    let dump_logs = || {
+        for e in std::fs::read_dir(&logs).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            eprintln!(
+                "--- {} (last lines, newest first)\n{}",
+                e.path().display(),
+                tail.join("\n")
+            );
+        }
+    };
+
+    // Fair share: each edge ends up analysing one camera.
+    let t0 = Instant::now();
+    while {
+        let o = owners(&seen);
+        o.len() < 3 || o.values().collect::<BTreeSet<_>>().len() < 3
+    } {
+        if t0.elapsed() > Duration::from_secs(45) {
+            dump_logs();
+            panic!(
+                "cameras not spread over the three edges: {:?}",
+                owners(&seen)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "spread after {:.1} s: {:?}",
+        t0.elapsed().as_secs_f64(),
+        owners(&seen)
+    );
+
+    // SIGKILL the edge analysing cam-a: cam-a resumes on another edge.
+    let victim = owners(&seen)["cam-a"].clone();
+    procs.kill(&victim);
+    let killed = Instant::now();
+    let resumed = {
+        let mut r = None;
+        while r.is_none() {
+            r = seen
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(c, n, at)| c == "cam-a" && *n != victim && *at > killed)
+                .map(|(_, _, at)| at.duration_since(killed));
+            if killed.elapsed() > Duration::from_secs(30) {
+                dump_logs();
+                panic!("cam-a did not resume within 30 s after {victim} was killed");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        r.unwrap_or_default()
+    };
+    eprintln!(
+        "cam-a resumed {:.1} s after {victim} was killed",
+        resumed.as_secs_f64()
+    );
+    assert!(resumed <= Duration::from_secs(30));
+
+    // SIGKILL the hub mid-stream, then start it again.
+    std::thread::sleep(Duration::from_secs(3));
+    procs.kill("hub");
+    std::thread::sleep(Duration::from_secs(2));
+    procs.add("hub", start_hub(2));
+    std::thread::sleep(Duration::from_secs(8));
+
+    // Stop the edges (their last events are published), let the hub drain, stop it.
+    for e in edges.iter().filter(|e| **e != victim) {
+        procs.stop(e);
+    }
+    let never = AtomicBool::new(false);
+    let cluster = lookout_config::cluster::ClusterConfig {
+        nats: vec![url.clone()],
+        site: SITE.into(),
+        ..Default::default()
+    };
+    let js = rt.block_on(async {
+        async_nats::jetstream::new(
+            lookout_cluster::connect(&cluster, "test", &never)
+                .await
+                .expect("connect"),
+        )
+    });
+    wait(
+        "the hub to ack the whole stream",
+        Duration::from_secs(20),
+        || {
+            rt.block_on(async {
+                let stream = js.get_stream(format!("LOOKOUT_{SITE}")).await.ok()?;
+                let last = stream.get_info().await.ok()?.state.last_sequence;
+                let c = stream.consumer_info("hub").await.ok()?;
+                Some(c.ack_floor.stream_sequence >= last)
+            })
+            .unwrap_or(false)
+        },
+    );
+    procs.stop("hub");
+
+    // The reference: one fusion over the whole stream, in stream order.
+    let fusion_cfg = lookout_config::load(&hub_cfg).expect("config");
+    let mut core = HubCore::new(&fusion_cfg).expect("fusion");
+    let mut expected = Revisions::default();
+    let n = rt.block_on(async {
+        let stream = js
+            .get_stream(format!("LOOKOUT_{SITE}"))
+            .await
+            .expect("stream");
+        let last = stream.get_info().await.expect("info").state.last_sequence;
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .expect("ordered consumer");
+        let mut msgs = consumer.messages().await.expect("messages");
+        let mut out = Vec::new();
+        let mut n = 0;
+        while let Some(Ok(m)) = msgs.next().await {
+            core.on_bytes(&m.payload, None, &mut out);
+            expected.incidents(&out);
+            out.clear();
+            n += 1;
+            if m.info().map(|i| i.stream_sequence).unwrap_or(0) >= last {
+                break;
+            }
+        }
+        n
+    });
+
+    let store = Store::open(&hub_data.join("lookout.db"), vec![], 600.0).expect("hub store");
+    let stored: BTreeSet<String> = store
+        .list_incidents(&IncidentFilter {
+            limit: Some(10_000),
+            ..Default::default()
+        })
+        .expect("incidents")
+        .into_iter()
+        .map(|s| s.incident.id)
+        .collect();
+    let lines = std::fs::read_to_string(hub_data.join("incidents.jsonl")).unwrap_or_default();
+    // incidents.jsonl: every fusion revision the hub stored (a duplicate is not logged).
+    let mut revisions = BTreeSet::new();
+    let mut doubled = Vec::new();
+    let mut logged: BTreeMap<String, u64> = BTreeMap::new();
+    for l in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).expect("incidents.jsonl line");
+        let id = v["id"].as_str().unwrap_or_default().to_string();
+        let rev = v["revision"].as_u64().unwrap_or_default();
+        let r = logged.entry(id.clone()).or_default();
+        *r = (*r).max(rev);
+        if !revisions.insert((id.clone(), rev)) {
+            doubled.push((id, rev));
+        }
+    }
+    eprintln!(
+        "stream: {n} messages; incidents: {} expected, {} stored",
+        expected.0.len(),
+        stored.len()
+    );
+    let expected_ids: BTreeSet<String> = expected.0.keys().cloned().collect();
+    if stored != expected_ids || !doubled.is_empty() || logged != expected.0 {
+        dump_logs();
+    }
+    assert!(
+        !expected_ids.is_empty(),
+        "the footage should raise incidents"
+    );
+    let lost: Vec<_> = expected_ids.difference(&stored).collect();
+    let extra: Vec<_> = stored.difference(&expected_ids).collect();
+    assert!(lost.is_empty(), "incidents lost: {lost:?}");
+    assert!(extra.is_empty(), "incidents duplicated: {extra:?}");
+    assert!(doubled.is_empty(), "revisions logged twice: {doubled:?}");
+    assert_eq!(
+        logged, expected.0,
+        "every incident's newest revision reached the hub's store"
+    );
+}
+
+#[test]
+fn unreachable_nats_is_named_and_retried_without_exiting() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let cfg = config(tmp.path(), &url, "lonely");
+    let log = tmp.path().join("edge.log");
+    let mut procs = Procs::default();
+    procs.add(
+        "edge",
+        lookout(&cfg, "edge", &tmp.path().join("data"), &log),
+    );
+    let said = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait("the error naming the URL", Duration::from_secs(20), || {
+        said()
+            .matches(&format!("Cannot reach NATS at {url}"))
+            .count()
+            >= 2
+    });
+    assert!(
+        matches!(procs.0[0].1.try_wait(), Ok(None)),
+        "the node keeps retrying instead of exiting:\n{}",
+        said()
+    );
+    assert!(said().contains("retrying in"), "{}", said());
+    // A stop while waiting for NATS is a clean exit.
+    let t0 = Instant::now();
+    procs.stop("edge");
+    assert!(t0.elapsed() < Duration::from_secs(5), "stopped promptly");
+    assert!(
+        said().contains("Stopped before NATS answered."),
+        "{}",
+        said()
+    );
+}

@@ -411,6 +411,19 @@ fn edge_killed_cameras_resume_hub_killed_nothing_lost_or_doubled() {
         stored.len()
     );
     let expected_ids: BTreeSet<String> = expected.0.keys().cloned().collect();
+    // benches/cluster/failover.sh reads these numbers.
+    if let Ok(path) = std::env::var("LOOKOUT_CLUSTER_REPORT") {
+        let report = serde_json::json!({
+            "nodes": edges.len(),
+            "cameras": CAMERAS.len(),
+            "resume_s_max": (resumed.as_secs_f64() * 10.0).round() / 10.0,
+            "incidents": expected_ids.len(),
+            "incidents_lost": expected_ids.difference(&stored).count(),
+            "incidents_duplicated": stored.difference(&expected_ids).count() + doubled.len(),
+            "stream_messages": n,
+        });
+        std::fs::write(path, report.to_string()).expect("report");
+    }
     if stored != expected_ids || !doubled.is_empty() || logged != expected.0 {
         dump_logs();
     }

@@ -8,7 +8,7 @@
 //! ```text
 //! edge ──FusionMsg──▶ lookout.<site>.cam.<camera>.events ─┐
 //! hub's hotspot feed ──HotspotBatch──▶ lookout.<site>.sat.hotspots ─┤ stream LOOKOUT_<site> (limits, dedup window)
-//! hub/API ──ControlMsg──▶ lookout.<site>.control.rules ────┘
+//! hub/API ──ControlMsg──▶ lookout.<site>.control.rules ────┘ (every edge follows it: control::follow)
 //!                                                    └─▶ durable consumer "hub" ──▶ Fusion ──▶ store, then ack
 //! camera leases: KV bucket lookout-leases-<site> (TTL), key <camera> = node name
 //! ```
@@ -26,6 +26,7 @@
 //! * A message of an unknown wire version is logged, counted and acked: it never stops the
 //!   hub.
 
+pub mod control;
 pub mod hub;
 pub mod lease;
 pub mod publish;

@@ -369,3 +369,57 @@ fn leases_share_cameras_fairly_and_expire_with_a_dead_node() {
         );
     });
 }
+
+#[test]
+fn edges_follow_the_newest_rules_then_every_change() {
+    use lookout_core::ControlMsg;
+    let tmp = tempfile::tempdir().unwrap();
+    let (_nats, url) = start_nats(&tmp.path().join("js"));
+    let (_, cluster) = config(&url);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let never = AtomicBool::new(false);
+    let js = rt.block_on(async {
+        let js = async_nats::jetstream::new(
+            lookout_cluster::connect(&cluster, "hub", &never)
+                .await
+                .unwrap(),
+        );
+        lookout_cluster::ensure_stream(&js, &cluster).await.unwrap();
+        js
+    });
+    let publisher = Publisher::new(js.clone(), &cluster.site);
+    let rules = |v: i64| ControlMsg::Rules {
+        version: v,
+        rules: serde_json::json!({ "quiet_s": 30 + v }),
+    };
+    for v in [1, 2] {
+        rt.block_on(publisher.publish(WireMsg::Control(rules(v)), &never))
+            .unwrap();
+    }
+    let (tx, rx) = crossbeam_channel::bounded(8);
+    let stop = Arc::new(AtomicBool::new(false));
+    let follower = {
+        let (js, cluster, stop) = (js.clone(), cluster.clone(), stop.clone());
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(lookout_cluster::control::follow(&js, &cluster, &tx, &stop))
+        })
+    };
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the rules in force");
+    assert_eq!(
+        first,
+        rules(2),
+        "a starting edge gets the newest rules only"
+    );
+    rt.block_on(publisher.publish(WireMsg::Control(rules(3)), &never))
+        .unwrap();
+    let next = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the change");
+    assert_eq!(next, rules(3));
+    stop.store(true, Ordering::SeqCst);
+    follower.join().unwrap();
+}

@@ -82,19 +82,19 @@ struct Generation {
     health_fwd: std::thread::JoinHandle<()>,
     rules: lookout_rules::stage::RulesHandle,
     forwarder: std::thread::JoinHandle<()>,
-    watcher: Option<lookout_rules::ConfigWatcher>,
 }
 
 impl Generation {
     fn start(
         cfg: &Config,
         held: &BTreeSet<String>,
-        opts: &RunOptions,
+        rules: &lookout_config::rules::RulesConfig,
         rt: &tokio::runtime::Runtime,
         publisher: &lookout_cluster::publish::Publisher,
         stop: &Arc<AtomicBool>,
     ) -> anyhow::Result<Generation> {
         let mut cfg = cfg.clone();
+        cfg.rules = rules.clone();
         for c in &mut cfg.cameras {
             c.enabled = c.enabled && held.contains(c.id.as_str());
         }
@@ -139,19 +139,6 @@ impl Generation {
             lookout_rules::stage::NoTap,
         )
         .context("cannot spawn the rules thread")?;
-        let watcher = match &opts.config_path {
-            Some(path) => Some(
-                lookout_rules::watch_config_file(path.clone(), {
-                    let control = rules.control();
-                    move |res| match res.and_then(|r| control.apply(&r).map_err(|e| e.to_string())) {
-                        Ok(()) => info!("Applied the changed rules of the config file."),
-                        Err(e) => error!(error = %e, "Rejected the changed rules configuration; keeping the running one."),
-                    }
-                })
-                .context("cannot watch the config file")?,
-            ),
-            None => None,
-        };
         let forwarder = lookout_cluster::publish::spawn_fusion_forwarder(
             rt.handle().clone(),
             publisher.clone(),
@@ -169,7 +156,6 @@ impl Generation {
             health_fwd,
             rules,
             forwarder,
-            watcher,
         })
     }
 
@@ -179,7 +165,6 @@ impl Generation {
         self.ingest.shutdown(deadline.mul_f64(0.5));
         self.hub.close();
         self.inference.join();
-        drop(self.watcher);
         for (name, joined) in [
             ("health-forward", self.health_fwd.join()),
             ("rules", self.rules.join()),
@@ -194,8 +179,9 @@ impl Generation {
 }
 
 /// Runs an edge node until Ctrl-C/SIGTERM or `engine.run_for_s`: holds a fair share of the
-/// site's enabled cameras by lease (`lookout_cluster::lease`) and analyses those.
-pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
+/// site's enabled cameras by lease (`lookout_cluster::lease`) and analyses those, with the
+/// rules the hub publishes (`lookout_cluster::control`; the config file's until then).
+pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let data_dir = cfg.data_dir();
     std::fs::create_dir_all(&data_dir)
@@ -217,6 +203,23 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             &cameras,
         ))
         .context("cannot open the camera lease bucket")?;
+    // Rules changes from the hub (its file and API overlay), newest first.
+    let (control_tx, control_rx) = bounded::<lookout_core::ControlMsg>(8);
+    let follower = spawn("cluster-control", {
+        let js = js.clone();
+        let cluster = cfg.cluster.clone();
+        let stop = stop.clone();
+        let handle = rt.handle().clone();
+        move || {
+            handle.block_on(lookout_cluster::control::follow(
+                &js,
+                &cluster,
+                &control_tx,
+                &stop,
+            ))
+        }
+    })?;
+    let mut rules = cfg.rules.clone();
     let publisher = lookout_cluster::publish::Publisher::new(js, &cfg.cluster.site).node(&node);
     let stats = publisher.stats();
     println!(
@@ -236,6 +239,35 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         if run_for.is_some_and(|d| started.elapsed() >= d) {
             info!("Configured run time reached; stopping.");
             break;
+        }
+        for msg in control_rx.try_iter() {
+            let lookout_core::ControlMsg::Rules {
+                version,
+                rules: body,
+            } = &msg;
+            match serde_json::from_value::<lookout_config::rules::RulesConfig>(body.clone()) {
+                Ok(r) if r == rules => {}
+                Ok(r) => {
+                    let applied = match &generation {
+                        Some(g) => g.rules.control().apply(&r).map_err(|e| e.to_string()),
+                        None => lookout_rules::RulesEngine::try_new(&r)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
+                    };
+                    match applied {
+                        Ok(()) => {
+                            info!(version, "Applied the rules the hub published.");
+                            rules = r;
+                        }
+                        Err(e) => {
+                            error!(version, error = %e, "Refused the rules the hub published; keeping the running ones.")
+                        }
+                    }
+                }
+                Err(e) => {
+                    error!(version, error = %e, "Unreadable rules from the hub; keeping the running ones.")
+                }
+            }
         }
         if Instant::now() >= next_beat {
             next_beat = Instant::now() + heartbeat;
@@ -264,7 +296,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
                     let held = leases.held();
                     if (changed || generation.is_none()) && !held.is_empty() {
                         generation = Some(Generation::start(
-                            &cfg, &held, &opts, &rt, &publisher, &stop,
+                            &cfg, &held, &rules, &rt, &publisher, &stop,
                         )?);
                     }
                 }
@@ -299,6 +331,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         g.stop(deadline);
     }
     rt.block_on(leases.release_all());
+    stop.store(true, Ordering::SeqCst);
+    if follower.join().is_err() {
+        error!(thread = "cluster-control", "A thread panicked.");
+    }
     rt.shutdown_timeout(Duration::from_secs(1));
     info!(elapsed_s = started.elapsed().as_secs_f64(), "Stopped.");
     Ok(())

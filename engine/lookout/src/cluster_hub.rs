@@ -62,7 +62,7 @@ impl lookout_cluster::hub::HubSink for StoreSink {
 }
 
 /// Runs the hub until Ctrl-C/SIGTERM or `engine.run_for_s`.
-pub fn run(mut cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
+pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let data_dir = cfg.data_dir();
     std::fs::create_dir_all(&data_dir)
@@ -100,6 +100,54 @@ pub fn run(mut cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
         stop.clone(),
     )
     .context("cannot spawn the hotspot publishing thread")?;
+
+    // Rules changes (API overlays, masks, tuning, file reloads) go to every edge: the
+    // server's rules control feeds the site's rules subject instead of a local rules stage.
+    let (control, control_rx) = lookout_rules::stage::RulesControl::channel(8);
+    state.rules = Some(control);
+    let rules_fwd = spawn("cluster-rules", {
+        let publisher = lookout_cluster::publish::Publisher::new(js.clone(), &cfg.cluster.site);
+        let stop = stop.clone();
+        let handle = rt.handle().clone();
+        let state = state.clone();
+        let initial = cfg.rules.clone();
+        move || {
+            let version = || {
+                state
+                    .overlay_status()
+                    .filter(|s| s.applied)
+                    .map_or(0, |s| s.version)
+            };
+            let mut next = Some(initial);
+            while !stop.load(Ordering::SeqCst) {
+                let Some(rules) = next
+                    .take()
+                    .or_else(|| control_rx.recv_timeout(Duration::from_millis(200)).ok())
+                else {
+                    continue;
+                };
+                let msg = lookout_rules::stage::RulesControl::message(version(), &rules);
+                match handle.block_on(publisher.publish(lookout_core::WireMsg::Control(msg), &stop))
+                {
+                    Ok(()) => info!("Published the running rules to the edges."),
+                    Err(e) => warn!(error = %e, "Could not publish the running rules."),
+                }
+            }
+        }
+    })?;
+    let watcher = match &opts.config_path {
+        Some(path) => Some(
+            lookout_rules::watch_config_file(path.clone(), {
+                let state = state.clone();
+                move |res| match res {
+                    Ok(rules) => state.file_rules_changed(rules),
+                    Err(e) => error!(error = %e, "Rejected the changed rules configuration; keeping the running one."),
+                }
+            })
+            .context("cannot watch the config file")?,
+        ),
+        None => None,
+    };
 
     let mut core = lookout_cluster::hub::HubCore::new(&cfg).context("cannot start fusion")?;
     let stats = core.stats();
@@ -165,9 +213,11 @@ pub fn run(mut cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
     info!("Shutting down.");
     drop(feed_stop_tx);
     feed.join();
+    drop(watcher);
     for (name, joined) in [
         ("cluster-hotspots", hotspot_fwd.join()),
         ("hub", hub_thread.join()),
+        ("cluster-rules", rules_fwd.join()),
     ] {
         if joined.is_err() {
             error!(thread = name, "A hub thread panicked.");

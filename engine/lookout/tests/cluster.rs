@@ -282,6 +282,23 @@ fn edge_killed_cameras_resume_hub_killed_nothing_lost_or_doubled() {
         owners(&seen)
     );
 
+    // A rules change on the hub (its config file here; the API works the same) reaches
+    // every edge.
+    let mut text = std::fs::read_to_string(&hub_cfg).expect("hub config");
+    text.push_str("\n[rules]\nquiet_s = 47\n");
+    std::fs::write(&hub_cfg, text).expect("hub config");
+    wait(
+        "every edge to apply the hub's rules",
+        Duration::from_secs(15),
+        || {
+            edges.iter().all(|e| {
+                std::fs::read_to_string(logs.join(format!("{e}.log")))
+                    .unwrap_or_default()
+                    .contains("Applied the rules the hub published.")
+            })
+        },
+    );
+
     // SIGKILL the edge analysing cam-a: cam-a resumes on another edge.
     let victim = owners(&seen)["cam-a"].clone();
     procs.kill(&victim);

@@ -244,12 +244,60 @@ pub async fn run(
     sink: &mut dyn HubSink,
     stop: &AtomicBool,
 ) -> Result<(), ClusterError> {
+    run_inner(js, cfg, core, sink, stop, None).await
+}
+
+/// [`run`] for one of several hubs of a site: waits for the site's hub lease
+/// ([`crate::lease::HubLease`]; a standby waits here while the active hub heartbeats),
+/// consumes while it holds it, refreshing it every `cluster.heartbeat_s`, and answers
+/// [`ClusterError::LeaseLost`] when another hub took it (this process must then stop: its
+/// fusion state is no longer the site's).
+pub async fn run_with_lease(
+    js: &jetstream::Context,
+    cfg: &lookout_config::cluster::ClusterConfig,
+    node: &str,
+    core: &mut HubCore,
+    sink: &mut dyn HubSink,
+    stop: &AtomicBool,
+) -> Result<(), ClusterError> {
+    let mut lease = crate::lease::HubLease::open(js, cfg, node).await?;
+    if !lease.acquire(cfg, stop).await? {
+        return Ok(());
+    }
+    tracing::info!(node, "Holding the site's hub lease; consuming the stream.");
+    let res = run_inner(js, cfg, core, sink, stop, Some(&mut lease)).await;
+    if !matches!(res, Err(ClusterError::LeaseLost)) {
+        lease.release().await;
+    }
+    res
+}
+
+async fn run_inner(
+    js: &jetstream::Context,
+    cfg: &lookout_config::cluster::ClusterConfig,
+    core: &mut HubCore,
+    sink: &mut dyn HubSink,
+    stop: &AtomicBool,
+    mut lease: Option<&mut crate::lease::HubLease>,
+) -> Result<(), ClusterError> {
     let subjects = Subjects::new(&cfg.site);
     let mut replayed = false;
     let mut pause = Duration::from_millis(500);
     while !stop.load(Ordering::SeqCst) {
-        match consume(js, cfg, &subjects, core, sink, stop, &mut replayed).await {
+        match consume(
+            js,
+            cfg,
+            &subjects,
+            core,
+            sink,
+            stop,
+            &mut replayed,
+            lease.as_deref_mut(),
+        )
+        .await
+        {
             Ok(()) => return Ok(()),
+            Err(ClusterError::LeaseLost) => return Err(ClusterError::LeaseLost),
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_s = pause.as_secs_f64(), "The hub's consumer failed; re-opening it.");
                 tokio::time::sleep(pause).await;
@@ -260,6 +308,7 @@ pub async fn run(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn consume(
     js: &jetstream::Context,
     cfg: &lookout_config::cluster::ClusterConfig,
@@ -268,7 +317,10 @@ async fn consume(
     sink: &mut dyn HubSink,
     stop: &AtomicBool,
     replayed: &mut bool,
+    mut lease: Option<&mut crate::lease::HubLease>,
 ) -> Result<(), ClusterError> {
+    let heartbeat = Duration::from_secs_f64(cfg.heartbeat_s);
+    let mut refreshed = std::time::Instant::now();
     let stream = crate::ensure_stream(js, cfg).await?;
     let name = subjects.hub_consumer();
     // Messages the previous consumer delivered but nobody acked would be redelivered only
@@ -315,6 +367,12 @@ async fn consume(
         .map_err(js_err)?;
     let mut out = Vec::new();
     while !stop.load(Ordering::SeqCst) {
+        if let Some(l) = lease.as_deref_mut() {
+            if refreshed.elapsed() >= heartbeat {
+                l.refresh().await?;
+                refreshed = std::time::Instant::now();
+            }
+        }
         let first = match tokio::time::timeout(Duration::from_millis(200), messages.next()).await {
             Err(_) => continue,
             Ok(None) => return Err(ClusterError::JetStream("consumer stream ended".into())),

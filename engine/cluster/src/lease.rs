@@ -99,6 +99,37 @@ pub fn assign(cameras: &[String], nodes: &[String]) -> BTreeMap<String, String> 
     out
 }
 
+/// The site's lease bucket (created when missing).
+async fn bucket(js: &jetstream::Context, cfg: &ClusterConfig) -> Result<kv::Store, ClusterError> {
+    let bucket = Subjects::new(&cfg.site).lease_bucket();
+    let kv = match js.get_key_value(bucket.clone()).await {
+        Ok(kv) => kv,
+        Err(_) => {
+            // The bucket's stream as `create_key_value` would make it, created directly:
+            // that call first asks for the account's limits, whose answer from
+            // nats-server 2.9 (Debian 12) this client cannot read.
+            js.get_or_create_stream(jetstream::stream::Config {
+                name: format!("KV_{bucket}"),
+                description: Some("camera leases and node presence".into()),
+                subjects: vec![format!("$KV.{bucket}.>")],
+                max_messages_per_subject: 1,
+                max_age: Duration::from_secs_f64(cfg.lease_ttl_s),
+                storage: jetstream::stream::StorageType::File,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                num_replicas: cfg.stream.replicas,
+                discard: jetstream::stream::DiscardPolicy::New,
+                ..Default::default()
+            })
+            .await
+            .map_err(js_err)?;
+            js.get_key_value(bucket).await.map_err(js_err)?
+        }
+    };
+    Ok(kv)
+}
+
 impl Leases {
     /// Opens (or creates) the site's lease bucket for `node`, which can analyse `cameras`.
     pub async fn open(
@@ -107,32 +138,7 @@ impl Leases {
         node: &str,
         cameras: &[String],
     ) -> Result<Leases, ClusterError> {
-        let bucket = Subjects::new(&cfg.site).lease_bucket();
-        let kv = match js.get_key_value(bucket.clone()).await {
-            Ok(kv) => kv,
-            Err(_) => {
-                // The bucket's stream as `create_key_value` would make it, created directly:
-                // that call first asks for the account's limits, whose answer from
-                // nats-server 2.9 (Debian 12) this client cannot read.
-                js.get_or_create_stream(jetstream::stream::Config {
-                    name: format!("KV_{bucket}"),
-                    description: Some("camera leases and node presence".into()),
-                    subjects: vec![format!("$KV.{bucket}.>")],
-                    max_messages_per_subject: 1,
-                    max_age: Duration::from_secs_f64(cfg.lease_ttl_s),
-                    storage: jetstream::stream::StorageType::File,
-                    allow_rollup: true,
-                    deny_delete: true,
-                    allow_direct: true,
-                    num_replicas: cfg.stream.replicas,
-                    discard: jetstream::stream::DiscardPolicy::New,
-                    ..Default::default()
-                })
-                .await
-                .map_err(js_err)?;
-                js.get_key_value(bucket).await.map_err(js_err)?
-            }
-        };
+        let kv = bucket(js, cfg).await?;
         let mut cameras = cameras.to_vec();
         cameras.sort();
         Ok(Leases {
@@ -238,6 +244,111 @@ impl Leases {
         let all: Vec<String> = self.held.keys().cloned().collect();
         self.release(&all).await;
         let _ = self.kv.delete(node_key(&self.node)).await;
+    }
+}
+
+/// The site's hub lease (`hub` in the lease bucket): one hub consumes the stream, a standby
+/// waits for the lease to expire.
+pub struct HubLease {
+    kv: kv::Store,
+    node: String,
+    revision: Option<u64>,
+}
+
+impl std::fmt::Debug for HubLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubLease")
+            .field("node", &self.node)
+            .field("revision", &self.revision)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HubLease {
+    /// The hub lease of `cfg.site` for `node`.
+    pub async fn open(
+        js: &jetstream::Context,
+        cfg: &ClusterConfig,
+        node: &str,
+    ) -> Result<HubLease, ClusterError> {
+        Ok(HubLease {
+            kv: bucket(js, cfg).await?,
+            node: node.to_string(),
+            revision: None,
+        })
+    }
+
+    /// Takes the lease, waiting (and saying who holds it) while another hub does. False
+    /// when `stop` was set first.
+    pub async fn acquire(
+        &mut self,
+        cfg: &ClusterConfig,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<bool, ClusterError> {
+        let mut said = false;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            match self
+                .kv
+                .create("hub", self.node.clone().into_bytes().into())
+                .await
+            {
+                Ok(rev) => {
+                    self.revision = Some(rev);
+                    return Ok(true);
+                }
+                Err(e) => {
+                    if !said {
+                        let holder = self
+                            .kv
+                            .get("hub")
+                            .await
+                            .ok()
+                            .flatten()
+                            .map(|b| String::from_utf8_lossy(&b).to_string())
+                            .unwrap_or_default();
+                        tracing::info!(holder = %holder, reason = %e, "Standing by: another hub holds the site's hub lease.");
+                        said = true;
+                    }
+                    tokio::time::sleep(Duration::from_secs_f64(cfg.heartbeat_s)).await;
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Refreshes the lease; [`ClusterError::LeaseLost`] when another hub holds it now.
+    pub async fn refresh(&mut self) -> Result<(), ClusterError> {
+        let Some(rev) = self.revision else {
+            return Err(ClusterError::LeaseLost);
+        };
+        match self
+            .kv
+            .update("hub", self.node.clone().into_bytes().into(), rev)
+            .await
+        {
+            Ok(r) => {
+                self.revision = Some(r);
+                Ok(())
+            }
+            Err(e) => {
+                // A transient NATS error is not a lost lease unless someone else holds it.
+                let holder = self.kv.get("hub").await.map_err(js_err)?;
+                match holder {
+                    Some(b) if b.as_ref() != self.node.as_bytes() => {
+                        self.revision = None;
+                        Err(ClusterError::LeaseLost)
+                    }
+                    _ => Err(js_err(e)),
+                }
+            }
+        }
+    }
+
+    /// Gives the lease up (a clean stop: the standby takes over at once).
+    pub async fn release(&mut self) {
+        if let Some(rev) = self.revision.take() {
+            let _ = self.kv.delete_expect_revision("hub", Some(rev)).await;
+        }
     }
 }
 

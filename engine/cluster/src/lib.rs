@@ -47,6 +47,9 @@ pub enum ClusterError {
     /// A JetStream request failed (stream, consumer, KV).
     #[error("NATS JetStream: {0}")]
     JetStream(String),
+    /// Another hub took the site's hub lease (this one missed its heartbeats).
+    #[error("another hub took the site's hub lease")]
+    LeaseLost,
     /// Fusion could not start for this config.
     #[error("fusion: {0}")]
     Fusion(String),

@@ -423,3 +423,95 @@ fn edges_follow_the_newest_rules_then_every_change() {
     stop.store(true, Ordering::SeqCst);
     follower.join().unwrap();
 }
+
+#[test]
+fn a_standby_hub_waits_for_the_lease_and_takes_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_nats, url) = start_nats(&tmp.path().join("js"));
+    let (cfg, _) = config(&url);
+    let spawn = |node: &'static str, store: MemStore, stop: Arc<AtomicBool>| {
+        let cfg = cfg.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let mut core = HubCore::new(&cfg).expect("fusion");
+            let stats = core.stats();
+            let mut sink = store;
+            rt.block_on(async {
+                let c = lookout_cluster::connect(&cfg.cluster, node, &stop)
+                    .await
+                    .unwrap();
+                let js = async_nats::jetstream::new(c);
+                lookout_cluster::hub::run_with_lease(
+                    &js,
+                    &cfg.cluster,
+                    node,
+                    &mut core,
+                    &mut sink,
+                    &stop,
+                )
+                .await
+                .unwrap();
+            });
+            stats
+        })
+    };
+    let (active, standby) = (MemStore::default(), MemStore::default());
+    let (stop_a, stop_b) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let a = spawn("hub-a", active.clone(), stop_a.clone());
+    std::thread::sleep(Duration::from_millis(1500));
+    let b = spawn("hub-b", standby.clone(), stop_b.clone());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let never = AtomicBool::new(false);
+    let publisher = rt.block_on(async {
+        let js = async_nats::jetstream::new(
+            lookout_cluster::connect(&cfg.cluster, "edge", &never)
+                .await
+                .unwrap(),
+        );
+        lookout_cluster::ensure_stream(&js, &cfg.cluster)
+            .await
+            .unwrap();
+        Publisher::new(js, &cfg.cluster.site)
+    });
+    let publish = |last| {
+        rt.block_on(publisher.publish(
+            WireMsg::Fusion(FusionMsg::Event(smoke(
+                "tower1",
+                1,
+                EventPhase::Update,
+                0,
+                last,
+            ))),
+            &never,
+        ))
+        .unwrap()
+    };
+    publish(0);
+    wait_for("the active hub to fuse", Duration::from_secs(15), || {
+        *active.events.lock().unwrap() == 1
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        *standby.events.lock().unwrap(),
+        0,
+        "the standby does not consume"
+    );
+    // The active hub stops (releasing its lease): the standby replays and takes over.
+    stop_a.store(true, Ordering::SeqCst);
+    a.join().unwrap();
+    publish(10);
+    wait_for("the standby to take over", Duration::from_secs(15), || {
+        *standby.events.lock().unwrap() == 1
+    });
+    assert_eq!(
+        standby.incidents.lock().unwrap().keys().collect::<Vec<_>>(),
+        active.incidents.lock().unwrap().keys().collect::<Vec<_>>(),
+        "the standby's fusion continues the same incident"
+    );
+    stop_b.store(true, Ordering::SeqCst);
+    let stats_b = b.join().unwrap();
+    assert_eq!(stats_b.replayed.load(Ordering::Relaxed), 1);
+}

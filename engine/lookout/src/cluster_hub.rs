@@ -151,10 +151,13 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
 
     let mut core = lookout_cluster::hub::HubCore::new(&cfg).context("cannot start fusion")?;
     let stats = core.stats();
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hub_thread = spawn("hub", {
         let stop = stop.clone();
+        let failed = failed.clone();
         let cluster = cfg.cluster.clone();
         let handle = rt.handle().clone();
+        let node = node.clone();
         let mut sink = StoreSink {
             alerts: alerts.clone(),
             log: JsonlWriter::open_rotating(
@@ -163,10 +166,14 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             ),
         };
         move || {
-            if let Err(e) = handle.block_on(lookout_cluster::hub::run(
-                &js, &cluster, &mut core, &mut sink, &stop,
+            // One hub of the site consumes; another started with the same site stands by
+            // until the lease is free.
+            if let Err(e) = handle.block_on(lookout_cluster::hub::run_with_lease(
+                &js, &cluster, &node, &mut core, &mut sink, &stop,
             )) {
-                error!(error = %e, "The hub's consumer stopped.");
+                error!(error = %e, "The hub's consumer stopped; stopping this hub.");
+                failed.store(true, Ordering::SeqCst);
+                stop.store(true, Ordering::SeqCst);
             }
         }
     })?;
@@ -247,6 +254,9 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     drop(alerts);
     rt.shutdown_timeout(Duration::from_secs(1));
     info!(elapsed_s = started.elapsed().as_secs_f64(), "Stopped.");
+    if failed.load(Ordering::SeqCst) {
+        anyhow::bail!("the hub stopped consuming the site's stream (see the log above)");
+    }
     Ok(())
 }
 

@@ -29,6 +29,7 @@
 pub mod control;
 pub mod hub;
 pub mod lease;
+pub mod live;
 pub mod publish;
 
 use std::sync::atomic::{AtomicBool, Ordering};

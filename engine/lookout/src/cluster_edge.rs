@@ -84,6 +84,23 @@ struct Generation {
     forwarder: std::thread::JoinHandle<()>,
 }
 
+/// The rules stage's tap on an edge: recorded frame results and health changes go to the
+/// hub's operator desk (`lookout_cluster::live`), dropped when the queue is full.
+struct LiveTap {
+    tx: crossbeam_channel::Sender<StageMsg>,
+    stats: Arc<lookout_cluster::live::LiveStats>,
+}
+
+impl lookout_rules::stage::RulesTap for LiveTap {
+    fn message(&mut self, msg: &StageMsg) {
+        if self.tx.try_send(msg.clone()).is_err() {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn event(&mut self, _: &lookout_core::Event) {}
+}
+
 impl Generation {
     fn start(
         cfg: &Config,
@@ -91,6 +108,7 @@ impl Generation {
         rules: &lookout_config::rules::RulesConfig,
         rt: &tokio::runtime::Runtime,
         publisher: &lookout_cluster::publish::Publisher,
+        live: LiveTap,
         stop: &Arc<AtomicBool>,
     ) -> anyhow::Result<Generation> {
         let mut cfg = cfg.clone();
@@ -136,7 +154,7 @@ impl Generation {
             },
             results_rx,
             events_tx,
-            lookout_rules::stage::NoTap,
+            live,
         )
         .context("cannot spawn the rules thread")?;
         let forwarder = lookout_cluster::publish::spawn_fusion_forwarder(
@@ -220,6 +238,17 @@ pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
         }
     })?;
     let mut rules = cfg.rules.clone();
+    let live_stats = Arc::new(lookout_cluster::live::LiveStats::default());
+    let (live_tx, live_rx) = bounded::<StageMsg>(1024);
+    let live_fwd = lookout_cluster::live::spawn_forwarder(
+        rt.handle().clone(),
+        js.client(),
+        cfg.cluster.site.clone(),
+        live_rx,
+        live_stats.clone(),
+        stop.clone(),
+    )
+    .context("cannot spawn the frame results thread")?;
     let publisher = lookout_cluster::publish::Publisher::new(js, &cfg.cluster.site).node(&node);
     let stats = publisher.stats();
     println!(
@@ -296,7 +325,16 @@ pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
                     let held = leases.held();
                     if (changed || generation.is_none()) && !held.is_empty() {
                         generation = Some(Generation::start(
-                            &cfg, &held, &rules, &rt, &publisher, &stop,
+                            &cfg,
+                            &held,
+                            &rules,
+                            &rt,
+                            &publisher,
+                            LiveTap {
+                                tx: live_tx.clone(),
+                                stats: live_stats.clone(),
+                            },
+                            &stop,
                         )?);
                     }
                 }
@@ -321,6 +359,8 @@ pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
                 published = stats.published.load(Ordering::Relaxed),
                 duplicates = stats.duplicates.load(Ordering::Relaxed),
                 failures = stats.failures.load(Ordering::Relaxed),
+                live_sent = live_stats.sent.load(Ordering::Relaxed),
+                live_dropped = live_stats.dropped.load(Ordering::Relaxed),
                 "Edge publishing."
             );
         }
@@ -332,8 +372,14 @@ pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
     }
     rt.block_on(leases.release_all());
     stop.store(true, Ordering::SeqCst);
-    if follower.join().is_err() {
-        error!(thread = "cluster-control", "A thread panicked.");
+    drop(live_tx);
+    for (name, joined) in [
+        ("cluster-control", follower.join()),
+        ("cluster-live", live_fwd.join()),
+    ] {
+        if joined.is_err() {
+            error!(thread = name, "A thread panicked.");
+        }
     }
     rt.shutdown_timeout(Duration::from_secs(1));
     info!(elapsed_s = started.elapsed().as_secs_f64(), "Stopped.");

@@ -151,6 +151,27 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
 
     let mut core = lookout_cluster::hub::HubCore::new(&cfg).context("cannot start fusion")?;
     let stats = core.stats();
+    // The edges' recorded frame results and health changes: the tuning view, the live
+    // overlay and the cameras' status (at most once; not part of the stream).
+    let live = spawn("cluster-live", {
+        let client = js.client();
+        let site = cfg.cluster.site.clone();
+        let alerts = alerts.clone();
+        let stop = stop.clone();
+        let handle = rt.handle().clone();
+        move || {
+            handle.block_on(lookout_cluster::live::follow(
+                &client,
+                &site,
+                |m| {
+                    if let Err(e) = alerts.record_frame_result(m) {
+                        warn!(error = %e, "Cannot store a frame result.");
+                    }
+                },
+                &stop,
+            ))
+        }
+    })?;
     let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hub_thread = spawn("hub", {
         let stop = stop.clone();
@@ -225,6 +246,7 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         ("cluster-hotspots", hotspot_fwd.join()),
         ("hub", hub_thread.join()),
         ("cluster-rules", rules_fwd.join()),
+        ("cluster-live", live.join()),
     ] {
         if joined.is_err() {
             error!(thread = name, "A hub thread panicked.");

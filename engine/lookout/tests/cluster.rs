@@ -407,6 +407,21 @@ fn edge_killed_cameras_resume_hub_killed_nothing_lost_or_doubled() {
         .into_iter()
         .map(|s| s.incident.id)
         .collect();
+    // The edges' frame results reached the hub's store (tuning view, live overlay).
+    let framed: BTreeSet<String> = store
+        .all_frame_results()
+        .expect("frame results")
+        .into_iter()
+        .map(|f| f.camera.to_string())
+        .collect();
+    assert_eq!(
+        framed,
+        CAMERAS
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<BTreeSet<_>>(),
+        "frame results of every camera at the hub"
+    );
     let lines = std::fs::read_to_string(hub_data.join("incidents.jsonl")).unwrap_or_default();
     // incidents.jsonl: every fusion revision the hub stored (a duplicate is not logged).
     let mut revisions = BTreeSet::new();

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything Lookout needs on Debian 12, idempotently and cheaply when repeated:
 #   - Debian packages: GStreamer 1.22 (dev + plugins base/good/bad/ugly/libav + rtsp-server),
-#     ffmpeg, mosquitto (MQTT tests), chromium + chromium-driver (UI tests), openssl (test
-#     certificates for HTTPS webhooks), prometheus (its `promtool check metrics` checks the
+#     ffmpeg, mosquitto and mosquitto-clients (MQTT tests: the broker, mosquitto_sub),
+#     chromium + chromium-driver (UI tests), openssl (test certificates for HTTPS webhooks
+#     and MQTT over TLS), prometheus (its `promtool check metrics` checks the
 #     engine's /metrics in a test), build tools;
 #   - the ONNX Runtime shared library from the PyPI wheel onnxruntime==1.31.* in a
 #     project-local venv (.venv), linked at .runtime/libonnxruntime.so for `ort`'s
@@ -24,7 +25,7 @@ APT_PACKAGES=(
   libgstrtspserver-1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp
-  ffmpeg mosquitto chromium chromium-driver
+  ffmpeg mosquitto mosquitto-clients chromium chromium-driver
   openssl prometheus nats-server
 )
 

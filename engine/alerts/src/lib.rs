@@ -135,6 +135,9 @@ pub struct Alerts {
     settings: Settings,
     workers: Vec<outbox::Worker>,
     timers: Vec<tokio::task::JoinHandle<()>>,
+    /// MQTT sinks' availability connections ([`sinks::mqtt_availability`]), awaited at
+    /// shutdown so that each says `offline`.
+    availability: Vec<tokio::task::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
     live: broadcast::Sender<LiveUpdate>,
     latest: Mutex<HashMap<CameraId, FrameResult>>,
@@ -201,6 +204,7 @@ impl Alerts {
         })?;
         let mut specs = Vec::new();
         let mut sinks = Vec::new();
+        let mut availability = Vec::new();
         for s in &cfg.sinks {
             let f = s.filter();
             specs.push(store::SinkSpec {
@@ -218,12 +222,18 @@ impl Alerts {
                     .and_then(lifecycle::parse_severity),
                 camera_status: sinks::Sink::takes_camera_status(s),
             });
-            let mut sink = sinks::Sink::from_config(s, data_dir, &cfg.cap_sender).map_err(|m| {
-                AlertsError::Sink {
-                    name: s.name().to_string(),
-                    message: m,
-                }
-            })?;
+            let sink_err = |m| AlertsError::Sink {
+                name: s.name().to_string(),
+                message: m,
+            };
+            let mut sink =
+                sinks::Sink::from_config(s, data_dir, &cfg.cap_sender).map_err(sink_err)?;
+            if let (Some(opts), lookout_config::alerts::SinkConfig::Mqtt { topic_prefix, .. }) = (
+                sinks::mqtt_options(s, "-availability").map_err(sink_err)?,
+                s,
+            ) {
+                availability.push((opts, topic_prefix.clone()));
+            }
             sink.set_log_rotation(retention::log_rotation(retention_cfg));
             let retry = match s {
                 lookout_config::alerts::SinkConfig::Webhook { retry, .. }
@@ -287,6 +297,12 @@ impl Alerts {
             settings,
             workers,
             timers: Vec::new(),
+            availability: availability
+                .into_iter()
+                .map(|(opts, prefix)| {
+                    rt.spawn(sinks::mqtt_availability(opts, prefix, shutdown_rx.clone()))
+                })
+                .collect(),
             shutdown,
             live,
             latest: Mutex::new(HashMap::new()),
@@ -755,6 +771,9 @@ impl Alerts {
         }
         for t in std::mem::take(&mut self.timers) {
             t.abort();
+        }
+        for t in std::mem::take(&mut self.availability) {
+            let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
         }
         left
     }

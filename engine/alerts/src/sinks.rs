@@ -3,10 +3,14 @@
 //! pause the whole sink, or give up on it (dead letter).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use lookout_config::alerts::SinkConfig;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use lookout_config::alerts::{MqttTls, SinkConfig};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration,
+    Transport,
+};
 
 use crate::export;
 use crate::http::{HttpResponse, HttpUrl, WebhookClient};
@@ -162,33 +166,14 @@ impl Sink {
                 auth: token.as_ref().map(|t| format!("Bearer {}", t.expose())),
             },
             SinkConfig::Mqtt {
-                name,
-                host,
-                port,
-                client_id,
-                username,
-                password,
                 topic_prefix,
                 timeout_s,
                 max_payload_bytes,
                 ..
             } => {
-                let id = client_id
-                    .clone()
-                    .unwrap_or_else(|| format!("lookout-{name}"));
-                let mut opts = MqttOptions::new(id, host.clone(), *port);
-                opts.set_keep_alive(Duration::from_secs(30));
-                opts.set_clean_session(true);
-                if let Some(u) = username {
-                    opts.set_credentials(
-                        u.value(),
-                        password.as_ref().map(|p| p.expose()).unwrap_or(""),
-                    );
-                }
-                opts.set_max_packet_size(
-                    (*max_payload_bytes as usize).saturating_add(64 * 1024),
-                    (*max_payload_bytes as usize).saturating_add(64 * 1024),
-                );
+                let Some(opts) = mqtt_options(cfg, "")? else {
+                    return Err("not an MQTT sink".into());
+                };
                 Sink::Mqtt(Box::new(MqttSink {
                     opts,
                     max_payload: *max_payload_bytes,
@@ -370,6 +355,150 @@ async fn write_atomic(dir: &std::path::Path, name: &str, body: &[u8]) -> Result<
     tokio::fs::rename(&tmp, dir.join(name))
         .await
         .map_err(|e| format!("rename into {}: {e}", dir.display()))
+}
+
+/// The options of an MQTT sink's connection (`None` for another kind of sink): broker,
+/// client id (`client_id`, default `lookout-<name>`, plus `suffix`), credentials, packet
+/// size, TLS. Errors name the file that cannot be used.
+pub fn mqtt_options(cfg: &SinkConfig, suffix: &str) -> Result<Option<MqttOptions>, String> {
+    let SinkConfig::Mqtt {
+        name,
+        host,
+        port,
+        client_id,
+        username,
+        password,
+        max_payload_bytes,
+        tls,
+        ..
+    } = cfg
+    else {
+        return Ok(None);
+    };
+    let id = client_id
+        .clone()
+        .unwrap_or_else(|| format!("lookout-{name}"));
+    let mut opts = MqttOptions::new(format!("{id}{suffix}"), host.clone(), *port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_clean_session(true);
+    if let Some(u) = username {
+        opts.set_credentials(
+            u.value(),
+            password.as_ref().map(|p| p.expose()).unwrap_or(""),
+        );
+    }
+    opts.set_max_packet_size(
+        (*max_payload_bytes as usize).saturating_add(64 * 1024),
+        (*max_payload_bytes as usize).saturating_add(64 * 1024),
+    );
+    if let Some(t) = tls {
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            mqtt_tls_config(t)?,
+        )));
+    }
+    Ok(Some(opts))
+}
+
+/// A rustls client configuration (ring provider) trusting only `ca_file`'s certificates,
+/// presenting `client_cert`/`client_key` when both are set.
+fn mqtt_tls_config(t: &MqttTls) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = |path: &str| -> Result<Vec<CertificateDer<'static>>, String> {
+        let list = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{path}: cannot read PEM certificates: {e}"))?;
+        if list.is_empty() {
+            return Err(format!("{path}: no PEM certificate in it"));
+        }
+        Ok(list)
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs(&t.ca_file)? {
+        roots
+            .add(c)
+            .map_err(|e| format!("{}: not a usable CA certificate: {e}", t.ca_file))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS setup: {e}"))?
+    .with_root_certificates(roots);
+    let config = match (&t.client_cert, &t.client_key) {
+        (Some(cert), Some(key)) => {
+            let chain = certs(cert)?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("{key}: cannot read the PEM private key: {e}"))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                format!("{cert}: the client certificate and key do not go together: {e}")
+            })?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// Keeps an MQTT sink's availability connection until `shutdown`: connected with the last
+/// will `<prefix>/available` = `offline` (retained, QoS 1), it publishes `online` (retained,
+/// QoS 1) after every (re)connection, so a subscriber sees `offline` when the engine dies
+/// (the broker publishes the will once the connection drops) and `online` while it runs.
+/// On a clean stop it publishes `offline` itself, then disconnects. Separate from the
+/// delivery connection, which is opened on demand and may be dropped between deliveries.
+pub async fn mqtt_availability(
+    mut opts: MqttOptions,
+    prefix: String,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let topic = format!("{prefix}/available");
+    opts.set_last_will(LastWill::new(&topic, "offline", QoS::AtLeastOnce, true));
+    opts.set_keep_alive(Duration::from_secs(15));
+    let broker = format!("{}:{}", opts.broker_address().0, opts.broker_address().1);
+    let (client, mut events) = AsyncClient::new(opts, 8);
+    let mut backoff = Duration::from_millis(500);
+    let mut warned = false;
+    loop {
+        tokio::select! {
+            r = events.poll() => match r {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff = Duration::from_millis(500);
+                    warned = false;
+                    if client
+                        .try_publish(&topic, QoS::AtLeastOnce, true, "online")
+                        .is_err()
+                    {
+                        tracing::warn!(topic = %topic, "Cannot queue the MQTT availability message.");
+                    }
+                    tracing::info!(broker = %broker, topic = %topic, "MQTT availability: online.");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if !warned {
+                        tracing::warn!(broker = %broker, error = %e, "MQTT availability connection failed; retrying.");
+                        warned = true;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+    // A clean DISCONNECT suppresses the will: say `offline` first.
+    let _ = client.try_publish(&topic, QoS::AtLeastOnce, true, "offline");
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
 }
 
 impl MqttSink {

@@ -668,6 +668,7 @@ async fn mqtt_publishes_incidents_and_retained_camera_status() {
         topic_prefix: "lookout".into(),
         timeout_s: 5.0,
         max_payload_bytes: 1 << 20,
+        tls: None,
         retry: RetryConfig {
             initial_s: 0.05,
             max_s: 0.5,

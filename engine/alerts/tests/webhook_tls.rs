@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,55 +13,14 @@ use std::time::{Duration, Instant};
 use lookout_alerts::http::{HttpUrl, WebhookClient};
 use lookout_alerts::store::IncidentFilter;
 use lookout_alerts::Alerts;
+mod certs;
 mod common;
 
+use certs::make_certs;
 use common::incident;
 use ureq::rustls;
 use ureq::rustls::pki_types::pem::PemObject;
 use ureq::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
-/// Runs `openssl` in `dir` with whitespace-separated arguments.
-fn openssl(dir: &Path, args: &str) {
-    let args: Vec<&str> = args.split_whitespace().collect();
-    let out = Command::new("openssl")
-        .args(&args)
-        .current_dir(dir)
-        .output()
-        .expect("the `openssl` command (Debian package openssl, see scripts/setup.sh)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A private CA (`ca.pem`) and a server certificate for IP 127.0.0.1 signed by it
-/// (`server.pem`, key `server.key`), written into `dir`.
-fn make_certs(dir: &Path) {
-    const EC: &str = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    openssl(
-        dir,
-        &format!(
-            "req -x509 {EC} -keyout ca.key -out ca.pem -days 2 -subj /CN=lookout-test-site-ca \
-             -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
-        ),
-    );
-    openssl(
-        dir,
-        &format!("req {EC} -keyout server.key -out server.csr -subj /CN=127.0.0.1"),
-    );
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
-         -days 2 -extfile server.ext",
-    );
-}
 
 /// One request the receiver answered 200: (Idempotency-Key, Authorization, body JSON).
 type Seen = Arc<Mutex<Vec<(String, String, serde_json::Value)>>>;

@@ -157,7 +157,8 @@ pub enum SinkConfig {
         filter: SinkFilter,
     },
     /// MQTT 3.1.1 publish (QoS 1) to `<prefix>/incidents/<kind>`; camera status retained
-    /// on `<prefix>/cameras/<id>/status`.
+    /// on `<prefix>/cameras/<id>/status`; `<prefix>/available` retained `online`, with the
+    /// last will `offline`.
     Mqtt {
         /// Unique sink name.
         name: String,
@@ -185,6 +186,9 @@ pub enum SinkConfig {
         /// letters without an attempt. Default 1048576.
         #[serde(default = "default_max_payload_bytes")]
         max_payload_bytes: u64,
+        /// TLS to the broker (MQTT over TLS, usually port 8883). Unset: plain TCP.
+        #[serde(default)]
+        tls: Option<MqttTls>,
         /// Retry timing.
         #[serde(default)]
         retry: RetryConfig,
@@ -237,6 +241,24 @@ pub enum SinkConfig {
         #[serde(default)]
         filter: SinkFilter,
     },
+}
+
+/// `tls = { ca_file = "...", client_cert = "...", client_key = "..." }` of an MQTT sink.
+/// Paths are relative to the config file's directory; the files are checked when the config
+/// loads ([`AlertsConfig::validate_files`]) and read when the engine starts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttTls {
+    /// PEM file with the CA certificate(s) the broker's certificate must chain to (only
+    /// these are trusted: a site broker's private CA).
+    pub ca_file: String,
+    /// PEM certificate chain presented to the broker (client authentication), with
+    /// `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `client_cert`.
+    #[serde(default)]
+    pub client_key: Option<String>,
 }
 
 fn default_timeout_s() -> f64 {
@@ -438,8 +460,28 @@ impl AlertsConfig {
                     retry,
                     topic_prefix,
                     max_payload_bytes,
+                    tls,
                     ..
                 } => {
+                    if let Some(t) = tls {
+                        v.check(
+                            !t.ca_file.trim().is_empty(),
+                            format!("{p}.tls.ca_file"),
+                            "must name a PEM file with the broker's CA certificate(s)",
+                        );
+                        v.check(
+                            t.client_cert.is_some() == t.client_key.is_some(),
+                            format!(
+                                "{p}.tls.{}",
+                                if t.client_cert.is_some() {
+                                    "client_key"
+                                } else {
+                                    "client_cert"
+                                }
+                            ),
+                            "client_cert and client_key go together (client authentication)",
+                        );
+                    }
                     v.range(
                         format!("{p}.max_payload_bytes"),
                         *max_payload_bytes,
@@ -518,6 +560,24 @@ impl AlertsConfig {
     /// `http://` URL, is reported by [`AlertsConfig::validate`] instead.
     pub fn validate_files(&self, base_dir: &std::path::Path, v: &mut Validator) {
         for (i, s) in self.sinks.iter().enumerate() {
+            if let SinkConfig::Mqtt { tls: Some(t), .. } = s {
+                let key = |k: &str| format!("alerts.sinks[{i}].tls.{k}");
+                if !t.ca_file.trim().is_empty() {
+                    if let Err(msg) = check_pem_certificates(&base_dir.join(&t.ca_file)) {
+                        v.error(key("ca_file"), msg);
+                    }
+                }
+                if let Some(c) = &t.client_cert {
+                    if let Err(msg) = check_pem_certificates(&base_dir.join(c)) {
+                        v.error(key("client_cert"), msg);
+                    }
+                }
+                if let Some(k) = &t.client_key {
+                    if let Err(msg) = check_pem_private_key(&base_dir.join(k)) {
+                        v.error(key("client_key"), msg);
+                    }
+                }
+            }
             let SinkConfig::Webhook {
                 url,
                 ca_file: Some(f),
@@ -540,7 +600,21 @@ impl AlertsConfig {
     /// config file's directory).
     pub fn with_paths_resolved(&self, base_dir: &std::path::Path) -> AlertsConfig {
         let mut c = self.clone();
+        let resolve = |f: &mut String| {
+            if std::path::Path::new(f.as_str()).is_relative() {
+                *f = base_dir.join(f.as_str()).display().to_string();
+            }
+        };
         for s in &mut c.sinks {
+            if let SinkConfig::Mqtt { tls: Some(t), .. } = s {
+                resolve(&mut t.ca_file);
+                if let Some(f) = &mut t.client_cert {
+                    resolve(f);
+                }
+                if let Some(f) = &mut t.client_key {
+                    resolve(f);
+                }
+            }
             if let SinkConfig::Webhook {
                 ca_file: Some(f), ..
             } = s
@@ -569,6 +643,34 @@ fn validate_retry(v: &mut Validator, p: &str, r: &RetryConfig) {
         0,
         1_000_000,
     );
+}
+
+/// Checks that `path` is a readable PEM file with a private key block (`PRIVATE KEY`,
+/// `RSA PRIVATE KEY` or `EC PRIVATE KEY`). The error names the file.
+fn check_pem_private_key(path: &std::path::Path) -> Result<(), String> {
+    let shown = path.display();
+    let text = match std::fs::read(path) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "{shown}: not found (a relative path resolves against the config file's directory)"
+            ))
+        }
+        Err(e) => return Err(format!("{shown}: cannot read it: {e}")),
+    };
+    let ok = ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"]
+        .iter()
+        .any(|k| {
+            text.contains(&format!("-----BEGIN {k}-----"))
+                && text.contains(&format!("-----END {k}-----"))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{shown}: no PEM private key in it (\"-----BEGIN PRIVATE KEY-----\")"
+        ))
+    }
 }
 
 /// Checks that `path` is a readable PEM file with at least one well-formed

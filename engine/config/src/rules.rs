@@ -86,6 +86,8 @@ pub struct RulesConfig {
     pub health: HealthRules,
     /// Recording of the rules stage's input for replay.
     pub record: RecordConfig,
+    /// Temporal verification: which classes need a plume-like tube before an event.
+    pub verify: VerifyConfig,
 }
 
 impl Default for RulesConfig {
@@ -106,6 +108,7 @@ impl Default for RulesConfig {
             patrols: Vec::new(),
             health: HealthRules::default(),
             record: RecordConfig::default(),
+            verify: VerifyConfig::default(),
         }
     }
 }
@@ -637,6 +640,81 @@ pub struct RecordConfig {
     pub classes: Vec<String>,
 }
 
+/// `[rules.verify]`: temporal verification of a track before it may start an event.
+///
+/// A smoke plume is behaviour, not one frame: it persists, its base stays where the fire
+/// is while its top rises, it drifts slowly with the wind and it does not shrink away.
+/// Clouds racing across a view, haze that comes and goes, glare and insects do not. For the
+/// classes listed, a track starts an event only once the tube of its last `window` boxes
+/// passes every check below (an event already open is kept by the usual hysteresis).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyConfig {
+    /// Classes verified. Default none (a tower site sets `["smoke"]`).
+    pub classes: Vec<String>,
+    /// Analysed frames the tube spans. Default 8.
+    pub window: u32,
+    /// Frames of the window the track must have been seen in (weak sightings count).
+    /// Default 5.
+    pub min_frames: u32,
+    /// Most the box's bottom edge may move over the window, in mean box heights.
+    /// Default 0.5.
+    pub max_base_shift: f32,
+    /// Most the box's centre may move sideways over the window, in mean box widths.
+    /// Default 1.0.
+    pub max_drift: f32,
+    /// Least ratio of the newest box's area to the oldest's. Default 0.5.
+    pub min_growth: f32,
+    /// Most ratio of the newest box's area to the oldest's. Default 8.
+    pub max_growth: f32,
+}
+
+/// Most frames a verification tube spans.
+pub const MAX_TUBE: u32 = 16;
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            classes: Vec::new(),
+            window: 8,
+            min_frames: 5,
+            max_base_shift: 0.5,
+            max_drift: 1.0,
+            min_growth: 0.5,
+            max_growth: 8.0,
+        }
+    }
+}
+
+impl VerifyConfig {
+    fn validate(&self, v: &mut Validator) {
+        let p = "rules.verify";
+        v.range(format!("{p}.window"), self.window, 2, MAX_TUBE);
+        v.range(
+            format!("{p}.min_frames"),
+            self.min_frames,
+            1,
+            self.window.max(1),
+        );
+        v.range(
+            format!("{p}.max_base_shift"),
+            self.max_base_shift,
+            0.0,
+            100.0,
+        );
+        v.range(format!("{p}.max_drift"), self.max_drift, 0.0, 100.0);
+        v.range(format!("{p}.min_growth"), self.min_growth, 0.0, 1.0);
+        v.range(format!("{p}.max_growth"), self.max_growth, 1.0, 1000.0);
+        for (i, c) in self.classes.iter().enumerate() {
+            v.check(
+                !c.is_empty(),
+                format!("{p}.classes[{i}]"),
+                "must name a class",
+            );
+        }
+    }
+}
+
 impl Default for RecordConfig {
     fn default() -> Self {
         RecordConfig {
@@ -737,6 +815,7 @@ impl RulesConfig {
             "must name a class",
         );
         validate_classes("rules.classes", &self.classes, v);
+        self.verify.validate(v);
         let t = &self.tracker;
         v.range("rules.tracker.match_iou", t.match_iou, 0.01, 1.0);
         v.range("rules.tracker.low_match_iou", t.low_match_iou, 0.01, 1.0);

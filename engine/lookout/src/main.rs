@@ -191,7 +191,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 lookout_rules::read_recording(&args.recording)?
             };
             let frames = recorded.len();
-            let events = lookout_rules::replay(recorded, &cfg.rules);
+            let (events, tubes) = lookout_rules::replay_explained(recorded, &cfg.rules);
             if args.json {
                 for e in &events {
                     println!("{}", serde_json::to_string(e)?);
@@ -210,6 +210,25 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 println!("{frames} recorded messages, {} events:", events.len());
                 for ((cam, kind), n) in by_kind {
                     println!("  {cam:<24} {kind:<16} {n} started");
+                }
+                if !tubes.is_empty() {
+                    println!("temporal verification ([rules.verify]), tracks:");
+                }
+                for ((cam, class), t) in tubes {
+                    let held: Vec<String> = t
+                        .held_back
+                        .iter()
+                        .map(|(r, n)| format!("{r} {n}"))
+                        .collect();
+                    println!(
+                        "  {cam:<24} {class:<16} {} verified, held back: {}",
+                        t.verified,
+                        if held.is_empty() {
+                            "none".to_string()
+                        } else {
+                            held.join(", ")
+                        }
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)

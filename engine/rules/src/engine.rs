@@ -81,6 +81,23 @@ impl Open {
     }
 }
 
+/// One live track's temporal verification ([`RulesEngine::tubes`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TubeInfo {
+    /// Camera.
+    pub camera: CameraId,
+    /// PTZ preset of its tracker.
+    pub preset: Option<Arc<str>>,
+    /// Track id.
+    pub track: u64,
+    /// Class.
+    pub class: Arc<str>,
+    /// Past the thresholds and persistence (only the tube can still hold it back).
+    pub active: bool,
+    /// The verdict.
+    pub verdict: crate::verify::TubeVerdict,
+}
+
 /// An open object event (smoke, fire, person in zone).
 #[derive(Debug, Clone)]
 struct ObjOpen {
@@ -404,6 +421,29 @@ impl RulesEngine {
                     .sum()
             })
             .unwrap_or(0)
+    }
+
+    /// The latest temporal verification of every live track of a `[rules.verify]` class:
+    /// why each did or did not (yet) start an event.
+    pub fn tubes(&self) -> Vec<TubeInfo> {
+        let mut v = Vec::new();
+        for cam in &self.cams {
+            for (_, preset, t) in &cam.trackers {
+                for tr in &t.tracks {
+                    if let Some(verdict) = tr.verdict {
+                        v.push(TubeInfo {
+                            camera: cam.id.clone(),
+                            preset: preset.clone(),
+                            track: tr.id,
+                            class: tr.class.clone(),
+                            active: tr.active,
+                            verdict,
+                        });
+                    }
+                }
+            }
+        }
+        v
     }
 
     /// Every event that has started and not ended, as last emitted.

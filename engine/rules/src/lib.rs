@@ -37,13 +37,14 @@ pub mod record;
 pub mod seq;
 pub mod stage;
 pub mod tracker;
+pub mod verify;
 pub mod watch;
 
 use std::path::PathBuf;
 
-pub use engine::RulesEngine;
+pub use engine::{RulesEngine, TubeInfo};
 pub use lookout_config::rules::RulesConfig;
-pub use record::{read_recording, replay, Recorder};
+pub use record::{read_recording, replay, replay_explained, Recorder, TubeSummary};
 pub use tracker::{Track, Tracker};
 pub use watch::{watch_config_file, ConfigWatcher};
 

@@ -119,6 +119,61 @@ pub fn read_recording(path: &Path) -> Result<Vec<StageMsg>, RulesError> {
     Ok(msgs)
 }
 
+/// What temporal verification (`[rules.verify]`) did in a replay, per camera and class:
+/// tracks whose tube was verified, and tracks that passed the thresholds but were held
+/// back, by the reason of their last verdict.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TubeSummary {
+    /// Tracks verified at least once.
+    pub verified: u64,
+    /// Tracks active (past thresholds and persistence) but never verified, by reason.
+    pub held_back: std::collections::BTreeMap<String, u64>,
+}
+
+/// Like [`replay`], and what temporal verification did: (camera, class) → summary.
+pub fn replay_explained(
+    recorded: impl IntoIterator<Item = StageMsg>,
+    cfg: &RulesConfig,
+) -> (
+    Vec<Event>,
+    std::collections::BTreeMap<(String, String), TubeSummary>,
+) {
+    use std::collections::HashMap;
+    let mut engine = RulesEngine::new(cfg);
+    let mut out = Vec::new();
+    // (camera, track) → (class, ever verified, last reason while active)
+    let mut tracks: HashMap<(String, u64), (String, bool, Option<String>)> = HashMap::new();
+    let watch = !cfg.verify.classes.is_empty();
+    for m in recorded {
+        engine.handle(&m, &mut out);
+        if !watch {
+            continue;
+        }
+        for t in engine.tubes() {
+            let e = tracks
+                .entry((t.camera.to_string(), t.track))
+                .or_insert_with(|| (t.class.to_string(), false, None));
+            if t.verdict.verified() {
+                e.1 = true;
+            } else if t.active {
+                e.2 = serde_json::to_value(t.verdict.reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from));
+            }
+        }
+    }
+    let mut sum: std::collections::BTreeMap<(String, String), TubeSummary> = Default::default();
+    for ((camera, _), (class, verified, reason)) in tracks {
+        let s = sum.entry((camera, class)).or_default();
+        if verified {
+            s.verified += 1;
+        } else if let Some(r) = reason {
+            *s.held_back.entry(r).or_default() += 1;
+        }
+    }
+    (out, sum)
+}
+
 /// Runs recorded messages through a fresh engine with `cfg`: the events the live path
 /// produced from the same messages and config, in the same order. Pure: no I/O, no clock.
 pub fn replay(recorded: impl IntoIterator<Item = StageMsg>, cfg: &RulesConfig) -> Vec<Event> {

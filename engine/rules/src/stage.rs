@@ -125,6 +125,19 @@ impl RulesControl {
     pub fn replay(&self, msgs: Vec<StageMsg>, rules: &RulesConfig) -> Vec<Event> {
         crate::replay(msgs, rules)
     }
+
+    /// Like [`RulesControl::replay`], with what temporal verification did per camera and
+    /// class.
+    pub fn replay_explained(
+        &self,
+        msgs: Vec<StageMsg>,
+        rules: &RulesConfig,
+    ) -> (
+        Vec<Event>,
+        std::collections::BTreeMap<(String, String), crate::TubeSummary>,
+    ) {
+        crate::replay_explained(msgs, rules)
+    }
 }
 
 /// The rules stage.

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use lookout_config::rules::MAX_HISTORY;
+use lookout_config::rules::{MAX_HISTORY, MAX_TUBE};
 use lookout_core::BBox;
 
 /// One detection offered to the tracker.
@@ -61,6 +61,14 @@ pub struct Track {
     pub missed: u32,
     /// Bit i set when the track was seen with a confident detection i frames ago.
     pub hits: u64,
+    /// Bit i set when the track was matched (confident or weak) i frames ago.
+    pub seen: u64,
+    /// Ring of the newest matched boxes (the tube [`crate::verify`] scores).
+    tube: [BBox; MAX_TUBE as usize],
+    /// Boxes stored (up to the ring size).
+    n_tube: u32,
+    /// Next tube slot.
+    tube_head: u32,
     /// Index of the candidate matched in this frame.
     pub matched: Option<usize>,
     /// Ring of recent scores.
@@ -77,6 +85,8 @@ pub struct Track {
     pub first_seen: Option<lookout_core::UtcTime>,
     /// An event has started for this track (a later one starts its own clock).
     pub had_event: bool,
+    /// The latest temporal verification (`[rules.verify]` classes only).
+    pub verdict: Option<crate::verify::TubeVerdict>,
 }
 
 impl Track {
@@ -88,6 +98,10 @@ impl Track {
             vel: [0.0; 2],
             missed: 0,
             hits: 1,
+            seen: 1,
+            tube: [c.bbox; MAX_TUBE as usize],
+            n_tube: 1,
+            tube_head: 1 % MAX_TUBE,
             matched: None,
             scores: [0.0; MAX_HISTORY as usize],
             n_scores: 0,
@@ -96,6 +110,7 @@ impl Track {
             zone_frames: vec![0; zones],
             first_seen: None,
             had_event: false,
+            verdict: None,
         };
         t.push_score(c.score);
         t
@@ -133,6 +148,25 @@ impl Track {
         (self.hits & mask).count_ones()
     }
 
+    /// Sightings (confident or weak) in the last `n` analysed frames.
+    pub fn seen_in(&self, n: u32) -> u32 {
+        let mask = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+        (self.seen & mask).count_ones()
+    }
+
+    /// The `i`-th newest matched box (0 = the newest), while the tube holds it.
+    pub fn tube_box(&self, i: u32) -> Option<BBox> {
+        (i < self.n_tube).then(|| {
+            let idx = (self.tube_head + MAX_TUBE - 1 - i) % MAX_TUBE;
+            self.tube[idx as usize]
+        })
+    }
+
+    /// Matched boxes in the tube.
+    pub fn tube_len(&self) -> u32 {
+        self.n_tube
+    }
+
     /// Latest score.
     pub fn last_score(&self) -> f32 {
         let idx = (self.head as usize + MAX_HISTORY as usize - 1) % MAX_HISTORY as usize;
@@ -163,6 +197,10 @@ impl Track {
         if c.high {
             self.hits |= 1;
         }
+        self.seen |= 1;
+        self.tube[self.tube_head as usize] = c.bbox;
+        self.tube_head = (self.tube_head + 1) % MAX_TUBE;
+        self.n_tube = (self.n_tube + 1).min(MAX_TUBE);
         self.matched = Some(idx);
         self.push_score(c.score);
     }
@@ -201,6 +239,7 @@ impl Tracker {
     ) {
         for t in &mut self.tracks {
             t.hits <<= 1;
+            t.seen <<= 1;
             t.matched = None;
         }
         self.used.clear();

@@ -55,6 +55,9 @@ pub struct ReplayResult {
     pub confirmed: u64,
     /// Of those, how many an alarm of this setting overlaps.
     pub caught: u64,
+    /// What temporal verification did to this camera's tracks of this class, when the
+    /// class is in `[rules.verify]`.
+    pub verification: Option<lookout_rules::TubeSummary>,
 }
 
 /// Field errors `(path, message)`.
@@ -176,7 +179,12 @@ pub fn replay(
     let until = frames.last().map(|f| f.captured_at);
     let n = frames.len();
     let msgs: Vec<StageMsg> = frames.into_iter().map(StageMsg::Frame).collect();
-    let events = control.replay(msgs, &rules);
+    let (events, mut tubes) = control.replay_explained(msgs, &rules);
+    let verification = rules.verify.classes.contains(&req.class).then(|| {
+        tubes
+            .remove(&(req.camera.clone(), req.class.clone()))
+            .unwrap_or_default()
+    });
     let wanted = EventKind::from_class(&req.class);
     let mut alarms: Vec<(String, UtcTime, UtcTime)> = Vec::new();
     for e in events {
@@ -234,5 +242,6 @@ pub fn replay(
         alarms_per_day: alarms.len() as f64 / span_days,
         confirmed: spans.len() as u64,
         caught,
+        verification,
     })
 }

@@ -262,6 +262,8 @@ fn config_redacted_tuning_replay_and_apply() {
     assert_eq!(low["caught"], 2);
     assert_eq!(high["caught"], 1, "only the 0.92 fire clears 0.85");
     assert!(low["alarms_per_day"].as_f64().unwrap() > 0.0);
+    // Smoke is not a [rules.verify] class here: no verification summary.
+    assert!(low["verification"].is_null(), "{low}");
 
     let bad = http(a, "POST", "/api/tuning/replay", None, Some(&json!({"camera": "nope", "class": "smoke", "threshold": 1.5, "persistence": {"k": 6, "n": 5}}).to_string()));
     assert_eq!(bad.status, 422);

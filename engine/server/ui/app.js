@@ -335,6 +335,9 @@ async function replay() {
     $('#tune-alarms').dataset.threshold = s.threshold.toFixed(2);
     $('#tune-per-day').textContent = r.alarms_per_day.toFixed(1);
     $('#tune-caught').textContent = `${r.caught} / ${r.confirmed}`;
+    const v = r.verification, held = v ? Object.entries(v.held_back) : [];
+    $('#tune-verify').hidden = !v;
+    $('#tune-verify').textContent = v ? `Temporal verification: ${v.verified} track(s) verified; ${held.reduce((a, [, n]) => a + n, 0)} past the threshold held back${held.length ? ' (' + held.map(([k, n]) => `${k.replace(/_/g, ' ')} ${n}`).join(', ') + ')' : ''}.` : '';
     $('#tune-window').textContent = r.frames ? `${r.frames} recorded frames, ${new Date(r.from).toLocaleString()} – ${new Date(r.until).toLocaleString()}` : 'No recorded frames for this camera yet.';
     // Clear only a replay error: an apply confirmation stays (the apply itself replays).
     if ($('#tune-msg').dataset.kind === 'replay') { $('#tune-msg').textContent = ''; $('#tune-msg').dataset.kind = ''; }

@@ -145,9 +145,15 @@ impl RulesEngine {
             }
             let p = &cand_params[j];
             // Hysteresis keeps an open event alive; a new event needs the start threshold
-            // again (after an event ended, or after a reload raised the threshold).
-            let can_start = tr.median(p.history) >= p.threshold
+            // again (after an event ended, or after a reload raised the threshold), and
+            // for `[rules.verify]` classes a plume-shaped tube.
+            let mut can_start = tr.median(p.history) >= p.threshold
                 && tr.hits_in(p.persistence.n) >= p.persistence.k;
+            if c.cfg.verify.classes.iter().any(|k| **k == *tr.class) {
+                let v = crate::verify::verify(tr, &c.cfg.verify);
+                tr.verdict = Some(v);
+                can_start &= v.verified();
+            }
             let in_zone =
                 |z: usize| tr.zone_frames.get(z).copied().unwrap_or(0) >= zones[z].inertia;
             // The first event of a track dates from its first sighting; a later one (after

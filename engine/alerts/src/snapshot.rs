@@ -3,7 +3,7 @@
 
 use image::codecs::jpeg::JpegEncoder;
 use image::{ExtendedColorType, ImageEncoder};
-use lookout_core::{BBox, EventKind, Frame, Incident};
+use lookout_core::{BBox, CameraId, EventKind, Frame, Incident, UtcTime};
 
 /// Errors while rendering a snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -250,6 +250,26 @@ pub fn render(frame: &Frame, inc: &Incident, quality: u8) -> Result<Vec<u8>, Sna
 /// Encodes a frame as JPEG without drawing (live view).
 pub fn frame_jpeg(frame: &Frame, quality: u8) -> Result<Vec<u8>, SnapshotError> {
     Canvas::from_frame(frame)?.jpeg(quality)
+}
+
+/// Decodes a JPEG (an edge's snapshot from the cluster's object store) into the frame
+/// `seq` of `camera`, captured at `captured_at`.
+pub fn decode_jpeg(
+    jpeg: &[u8],
+    camera: CameraId,
+    seq: u64,
+    captured_at: UtcTime,
+) -> Result<Frame, SnapshotError> {
+    let img = image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg)?.to_rgb8();
+    let (w, h) = img.dimensions();
+    Ok(Frame::from_rgb(
+        camera,
+        seq,
+        captured_at,
+        w,
+        h,
+        img.into_raw(),
+    ))
 }
 
 #[cfg(test)]

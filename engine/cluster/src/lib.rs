@@ -31,6 +31,7 @@ pub mod hub;
 pub mod lease;
 pub mod live;
 pub mod publish;
+pub mod snapshots;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -102,6 +103,11 @@ impl Subjects {
     /// The camera lease bucket: `lookout-leases-<site>`.
     pub fn lease_bucket(&self) -> String {
         format!("lookout-leases-{}", self.site)
+    }
+
+    /// The snapshot object store bucket: `LOOKOUT_<site>_snapshots`.
+    pub fn snapshot_bucket(&self) -> String {
+        format!("LOOKOUT_{}_snapshots", self.site)
     }
 
     /// The hub's durable consumer.

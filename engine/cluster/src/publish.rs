@@ -117,11 +117,13 @@ impl Publisher {
 
 /// Forwards the rules stage's output to the stream, in order, on its own thread
 /// (`cluster-publish`): it exits when `input` closes (everything queued was published) or,
-/// once `stop` is set, when a publish fails.
+/// once `stop` is set, when a publish fails. With `snapshots`, the frame an event asks to
+/// snapshot is put into the site's object store before the event is published.
 pub fn spawn_fusion_forwarder(
     rt: tokio::runtime::Handle,
     publisher: Publisher,
     input: Receiver<FusionMsg>,
+    mut snapshots: Option<crate::snapshots::Uploader>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -130,6 +132,9 @@ pub fn spawn_fusion_forwarder(
             rt.block_on(async {
                 // The receiver blocks; take it off the runtime's threads one message at a time.
                 while let Ok(msg) = input.recv() {
+                    if let (FusionMsg::Event(ev), Some(up)) = (&msg, snapshots.as_mut()) {
+                        up.upload(ev).await;
+                    }
                     if publisher
                         .publish(WireMsg::Fusion(msg), &stop)
                         .await

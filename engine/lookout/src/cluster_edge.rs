@@ -102,6 +102,7 @@ impl lookout_rules::stage::RulesTap for LiveTap {
 }
 
 impl Generation {
+    #[allow(clippy::too_many_arguments)]
     fn start(
         cfg: &Config,
         held: &BTreeSet<String>,
@@ -109,6 +110,7 @@ impl Generation {
         rt: &tokio::runtime::Runtime,
         publisher: &lookout_cluster::publish::Publisher,
         live: LiveTap,
+        snapshots: Option<&async_nats::jetstream::object_store::ObjectStore>,
         stop: &Arc<AtomicBool>,
     ) -> anyhow::Result<Generation> {
         let mut cfg = cfg.clone();
@@ -157,10 +159,27 @@ impl Generation {
             live,
         )
         .context("cannot spawn the rules thread")?;
+        // Snapshots: the frame an event asks for, from its camera's ring, as JPEG into the
+        // site's object store before the event is published (the hub has no ring of ours).
+        let uploader = cfg.alerts.snapshots.then(|| {
+            let rings = ingest.rings();
+            let quality = cfg.alerts.snapshot_quality;
+            lookout_cluster::snapshots::Uploader::new(
+                snapshots.cloned(),
+                Box::new(move |r: &lookout_core::FrameRef| {
+                    let ring = rings.get(&r.camera)?;
+                    let frame = ring.get(r.seq).or_else(|| ring.nearest(r.seq))?;
+                    lookout_alerts::snapshot::frame_jpeg(&frame, quality)
+                        .map_err(|e| warn!(camera = %r.camera, seq = r.seq, error = %e, "Cannot encode a snapshot."))
+                        .ok()
+                }),
+            )
+        });
         let forwarder = lookout_cluster::publish::spawn_fusion_forwarder(
             rt.handle().clone(),
             publisher.clone(),
             events_rx,
+            uploader,
             stop.clone(),
         )
         .context("cannot spawn the publishing thread")?;
@@ -249,6 +268,17 @@ pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
         stop.clone(),
     )
     .context("cannot spawn the frame results thread")?;
+    let snapshots = if cfg.alerts.snapshots {
+        match rt.block_on(lookout_cluster::snapshots::open(&js, &cfg.cluster)) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!(error = %e, "Cannot open the snapshot object store; events go without pictures.");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let publisher = lookout_cluster::publish::Publisher::new(js, &cfg.cluster.site).node(&node);
     let stats = publisher.stats();
     println!(
@@ -334,6 +364,7 @@ pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
                                 tx: live_tx.clone(),
                                 stats: live_stats.clone(),
                             },
+                            snapshots.as_ref(),
                             &stop,
                         )?);
                     }

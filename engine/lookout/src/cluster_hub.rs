@@ -26,6 +26,25 @@ use crate::run::{spawn, spawn_watchdog, RunOptions};
 struct StoreSink {
     alerts: Arc<Alerts>,
     log: JsonlWriter,
+    /// Edges' snapshots from the site's object store (`None`: `alerts.snapshots` is off).
+    snapshots: Option<lookout_cluster::snapshots::Fetcher>,
+}
+
+impl StoreSink {
+    /// The snapshot frame of `inc` when it changed: the hub holds no ring of an edge's
+    /// camera, so it comes from the object store (missing: stored without a picture).
+    fn snapshot(&mut self, inc: &Incident) -> Option<lookout_core::Frame> {
+        let got = self.snapshots.as_mut()?.fetch(inc)?;
+        let name = lookout_cluster::snapshots::object_name(&got.frame);
+        lookout_alerts::snapshot::decode_jpeg(
+            &got.jpeg,
+            got.frame.camera,
+            got.frame.seq,
+            got.captured_at,
+        )
+        .map_err(|e| warn!(object = %name, error = %e, "Cannot decode a snapshot; the incident is stored without a picture."))
+        .ok()
+    }
 }
 
 impl lookout_cluster::hub::HubSink for StoreSink {
@@ -44,8 +63,13 @@ impl lookout_cluster::hub::HubSink for StoreSink {
     }
 
     fn incidents(&mut self, revisions: &[Incident]) -> bool {
-        let items: Vec<(&Incident, Option<&lookout_core::Frame>)> =
-            revisions.iter().map(|i| (i, None)).collect();
+        let frames: Vec<Option<lookout_core::Frame>> =
+            revisions.iter().map(|i| self.snapshot(i)).collect();
+        let items: Vec<(&Incident, Option<&lookout_core::Frame>)> = revisions
+            .iter()
+            .zip(frames.iter())
+            .map(|(i, f)| (i, f.as_ref()))
+            .collect();
         let mut ok = true;
         for (inc, res) in revisions.iter().zip(self.alerts.record_incidents(&items)) {
             match res {
@@ -185,6 +209,16 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
                 &data_dir.join("incidents.jsonl"),
                 alerts.log_rotation(),
             ),
+            snapshots: cfg.alerts.snapshots.then(|| {
+                let store = match rt.block_on(lookout_cluster::snapshots::open(&js, &cfg.cluster)) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        warn!(error = %e, "Cannot open the snapshot object store; edge incidents are stored without pictures.");
+                        None
+                    }
+                };
+                lookout_cluster::snapshots::Fetcher::new(rt.handle().clone(), store)
+            }),
         };
         move || {
             // One hub of the site consumes; another started with the same site stands by

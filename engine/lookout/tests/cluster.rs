@@ -100,7 +100,7 @@ manifest = "{manifest}"
 
 {cams}
 [alerts]
-snapshots = false
+snapshots = true
 
 [server]
 enabled = false
@@ -398,15 +398,41 @@ fn edge_killed_cameras_resume_hub_killed_nothing_lost_or_doubled() {
     });
 
     let store = Store::open(&hub_data.join("lookout.db"), vec![], 600.0).expect("hub store");
-    let stored: BTreeSet<String> = store
+    let listed = store
         .list_incidents(&IncidentFilter {
             limit: Some(10_000),
             ..Default::default()
         })
-        .expect("incidents")
-        .into_iter()
-        .map(|s| s.incident.id)
-        .collect();
+        .expect("incidents");
+    // Snapshots: the hub holds no frames of the edges' cameras; each picture came from the
+    // site's object store (put by the edge before it published the event).
+    let mut pictured = 0;
+    for s in &listed {
+        let Some(id) = s.snapshot_id else { continue };
+        let rec = store
+            .snapshot(id)
+            .expect("snapshot row")
+            .expect("snapshot row exists");
+        assert_eq!(rec.incident_id, s.incident.id);
+        let jpeg = std::fs::read(&rec.path).expect("snapshot file");
+        let frame = lookout_alerts::snapshot::decode_jpeg(
+            &jpeg,
+            rec.camera.as_str().into(),
+            rec.seq,
+            rec.captured_at,
+        )
+        .expect("the snapshot decodes");
+        assert!(
+            frame.width >= 64 && frame.height >= 64,
+            "{}x{}",
+            frame.width,
+            frame.height
+        );
+        assert!(CAMERAS.contains(&rec.camera.as_str()), "{}", rec.camera);
+        pictured += 1;
+    }
+    eprintln!("snapshots: {pictured} of {} incidents", listed.len());
+    let stored: BTreeSet<String> = listed.into_iter().map(|s| s.incident.id).collect();
     // The edges' frame results reached the hub's store (tuning view, live overlay).
     let framed: BTreeSet<String> = store
         .all_frame_results()
@@ -456,12 +482,16 @@ fn edge_killed_cameras_resume_hub_killed_nothing_lost_or_doubled() {
         });
         std::fs::write(path, report.to_string()).expect("report");
     }
-    if stored != expected_ids || !doubled.is_empty() || logged != expected.0 {
+    if stored != expected_ids || !doubled.is_empty() || logged != expected.0 || pictured == 0 {
         dump_logs();
     }
     assert!(
         !expected_ids.is_empty(),
         "the footage should raise incidents"
+    );
+    assert!(
+        pictured > 0,
+        "no incident from an edge got a snapshot through the object store"
     );
     let lost: Vec<_> = expected_ids.difference(&stored).collect();
     let extra: Vec<_> = stored.difference(&expected_ids).collect();

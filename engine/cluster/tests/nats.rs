@@ -515,3 +515,78 @@ fn a_standby_hub_waits_for_the_lease_and_takes_over() {
     let stats_b = b.join().unwrap();
     assert_eq!(stats_b.replayed.load(Ordering::Relaxed), 1);
 }
+
+#[test]
+fn edge_snapshots_reach_the_hub_and_a_missing_one_is_skipped() {
+    use lookout_cluster::snapshots::{self, Fetcher, Uploader};
+    use lookout_core::FrameRef;
+    let tmp = tempfile::tempdir().unwrap();
+    let (_nats, url) = start_nats(&tmp.path().join("js"));
+    let (cfg, cluster) = config(&url);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let never = AtomicBool::new(false);
+    let js = rt.block_on(async {
+        async_nats::jetstream::new(
+            lookout_cluster::connect(&cluster, "edge", &never)
+                .await
+                .unwrap(),
+        )
+    });
+    let store = rt
+        .block_on(snapshots::open(&js, &cluster))
+        .expect("the bucket");
+    // The edge: the frame's bytes are what its encoder gives (the object store keeps bytes).
+    let encoded = Arc::new(Mutex::new(Vec::new()));
+    let mut up = Uploader::new(
+        Some(store.clone()),
+        Box::new({
+            let encoded = encoded.clone();
+            move |r: &FrameRef| {
+                encoded.lock().unwrap().push(r.seq);
+                Some(format!("jpeg of {}/{}", r.camera, r.seq).into_bytes())
+            }
+        }),
+    );
+    let mut ev = smoke("tower1", 1, EventPhase::Start, 0, 0);
+    ev.snapshot = Some(FrameRef {
+        camera: "tower1".into(),
+        seq: 7,
+    });
+    rt.block_on(up.upload(&ev));
+    rt.block_on(up.upload(&ev));
+    assert_eq!(*encoded.lock().unwrap(), vec![7], "a frame is put once");
+    assert_eq!(up.stats().ok.load(Ordering::Relaxed), 1);
+
+    // The hub: fusion's revision names the frame; the fetch runs inside `block_on`, as in
+    // the hub's consuming loop.
+    let mut core = HubCore::new(&cfg).unwrap();
+    let mut out = Vec::new();
+    core.on_msg(WireMsg::Fusion(FusionMsg::Event(ev)), None, &mut out);
+    let inc = out.first().expect("a revision").clone();
+    let mut fetcher = Fetcher::new(rt.handle().clone(), Some(store));
+    let got = rt
+        .block_on(async { fetcher.fetch(&inc) })
+        .expect("the snapshot");
+    assert_eq!(got.jpeg, b"jpeg of tower1/7");
+    assert_eq!(got.frame.seq, 7);
+    assert!(
+        fetcher.fetch(&inc).is_none(),
+        "the same frame is not fetched again"
+    );
+    // A frame no edge put: no picture, a warning, no failure, bounded.
+    let mut gone = inc.clone();
+    if let Some(e) = gone.events.iter_mut().rev().find(|e| e.snapshot.is_some()) {
+        e.snapshot = Some(FrameRef {
+            camera: "tower1".into(),
+            seq: 8,
+        });
+    }
+    let t0 = Instant::now();
+    assert!(fetcher.fetch(&gone).is_none());
+    assert!(t0.elapsed() <= snapshots::TIMEOUT + Duration::from_secs(1));
+    assert_eq!(fetcher.stats().failed.load(Ordering::Relaxed), 1);
+    // No bucket at all: the same.
+    let mut none = Fetcher::new(rt.handle().clone(), None);
+    assert!(none.fetch(&inc).is_none());
+    assert_eq!(none.stats().failed.load(Ordering::Relaxed), 1);
+}

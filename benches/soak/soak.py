@@ -65,14 +65,21 @@ def soak_config(src, port, hook_port):
 
 
 def rss_kib(pid):
+    """(VmRSS, RssAnon, RssFile) in KiB: anonymous memory is what a leak grows; file-backed
+    pages include the database's memory-mapped pages, which grow with the file and are
+    reclaimable."""
+    out = {}
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
+                k = line.split(":")[0]
+                if k in ("VmRSS", "RssAnon", "RssFile"):
+                    out[k] = int(line.split()[1])
     except OSError:
         return None
-    return None
+    if "VmRSS" not in out:
+        return None
+    return (out["VmRSS"], out.get("RssAnon"), out.get("RssFile"))
 
 
 def lines_of(path):
@@ -191,6 +198,12 @@ def main():
         c.close()
 
     warm = [r for t, r in samples if t >= min(60.0, seconds / 6)]
+    # The mean of the first and last few warm samples (a single sample is noisy).
+    def ends(i):
+        k = max(1, min(6, len(warm) // 10))
+        first = [w[i] for w in warm[:k] if w[i] is not None]
+        last = [w[i] for w in warm[-k:] if w[i] is not None]
+        return (round(sum(first) / len(first)) if first else None, round(sum(last) / len(last)) if last else None)
     out = {
         "minutes": minutes,
         "config": config,
@@ -208,9 +221,13 @@ def main():
         "incidents": dict(sorted(incidents.items())),
         "health_incidents": {cam: dict(k) for cam, k in sorted(health.items())},
         "rss_kib": {
-            "start": warm[0] if warm else None,
-            "end": warm[-1] if warm else None,
-            "max": max((r for _, r in samples), default=None),
+            "start": ends(0)[0],
+            "end": ends(0)[1],
+            "max": max((r[0] for _, r in samples), default=None),
+            "anon_start": ends(1)[0],
+            "anon_end": ends(1)[1],
+            "file_start": ends(2)[0],
+            "file_end": ends(2)[1],
             "warm_up_s": round(min(60.0, seconds / 6)),
         },
         "engine_disk_usage": disk,

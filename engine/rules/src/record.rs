@@ -142,7 +142,7 @@ pub fn replay_explained(
     let mut engine = RulesEngine::new(cfg);
     let mut out = Vec::new();
     // (camera, track) → (class, ever verified, last reason while active)
-    let mut tracks: HashMap<(String, u64), (String, bool, Option<String>)> = HashMap::new();
+    let mut tracks: HashMap<(String, u64), (String, bool, Option<&'static str>)> = HashMap::new();
     let watch = !cfg.verify.classes.is_empty();
     for m in recorded {
         engine.handle(&m, &mut out);
@@ -156,9 +156,7 @@ pub fn replay_explained(
             if t.verdict.verified() {
                 e.1 = true;
             } else if t.active {
-                e.2 = serde_json::to_value(t.verdict.reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from));
+                e.2 = Some(t.verdict.reason.as_str());
             }
         }
     }
@@ -168,7 +166,7 @@ pub fn replay_explained(
         if verified {
             s.verified += 1;
         } else if let Some(r) = reason {
-            *s.held_back.entry(r).or_default() += 1;
+            *s.held_back.entry(r.to_string()).or_default() += 1;
         }
     }
     (out, sum)
@@ -177,10 +175,5 @@ pub fn replay_explained(
 /// Runs recorded messages through a fresh engine with `cfg`: the events the live path
 /// produced from the same messages and config, in the same order. Pure: no I/O, no clock.
 pub fn replay(recorded: impl IntoIterator<Item = StageMsg>, cfg: &RulesConfig) -> Vec<Event> {
-    let mut engine = RulesEngine::new(cfg);
-    let mut out = Vec::new();
-    for msg in recorded {
-        engine.handle(&msg, &mut out);
-    }
-    out
+    replay_explained(recorded, cfg).0
 }

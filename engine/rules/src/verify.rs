@@ -31,6 +31,20 @@ pub enum TubeReason {
     Ballooning,
 }
 
+impl TubeReason {
+    /// The reason's name as serialised (`too_few_frames`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TubeReason::Verified => "verified",
+            TubeReason::TooFewFrames => "too_few_frames",
+            TubeReason::BaseMoved => "base_moved",
+            TubeReason::Drifting => "drifting",
+            TubeReason::Shrinking => "shrinking",
+            TubeReason::Ballooning => "ballooning",
+        }
+    }
+}
+
 /// The measurements of one tube and the verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TubeVerdict {

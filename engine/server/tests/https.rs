@@ -4,27 +4,16 @@
 //! mismatched certificate/key naming the file.
 
 mod common;
+// The `openssl` runner of the shared test PKI (its fixed-name certificates are not used here).
+#[path = "../../alerts/tests/certs/mod.rs"]
+mod certs;
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use certs::openssl;
 use common::*;
-
-fn openssl(dir: &Path, args: &str) {
-    let args: Vec<&str> = args.split_whitespace().collect();
-    let out = Command::new("openssl")
-        .args(&args)
-        .current_dir(dir)
-        .output()
-        .expect("the `openssl` command (Debian package openssl, see scripts/setup.sh)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A CA `<name>-ca.pem` and a certificate for IP 127.0.0.1 signed by it (`<name>.pem`,
 /// key `<name>.key`), written into `dir`.

@@ -16,6 +16,9 @@
 //! * [`outbox`]: per-sink workers, at-least-once with exponential backoff and jitter,
 //!   `Retry-After` honoured, refused payloads dead-lettered (one failing delivery never
 //!   holds up the others); the idempotency key is `<incident id>:<revision>`.
+//! * [`events`]: [`events::EventFeed`], what the sinks that take rule events (MQTT
+//!   `<prefix>/events`, `<prefix>/<camera>/<label>`) are told of each event: new, bounded
+//!   updates, end, with `before`/`after`, and the open events per camera and label.
 //! * [`sinks`]: webhook (HTTP or HTTPS POST, [`http`]), MQTT (rumqttc, QoS 1),
 //!   JSONL, CAP 1.2 files, GeoJSON files.
 //! * [`export`]: CAP 1.2 XML and GeoJSON.
@@ -26,6 +29,7 @@
 //!   first, never an open incident or an undelivered outbox row), compression of rotated
 //!   logs, incremental vacuum, and the disk usage per file kind.
 
+pub mod events;
 pub mod export;
 pub mod http;
 pub mod lifecycle;
@@ -142,6 +146,11 @@ pub struct Alerts {
     live: broadcast::Sender<LiveUpdate>,
     latest: Mutex<HashMap<CameraId, FrameResult>>,
     statuses: Mutex<HashMap<CameraId, (CameraStatus, UtcTime)>>,
+    /// Rule events as the sinks that take them see them (held while queueing, so the
+    /// outbox gets them in order).
+    event_feed: Mutex<events::EventFeed>,
+    /// Makes count notification keys unique within a millisecond.
+    count_seq: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Alerts {
@@ -221,6 +230,7 @@ impl Alerts {
                     .as_deref()
                     .and_then(lifecycle::parse_severity),
                 camera_status: sinks::Sink::takes_camera_status(s),
+                events: sinks::Sink::takes_events(s),
             });
             let sink_err = |m| AlertsError::Sink {
                 name: s.name().to_string(),
@@ -307,6 +317,8 @@ impl Alerts {
             live,
             latest: Mutex::new(HashMap::new()),
             statuses: Mutex::new(HashMap::new()),
+            event_feed: Mutex::new(events::EventFeed::new(cfg.event_update_interval_s)),
+            count_seq: std::sync::atomic::AtomicU64::new(0),
         };
         alerts.start_timers(rt, cfg, shutdown_rx);
         tracing::info!(sinks = alerts.workers.len(), path = %data_dir.join(&cfg.database).display(), "Alerts store open.");
@@ -557,9 +569,48 @@ impl Alerts {
         })
     }
 
-    /// Stores an event (latest phase wins).
+    /// Stores an event (latest phase wins) and queues what the sinks that take events are
+    /// told of it ([`events::EventFeed`]).
     pub fn record_event(&self, e: &Event) -> Result<(), AlertsError> {
-        Ok(self.store.record_event(e)?)
+        self.store.record_event(e)?;
+        if !self.store.takes_events() {
+            return Ok(());
+        }
+        let mut feed = self.event_feed.lock().unwrap_or_else(|p| p.into_inner());
+        let (note, count) = feed.on_event(e);
+        let mut list = Vec::with_capacity(2);
+        if let Some(n) = note {
+            list.push(store::Notification::Event {
+                key: format!("event:{}:{}-{}", n.after.id, n.change.as_str(), n.at_ms),
+                change: n.change,
+                before: n.before,
+                after: n.after,
+            });
+        }
+        if let Some(c) = count {
+            let seq = self
+                .count_seq
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            list.push(store::Notification::ObjectCount {
+                key: format!(
+                    "count:{}:{}:{}-{seq}",
+                    c.camera,
+                    c.label,
+                    chrono::Utc::now().timestamp_millis()
+                ),
+                camera: c.camera,
+                label: c.label.to_string(),
+                count: c.count,
+            });
+        }
+        if list.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .queue_event_notifications(&list, chrono::Utc::now())?;
+        drop(feed);
+        self.wake();
+        Ok(())
     }
 
     /// Stores a satellite hotspot; returns true when it was new.

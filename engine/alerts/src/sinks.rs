@@ -223,6 +223,12 @@ impl Sink {
         matches!(cfg, SinkConfig::Mqtt { .. } | SinkConfig::Jsonl { .. })
     }
 
+    /// Whether rule events and per camera and label counts go to this sink (an MQTT sink
+    /// with `events = true`; other sinks keep their incident-only payloads).
+    pub fn takes_events(cfg: &SinkConfig) -> bool {
+        matches!(cfg, SinkConfig::Mqtt { events: true, .. })
+    }
+
     /// Whether [`Sink::deliver`] needs the earlier notifications of the same incident
     /// ([`crate::store::Store::earlier`]): CAP's `<references>`.
     pub fn wants_earlier(&self) -> bool {
@@ -285,6 +291,12 @@ impl Sink {
                 rotation,
                 file,
             } => {
+                if matches!(
+                    p.notification,
+                    Notification::Event { .. } | Notification::ObjectCount { .. }
+                ) {
+                    return Ok(());
+                }
                 // File work (open, append, rotate: flush + fsync + rename) off the runtime.
                 let (path2, rotation, taken) = (path.clone(), *rotation, file.take());
                 let json = p.json.clone();
@@ -501,17 +513,116 @@ pub async fn mqtt_availability(
     .await;
 }
 
+/// One MQTT message: topic, retained, payload.
+type MqttMessage = (String, bool, Vec<u8>);
+
+/// A topic level made from an id: `/`, `+`, `#` and NUL (which would change the topic's
+/// shape or be refused by the broker) become `_`.
+pub fn topic_level(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '/' | '+' | '#' | '\0' => '_',
+            c => c,
+        })
+        .collect()
+}
+
+/// The retained per-incident state (`<prefix>/incidents/<id>/state`): small, the current
+/// state only.
+#[derive(serde::Serialize)]
+struct IncidentStateMsg<'a> {
+    id: &'a str,
+    kind: lookout_core::IncidentKind,
+    state: lookout_core::IncidentState,
+    revision: u64,
+    confidence: lookout_core::IncidentConfidence,
+    severity: lookout_core::Severity,
+    location: &'a Option<lookout_core::Location>,
+    cameras: &'a [lookout_core::CameraId],
+    first_seen: lookout_core::UtcTime,
+    last_seen: lookout_core::UtcTime,
+}
+
+/// Frigate's event message: `{"type": "new" | "update" | "end", "before", "after"}`.
+#[derive(serde::Serialize)]
+struct EventMsg<'a> {
+    #[serde(rename = "type")]
+    change: crate::events::EventChange,
+    before: &'a Option<crate::events::EventState>,
+    after: &'a crate::events::EventState,
+}
+
+/// The MQTT messages of a notification, published in order (see configs/README.md,
+/// "MQTT topics").
+pub fn mqtt_messages(prefix: &str, p: &Pending) -> Result<Vec<MqttMessage>, String> {
+    Ok(match &p.notification {
+        Notification::Incident { incident, .. } => {
+            let state = serde_json::to_vec(&IncidentStateMsg {
+                id: &incident.id,
+                kind: incident.kind,
+                state: incident.state,
+                revision: incident.revision,
+                confidence: incident.confidence,
+                severity: incident.severity,
+                location: &incident.location,
+                cameras: &incident.cameras,
+                first_seen: incident.first_seen,
+                last_seen: incident.last_seen,
+            })
+            .map_err(|e| e.to_string())?;
+            let state_topic = format!("{prefix}/incidents/{}/state", topic_level(&incident.id));
+            let closed = incident.state == lookout_core::IncidentState::Closed;
+            let mut v = vec![
+                (
+                    format!("{prefix}/incidents/{}", incident.kind.as_str()),
+                    false,
+                    p.json.as_bytes().to_vec(),
+                ),
+                // A closed incident's last state reaches those listening, and is not kept.
+                (state_topic.clone(), !closed, state),
+            ];
+            if closed {
+                // An empty retained message deletes the retained state at the broker.
+                v.push((state_topic, true, Vec::new()));
+            }
+            v
+        }
+        Notification::CameraStatus { camera, .. } => vec![(
+            format!("{prefix}/cameras/{}/status", topic_level(camera)),
+            true,
+            p.json.as_bytes().to_vec(),
+        )],
+        Notification::Event {
+            change,
+            before,
+            after,
+            ..
+        } => vec![(
+            format!("{prefix}/events"),
+            false,
+            serde_json::to_vec(&EventMsg {
+                change: *change,
+                before,
+                after,
+            })
+            .map_err(|e| e.to_string())?,
+        )],
+        Notification::ObjectCount {
+            camera,
+            label,
+            count,
+            ..
+        } => vec![(
+            format!("{prefix}/{}/{}", topic_level(camera), topic_level(label)),
+            true,
+            count.to_string().into_bytes(),
+        )],
+    })
+}
+
 impl MqttSink {
     async fn publish(&mut self, p: &Pending) -> Result<(), String> {
-        let (topic, retain) = match &p.notification {
-            Notification::Incident { incident, .. } => (
-                format!("{}/incidents/{}", self.prefix, incident.kind.as_str()),
-                false,
-            ),
-            Notification::CameraStatus { camera, .. } => {
-                (format!("{}/cameras/{camera}/status", self.prefix), true)
-            }
-        };
+        let messages = mqtt_messages(&self.prefix, p)?;
         // Between deliveries nobody polls the event loop (no keep-alive pings): a connection
         // idle for long may be gone, so start a fresh one.
         if self
@@ -522,7 +633,13 @@ impl MqttSink {
         }
         self.last_used = Some(std::time::Instant::now());
         let timeout = self.timeout;
-        let r = tokio::time::timeout(timeout, self.publish_inner(&topic, retain, &p.json)).await;
+        let r = tokio::time::timeout(timeout, async {
+            for (topic, retain, payload) in messages {
+                self.publish_inner(&topic, retain, payload).await?;
+            }
+            Ok(())
+        })
+        .await;
         let r = match r {
             Ok(r) => r,
             Err(_) => Err(format!("no PUBACK within {:.1} s", timeout.as_secs_f64())),
@@ -534,13 +651,18 @@ impl MqttSink {
         r
     }
 
-    async fn publish_inner(&mut self, topic: &str, retain: bool, json: &str) -> Result<(), String> {
+    async fn publish_inner(
+        &mut self,
+        topic: &str,
+        retain: bool,
+        payload: Vec<u8>,
+    ) -> Result<(), String> {
         let (client, eventloop) = self.conn.get_or_insert_with(|| {
             let (c, e) = AsyncClient::new(self.opts.clone(), 16);
             (c, e)
         });
         client
-            .publish(topic, QoS::AtLeastOnce, retain, json.as_bytes().to_vec())
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
             .await
             .map_err(|e| format!("queue publish: {e}"))?;
         let mut pkid: Option<u16> = None;

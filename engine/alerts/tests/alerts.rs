@@ -669,6 +669,7 @@ async fn mqtt_publishes_incidents_and_retained_camera_status() {
         timeout_s: 5.0,
         max_payload_bytes: 1 << 20,
         tls: None,
+        events: true,
         retry: RetryConfig {
             initial_s: 0.05,
             max_s: 0.5,
@@ -676,7 +677,7 @@ async fn mqtt_publishes_incidents_and_retained_camera_status() {
         },
         filter: SinkFilter::default(),
     }]);
-    let sub = tokio::spawn(collect(port, "watcher", "lookout/incidents/#", |g| {
+    let sub = tokio::spawn(collect(port, "watcher", "lookout/incidents/+", |g| {
         g.len() >= 3
     }));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -703,6 +704,15 @@ async fn mqtt_publishes_incidents_and_retained_camera_status() {
     assert_eq!(late[0].0, "lookout/cameras/tower/status");
     assert!(late[0].1, "retained");
     assert_eq!(late[0].2["status"]["state"], "running");
+    // The incident's current state is retained on its own topic.
+    let state = collect(port, "late2", "lookout/incidents/+/state", |g| {
+        !g.is_empty()
+    })
+    .await;
+    assert_eq!(state[0].0, "lookout/incidents/m1/state");
+    assert!(state[0].1, "retained");
+    assert_eq!(state[0].2["revision"], 3);
+    assert_eq!(state[0].2["state"], "new");
 }
 
 /// A fusion stream with new incidents, revisions, a repeated revision (duplicate) and a

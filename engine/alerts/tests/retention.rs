@@ -28,6 +28,7 @@ fn hook() -> Vec<SinkSpec> {
         kinds: vec![],
         min_severity: None,
         camera_status: false,
+        events: false,
     }]
 }
 

@@ -58,6 +58,10 @@ pub struct AlertsConfig {
     /// CAP `<sender>`: who issues the alerts (an e-mail-like identifier). Default
     /// `lookout@localhost`.
     pub cap_sender: String,
+    /// Least time, in seconds of capture time, between two `update` messages of one rule
+    /// event on the sinks that take events (MQTT `<prefix>/events`); an update that changes
+    /// nothing a subscriber sees (score, box, zone, count) is never sent. Default 5.
+    pub event_update_interval_s: f64,
     /// Where incidents are delivered (`[[alerts.sinks]]`). Each sink has its own worker and
     /// backlog: one sink that is down never delays another.
     pub sinks: Vec<SinkConfig>,
@@ -77,6 +81,7 @@ impl Default for AlertsConfig {
             max_frame_results: None,
             outbox_retention_days: None,
             cap_sender: "lookout@localhost".into(),
+            event_update_interval_s: 5.0,
             sinks: Vec::new(),
         }
     }
@@ -189,6 +194,10 @@ pub enum SinkConfig {
         /// TLS to the broker (MQTT over TLS, usually port 8883). Unset: plain TCP.
         #[serde(default)]
         tls: Option<MqttTls>,
+        /// Publish rule events (`<prefix>/events`) and per camera and object label counts
+        /// (`<prefix>/<camera>/<label>`), as Frigate does. Default true.
+        #[serde(default = "default_true")]
+        events: bool,
         /// Retry timing.
         #[serde(default)]
         retry: RetryConfig,
@@ -273,6 +282,9 @@ fn default_cap_scope() -> String {
 fn default_max_payload_bytes() -> u64 {
     1 << 20
 }
+fn default_true() -> bool {
+    true
+}
 fn default_mqtt_port() -> u16 {
     1883
 }
@@ -346,6 +358,12 @@ impl AlertsConfig {
         );
         v.range("alerts.max_escalations", self.max_escalations, 0, 10);
         v.range("alerts.snapshot_quality", self.snapshot_quality, 1, 100);
+        v.range(
+            "alerts.event_update_interval_s",
+            self.event_update_interval_s,
+            0.0,
+            86400.0,
+        );
         for (key, set, to) in [
             (
                 "retention_days",

@@ -74,6 +74,7 @@ fn pending_keys(db: &Path) -> BTreeSet<String> {
             kinds: vec![],
             min_severity: None,
             camera_status: false,
+            events: false,
         }],
         600.0,
     )

@@ -48,6 +48,7 @@ fn outbox_list_and_retry_redrive_a_dead_letter() {
         kinds: vec![],
         min_severity: None,
         camera_status: false,
+        events: false,
     };
     let store = Store::open(&db, vec![spec], 3600.0).unwrap();
     let now = chrono::Utc::now();

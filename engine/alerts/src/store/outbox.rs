@@ -20,6 +20,9 @@ pub struct SinkSpec {
     pub min_severity: Option<Severity>,
     /// Whether camera status changes go to this sink.
     pub camera_status: bool,
+    /// Whether rule events and per camera and label counts go to this sink
+    /// ([`Notification::Event`], [`Notification::ObjectCount`]).
+    pub events: bool,
 }
 
 impl SinkSpec {
@@ -43,7 +46,8 @@ pub enum Reason {
     Escalation,
 }
 
-/// What a sink receives: one incident revision or one camera status change.
+/// What a sink receives: one incident revision, one camera status change, one rule event
+/// change or one count change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 // An incident notification is the common case and is built around the incident's JSON on
@@ -73,13 +77,50 @@ pub enum Notification {
         /// New status.
         status: lookout_core::CameraStatus,
     },
+    /// A rule event started, changed materially or ended ([`crate::events::EventFeed`]);
+    /// MQTT publishes it on `<prefix>/events` as `{"type", "before", "after"}`.
+    Event {
+        /// Idempotency key `event:<event id>:<change>-<last seen ms>`.
+        key: String,
+        /// New, update or end.
+        change: crate::events::EventChange,
+        /// The state published before (null for a new event).
+        before: Option<crate::events::EventState>,
+        /// The current state.
+        after: crate::events::EventState,
+    },
+    /// The number of open events of an object label on a camera changed; MQTT publishes
+    /// it retained on `<prefix>/<camera>/<label>`.
+    ObjectCount {
+        /// Idempotency key `count:<camera>:<label>:<wall ms>-<sequence>`.
+        key: String,
+        /// Camera.
+        camera: String,
+        /// Label (`fire`, `smoke`, `person`).
+        label: String,
+        /// Open events of that label on that camera.
+        count: u32,
+    },
 }
 
 impl Notification {
     /// The idempotency key.
     pub fn key(&self) -> &str {
         match self {
-            Notification::Incident { key, .. } | Notification::CameraStatus { key, .. } => key,
+            Notification::Incident { key, .. }
+            | Notification::CameraStatus { key, .. }
+            | Notification::Event { key, .. }
+            | Notification::ObjectCount { key, .. } => key,
+        }
+    }
+
+    /// The `kind` and `subject` columns of its outbox row.
+    fn kind_subject(&self) -> (&'static str, &str) {
+        match self {
+            Notification::Incident { incident, .. } => ("incident", incident.kind.as_str()),
+            Notification::CameraStatus { camera, .. } => ("camera_status", camera),
+            Notification::Event { after, .. } => ("event", &after.camera),
+            Notification::ObjectCount { camera, .. } => ("object_count", camera),
         }
     }
 }
@@ -242,6 +283,32 @@ impl Store {
         self.queue(&tx, &key, "camera_status", camera, &n, &sinks, ms(at))?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Queues rule event and count notifications, in order and in one transaction, for the
+    /// sinks that take events.
+    pub fn queue_event_notifications(
+        &self,
+        list: &[Notification],
+        at: UtcTime,
+    ) -> Result<(), StoreError> {
+        let sinks: Vec<&SinkSpec> = self.sinks.iter().filter(|s| s.events).collect();
+        if sinks.is_empty() || list.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        for n in list {
+            let (kind, subject) = n.kind_subject();
+            self.queue(&tx, n.key(), kind, subject, n, &sinks, ms(at))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether any sink takes rule events.
+    pub fn takes_events(&self) -> bool {
+        self.sinks.iter().any(|s| s.events)
     }
 
     /// Up to `limit` undelivered notifications of a sink (dead letters excluded), oldest

@@ -128,6 +128,7 @@ pub enum LiveUpdate {
 struct Settings {
     snapshots: bool,
     quality: u8,
+    training_frames: bool,
     max_escalations: u32,
     snapshot_dir: PathBuf,
 }
@@ -280,6 +281,7 @@ impl Alerts {
         let settings = Settings {
             snapshots: cfg.snapshots,
             quality: cfg.snapshot_quality,
+            training_frames: cfg.training_frames,
             max_escalations: cfg.max_escalations,
             snapshot_dir: data_dir.join("snapshots"),
         };
@@ -529,6 +531,9 @@ impl Alerts {
                 tracing::debug!(incident = %id, revision = inc.revision, "Duplicate incident revision suppressed.");
                 if let Some(s) = snap {
                     let _ = std::fs::remove_file(&s.path);
+                    if let Some(f) = &s.frame_path {
+                        let _ = std::fs::remove_file(f);
+                    }
                 }
                 false
             }
@@ -551,21 +556,44 @@ impl Alerts {
             path: dir.clone(),
             source: e,
         })?;
-        let path = dir.join(format!(
-            "{}-{}-r{}.jpg",
-            file_safe(&f.camera),
-            f.seq,
-            inc.revision
-        ));
+        let stem = format!("{}-{}-r{}", file_safe(&f.camera), f.seq, inc.revision);
+        let path = dir.join(format!("{stem}.jpg"));
         std::fs::write(&path, jpg).map_err(|e| AlertsError::Io {
             path: path.clone(),
             source: e,
         })?;
+        // The training frame: the same frame without drawing, with the detector's boxes
+        // kept in the snapshot's row. A failure here costs the training frame, not the
+        // snapshot nor the incident.
+        let (frame_path, boxes) = if self.settings.training_frames {
+            let fp = dir.join(format!("{stem}.frame.jpg"));
+            match snapshot::frame_jpeg(f, self.settings.quality)
+                .map_err(AlertsError::from)
+                .and_then(|j| {
+                    std::fs::write(&fp, j).map_err(|e| AlertsError::Io {
+                        path: fp.clone(),
+                        source: e,
+                    })
+                }) {
+                Ok(()) => (
+                    Some(fp.display().to_string()),
+                    Some(snapshot::training_boxes(f, inc)),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Training frame not kept.");
+                    (None, None)
+                }
+            }
+        } else {
+            (None, None)
+        };
         Ok(store::NewSnapshot {
             camera: f.camera.to_string(),
             seq: f.seq,
             captured_at: f.captured_at,
             path: path.display().to_string(),
+            frame_path,
+            boxes,
         })
     }
 

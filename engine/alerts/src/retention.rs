@@ -554,31 +554,34 @@ impl Retention {
     /// Deletes up to a batch of snapshots (oldest first; created before `before` when
     /// given), never an open incident's latest; rows first, then files.
     fn delete_snapshots(&self, store: &Store, before: Option<i64>) -> Result<u64, RetentionError> {
-        let paths: Vec<String> = {
+        let paths: Vec<(i64, String, Option<String>)> = {
             let mut conn = store.lock();
             let tx = conn.transaction()?;
-            let rows: Vec<(i64, String)> = tx
+            let rows: Vec<(i64, String, Option<String>)> = tx
                 .prepare_cached(&format!(
-                    "SELECT id, path FROM snapshots WHERE created_at < ?1 AND id NOT IN
+                    "SELECT id, path, frame_path FROM snapshots WHERE created_at < ?1 AND id NOT IN
                        (SELECT snapshot_id FROM incidents
                         WHERE snapshot_id IS NOT NULL AND state NOT IN {CLOSED})
                      ORDER BY id LIMIT ?2"
                 ))?
                 .query_map(params![before.unwrap_or(i64::MAX), SNAPSHOT_BATCH], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })?
                 .collect::<Result<_, _>>()?;
             {
                 let mut st = tx.prepare_cached("DELETE FROM snapshots WHERE id = ?1")?;
-                for (id, _) in &rows {
+                for (id, _, _) in &rows {
                     st.execute([id])?;
                 }
             }
             tx.commit()?;
-            rows.into_iter().map(|(_, p)| p).collect()
+            rows
         };
-        for p in &paths {
+        for (_, p, frame) in &paths {
             remove(Path::new(p));
+            if let Some(f) = frame {
+                remove(Path::new(f));
+            }
         }
         Ok(paths.len() as u64)
     }
@@ -607,9 +610,13 @@ impl Retention {
             let mut p = Vec::new();
             for id in &ids {
                 p.extend(
-                    tx.prepare_cached("SELECT path FROM snapshots WHERE incident_id = ?1")?
-                        .query_map([id], |r| r.get::<_, String>(0))?
-                        .collect::<Result<Vec<_>, _>>()?,
+                    tx.prepare_cached(
+                        "SELECT path FROM snapshots WHERE incident_id = ?1
+                         UNION ALL SELECT frame_path FROM snapshots
+                         WHERE incident_id = ?1 AND frame_path IS NOT NULL",
+                    )?
+                    .query_map([id], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?,
                 );
                 for sql in [
                     "DELETE FROM snapshots WHERE incident_id = ?1",
@@ -681,7 +688,10 @@ impl Retention {
         }
         let known: HashSet<PathBuf> = store
             .lock()
-            .prepare("SELECT path FROM snapshots")?
+            .prepare(
+                "SELECT path FROM snapshots
+                 UNION ALL SELECT frame_path FROM snapshots WHERE frame_path IS NOT NULL",
+            )?
             .query_map([], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()

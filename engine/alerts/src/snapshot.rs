@@ -247,6 +247,73 @@ pub fn render(frame: &Frame, inc: &Incident, quality: u8) -> Result<Vec<u8>, Sna
     c.jpeg(quality)
 }
 
+/// One box on a training frame, in coordinates normalised to the frame (0..=1): what the
+/// detector raised on a snapshot, or what an operator corrected it to.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainingBox {
+    /// Class name (`smoke`, `fire`, `person`, ...).
+    pub class: String,
+    /// Detector score; absent on a box an operator drew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    /// `[x1, y1, x2, y2]`, normalised, `x1 < x2`, `y1 < y2`.
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+}
+
+impl TrainingBox {
+    /// Checks the class and the box: a clear message for the API's 400.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.class.is_empty()
+            || self.class.len() > 64
+            || !self
+                .class
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' '))
+        {
+            return Err(format!(
+                "class {:?}: 1-64 of A-Z a-z 0-9 _ - and space",
+                self.class
+            ));
+        }
+        let [x1, y1, x2, y2] = self.bbox;
+        if !self
+            .bbox
+            .iter()
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v))
+        {
+            return Err(format!(
+                "box {:?}: coordinates are fractions of the frame, 0..=1",
+                self.bbox
+            ));
+        }
+        if x1 >= x2 || y1 >= y2 {
+            return Err(format!("box {:?}: needs x1 < x2 and y1 < y2", self.bbox));
+        }
+        Ok(())
+    }
+}
+
+/// The boxes [`render`] draws on `frame` for `inc` (its events on this camera), normalised
+/// to the frame: the detector's labels of a training frame.
+pub fn training_boxes(frame: &Frame, inc: &Incident) -> Vec<TrainingBox> {
+    let (w, h) = (frame.width.max(1) as f32, frame.height.max(1) as f32);
+    inc.events
+        .iter()
+        .filter(|e| e.camera == frame.camera)
+        .filter_map(|e| {
+            let b = scale_box(&e.bbox?, e.frame_size, frame.width, frame.height)
+                .clamp(frame.width as f32, frame.height as f32);
+            let bbox = [b.x1 / w, b.y1 / h, b.x2 / w, b.y2 / h];
+            (bbox[0] < bbox[2] && bbox[1] < bbox[3]).then(|| TrainingBox {
+                class: e.kind.as_str().to_string(),
+                score: Some(e.best_score),
+                bbox,
+            })
+        })
+        .collect()
+}
+
 /// Encodes a frame as JPEG without drawing (live view).
 pub fn frame_jpeg(frame: &Frame, quality: u8) -> Result<Vec<u8>, SnapshotError> {
     Canvas::from_frame(frame)?.jpeg(quality)

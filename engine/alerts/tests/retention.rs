@@ -52,11 +52,16 @@ fn snapshot(dir: &Path, id: &str, bytes: usize) -> NewSnapshot {
     std::fs::create_dir_all(&d).unwrap();
     let path = d.join("cam-7-r1.jpg");
     std::fs::write(&path, vec![0xA5u8; bytes]).unwrap();
+    // Its training frame, deleted with it.
+    let frame = d.join("cam-7-r1.frame.jpg");
+    std::fs::write(&frame, vec![0x5Au8; bytes / 2]).unwrap();
     NewSnapshot {
         camera: "cam".into(),
         seq: 7,
         captured_at: Utc::now(),
         path: path.display().to_string(),
+        frame_path: Some(frame.display().to_string()),
+        boxes: Some(Vec::new()),
     }
 }
 
@@ -223,6 +228,22 @@ fn tiny_quota_deletes_oldest_first_and_keeps_open_incidents_and_outbox() {
         let s = store.incident(id).unwrap().expect("open incident kept");
         let snap = store.snapshot(s.snapshot_id.unwrap()).unwrap().unwrap();
         assert!(Path::new(&snap.path).exists(), "{id}");
+        assert!(
+            Path::new(snap.frame_path.as_deref().unwrap()).exists(),
+            "{id}"
+        );
+    }
+    // A training frame goes with its snapshot, never stays behind alone.
+    for d in std::fs::read_dir(dir.join("snapshots")).unwrap().flatten() {
+        for f in std::fs::read_dir(d.path()).unwrap().flatten() {
+            let name = f.file_name().to_string_lossy().to_string();
+            if let Some(stem) = name.strip_suffix(".frame.jpg") {
+                assert!(
+                    d.path().join(format!("{stem}.jpg")).exists(),
+                    "{name} left alone"
+                );
+            }
+        }
     }
     assert_eq!(undelivered(&db), pending_before);
     // Closed incidents, if any are left, are the most recently closed ones.

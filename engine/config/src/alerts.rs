@@ -43,6 +43,10 @@ pub struct AlertsConfig {
     pub snapshots: bool,
     /// JPEG quality of snapshots, 1..=100. Default 85.
     pub snapshot_quality: u8,
+    /// Besides each snapshot, keep the frame without drawing and the detector's boxes on it,
+    /// so that operators' verdicts and box corrections become a training set for the site
+    /// (`lookout dataset export`). Default true.
+    pub training_frames: bool,
     /// Moved to `engine.retention.closed_incidents_days`; an error here.
     #[serde(default, skip_serializing)]
     pub retention_days: Option<toml::Value>,
@@ -76,6 +80,7 @@ impl Default for AlertsConfig {
             max_escalations: 2,
             snapshots: true,
             snapshot_quality: 85,
+            training_frames: true,
             retention_days: None,
             frame_results_retention_days: None,
             max_frame_results: None,

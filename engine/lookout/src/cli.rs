@@ -53,6 +53,10 @@ pub enum Command {
     /// The outbox's dead letters (deliveries a sink refused): list, re-drive.
     #[command(subcommand)]
     Outbox(crate::outbox_cmd::OutboxCommand),
+    /// The site's own training set: frames of incidents operators confirmed or marked false
+    /// alarms (and boxes they corrected), exported in YOLO format, split by camera and time.
+    #[command(subcommand)]
+    Dataset(crate::dataset::DatasetCommand),
 }
 
 /// `--run-for`: seconds, in the range of `engine.run_for_s`.

@@ -13,6 +13,7 @@ mod cluster_edge;
 mod cluster_hub;
 mod config_cmd;
 mod data;
+mod dataset;
 mod eval_events;
 mod outbox_cmd;
 mod run;
@@ -105,6 +106,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Config(cli::ConfigCommand::Diff(args)) => config_cmd::diff(&args),
         cli::Command::Data(cmd) => data::run(&cmd),
         cli::Command::Outbox(cmd) => outbox_cmd::run(&cmd),
+        cli::Command::Dataset(cmd) => dataset::run(&cmd),
         cli::Command::Detect(args) => {
             let report = lookout_infer::cli::run_detect(&args)?;
             println!("{}", serde_json::to_string_pretty(&report)?);

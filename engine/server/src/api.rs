@@ -144,6 +144,11 @@ fn routes() -> Router<ServerState> {
         .route("/api/incidents/{id}/transition", post(transition))
         .route("/api/incidents/{id}/comment", post(comment))
         .route("/api/snapshots/{id}", get(snapshot))
+        .route("/api/snapshots/{id}/frame", get(snapshot_frame))
+        .route(
+            "/api/snapshots/{id}/boxes",
+            get(snapshot_boxes).put(put_snapshot_boxes),
+        )
         .route("/api/hotspots", get(hotspots))
         .route("/api/geojson", get(geojson))
         .route("/api/config", get(config))
@@ -535,6 +540,90 @@ async fn snapshot(State(s): State<ServerState>, Path(id): Path<i64>) -> ApiResul
         )
     })?;
     Ok(jpeg(bytes))
+}
+
+/// The snapshot's frame without drawing (its training frame), for drawing corrected boxes.
+async fn snapshot_frame(State(s): State<ServerState>, Path(id): Path<i64>) -> ApiResult<Response> {
+    let rec = s.alerts.store().snapshot(id)?;
+    let Some(path) = rec.and_then(|r| r.frame_path) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no training frame for snapshot {id}"),
+        ));
+    };
+    let bytes = tokio::fs::read(&path).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "gone",
+            format!("training frame of snapshot {id} is missing: {e}"),
+        )
+    })?;
+    Ok(jpeg(bytes))
+}
+
+async fn snapshot_boxes(
+    State(s): State<ServerState>,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<Value>> {
+    match s.alerts.store().snapshot_boxes(id)? {
+        Some(b) => Ok(axum::Json(json!(b))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no snapshot {id}"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BoxesBody {
+    boxes: Vec<lookout_alerts::snapshot::TrainingBox>,
+}
+
+/// An operator marks which boxes are right, removes wrong ones and draws missed ones: the
+/// boxes as they should be replace the detector's as the frame's labels.
+async fn put_snapshot_boxes(
+    State(s): State<ServerState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    let user = authenticate(&s, &headers, Role::Operator)?;
+    let b: BoxesBody = parse_body(&body)?;
+    if b.boxes.len() > 256 {
+        return Err(ApiError::invalid(vec![(
+            "boxes".into(),
+            "at most 256 boxes".into(),
+        )]));
+    }
+    let errors: Vec<(String, String)> = b
+        .boxes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, x)| x.validate().err().map(|e| (format!("boxes[{i}]"), e)))
+        .collect();
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let store = s.alerts.store();
+    if !store.correct_snapshot_boxes(id, b.boxes, &user.name, chrono::Utc::now())? {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no snapshot {id} with a training frame"),
+        ));
+    }
+    tracing::info!(snapshot = id, user = %user.name, "Snapshot boxes corrected.");
+    match store.snapshot_boxes(id)? {
+        Some(b) => Ok(axum::Json(json!(b))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no snapshot {id}"),
+        )),
+    }
 }
 
 #[derive(Deserialize)]

@@ -63,6 +63,11 @@ pub struct SnapshotRecord {
     /// File path on disk.
     #[serde(skip)]
     pub path: String,
+    /// The training frame (the same frame without drawing), when one was kept.
+    #[serde(skip)]
+    pub frame_path: Option<String>,
+    /// Whether a training frame was kept (`/api/snapshots/<id>/frame`).
+    pub training_frame: bool,
 }
 
 /// A snapshot file about to be linked to an incident revision.
@@ -76,6 +81,10 @@ pub struct NewSnapshot {
     pub captured_at: UtcTime,
     /// Where the JPEG was written.
     pub path: String,
+    /// Where the training frame (no drawing) was written, if one was kept.
+    pub frame_path: Option<String>,
+    /// The detector's boxes on the training frame.
+    pub boxes: Option<Vec<crate::snapshot::TrainingBox>>,
 }
 
 /// An incident with everything the operator's detail view shows.
@@ -336,7 +345,7 @@ impl Store {
             .collect::<Result<_, _>>()?;
         let snapshots = conn
             .prepare_cached(
-                "SELECT id, incident_id, revision, camera, seq, captured_at, path
+                "SELECT id, incident_id, revision, camera, seq, captured_at, path, frame_path
                  FROM snapshots WHERE incident_id = ?1 ORDER BY id",
             )?
             .query_map([id], snapshot_row)?
@@ -475,7 +484,7 @@ impl Store {
         Ok(self
             .read()
             .query_row(
-                "SELECT id, incident_id, revision, camera, seq, captured_at, path
+                "SELECT id, incident_id, revision, camera, seq, captured_at, path, frame_path
                  FROM snapshots WHERE id = ?1",
                 [id],
                 snapshot_row,
@@ -544,6 +553,8 @@ pub(super) fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotRe
         seq: r.get::<_, i64>(4)? as u64,
         captured_at: from_ms(r.get(5)?),
         path: r.get(6)?,
+        frame_path: r.get(7)?,
+        training_frame: r.get::<_, Option<String>>(7)?.is_some(),
     })
 }
 
@@ -554,8 +565,9 @@ pub(super) fn insert_snapshot(
     now_ms: i64,
 ) -> Result<i64, StoreError> {
     tx.prepare_cached(
-        "INSERT INTO snapshots(incident_id, revision, camera, seq, captured_at, path, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO snapshots(incident_id, revision, camera, seq, captured_at, path, created_at,
+                               frame_path, boxes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         inc.id,
@@ -564,7 +576,9 @@ pub(super) fn insert_snapshot(
         s.seq as i64,
         ms(s.captured_at),
         s.path,
-        now_ms
+        now_ms,
+        s.frame_path,
+        s.boxes.as_ref().map(serde_json::to_string).transpose()?,
     ])?;
     Ok(tx.last_insert_rowid())
 }

@@ -25,6 +25,7 @@ mod frames_events;
 mod incidents;
 mod outbox;
 mod overlays;
+mod training;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -42,6 +43,7 @@ pub use incidents::{
 };
 pub use outbox::{DeadLetter, Notification, Pending, Reason, SinkSpec};
 pub use overlays::OverlayRecord;
+pub use training::{BoxCorrection, SnapshotBoxes, TrainingSnapshot, Verdict};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +140,13 @@ CREATE TABLE dead_letters(sink TEXT NOT NULL, notification_id INTEGER NOT NULL,
   key TEXT NOT NULL, at INTEGER NOT NULL, attempts INTEGER NOT NULL, status INTEGER,
   error TEXT NOT NULL, body TEXT NOT NULL,
   PRIMARY KEY(sink, notification_id)) WITHOUT ROWID;
+"#,
+    // 3: training frames (the snapshot's frame without drawing), the detector's boxes on
+    // it and an operator's corrected boxes (JSON arrays of boxes; corrected also says who).
+    r#"
+ALTER TABLE snapshots ADD COLUMN frame_path TEXT;
+ALTER TABLE snapshots ADD COLUMN boxes TEXT;
+ALTER TABLE snapshots ADD COLUMN corrected TEXT;
 "#,
 ];
 

@@ -57,6 +57,9 @@ pub enum Command {
     /// alarms (and boxes they corrected), exported in YOLO format, split by camera and time.
     #[command(subcommand)]
     Dataset(crate::dataset::DatasetCommand),
+    /// The installed model manifests: file present and verified, which `[models.NAME]` uses
+    /// each, licence and what it allows, accuracy measured on their cards.
+    Models(crate::models_cmd::ModelsArgs),
 }
 
 /// `--run-for`: seconds, in the range of `engine.run_for_s`.

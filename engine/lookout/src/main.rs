@@ -15,6 +15,7 @@ mod config_cmd;
 mod data;
 mod dataset;
 mod eval_events;
+mod models_cmd;
 mod outbox_cmd;
 mod run;
 mod sequences;
@@ -107,6 +108,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Data(cmd) => data::run(&cmd),
         cli::Command::Outbox(cmd) => outbox_cmd::run(&cmd),
         cli::Command::Dataset(cmd) => dataset::run(&cmd),
+        cli::Command::Models(args) => models_cmd::run(&args),
         cli::Command::Detect(args) => {
             let report = lookout_infer::cli::run_detect(&args)?;
             println!("{}", serde_json::to_string_pretty(&report)?);

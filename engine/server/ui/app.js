@@ -189,6 +189,13 @@ async function select(id) {
       <h4>Notes</h4><ul class="notes">${d.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>
       <h4>History</h4><ul class="notes">${d.transitions.map((t) => `<li>${esc(new Date(t.at).toLocaleString())} — <b>${esc(t.actor)}</b>: ${t.from === t.to ? 'comment' : esc(t.from) + ' → ' + esc(t.to)} ${t.comment ? '“' + esc(t.comment) + '”' : ''}</li>`).join('') || '<li class="muted">none</li>'}</ul>`;
     if (d.snapshots.length) loadImage($('#detail img.snap'), '/api/snapshots/' + encodeURIComponent(d.snapshots[d.snapshots.length - 1].id));
+    const last = d.snapshots[d.snapshots.length - 1];
+    if (last && last.training_frame) {
+      const b = document.createElement('button'); b.id = 'label-btn'; b.textContent = 'Correct boxes';
+      b.title = 'Mark the detector\'s boxes right or wrong and draw missed ones: this frame becomes training data for this site';
+      b.addEventListener('click', () => openLabels(last.id));
+      $('#detail img.snap').after(b);
+    }
   } catch (e) { $('#detail').textContent = e.message; }
 }
 
@@ -496,3 +503,57 @@ async function loadDisk() {
 }
 loadDisk();
 setInterval(loadDisk, 30000);
+
+// ---- labels: an operator marks the detector's boxes on a snapshot's frame right or wrong
+// and draws the boxes it missed; saved boxes are this site's training labels
+// (PUT /api/snapshots/<id>/boxes; `lookout dataset export`).
+const LABEL_CLASSES = ['smoke', 'fire', 'person'];
+async function openLabels(snapId) {
+  let info;
+  try { info = await api('/api/snapshots/' + snapId + '/boxes'); } catch (e) { alert(e.message); return; }
+  const current = (info.corrected ? info.corrected.boxes : info.detected).map((b) => ({ ...b, keep: true }));
+  let panel = $('#labels');
+  if (!panel) { panel = document.createElement('div'); panel.id = 'labels'; $('#label-btn').after(panel); }
+  panel.dataset.snapshot = snapId;
+  panel.innerHTML = `<div class="lab-view"><img class="lab-frame" alt="frame without drawing"><svg viewBox="0 0 1 1" preserveAspectRatio="none"></svg></div>
+    <p class="muted">${info.corrected ? 'Corrected by ' + esc(info.corrected.by) + ', ' + esc(new Date(info.corrected.at).toLocaleString()) : 'As the detector saw it'}. Untick a wrong box; drag on the frame to draw a missed one as
+    <select class="lab-class">${LABEL_CLASSES.map((c) => `<option>${c}</option>`).join('')}</select>.</p>
+    <ul class="lab-list"></ul><button class="lab-save">Save boxes</button> <span class="lab-msg"></span>`;
+  loadImage($('img.lab-frame', panel), '/api/snapshots/' + snapId + '/frame');
+  const svg = $('svg', panel);
+  const draw = () => {
+    svg.innerHTML = current.map((b, i) => {
+      const [x1, y1, x2, y2] = b.box;
+      const col = b.keep ? (b.class === 'fire' ? '#ff3b30' : b.class === 'smoke' ? '#ff9500' : '#ffcc00') : '#888';
+      return `<rect data-i="${i}" x="${x1}" y="${y1}" width="${x2 - x1}" height="${y2 - y1}" fill="none" stroke="${col}" stroke-width="2" ${b.keep ? '' : 'stroke-dasharray="4"'} vector-effect="non-scaling-stroke"/>`;
+    }).join('');
+    $('.lab-list', panel).innerHTML = current.map((b, i) =>
+      `<li><label><input type="checkbox" data-i="${i}" ${b.keep ? 'checked' : ''}> ${esc(b.class)}${b.score != null ? ' ' + b.score.toFixed(2) : ' (drawn)'}</label></li>`).join('') ||
+      '<li class="muted">no box: saving says the frame shows none</li>';
+    $$('.lab-list input', panel).forEach((c) => c.addEventListener('change', () => { current[+c.dataset.i].keep = c.checked; draw(); }));
+  };
+  draw();
+  let start = null;
+  const at = (ev) => {
+    const r = svg.getBoundingClientRect();
+    return [Math.min(1, Math.max(0, (ev.clientX - r.left) / r.width)), Math.min(1, Math.max(0, (ev.clientY - r.top) / r.height))];
+  };
+  svg.addEventListener('pointerdown', (ev) => { start = at(ev); ev.preventDefault(); });
+  svg.addEventListener('pointerup', (ev) => {
+    if (!start) return;
+    const end = at(ev);
+    const box = [Math.min(start[0], end[0]), Math.min(start[1], end[1]), Math.max(start[0], end[0]), Math.max(start[1], end[1])];
+    start = null;
+    if (box[2] - box[0] < 0.005 || box[3] - box[1] < 0.005) return;
+    current.push({ class: $('.lab-class', panel).value, box, keep: true });
+    draw();
+  });
+  $('.lab-save', panel).addEventListener('click', async () => {
+    const boxes = current.filter((b) => b.keep).map((b) => ({ class: b.class, box: b.box }));
+    try {
+      const r = await api('/api/snapshots/' + snapId + '/boxes', { method: 'PUT', body: JSON.stringify({ boxes }) });
+      $('.lab-msg', panel).textContent = 'Saved ' + r.corrected.boxes.length + ' box(es).';
+      $('.lab-msg', panel).classList.add('saved');
+    } catch (e) { $('.lab-msg', panel).textContent = e.message; }
+  });
+}

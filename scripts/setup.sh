@@ -9,6 +9,8 @@
 #     project-local venv (.venv), linked at .runtime/libonnxruntime.so for `ort`'s
 #     load-dynamic; capvalidator and shapely (CAP and GeoJSON checks in tests) there too;
 #   - cargo-deny (licence/ban/source checks), with `cargo install --locked`;
+#   - Leaflet (the web UI's map) from the npm registry, pinned and sha256-checked, into
+#     .runtime/ (scripts/vendor-leaflet.sh; engine/server embeds it at build time);
 #   - reports which files of the shared data directory ($LOOKOUT_SHARED, default ../shared)
 #     listed in samples/data.toml are there.
 # Nothing is downloaded from outside the package registries, unless LOOKOUT_FETCH=1 and the
@@ -71,6 +73,9 @@ if [ -z "$lib" ]; then
 fi
 mkdir -p .runtime
 ln -sfn "$lib" .runtime/libonnxruntime.so
+
+# Leaflet for the web UI's map (embedded by engine/server's build script).
+bash scripts/vendor-leaflet.sh
 
 # cargo-deny (the licence, ban and source checks of scripts/test.sh), pinned, built from
 # crates.io once (measured 7 min 25 s wall, 268 s CPU on the 2-core machine under load);

@@ -52,6 +52,105 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Days of recorded frame results the tuning replay looks back over. Default 7.
     pub tuning_window_days: f64,
+    /// `[server.map]`: the web UI map's basemap (a tile URL, a local MBTiles file, or
+    /// none: the offline graticule).
+    pub map: MapConfig,
+}
+
+/// `[server.map]`: where the web UI's map takes its basemap from. Neither key set: the map
+/// draws a graticule under the cameras and incidents (works offline).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MapConfig {
+    /// An XYZ tile URL template the browser loads tiles from, e.g.
+    /// `https://tile.openstreetmap.org/{z}/{x}/{y}.png` (`{s}` for subdomains a, b, c).
+    /// Its origin is added to the page's Content-Security-Policy `img-src`.
+    pub tile_url: Option<String>,
+    /// Attribution shown in the map's corner (tile providers' terms usually ask for it).
+    pub attribution: Option<String>,
+    /// A local MBTiles file (SQLite, raster PNG/JPEG/WebP tiles), relative to the config
+    /// file, served by the engine at `/api/tiles/{z}/{x}/{y}`.
+    pub mbtiles: Option<String>,
+}
+
+impl MapConfig {
+    /// The `img-src` source a tile URL's images come from (`scheme://host[:port]`, with a
+    /// `{s}.` subdomain placeholder as `*.`), `None` for an unusable URL.
+    pub fn tile_origin(url: &str) -> Option<String> {
+        let (scheme, rest) = url.split_once("://")?;
+        if scheme != "https" && scheme != "http" {
+            return None;
+        }
+        let host = rest.split('/').next()?;
+        let host = host
+            .strip_prefix("{s}.")
+            .map_or_else(|| host.to_string(), |h| format!("*.{h}"));
+        let ok = !host.is_empty()
+            && host
+                .trim_start_matches("*.")
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        ok.then(|| format!("{scheme}://{host}"))
+    }
+
+    fn validate(&self, v: &mut Validator) {
+        if let Some(u) = &self.tile_url {
+            v.check(
+                Self::tile_origin(u).is_some(),
+                "server.map.tile_url",
+                "must be an http(s) URL whose host is a plain name or address (optionally starting with {s}.), e.g. \"https://tile.openstreetmap.org/{z}/{x}/{y}.png\"",
+            );
+            v.check(
+                ["{z}", "{x}", "{y}"].iter().all(|p| u.contains(p)),
+                "server.map.tile_url",
+                "must contain the placeholders {z}, {x} and {y}",
+            );
+            v.check(
+                self.mbtiles.is_none(),
+                "server.map.tile_url",
+                "set either tile_url or mbtiles, not both",
+            );
+        }
+        if let Some(a) = &self.attribution {
+            v.check(
+                a.len() <= 500,
+                "server.map.attribution",
+                "at most 500 bytes",
+            );
+        }
+        if let Some(m) = &self.mbtiles {
+            v.check(
+                !m.trim().is_empty(),
+                "server.map.mbtiles",
+                "must not be empty",
+            );
+        }
+    }
+
+    fn validate_files(&self, base_dir: &std::path::Path, v: &mut Validator) {
+        let Some(m) = self.mbtiles.as_deref().filter(|m| !m.trim().is_empty()) else {
+            return;
+        };
+        let path = base_dir.join(m);
+        let shown = path.display();
+        let mut head = [0u8; 16];
+        let problem = match std::fs::File::open(&path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        {
+            Ok(()) if &head == b"SQLite format 3\0" => None,
+            Ok(()) => Some(format!("{shown}: not an MBTiles file (no SQLite header)")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+                "{shown}: not found (a relative path resolves against the config file's directory)"
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Some(format!("{shown}: not an MBTiles file (too short)"))
+            }
+            Err(e) => Some(format!("{shown}: cannot read it: {e}")),
+        };
+        if let Some(p) = problem {
+            v.error("server.map.mbtiles", p);
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -66,6 +165,7 @@ impl Default for ServerConfig {
             cors_origins: Vec::new(),
             max_body_bytes: 1 << 20,
             tuning_window_days: 7.0,
+            map: MapConfig::default(),
         }
     }
 }
@@ -210,6 +310,7 @@ impl ServerConfig {
     /// errors on `server.tls.cert` / `server.tls.key` naming the file. (That the key
     /// matches the certificate is checked when the server starts.)
     pub fn validate_files(&self, base_dir: &std::path::Path, v: &mut Validator) {
+        self.map.validate_files(base_dir, v);
         let Some(tls) = &self.tls else { return };
         for (key, file, marker, what) in [
             (
@@ -290,6 +391,7 @@ impl ServerConfig {
             0.01,
             365.0,
         );
+        self.map.validate(v);
         let mut names = std::collections::BTreeMap::new();
         let mut tokens = std::collections::BTreeMap::new();
         for (i, u) in self.users.iter().enumerate() {
@@ -407,6 +509,46 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("server.cors_origins[0]"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn map_basemap_is_validated_with_located_errors() {
+        let ok = parse(
+            "[server.map]\ntile_url = \"https://{s}.tile.example.org/{z}/{x}/{y}.png\"\nattribution = \"© x\"\n",
+        )
+        .unwrap();
+        let url = ok.server.map.tile_url.as_deref().unwrap();
+        assert_eq!(
+            MapConfig::tile_origin(url).as_deref(),
+            Some("https://*.tile.example.org")
+        );
+        for (bad, want) in [
+            (
+                "tile_url = \"ftp://x.org/{z}/{x}/{y}\"",
+                "must be an http(s) URL",
+            ),
+            (
+                "tile_url = \"https://x.org/{z}/{x}.png\"",
+                "{z}, {x} and {y}",
+            ),
+            (
+                "tile_url = \"https://x.org/{z}/{x}/{y}\"\nmbtiles = \"m.mbtiles\"",
+                "not both",
+            ),
+            ("mbtiles = \"no-such.mbtiles\"", "not found"),
+            ("mbtiles = \"Cargo.toml\"", "not an MBTiles file"),
+            ("basemap = \"x\"", "basemap"),
+        ] {
+            let e = crate::parse(
+                &format!("[server]\nport = 1\n\n[server.map]\n{bad}\n"),
+                "site.toml",
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("site.toml:5:"), "{bad}: {e}");
+            assert!(e.contains(want), "{bad}: {e}");
         }
     }
 }

@@ -276,7 +276,7 @@ fn operators_desk(addr: &str, id: &str) {
     d.click(".tab[data-view=\"map\"]");
     let hotspots = d.wait(
         "the fire, its bearings and the hotspots on the map",
-        "const m = document.querySelector('#map'); return m.querySelectorAll('circle.incident').length >= 1 && m.querySelectorAll('line.bearing').length >= 2 && m.querySelectorAll('rect').length;",
+        "const m = document.querySelector('#map'); return m.querySelectorAll('path.incident').length >= 1 && m.querySelectorAll('path.bearing').length >= 2 && m.querySelectorAll('path.hotspot').length;",
     );
     assert!(
         hotspots.as_u64().unwrap_or(0) >= 100,

@@ -63,7 +63,7 @@ impl ApiError {
         }
     }
 
-    fn internal(e: impl std::fmt::Display) -> ApiError {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %e, "API request failed.");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }
@@ -133,6 +133,7 @@ fn routes() -> Router<ServerState> {
         .route("/", get(index))
         .route("/app.js", get(app_js))
         .route("/app.css", get(app_css))
+        .route("/vendor/leaflet/{*file}", get(crate::map::vendor))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/disk", get(disk))
@@ -151,6 +152,8 @@ fn routes() -> Router<ServerState> {
         )
         .route("/api/hotspots", get(hotspots))
         .route("/api/geojson", get(geojson))
+        .route("/api/map", get(crate::map::map_info))
+        .route("/api/tiles/{z}/{x}/{y}", get(crate::map::tile))
         .route("/api/config", get(config))
         .route("/api/config/history", get(config_history))
         .route("/api/config/rules", put(put_rules).patch(patch_rules))

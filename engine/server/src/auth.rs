@@ -1,8 +1,8 @@
 //! Who may do what, in one middleware layer ([`guard`]) over every route, so a route added
 //! later cannot forget it:
 //!
-//! * **Reads** (GET/HEAD of everything but [`PUBLIC_PATHS`], and the read-only POSTs in
-//!   [`READ_ONLY_POSTS`]) need a token of any role when `server.read_access = "token"`.
+//! * **Reads** (GET/HEAD of everything but [`PUBLIC_PATHS`] and [`PUBLIC_PREFIXES`], and
+//!   the read-only POSTs in [`READ_ONLY_POSTS`]) need a token of any role when `server.read_access = "token"`.
 //! * **Writes** (every other method) need a token of role operator or above (a viewer gets
 //!   403); handlers that need admin check it again ([`crate::api`]).
 //! * A token that is sent is always checked, even where none is needed. Tokens are kept as
@@ -16,8 +16,8 @@
 //! * Write bodies are read here, up to `server.max_body_bytes` (413 beyond), and JSON nested
 //!   deeper than [`MAX_JSON_DEPTH`] is refused (400) before any handler parses it.
 //! * Every response carries the security headers (a Content-Security-Policy that allows
-//!   only the engine's own scripts, styles, images and connections, `frame-ancestors
-//!   'none'`, `X-Content-Type-Options`, `Referrer-Policy`), HSTS when TLS is on, and CORS
+//!   only the engine's own scripts, styles, images (and the tiles of `server.map.tile_url`)
+//!   and connections, `frame-ancestors 'none'`, `X-Content-Type-Options`, `Referrer-Policy`), HSTS when TLS is on, and CORS
 //!   headers only for the origins in `server.cors_origins`.
 //!
 //! Behind a reverse proxy every client has the proxy's address: the limiter then counts
@@ -44,6 +44,14 @@ use crate::ServerState;
 /// page must load to ask for a token) and `/health` (liveness probes).
 pub const PUBLIC_PATHS: &[&str] = &["/", "/app.js", "/app.css", "/health"];
 
+/// Path prefixes anyone may GET: the vendored map library (no data, like the page).
+pub const PUBLIC_PREFIXES: &[&str] = &["/vendor/leaflet/"];
+
+/// Is `path` readable without a token ([`PUBLIC_PATHS`], [`PUBLIC_PREFIXES`])?
+pub fn is_public(path: &str) -> bool {
+    PUBLIC_PATHS.contains(&path) || PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
+}
+
 /// POST routes that only read (a what-if replay): they need what a GET needs.
 pub const READ_ONLY_POSTS: &[&str] = &["/api/tuning/replay"];
 
@@ -60,8 +68,23 @@ pub const MAX_JSON_DEPTH: usize = 32;
 /// Addresses the limiter remembers at most (beyond, those not locked out are forgotten).
 const MAX_TRACKED: usize = 10_000;
 
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; \
+/// The Content-Security-Policy; `{tiles}` is the origin of `server.map.tile_url` (images
+/// of the map's basemap) or nothing.
+const CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:{tiles}; \
                    connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+fn csp(cfg: &ServerConfig) -> HeaderValue {
+    let tiles = cfg
+        .map
+        .tile_url
+        .as_deref()
+        .and_then(lookout_config::server::MapConfig::tile_origin)
+        .map(|o| format!(" {o}"))
+        .unwrap_or_default();
+    HeaderValue::from_str(&CSP.replace("{tiles}", &tiles))
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
+}
 
 /// The client's address, from the accepted connection (plain TCP or TLS).
 #[derive(Debug, Clone, Copy)]
@@ -98,6 +121,7 @@ pub struct Access {
     cors: Vec<HeaderValue>,
     max_body: usize,
     limiter: Limiter,
+    csp: HeaderValue,
 }
 
 impl Access {
@@ -122,6 +146,7 @@ impl Access {
                 .collect(),
             max_body: cfg.max_body_bytes,
             limiter: Limiter::default(),
+            csp: csp(cfg),
         }
     }
 
@@ -255,7 +280,7 @@ impl Limiter {
 /// What a request needs.
 fn needs(access: &Access, method: &Method, path: &str) -> Option<Role> {
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if safe && PUBLIC_PATHS.contains(&path) {
+    if safe && is_public(path) {
         None
     } else if safe || (*method == Method::POST && READ_ONLY_POSTS.contains(&path)) {
         (access.read_access == ReadAccess::Token).then_some(Role::Viewer)
@@ -410,10 +435,7 @@ fn cors_origin<'a>(a: &'a Access, headers: &HeaderMap) -> Option<&'a HeaderValue
 
 fn finish(mut r: Response, a: &Access, cors: Option<&HeaderValue>) -> Response {
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, a.csp.clone());
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -12,7 +12,8 @@
 //! * [`api`]: the handlers; [`tuning`]: threshold/persistence what-if over recorded frame
 //!   results; [`masks`]: exclusion masks proposed from clustered false-alarm verdicts;
 //!   [`overlay`]: API config changes as a versioned overlay over the TOML file (re-applied
-//!   at start and on every file reload); [`metrics`]: the registry; `ui/`: the static page.
+//!   at start and on every file reload); [`metrics`]: the registry; [`map`]: the vendored
+//!   Leaflet, the basemap settings and MBTiles tiles; `ui/`: the static page.
 //!
 //! Access ([`auth`], one middleware over every route): writes need `Authorization: Bearer
 //! <token>` of a `[[server.users]]` entry whose role allows it (operator: incidents; admin:
@@ -23,6 +24,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod map;
 pub mod masks;
 pub mod metrics;
 pub mod overlay;

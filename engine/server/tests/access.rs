@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::*;
-use lookout_server::auth::{LOCKOUT, MAX_FAILURES, MAX_JSON_DEPTH, PUBLIC_PATHS, READ_ONLY_POSTS};
+use lookout_server::auth::{is_public, LOCKOUT, MAX_FAILURES, MAX_JSON_DEPTH, READ_ONLY_POSTS};
 use serde_json::json;
 
 /// [`CONFIG`] with reads behind tokens, a small body limit and one CORS origin.
@@ -117,7 +117,23 @@ fn head(
 
 #[test]
 fn every_route_needs_a_token_to_read_and_a_viewer_cannot_write() {
-    let f = start_in(tempfile::tempdir().unwrap(), &token_config());
+    // A one-tile MBTiles basemap, so the tile route has a tile to answer with.
+    let dir = tempfile::tempdir().unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("t.mbtiles")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE metadata (name TEXT, value TEXT);
+         CREATE TABLE tiles (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_data BLOB);
+         INSERT INTO tiles VALUES (0, 0, 0, X'89504E470D0A1A0A');",
+    )
+    .unwrap();
+    drop(db);
+    let f = start_in(
+        dir,
+        &format!(
+            "{}\n[server.map]\nmbtiles = \"t.mbtiles\"\n",
+            token_config()
+        ),
+    );
     let now = chrono::Utc::now();
     f.alerts
         .record_incident(
@@ -132,7 +148,9 @@ fn every_route_needs_a_token_to_read_and_a_viewer_cannot_write() {
         let path = route
             .replace("/api/incidents/{id}", "/api/incidents/acc-1")
             .replace("/api/snapshots/{id}", &format!("/api/snapshots/{snapshot}"))
-            .replace("/api/cameras/{id}", "/api/cameras/tower1");
+            .replace("/api/cameras/{id}", "/api/cameras/tower1")
+            .replace("/api/tiles/{z}/{x}/{y}", "/api/tiles/0/0/0")
+            .replace("/vendor/leaflet/{*file}", "/vendor/leaflet/leaflet.js");
         assert!(
             !path.contains('{'),
             "route {route} has a path parameter: add a sample value for it in this test"
@@ -152,7 +170,7 @@ fn every_route_needs_a_token_to_read_and_a_viewer_cannot_write() {
         let path = sample(route.as_str());
         for m in methods {
             let (anon, h) = head(f.addr, m, &path, None, &[], "{}");
-            if m == "GET" && PUBLIC_PATHS.contains(&route.as_str()) {
+            if m == "GET" && is_public(&path) {
                 assert_eq!(anon, 200, "GET {path} is public");
                 continue;
             }
@@ -220,6 +238,7 @@ fn security_headers_and_cors_only_for_configured_origins() {
     // The page loads only its own script and stylesheet: nothing inline for the CSP to block.
     let page = http(f.addr, "GET", "/", None, None).text();
     assert!(page.contains("<script src=\"/app.js\"></script>"));
+    assert!(page.contains("<script src=\"/vendor/leaflet/leaflet.js\"></script>"));
     assert!(!page.contains("<style") && !page.contains("style="));
     let handlers: Vec<&str> = page
         .split(" on")
@@ -233,7 +252,7 @@ fn security_headers_and_cors_only_for_configured_origins() {
         })
         .collect();
     assert!(handlers.is_empty(), "inline event handlers: {handlers:?}");
-    assert_eq!(page.matches("<script").count(), 1);
+    assert_eq!(page.matches("<script").count(), 2);
 
     let origin = [("Origin", "https://dash.example.org")];
     let (st, h) = head(f.addr, "GET", "/api/cameras", Some(VIEWER), &origin, "");
@@ -361,4 +380,28 @@ fn write_bodies_are_bounded_in_size_and_depth() {
         Some(r#"{"comment": "seen from tower 2"}"#),
     );
     assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn a_tile_url_basemap_is_allowed_by_the_csp_and_offered_to_the_ui() {
+    let f = start_in(
+        tempfile::tempdir().unwrap(),
+        &format!(
+            "{CONFIG}\n[server.map]\ntile_url = \"https://{{s}}.tiles.example.org/{{z}}/{{x}}/{{y}}.png\"\nattribution = \"© Example\"\n"
+        ),
+    );
+    let (st, h) = head(f.addr, "GET", "/", None, &[], "");
+    assert_eq!(st, 200);
+    assert!(
+        h.contains("img-src 'self' blob: https://*.tiles.example.org;"),
+        "{h}"
+    );
+    let m = http(f.addr, "GET", "/api/map", None, None).json();
+    assert_eq!(m["basemap"], "url", "{m}");
+    assert_eq!(m["attribution"], "© Example", "{m}");
+    // No MBTiles file: no tiles from the engine.
+    assert_eq!(
+        http(f.addr, "GET", "/api/tiles/0/0/0", None, None).status,
+        404
+    );
 }

@@ -1,7 +1,9 @@
 //! The web UI in headless Chromium, driven over WebDriver (chromedriver), against a real
 //! server with a seeded store: an incident appears live, is acknowledged, the tuning slider
 //! changes the alarm count to what the replay endpoint says, and "apply" changes /api/config;
-//! a mask proposed from clustered false alarms is drawn, shows the API's count and applies.
+//! a mask proposed from clustered false alarms is drawn, shows the API's count and applies;
+//! the map (Leaflet) draws an MBTiles basemap generated here, the cameras' cones and the
+//! incidents, and an incident clicked on the map opens its detail.
 //! Screenshots go to tests/artifacts/ (git-ignored).
 
 mod common;
@@ -55,7 +57,7 @@ fn ui_incident_ack_tuning_slider_and_apply() {
     d.wait("the camera grid", "const i = document.querySelector('.cam img'); return i && i.complete && i.naturalWidth > 0;");
     d.screenshot("ui-cameras.png");
     d.click(".tab[data-view=\"map\"]");
-    d.wait("the map", "return document.querySelectorAll('#map polygon').length >= 2 && !!document.querySelector('#map circle.incident') && !!document.querySelector('#map line.bearing');");
+    d.wait("the map", "return document.querySelectorAll('#map path.cone').length >= 2 && !!document.querySelector('#map path.incident') && !!document.querySelector('#map path.bearing');");
     d.screenshot("ui-map.png");
 
     // Tuning: the slider's alarm count is what the replay endpoint says for that setting.
@@ -142,4 +144,234 @@ fn ui_incident_ack_tuning_slider_and_apply() {
     assert_eq!(masks[0]["polygon"], api["proposals"][0]["polygon"]);
     assert_eq!(cfg["overlay"]["author"], "root");
     assert_eq!(f.applied.count(), 2);
+}
+
+/// The colour of fixture tile `z/x/y` (XYZ): neighbours, and a tile and its TMS mirror
+/// (`2^z - 1 - y`), always differ.
+fn tile_rgb(z: u32, x: u32, y: u32) -> [u8; 3] {
+    [
+        (40 + (x * 67 + z * 13) % 180) as u8,
+        (40 + (y * 89 + z * 29) % 180) as u8,
+        (40 + (x * 31 + y * 17 + z * 7) % 180) as u8,
+    ]
+}
+
+fn tile_xy(z: u32, lat: f64, lon: f64) -> (u32, u32) {
+    let n = f64::from(1u32 << z);
+    let x = (lon + 180.0) / 360.0 * n;
+    let r = lat.to_radians();
+    let y = (1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0 * n;
+    (x as u32, y as u32)
+}
+
+/// An MBTiles file (the spec's schema: `metadata`, `tiles` with TMS rows) with a solid PNG
+/// tile of [`tile_rgb`] for every tile over 44..46 N, 6..8 E at zooms 0..=11 (0/0/0 as
+/// JPEG, to check the content type). Returns how many tiles it holds.
+fn write_mbtiles(path: &std::path::Path) -> usize {
+    let db = rusqlite::Connection::open(path).unwrap();
+    db.execute_batch(
+        "CREATE TABLE metadata (name TEXT, value TEXT);
+         CREATE TABLE tiles (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_data BLOB);
+         CREATE UNIQUE INDEX tile_index ON tiles (zoom_level, tile_column, tile_row);
+         INSERT INTO metadata VALUES ('name', 'fixture'), ('format', 'png'), ('minzoom', '0'),
+           ('maxzoom', '11'), ('bounds', '6,44,8,46'), ('attribution', 'Fixture tiles');",
+    )
+    .unwrap();
+    let mut n = 0;
+    for z in 0..=11u32 {
+        let (x0, y0) = tile_xy(z, 46.0, 6.0);
+        let (x1, y1) = tile_xy(z, 44.0, 8.0);
+        for x in x0..=x1 {
+            for y in y0..=y1 {
+                let img = image::RgbImage::from_pixel(256, 256, image::Rgb(tile_rgb(z, x, y)));
+                let mut bytes = std::io::Cursor::new(Vec::new());
+                let format = if z == 0 {
+                    image::ImageFormat::Jpeg
+                } else {
+                    image::ImageFormat::Png
+                };
+                img.write_to(&mut bytes, format).unwrap();
+                db.execute(
+                    "INSERT INTO tiles VALUES (?1, ?2, ?3, ?4)",
+                    (z, x, (1u32 << z) - 1 - y, bytes.into_inner()),
+                )
+                .unwrap();
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn ui_map_draws_mbtiles_basemap_cameras_incidents_and_hotspots() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiles = write_mbtiles(&dir.path().join("basemap.mbtiles"));
+    assert!(tiles > 200, "{tiles} fixture tiles");
+    let f = start_in(
+        dir,
+        &format!("{CONFIG}\n[server.map]\nmbtiles = \"basemap.mbtiles\"\n"),
+    );
+    let now = chrono::Utc::now();
+    // A second fire, triangulated with an uncertainty ellipse, and two hotspots of different
+    // ages near it.
+    let mut located = smoke_incident("map-2", "tower2", now, 0.8);
+    located.location = Some(lookout_core::Location {
+        point: lookout_core::GeoPoint::new(45.03, 7.13),
+        method: lookout_core::LocationMethod::Triangulated,
+        ellipse: Some(lookout_core::UncertaintyEllipse {
+            semi_major_m: 1500.0,
+            semi_minor_m: 600.0,
+            orientation_deg: 30.0,
+        }),
+    });
+    f.alerts.record_incident(&located, None).unwrap();
+    for (hours, lon) in [(1, 7.15), (30, 7.16)] {
+        f.alerts
+            .record_hotspot(&lookout_core::Hotspot {
+                source: lookout_core::HotspotSource::ViirsSnpp,
+                location: lookout_core::GeoPoint::new(45.04, lon),
+                scan_km: 0.4,
+                track_km: 0.4,
+                acquired_at: now - chrono::Duration::hours(hours),
+                confidence: lookout_core::HotspotConfidence::Nominal,
+                frp: Some(12.0),
+                brightness_k: None,
+                daynight: Some('D'),
+                fire_type: Some(0),
+            })
+            .unwrap();
+    }
+
+    // The tiles over HTTP: XYZ rows flipped to the file's TMS rows, types by content, 404s.
+    let info = http(f.addr, "GET", "/api/map", None, None).json();
+    assert_eq!(info["basemap"], "mbtiles", "{info}");
+    assert_eq!(info["max_zoom"], 11, "{info}");
+    let (x, y) = tile_xy(11, 45.0, 7.0);
+    let t = http(f.addr, "GET", &format!("/api/tiles/11/{x}/{y}"), None, None);
+    assert_eq!(t.status, 200);
+    assert!(
+        t.headers.contains("content-type: image/png"),
+        "{}",
+        t.headers
+    );
+    let px = image::load_from_memory(&t.body).unwrap().to_rgb8();
+    assert_eq!(
+        px.get_pixel(128, 128).0,
+        tile_rgb(11, x, y),
+        "XYZ {x}/{y} at zoom 11"
+    );
+    let t = http(f.addr, "GET", "/api/tiles/0/0/0", None, None);
+    assert!(
+        t.headers.contains("content-type: image/jpeg"),
+        "{}",
+        t.headers
+    );
+    for missing in [
+        "/api/tiles/11/0/0",
+        "/api/tiles/40/0/0",
+        "/api/tiles/3/9/1",
+        "/api/tiles/a/b/c",
+    ] {
+        assert_eq!(
+            http(f.addr, "GET", missing, None, None).status,
+            404,
+            "{missing}"
+        );
+    }
+    let js = http(f.addr, "GET", "/vendor/leaflet/leaflet.js", None, None);
+    assert_eq!(js.status, 200, "{}", js.text());
+    assert!(js.text().contains("Leaflet"));
+
+    let d = Driver::start();
+    d.goto(&format!("http://{}/", f.addr));
+    d.click(".tab[data-view=\"map\"]");
+    // Every tile of the current zoom loaded, no zoom animation running.
+    d.wait(
+        "the basemap tiles",
+        "if (!mapState.map) return false; const z = Math.min(Math.round(mapState.map.getZoom()), 11); \
+         const t = document.querySelectorAll(`#map img[data-z=\"${z}\"]`); \
+         return t.length >= 4 && [...t].every((i) => i.classList.contains('leaflet-tile-loaded') && i.complete) \
+           && !document.querySelector('#map .leaflet-zoom-anim') && document.querySelectorAll('#map path.incident').length === 4;",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(800)); // tile fade-in
+    let counts = d.js(
+        "const n = (s) => document.querySelectorAll('#map ' + s).length; \
+         return [n('path.camera'), n('path.cone'), n('path.heading'), n('path.incident'), n('path.ellipse'), n('path.bearing'), \
+                 n('path.hotspot.age-0'), n('path.hotspot.age-3'), n('.cam-label')];",
+    );
+    // The fixture's three judged fires (one spot) and map-2.
+    assert_eq!(
+        counts,
+        json!([2, 2, 2, 4, 1, 4, 1, 1, 2]),
+        "cameras, cones, headings, incidents, ellipse, bearings, hotspots by age, labels"
+    );
+    let fills = d.js("return [...document.querySelectorAll('#map path.hotspot')].map((p) => p.getAttribute('fill')).sort();");
+    assert_eq!(
+        fills,
+        json!(["#9a8f80", "#ff2d20"]),
+        "hotspots coloured by age"
+    );
+
+    // The basemap alone (overlays hidden): every visible tile shows its own colour where
+    // it is drawn.
+    let dpr = d.js("return window.devicePixelRatio;").as_f64().unwrap();
+    let visible = d.js(
+        "document.querySelectorAll('#map .leaflet-overlay-pane, #map .leaflet-tooltip-pane, #map .leaflet-control-container').forEach((e) => e.style.visibility = 'hidden'); \
+         const m = document.querySelector('#map').getBoundingClientRect(); \
+         const z = Math.min(Math.round(mapState.map.getZoom()), 11); \
+         return [...document.querySelectorAll(`#map img[data-z=\"${z}\"]`)].map((i) => { const r = i.getBoundingClientRect(); \
+           return [+i.dataset.z, +i.dataset.x, +i.dataset.y, Math.max(r.left, m.left + 2), Math.max(r.top, m.top + 2), Math.min(r.right, m.right - 2), Math.min(r.bottom, m.bottom - 2)]; }) \
+           .filter((t) => t[5] - t[3] > 24 && t[6] - t[4] > 24);",
+    );
+    let png = d.screenshot("ui-map-basemap.png");
+    let shot = image::load_from_memory(&png).unwrap().to_rgb8();
+    let close = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(p, q)| p.abs_diff(q) <= 3);
+    let visible = visible.as_array().unwrap();
+    assert!(visible.len() >= 4, "tiles in view: {visible:?}");
+    for t in visible {
+        let v: Vec<f64> = t
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_f64().unwrap())
+            .collect();
+        let want = tile_rgb(v[0] as u32, v[1] as u32, v[2] as u32);
+        for (fx, fy) in [(0.5, 0.5), (0.2, 0.2), (0.8, 0.8)] {
+            let px = ((v[3] + (v[5] - v[3]) * fx) * dpr) as u32;
+            let py = ((v[4] + (v[6] - v[4]) * fy) * dpr) as u32;
+            let got = shot.get_pixel(px, py).0;
+            assert!(
+                close(got, want),
+                "tile {v:?} at ({px}, {py}): {got:?}, want {want:?}"
+            );
+        }
+    }
+
+    // With the overlays: the camera markers and fires drawn where their DOM says.
+    let centres = d.js(
+        "document.querySelectorAll('#map .leaflet-overlay-pane, #map .leaflet-tooltip-pane, #map .leaflet-control-container').forEach((e) => e.style.visibility = ''); \
+         const c = (s) => [...document.querySelectorAll('#map ' + s)].map((p) => { const r = p.getBoundingClientRect(); return [(r.left + r.right) / 2, (r.top + r.bottom) / 2]; }); \
+         return [c('path.camera'), c('path.incident')];",
+    );
+    let png = d.screenshot("ui-map.png");
+    let shot = image::load_from_memory(&png).unwrap().to_rgb8();
+    for (i, colour) in [(0, [0x5a, 0xc8, 0xfa]), (1, [0xff, 0x3b, 0x30])] {
+        for c in centres[i].as_array().unwrap() {
+            let (x, y) = (c[0].as_f64().unwrap() * dpr, c[1].as_f64().unwrap() * dpr);
+            let got = shot.get_pixel(x as u32, y as u32).0;
+            assert!(
+                close(got, colour),
+                "marker at ({x}, {y}): {got:?}, want {colour:?}"
+            );
+        }
+    }
+
+    // An incident on the map opens its detail.
+    d.click("#map path.incident[data-incident=\"map-2\"]");
+    let shown = d.wait(
+        "the incident detail from the map",
+        "const r = document.querySelector('#incidents tr.sel'); return document.querySelector('#view-incidents').classList.contains('active') && r && document.querySelector('#detail h3') ? r.dataset.id : '';",
+    );
+    assert_eq!(shown, "map-2");
 }

@@ -234,68 +234,150 @@ async function loadCameras() {
 }
 setInterval(() => { if (state.view === 'cameras') loadCameras(); }, 1000);
 
-// ---- map (plain equirectangular projection)
+// ---- map (Leaflet, vendored at setup time and served by the engine; the basemap is what
+// [server.map] says: a tile URL, the engine's MBTiles tiles, or a graticule offline)
 function dest(lat, lon, brg, dist) {
   const R = 6371008.8, d = dist / R, b = brg * Math.PI / 180, p1 = lat * Math.PI / 180, l1 = lon * Math.PI / 180;
   const p2 = Math.asin(Math.sin(p1) * Math.cos(d) + Math.cos(p1) * Math.sin(d) * Math.cos(b));
   const l2 = l1 + Math.atan2(Math.sin(b) * Math.sin(d) * Math.cos(p1), Math.cos(d) - Math.sin(p1) * Math.sin(p2));
   return [p2 * 180 / Math.PI, l2 * 180 / Math.PI];
 }
+const mapState = { map: null, info: null, layers: null, grat: null, fitted: false };
+// Hotspot colours by age of the satellite pass: [hours, colour].
+const HS_AGE = [[3, '#ff2d20'], [12, '#ff8a00'], [24, '#ffd000'], [Infinity, '#9a8f80']];
+const ll = (c) => [c[1], c[0]];
+// The engine's MBTiles tiles, fetched with the token (an <img src> cannot send one).
+function authTiles(info) {
+  const Tiles = L.GridLayer.extend({
+    createTile(c, done) {
+      const img = document.createElement('img');
+      img.alt = ''; img.dataset.z = c.z; img.dataset.x = c.x; img.dataset.y = c.y;
+      const missing = () => { img.classList.add('tile-missing'); done(null, img); };
+      fetch(`/api/tiles/${c.z}/${c.x}/${c.y}`, { headers: authHeaders() })
+        .then((r) => (r.ok ? r.blob() : null))
+        .then((blob) => {
+          if (!blob) { missing(); return; }
+          img.onload = () => { URL.revokeObjectURL(img.src); done(null, img); };
+          img.onerror = missing;
+          img.src = URL.createObjectURL(blob);
+        })
+        .catch((e) => done(e, img));
+      return img;
+    },
+  });
+  return new Tiles({ maxZoom: 22, minNativeZoom: info.min_zoom, maxNativeZoom: info.max_zoom, attribution: esc(info.attribution || '') });
+}
+// Offline basemap: parallels and meridians, about 4 to 10 across the view, labelled.
+function drawGraticule() {
+  const m = mapState.map, g = mapState.grat;
+  g.clearLayers();
+  const b = m.getBounds(), s = Math.max(b.getSouth(), -85), n = Math.min(b.getNorth(), 85), w = b.getWest(), e = b.getEast();
+  const span = Math.max(e - w, n - s);
+  const step = [30, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001].find((v) => span / v >= 4) || 0.001;
+  const digits = step < 1 ? Math.ceil(-Math.log10(step) - 1e-9) : 0;
+  const line = { className: 'graticule', color: '#2e3a46', weight: 1, interactive: false };
+  const label = (at, text) => L.marker(at, { interactive: false, keyboard: false, icon: L.divIcon({ className: 'grat-label', html: esc(text), iconSize: null, iconAnchor: [-3, 14] }) }).addTo(g);
+  for (let k = Math.ceil(s / step); k * step <= n; k++) {
+    const lat = k * step;
+    L.polyline([[lat, w], [lat, e]], line).addTo(g);
+    label([lat, w], Math.abs(lat).toFixed(digits) + '°' + (lat < 0 ? 'S' : 'N'));
+  }
+  for (let k = Math.ceil(w / step); k * step <= e; k++) {
+    const lon = k * step;
+    L.polyline([[s, lon], [n, lon]], line).addTo(g);
+    label([s, lon], Math.abs(lon).toFixed(digits) + '°' + (lon < 0 ? 'W' : 'E'));
+  }
+}
+function initMap(el) {
+  const info = mapState.info;
+  const m = L.map(el, { worldCopyJump: true });
+  if (info.basemap === 'url') {
+    L.tileLayer(info.tile_url, { maxZoom: 19, attribution: esc(info.attribution || '') }).addTo(m);
+  } else if (info.basemap === 'mbtiles') {
+    authTiles(info).addTo(m);
+    if (info.format && !/^(png|jpe?g|webp)$/i.test(info.format)) $('#map-msg').textContent = `The MBTiles file holds ${info.format} tiles; the map draws raster tiles (png, jpg, webp) only.`;
+  } else {
+    el.classList.add('offline');
+    mapState.grat = L.layerGroup().addTo(m);
+    m.on('moveend', drawGraticule);
+    $('#map-msg').textContent = 'No basemap configured ([server.map]): graticule only.';
+  }
+  L.control.scale({ imperial: false }).addTo(m);
+  mapState.layers = L.layerGroup().addTo(m);
+  mapState.map = m;
+}
+function openIncident(id) { show('incidents'); select(id); }
 async function drawMap() {
+  const el = $('#map');
+  if (!window.L) {
+    el.classList.add('missing');
+    el.textContent = 'The map library (Leaflet) is not in this build: run scripts/setup.sh, which vendors it from the npm registry, and rebuild.';
+    return;
+  }
   let fc;
-  try { fc = await api('/api/geojson'); } catch (e) { return; }
-  const feats = fc.features;
-  const pts = [];
-  const cams = feats.filter((f) => f.properties.feature === 'camera');
-  for (const c of cams) {
-    const [lon, lat] = c.geometry.coordinates; pts.push([lat, lon]);
-    const r = c.properties.range_m || 10000; pts.push(dest(lat, lon, 0, r), dest(lat, lon, 90, r), dest(lat, lon, 180, r), dest(lat, lon, 270, r));
+  try {
+    if (!mapState.info) mapState.info = await api('/api/map');
+    fc = await api('/api/geojson');
+  } catch (e) { $('#map-msg').textContent = e.message; return; }
+  if (!el.clientWidth) return; // hidden: drawn when the view is shown
+  if (!mapState.map) initMap(el); else mapState.map.invalidateSize();
+  const layers = mapState.layers, feats = fc.features, of = (k) => feats.filter((f) => f.properties.feature === k && f.geometry);
+  // The view first (paths get their elements once the map has one), on the first draw
+  // only: later updates keep the operator's zoom and pan.
+  if (!mapState.fitted) {
+    const pts = [];
+    for (const f of of('camera')) {
+      const p = f.properties, [lon, lat] = f.geometry.coordinates;
+      pts.push([lat, lon]);
+      for (const brg of [0, 90, 180, 270]) pts.push(dest(lat, lon, brg, p.range_m || 1000));
+    }
+    of('incident').filter((f) => f.geometry.type === 'Point').forEach((f) => pts.push(ll(f.geometry.coordinates)));
+    if (!pts.length) of('hotspot').forEach((f) => pts.push(ll(f.geometry.coordinates)));
+    if (pts.length) mapState.map.fitBounds(L.latLngBounds(pts).pad(0.05), { animate: false });
+    else mapState.map.setView([20, 0], 2, { animate: false });
+    mapState.fitted = true;
+    if (mapState.grat) drawGraticule();
   }
-  const walk = (g) => { if (!g) return; if (g.type === 'GeometryCollection') { g.geometries.forEach(walk); return; } if (g.type === 'Point') pts.push([g.coordinates[1], g.coordinates[0]]); else if (g.coordinates) g.coordinates.flat(3).reduce((a, v, i, arr) => { if (i % 2 === 0) pts.push([arr[i + 1], v]); return a; }, 0); };
-  feats.filter((f) => f.properties.feature !== 'camera').forEach((f) => walk(f.geometry));
-  const svg = $('#map');
-  if (!pts.length) { svg.innerHTML = '<text x="20" y="40" fill="#888">Nothing with a position yet.</text>'; return; }
-  let minLat = Math.min(...pts.map((p) => p[0])), maxLat = Math.max(...pts.map((p) => p[0]));
-  let minLon = Math.min(...pts.map((p) => p[1])), maxLon = Math.max(...pts.map((p) => p[1]));
-  const padLat = (maxLat - minLat) * 0.05 + 0.001, padLon = (maxLon - minLon) * 0.05 + 0.001;
-  minLat -= padLat; maxLat += padLat; minLon -= padLon; maxLon += padLon;
-  const k = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
-  const sx = 1000 / ((maxLon - minLon) * k), sy = 700 / (maxLat - minLat), s = Math.min(sx, sy);
-  const X = (lon) => (lon - minLon) * k * s + (1000 - (maxLon - minLon) * k * s) / 2;
-  const Y = (lat) => (maxLat - lat) * s + (700 - (maxLat - minLat) * s) / 2;
-  let out = '', marks = '';
-  for (const c of cams) {
-    const [lon, lat] = c.geometry.coordinates, p = c.properties;
-    if (p.hfov_deg) {
-      const arc = []; for (let i = 0; i <= 12; i++) arc.push(dest(lat, lon, p.heading_deg - p.hfov_deg / 2 + p.hfov_deg * i / 12, p.range_m));
-      out += `<polygon points="${X(lon)},${Y(lat)} ${arc.map((q) => X(q[1]) + ',' + Y(q[0])).join(' ')}" fill="#5ac8fa18" stroke="#5ac8fa66"/>`;
+  layers.clearLayers();
+  for (const f of of('fov')) {
+    L.polygon(f.geometry.coordinates[0].map(ll), { className: 'cone', color: '#5ac8fa', weight: 1, opacity: 0.7, fillOpacity: 0.08, interactive: false }).addTo(layers);
+  }
+  for (const f of of('uncertainty')) {
+    L.polygon(f.geometry.coordinates[0].map(ll), { className: 'ellipse', color: '#ffcc00', weight: 2, dashArray: '6 4', fillOpacity: 0.12, interactive: false }).addTo(layers);
+  }
+  for (const f of of('bearing')) {
+    L.polyline(f.geometry.coordinates.map(ll), { className: 'bearing', color: '#ffcc00', weight: 2, opacity: 0.9, interactive: false }).addTo(layers);
+  }
+  const now = Date.now();
+  for (const f of of('hotspot')) {
+    const p = f.properties, hours = (now - new Date(p.acquired_at).getTime()) / 3.6e6;
+    const k = HS_AGE.findIndex(([h]) => hours < h);
+    L.circleMarker(ll(f.geometry.coordinates), { className: 'hotspot age-' + k, radius: 5, color: '#000', weight: 1, fillColor: HS_AGE[k][1], fillOpacity: 0.95 })
+      .bindTooltip(`${esc(p.source)} ${esc(new Date(p.acquired_at).toLocaleString())} (${hours.toFixed(1)} h ago)${p.frp != null ? ', ' + p.frp.toFixed(1) + ' MW' : ''}`).addTo(layers);
+  }
+  for (const f of of('incident')) {
+    const p = f.properties, g = f.geometry, open = () => openIncident(f.id);
+    const tip = `${esc(p.kind)} · ${esc(p.state)} · ${esc(p.location_method || 'not located')} — click for the detail`;
+    if (g.type === 'Point') {
+      const mk = L.circleMarker(ll(g.coordinates), { className: 'incident', radius: 9, color: '#fff', weight: 2, fillColor: '#ff3b30', fillOpacity: 1 })
+        .bindTooltip(tip).on('click', open).addTo(layers);
+      mk.getElement().dataset.incident = f.id;
+    } else {
+      const polys = g.type === 'Polygon' ? [g.coordinates] : g.type === 'GeometryCollection' ? g.geometries.filter((x) => x.type === 'Polygon').map((x) => x.coordinates) : [];
+      for (const poly of polys) {
+        const cone = L.polygon(poly[0].map(ll), { className: 'incident-cone', color: '#ff3b30', weight: 1, fillOpacity: 0.15 }).bindTooltip(tip).on('click', open).addTo(layers);
+        cone.getElement().dataset.incident = f.id;
+      }
     }
   }
-  for (const f of feats.filter((f) => f.properties.feature === 'incident' && f.geometry)) {
-    const g = f.geometry;
-    const polys = g.type === 'Polygon' ? [g.coordinates] : g.type === 'GeometryCollection' ? g.geometries.filter((x) => x.type === 'Polygon').map((x) => x.coordinates) : [];
-    for (const poly of polys) {
-      const ring = poly[0]; const o = ring[0], mid = ring[Math.floor(ring.length / 2)];
-      out += `<polygon points="${ring.map((q) => X(q[0]) + ',' + Y(q[1])).join(' ')}" fill="#ffcc0018" stroke="#ffcc0066"/>`;
-      out += `<line x1="${X(o[0])}" y1="${Y(o[1])}" x2="${X(mid[0])}" y2="${Y(mid[1])}" stroke="#ffcc00" stroke-width="2"/>`;
-    }
-    for (const sc of f.properties.sectors || []) {
-      const [lon0, lat0] = sc.origin, far = dest(lat0, lon0, sc.bearing_deg, sc.range_m);
-      out += `<line x1="${X(lon0)}" y1="${Y(lat0)}" x2="${X(far[1])}" y2="${Y(far[0])}" stroke="#ffcc00" stroke-width="2" class="bearing"/>`;
-    }
-    // Fire locations are drawn last, above the hotspots that corroborate them.
-    if (g.type === 'Point') marks += `<circle cx="${X(g.coordinates[0])}" cy="${Y(g.coordinates[1])}" r="9" fill="#ff3b30" stroke="#fff" class="incident"><title>${esc(f.properties.kind)} ${esc(f.properties.state)} (${esc(f.properties.location_method || '')})</title></circle>`;
+  for (const f of of('camera')) {
+    const p = f.properties, [lon, lat] = f.geometry.coordinates;
+    L.polyline([[lat, lon], dest(lat, lon, p.heading_deg, p.range_m)], { className: 'heading', color: '#5ac8fa', weight: 1.5, dashArray: '4 4', interactive: false }).addTo(layers);
+    const cam = L.circleMarker([lat, lon], { className: 'camera', radius: 7, color: '#0c0f12', weight: 2, fillColor: '#5ac8fa', fillOpacity: 1 })
+      .bindTooltip(esc(p.name), { permanent: true, direction: 'bottom', offset: [0, 6], className: 'cam-label' })
+      .bindPopup(`<b>${esc(p.name)}</b><br>heading ${Math.round(p.heading_deg)}°` + (p.hfov_deg ? `, field of view ${Math.round(p.hfov_deg)}°` : '') + `, range ${(p.range_m / 1000).toFixed(1)} km`).addTo(layers);
+    cam.getElement().dataset.camera = p.camera;
   }
-  for (const f of feats.filter((f) => f.properties.feature === 'hotspot')) {
-    const [lon, lat] = f.geometry.coordinates;
-    out += `<rect x="${X(lon) - 5}" y="${Y(lat) - 5}" width="10" height="10" fill="#ff9500"><title>${esc(f.properties.source)} ${esc(f.properties.acquired_at)}</title></rect>`;
-  }
-  out += marks;
-  for (const c of cams) {
-    const [lon, lat] = c.geometry.coordinates;
-    out += `<path d="M${X(lon)},${Y(lat) - 9} l8,14 h-16 z" fill="#5ac8fa"/><text x="${X(lon) + 10}" y="${Y(lat) + 4}" fill="#cde" font-size="13">${esc(c.properties.name)}</text>`;
-  }
-  svg.innerHTML = out;
 }
 
 // ---- tuning

@@ -240,7 +240,8 @@ impl Driver {
         }
     }
 
-    pub fn screenshot(&self, name: &str) {
+    /// Saves a screenshot of the viewport to `tests/artifacts/<name>` and returns the PNG.
+    pub fn screenshot(&self, name: &str) -> Vec<u8> {
         let b64 = self.cmd("GET", "/screenshot", Value::Null);
         let png = base64_decode(b64.as_str().unwrap());
         assert_eq!(&png[1..4], b"PNG");
@@ -249,7 +250,8 @@ impl Driver {
             "/../../tests/artifacts"
         ));
         std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join(name), png).unwrap();
+        std::fs::write(dir.join(name), &png).unwrap();
+        png
     }
 }
 

@@ -40,6 +40,10 @@ pub struct InferenceConfig {
     /// applies to every model the camera runs and wins over `[models.NAME].tile` and the
     /// manifest's default. Use it for wide views where the smoke of interest is small.
     pub camera_tiles: std::collections::BTreeMap<String, TileConfig>,
+    /// Per-camera zone crops, by camera id (`[inference.camera_zones.gate] margin = 0.25`):
+    /// person models also run on the bounding box of each personnel zone at native
+    /// resolution, so small, far people at a duty post get enough input pixels.
+    pub camera_zones: std::collections::BTreeMap<String, ZoneCropConfig>,
 }
 
 impl Default for InferenceConfig {
@@ -57,6 +61,7 @@ impl Default for InferenceConfig {
             nms_iou: 0.5,
             results_capacity: 64,
             camera_tiles: Default::default(),
+            camera_zones: Default::default(),
         }
     }
 }
@@ -88,6 +93,117 @@ impl TileConfig {
         v.range(format!("{path}.grid[0]"), self.grid[0], 1, 8);
         v.range(format!("{path}.grid[1]"), self.grid[1], 1, 8);
         v.range(format!("{path}.overlap"), self.overlap, 0.0, 0.5);
+    }
+}
+
+/// Zone crops of one camera: the models that detect people also run on the bounding box
+/// of each personnel zone (duty posts, occupancy and restricted zones), padded by
+/// `margin`, at native resolution (a crop is grown to at least the model's input size and
+/// to its aspect ratio, clipped to the frame, so it is never upscaled nor stretched).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneCropConfig {
+    /// Padding on each side of a zone's bounding box, as a fraction of that box's larger
+    /// side (people standing at the zone's edge stay whole). Default 0.1.
+    #[serde(default = "default_margin")]
+    pub margin: f32,
+    /// Also run the models on the frame as usual (the resized whole frame, or the camera's
+    /// tiles). Default true; false analyses only the zone crops.
+    #[serde(default = "default_true")]
+    pub full_frame: bool,
+    /// Zones to crop, by name (`[rules.cameras.ID] zones`). Default: every zone of the
+    /// camera that a duty post, occupancy or restricted rule uses.
+    #[serde(default)]
+    pub zones: Vec<String>,
+}
+
+fn default_margin() -> f32 {
+    0.1
+}
+
+impl Default for ZoneCropConfig {
+    fn default() -> Self {
+        ZoneCropConfig {
+            margin: default_margin(),
+            full_frame: true,
+            zones: Vec::new(),
+        }
+    }
+}
+
+/// One zone to crop: its name, PTZ preset (unset = every view) and the bounding box of
+/// its polygon, `[x1, y1, x2, y2]` in 0..1 of the image (before the margin).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneCrop {
+    /// Zone name.
+    pub name: String,
+    /// The zone's PTZ preset; unset = every view of the camera.
+    pub preset: Option<String>,
+    /// Bounding box of the polygon, relative.
+    pub bbox: [f64; 4],
+}
+
+impl ZoneCropConfig {
+    /// The zones of camera `cam` this config crops: the named ones, or every zone a duty
+    /// post, occupancy or restricted rule of the camera uses. Unknown names are left out
+    /// (validation reports them).
+    pub fn crops(&self, cam: &str, rules: &crate::rules::RulesConfig) -> Vec<ZoneCrop> {
+        let Some(cr) = rules.cameras.get(cam) else {
+            return Vec::new();
+        };
+        let used = |name: &str| -> bool {
+            if !self.zones.is_empty() {
+                return self.zones.iter().any(|z| z == name);
+            }
+            let is = |c: &str, z: &str| c == cam && z == name;
+            rules.duty_posts.iter().any(|r| is(&r.camera, &r.zone))
+                || rules.occupancy.iter().any(|r| is(&r.camera, &r.zone))
+                || rules.restricted.iter().any(|r| is(&r.camera, &r.zone))
+        };
+        cr.zones
+            .iter()
+            .filter(|z| used(&z.name) && !z.polygon.is_empty())
+            .map(|z| {
+                let mut b = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+                for p in &z.polygon {
+                    b = [
+                        b[0].min(p[0]),
+                        b[1].min(p[1]),
+                        b[2].max(p[0]),
+                        b[3].max(p[1]),
+                    ];
+                }
+                ZoneCrop {
+                    name: z.name.clone(),
+                    preset: z.preset.clone(),
+                    bbox: b.map(|v| v.clamp(0.0, 1.0)),
+                }
+            })
+            .collect()
+    }
+
+    /// Checks the zone names against `[rules.cameras.CAM] zones` (and that there is
+    /// something to crop).
+    pub fn validate_zones(&self, cam: &str, rules: &crate::rules::RulesConfig, v: &mut Validator) {
+        let path = format!("inference.camera_zones.{cam}");
+        let names: Vec<&str> = rules
+            .cameras
+            .get(cam)
+            .map(|c| c.zones.iter().map(|z| z.name.as_str()).collect())
+            .unwrap_or_default();
+        for (i, z) in self.zones.iter().enumerate() {
+            v.check(
+                names.contains(&z.as_str()),
+                format!("{path}.zones[{i}]"),
+                format!("unknown zone {z:?}: camera {cam:?} has {names:?} in [rules.cameras.{cam}] zones"),
+            );
+        }
+        if self.zones.is_empty() && self.crops(cam, rules).is_empty() {
+            v.error(
+                &path,
+                format!("camera {cam:?} has no zone used by a duty post, occupancy or restricted rule: name the zones to crop with `zones = [...]`"),
+            );
+        }
     }
 }
 
@@ -145,6 +261,16 @@ impl InferenceConfig {
             }
             t.validate(&path, v);
         }
+        for (cam, z) in &self.camera_zones {
+            let path = format!("inference.camera_zones.{cam}");
+            if !ctx.has_camera(cam) {
+                v.error(
+                    &path,
+                    format!("unknown camera {cam:?}: zone crops are keyed by camera id"),
+                );
+            }
+            v.range(format!("{path}.margin"), z.margin, 0.0, 2.0);
+        }
     }
 }
 
@@ -178,5 +304,92 @@ source = { kind = "test" }
         let cfg = crate::parse(&ok, "t.toml", std::path::Path::new(".")).unwrap();
         assert_eq!(cfg.inference.camera_tiles["tower"].grid, [2, 2]);
         assert!(cfg.inference.camera_tiles["tower"].full_frame);
+    }
+
+    #[test]
+    fn camera_zones_name_known_zones_and_crop_the_personnel_ones() {
+        let src = r#"
+[inference.camera_zones.gate]
+margin = 0.3
+
+[inference.camera_zones.yard]
+margin = 3.0
+zones = ["nowhere"]
+
+[[cameras]]
+id = "gate"
+source = { kind = "test" }
+
+[[cameras]]
+id = "yard"
+source = { kind = "test" }
+
+[rules.cameras.gate]
+zones = [
+  { name = "post", polygon = [[0.1, 0.5], [0.2, 0.5], [0.2, 0.9], [0.1, 0.9]] },
+  { name = "lawn", polygon = [[0.5, 0.5], [0.9, 0.5], [0.9, 0.9]] },
+]
+
+[rules.cameras.yard]
+zones = [{ name = "pit", polygon = [[0.5, 0.5], [0.9, 0.5], [0.9, 0.9]] }]
+
+[[rules.duty_posts]]
+camera = "gate"
+zone = "post"
+max_vacant_s = 20
+"#;
+        let errs = crate::parse(src, "t.toml", std::path::Path::new(".")).unwrap_err();
+        let keys: Vec<&str> = errs.errors.iter().map(|e| e.key.as_str()).collect();
+        assert!(
+            keys.contains(&"inference.camera_zones.yard.margin"),
+            "{keys:?}"
+        );
+        let unknown = errs
+            .errors
+            .iter()
+            .find(|e| e.key == "inference.camera_zones.yard.zones[0]")
+            .unwrap_or_else(|| panic!("{keys:?}"));
+        assert_eq!(unknown.line, Some(7), "{unknown:?}");
+        assert!(unknown.message.contains("\"pit\""), "{unknown:?}");
+        assert!(!keys.iter().any(|k| k.contains("gate")), "{keys:?}");
+
+        // Fixed: the gate crops its duty post only (the lawn is in no personnel rule).
+        let ok = src
+            .replace("margin = 3.0", "margin = 0.1")
+            .replace("[\"nowhere\"]", "[\"pit\"]");
+        let cfg = crate::parse(&ok, "t.toml", std::path::Path::new(".")).unwrap();
+        let crops = cfg.inference.camera_zones["gate"].crops("gate", &cfg.rules);
+        assert_eq!(crops.len(), 1);
+        assert_eq!(crops[0].name, "post");
+        assert_eq!(crops[0].bbox, [0.1, 0.5, 0.2, 0.9]);
+        assert_eq!(
+            cfg.inference.camera_zones["yard"]
+                .crops("yard", &cfg.rules)
+                .len(),
+            1
+        );
+
+        // A camera without a personnel zone has nothing to crop; a zone outside the frame
+        // is a located error naming the point.
+        let bad = ok
+            .replace("zone = \"post\"", "zone = \"lawn\"")
+            .replace("[0.2, 0.9], [0.1, 0.9]", "[1.2, 0.9], [0.1, 0.9]");
+        let errs = crate::parse(&bad, "t.toml", std::path::Path::new(".")).unwrap_err();
+        let keys: Vec<&str> = errs.errors.iter().map(|e| e.key.as_str()).collect();
+        assert!(
+            keys.contains(&"rules.cameras.gate.zones[0].polygon[2]"),
+            "{keys:?}"
+        );
+        let bad = ok.replace("zone = \"post\"", "zone = \"lawn\"").replace(
+            "[[rules.duty_posts]]\ncamera = \"gate\"\nzone = \"lawn\"\nmax_vacant_s = 20\n",
+            "",
+        );
+        let errs = crate::parse(&bad, "t.toml", std::path::Path::new(".")).unwrap_err();
+        let e = errs
+            .errors
+            .iter()
+            .find(|e| e.key == "inference.camera_zones.gate")
+            .unwrap_or_else(|| panic!("{errs:?}"));
+        assert_eq!(e.line, Some(2), "{e:?}");
     }
 }

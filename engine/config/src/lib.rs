@@ -496,6 +496,9 @@ pub fn parse(src: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigE
     };
     cfg.inference.validate(&mut v, &ctx);
     cfg.rules.validate(&mut v, &ctx);
+    for (cam, z) in &cfg.inference.camera_zones {
+        z.validate_zones(cam, &cfg.rules, &mut v);
+    }
     cfg.fusion.validate(&mut v, &ctx);
     cfg.alerts.validate(&mut v, &ctx);
     cfg.alerts.validate_files(&cfg.base_dir, &mut v);

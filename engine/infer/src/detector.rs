@@ -433,12 +433,31 @@ impl Detector {
         images: &[ImageView<'_>],
         tile: Option<&TileConfig>,
     ) -> Result<Vec<Vec<Detection>>, InferError> {
+        self.detect_zoned(images, tile, None)
+    }
+
+    /// Like [`Detector::detect_tiled`], plus zone crops at native resolution (see
+    /// [`tiling::ZoneCrops::regions`]; `None` = no zone crops). Every region's boxes are
+    /// merged per image with the same class-wise NMS.
+    pub fn detect_zoned(
+        &mut self,
+        images: &[ImageView<'_>],
+        tile: Option<&TileConfig>,
+        zones: Option<&tiling::ZoneCrops>,
+    ) -> Result<Vec<Vec<Detection>>, InferError> {
         let mut jobs = std::mem::take(&mut self.jobs);
         let mut regions = std::mem::take(&mut self.regions);
         jobs.clear();
+        let (in_w, in_h) = (
+            self.model.manifest.input.width,
+            self.model.manifest.input.height,
+        );
         for (i, img) in images.iter().enumerate() {
             img.check()?;
-            tiling::regions(img.width, img.height, tile, &mut regions);
+            match zones {
+                Some(z) => z.regions(img.width, img.height, None, tile, in_w, in_h, &mut regions),
+                None => tiling::regions(img.width, img.height, tile, &mut regions),
+            }
             jobs.extend(regions.iter().map(|&region| Job { image: i, region }));
         }
         let mut out: Vec<Vec<Detection>> = images.iter().map(|_| Vec::new()).collect();

@@ -50,6 +50,17 @@ pub struct EvalArgs {
     /// manifest's.
     #[arg(long, value_parser = parse_tile_arg)]
     pub tile: Option<TileConfig>,
+    /// A zone `x1,y1,x2,y2` (relative, 0..1) also analysed as a crop at native resolution,
+    /// as `[inference.camera_zones.ID]` does for a camera's personnel zones. Repeatable;
+    /// the same zones on every image.
+    #[arg(long = "zone", value_parser = parse_zone_arg)]
+    pub zones: Vec<[f64; 4]>,
+    /// Padding around each `--zone`, as a fraction of its larger side (0..=2).
+    #[arg(long, default_value_t = 0.1, value_parser = parse_margin)]
+    pub zone_margin: f32,
+    /// With `--zone`: analyse only the zone crops, not the frame (`full_frame = false`).
+    #[arg(long, requires = "zones")]
+    pub zones_only: bool,
     /// Print exactly one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -73,6 +84,21 @@ pub struct EvalArgs {
     pub quiet: bool,
 }
 
+/// `--zone`: see [`crate::tiling::parse_zone`].
+fn parse_zone_arg(s: &str) -> Result<[f64; 4], String> {
+    crate::tiling::parse_zone(s).map_err(|e| e.to_string())
+}
+
+/// `--zone-margin`: 0..=2.
+fn parse_margin(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..=2.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a margin: give a number in 0..=2, e.g. 0.25"
+        )),
+    }
+}
+
 /// `--iou`: an IoU in 0..=1.
 pub fn parse_iou(s: &str) -> Result<f32, String> {
     IOU.parse_f32(s)
@@ -87,6 +113,9 @@ impl EvalArgs {
             neg: Vec::new(),
             labels: Vec::new(),
             tile: None,
+            zones: Vec::new(),
+            zone_margin: 0.1,
+            zones_only: false,
             json: false,
             plot: None,
             limit: None,
@@ -262,6 +291,20 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport, InferError> {
         Some(t) => Some(t.clone()),
         None => model.manifest.tile.clone(),
     };
+    let zones = (!args.zones.is_empty()).then(|| crate::tiling::ZoneCrops {
+        margin: args.zone_margin,
+        full_frame: !args.zones_only,
+        crops: args
+            .zones
+            .iter()
+            .enumerate()
+            .map(|(i, b)| lookout_config::inference::ZoneCrop {
+                name: format!("zone{i}"),
+                preset: None,
+                bbox: *b,
+            })
+            .collect(),
+    });
     // Label id → model class index.
     let label_map: Option<Vec<usize>> = if args.labels.is_empty() {
         None
@@ -373,7 +416,11 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport, InferError> {
                 gts.push((class, b));
             }
             let dets = det
-                .detect_tiled(&[ImageView::from_image(&img)], tile.as_ref())?
+                .detect_zoned(
+                    &[ImageView::from_image(&img)],
+                    tile.as_ref(),
+                    zones.as_ref(),
+                )?
                 .pop()
                 .unwrap_or_default();
             Ok((gts, dets, has_file))
@@ -438,8 +485,13 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport, InferError> {
         progress(images.len() + i + 1);
         let dets = match lookout_imageops::load_rgb8(p)
             .map_err(InferError::from)
-            .and_then(|img| det.detect_tiled(&[ImageView::from_image(&img)], tile.as_ref()))
-        {
+            .and_then(|img| {
+                det.detect_zoned(
+                    &[ImageView::from_image(&img)],
+                    tile.as_ref(),
+                    zones.as_ref(),
+                )
+            }) {
             Ok(mut d) => d.pop().unwrap_or_default(),
             Err(e) => {
                 tracing::warn!(file = %p.display(), error = %e, "Skipped a negative image.");

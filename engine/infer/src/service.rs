@@ -5,7 +5,7 @@
 //! freshest frame per camera — the hub counts the stale ones it dropped), waiting at most
 //! `max_wait_ms` for the batch to fill; skip frames taken while a PTZ camera moves
 //! (counted); split every remaining frame into jobs (frame × each model its camera runs ×
-//! tile); run each model's jobs in batches (tiles of all cameras together; fixed-batch-1
+//! tile or zone crop); run each model's jobs in batches (tiles of all cameras together; fixed-batch-1
 //! models get them one after another); then send, per frame, one
 //! `StageMsg::ImageStats` and one `StageMsg::Frame(FrameResult)` per model — empty results
 //! included — with a blocking send: from inference on, nothing is dropped silently.
@@ -47,11 +47,22 @@ struct ModelEntry {
     tile: Option<TileConfig>,
 }
 
+/// One model a camera runs.
+#[derive(Debug, Clone)]
+struct ModelPlan {
+    /// Index into the model list.
+    model: usize,
+    /// The tiling to use.
+    tile: Option<TileConfig>,
+    /// The camera's zone crops, for a model that detects `rules.person_class`.
+    zones: Option<Arc<tiling::ZoneCrops>>,
+}
+
 /// What each camera runs, resolved once at start.
 #[derive(Debug, Clone, Default)]
 struct CameraPlan {
-    /// For each model (index into the model list): the tiling to use.
-    models: Vec<(usize, Option<TileConfig>)>,
+    /// The models, in the camera's order.
+    models: Vec<ModelPlan>,
 }
 
 /// Counters per camera.
@@ -194,7 +205,25 @@ impl InferenceService {
                             .get(cam.as_ref())
                             .cloned()
                             .or_else(|| models[i].tile.clone());
-                        plan.models.push((i, tile));
+                        let zones = cfg
+                            .inference
+                            .camera_zones
+                            .get(cam.as_ref())
+                            .filter(|_| {
+                                models[i]
+                                    .model
+                                    .class_index(&cfg.rules.person_class)
+                                    .is_some()
+                            })
+                            .map(|z| Arc::new(tiling::ZoneCrops::from_config(z, cam, &cfg.rules)));
+                        if let Some(z) = &zones {
+                            info!(camera = %cam, model = %models[i].name, zones = z.crops.len(), full_frame = z.full_frame, "Zone crops at native resolution.");
+                        }
+                        plan.models.push(ModelPlan {
+                            model: i,
+                            tile,
+                            zones,
+                        });
                     }
                 }
                 None => {
@@ -464,10 +493,24 @@ fn process(
             let Some(plan) = sh.plans.get(&f.camera) else {
                 continue;
             };
-            let Some((_, tile)) = plan.models.iter().find(|(m, _)| *m == mi) else {
+            let Some(mp) = plan.models.iter().find(|p| p.model == mi) else {
                 continue;
             };
-            tiling::regions(f.width, f.height, tile.as_ref(), &mut s.regions);
+            match &mp.zones {
+                Some(z) => {
+                    let input = &sh.models[mi].model.manifest.input;
+                    z.regions(
+                        f.width,
+                        f.height,
+                        f.preset().map(|p| p.as_ref()),
+                        mp.tile.as_ref(),
+                        input.width,
+                        input.height,
+                        &mut s.regions,
+                    )
+                }
+                None => tiling::regions(f.width, f.height, mp.tile.as_ref(), &mut s.regions),
+            }
             s.jobs
                 .extend(s.regions.iter().map(|&region| Job { image: fi, region }));
         }
@@ -504,7 +547,8 @@ fn process(
             return Ok(false);
         }
         if let Some(plan) = plan {
-            for (mi, _) in &plan.models {
+            for mp in &plan.models {
+                let mi = &mp.model;
                 let detections = std::mem::take(&mut s.results[*mi][fi]);
                 let r = FrameResult {
                     camera: f.camera.clone(),

@@ -622,62 +622,162 @@ pub fn average_precision(curve: &[(f64, f64)]) -> f64 {
     ap
 }
 
-/// Draws precision (y) against recall (x) per class on a white 480×360 canvas: grey axes
-/// and gridlines every 0.1, one colour per class in name order (legend: the colour
-/// squares top right, in the same order).
-fn plot_pr(report: &EvalReport, path: &Path) -> Result<(), InferError> {
-    const W: u32 = 480;
-    const H: u32 = 360;
-    const M: f64 = 30.0;
+/// Size of the PR plot PNG.
+pub const PLOT_W: u32 = 560;
+/// Height of the PR plot PNG.
+pub const PLOT_H: u32 = 420;
+/// The plot area of the PR PNG: left, top, right, bottom pixel (recall 0 to 1 from left to
+/// right, precision 0 to 1 from bottom to top).
+pub const PLOT_AREA: (f64, f64, f64, f64) = (60.0, 44.0, 544.0, 364.0);
+/// The score threshold of the operating point marked on the plot (the report's `@0.5`).
+pub const OPERATING_SCORE: f64 = 0.5;
+/// The colours of the classes, in name order.
+pub const PLOT_COLOURS: [[u8; 3]; 6] = [
+    [220, 40, 40],
+    [40, 90, 220],
+    [30, 160, 60],
+    [200, 130, 0],
+    [150, 40, 180],
+    [0, 150, 160],
+];
+const AXIS: [u8; 3] = [40, 40, 40];
+const GRID: [u8; 3] = [228, 228, 228];
+
+/// The pixel of (recall, precision) on the PR plot.
+pub fn plot_px(recall: f64, precision: f64) -> (f64, f64) {
+    let (l, t, r, b) = PLOT_AREA;
+    (l + recall * (r - l), b - precision * (b - t))
+}
+
+fn fill_disc(img: &mut [u8], c: (f64, f64), radius: f64, colour: [u8; 3]) {
+    let r = radius.ceil() as i64;
+    for dy in -r..=r {
+        for dx in -r..=r {
+            if ((dx * dx + dy * dy) as f64) <= radius * radius {
+                let (x, y) = (c.0.round() as i64 + dx, c.1.round() as i64 + dy);
+                if x >= 0 && y >= 0 && (x as u32) < PLOT_W && (y as u32) < PLOT_H {
+                    let i = ((y as u32 * PLOT_W + x as u32) * 3) as usize;
+                    img[i..i + 3].copy_from_slice(&colour);
+                }
+            }
+        }
+    }
+}
+
+/// Draws precision (y) against recall (x) per class on a white 560×420 canvas
+/// ([`PLOT_AREA`]): axes with ticks every 0.1 and labels every 0.2 (5×7 bitmap font,
+/// [`crate::font`]), axis titles `RECALL` and `PRECISION`, light gridlines, one colour per
+/// class in name order ([`PLOT_COLOURS`]), each class's operating point at score
+/// [`OPERATING_SCORE`] as a disc ringed in black, and a legend along the top (colour,
+/// class name, AP50).
+pub fn plot_pr(report: &EvalReport, path: &Path) -> Result<(), InferError> {
+    use crate::font::{draw_text, draw_text_up, text_width};
+    const W: u32 = PLOT_W;
+    const H: u32 = PLOT_H;
     let mut img = vec![255u8; (W * H * 3) as usize];
-    let colors: [[u8; 3]; 6] = [
-        [220, 40, 40],
-        [40, 90, 220],
-        [30, 160, 60],
-        [200, 130, 0],
-        [150, 40, 180],
-        [0, 150, 160],
-    ];
-    let to_px = |r: f64, p: f64| -> (f64, f64) {
-        (
-            M + r * (W as f64 - 2.0 * M),
-            H as f64 - M - p * (H as f64 - 2.0 * M),
-        )
-    };
+    let (left, top, right, bottom) = PLOT_AREA;
+    for k in 1..=10 {
+        let f = k as f64 / 10.0;
+        let (_, y) = plot_px(0.0, f);
+        draw_line(&mut img, W, H, (left, y), (right, y), GRID);
+        let (x, _) = plot_px(f, 0.0);
+        draw_line(&mut img, W, H, (x, top), (x, bottom), GRID);
+    }
+    // Axes (two pixels wide) and ticks.
+    for d in [0.0, 1.0] {
+        draw_line(
+            &mut img,
+            W,
+            H,
+            (left, bottom + d),
+            (right, bottom + d),
+            AXIS,
+        );
+        draw_line(&mut img, W, H, (left - d, top), (left - d, bottom), AXIS);
+    }
     for k in 0..=10 {
         let f = k as f64 / 10.0;
-        let shade = if k == 0 {
-            [60, 60, 60]
-        } else {
-            [225, 225, 225]
-        };
-        let (x0, y0) = to_px(0.0, f);
-        let (x1, _) = to_px(1.0, f);
-        draw_line(&mut img, W, H, (x0, y0), (x1, y0), shade);
-        let (xa, ya) = to_px(f, 0.0);
-        let (_, yb) = to_px(f, 1.0);
-        draw_line(&mut img, W, H, (xa, ya), (xa, yb), shade);
+        let long = if k % 2 == 0 { 6.0 } else { 3.0 };
+        let (x, _) = plot_px(f, 0.0);
+        draw_line(&mut img, W, H, (x, bottom), (x, bottom + long), AXIS);
+        let (_, y) = plot_px(0.0, f);
+        draw_line(&mut img, W, H, (left - long, y), (left, y), AXIS);
+        if k % 2 == 0 {
+            let label = format!("{f:.1}");
+            let tw = i64::from(text_width(&label, 1));
+            draw_text(
+                &mut img,
+                W,
+                H,
+                x.round() as i64 - tw / 2,
+                bottom as i64 + 10,
+                &label,
+                AXIS,
+                1,
+            );
+            draw_text(
+                &mut img,
+                W,
+                H,
+                left as i64 - 10 - tw,
+                y.round() as i64 - 3,
+                &label,
+                AXIS,
+                1,
+            );
+        }
     }
-    for (i, c) in report.classes.values().enumerate() {
-        let col = colors[i % colors.len()];
+    let title = "RECALL";
+    let tw = i64::from(text_width(title, 2));
+    let mid_x = ((left + right) / 2.0).round() as i64;
+    draw_text(
+        &mut img,
+        W,
+        H,
+        mid_x - tw / 2,
+        bottom as i64 + 26,
+        title,
+        AXIS,
+        2,
+    );
+    let title = "PRECISION";
+    let tw = i64::from(text_width(title, 2));
+    let mid_y = ((top + bottom) / 2.0).round() as i64;
+    draw_text_up(&mut img, W, H, 12, mid_y + tw / 2, title, AXIS, 2);
+
+    let mut legend_x = left as i64;
+    for (i, (name, c)) in report.classes.iter().enumerate() {
+        let col = PLOT_COLOURS[i % PLOT_COLOURS.len()];
         let mut prev: Option<(f64, f64)> = None;
         for &(r, p) in &c.curve {
-            let pt = to_px(r, p);
+            let pt = plot_px(r, p);
             if let Some(q) = prev {
                 draw_line(&mut img, W, H, q, pt, col);
+                draw_line(&mut img, W, H, (q.0, q.1 + 1.0), (pt.0, pt.1 + 1.0), col);
             }
             prev = Some(pt);
         }
-        let lx = W as f64 - M - 12.0 * (report.classes.len() - i) as f64;
+        if let Some(p) = c.precision_50 {
+            let at = plot_px(c.recall_50, p);
+            fill_disc(&mut img, at, 6.0, AXIS);
+            fill_disc(&mut img, at, 4.0, col);
+        }
         draw_rect(
             &mut img,
             W,
             H,
-            &BBox::new(lx as f32, 8.0, lx as f32 + 9.0, 17.0),
+            &BBox::new(legend_x as f32, 12.0, legend_x as f32 + 9.0, 21.0),
             col,
             5,
         );
+        let text = format!("{name} AP {:.2}", c.ap50);
+        draw_text(&mut img, W, H, legend_x + 14, 13, &text, AXIS, 1);
+        legend_x += 14 + i64::from(text_width(&text, 1)) + 16;
     }
+    // What the discs are.
+    let note = format!("DISC: SCORE {OPERATING_SCORE:.1}");
+    let nw = i64::from(text_width(&note, 1));
+    draw_text(&mut img, W, H, right as i64 - nw, 28, &note, AXIS, 1);
     lookout_imageops::save_png(path, &img, W, H)?;
     Ok(())
 }
@@ -716,5 +816,121 @@ mod tests {
         assert_eq!(none.precision_25, None);
         assert_eq!(r.recall_25, 0.5);
         assert_eq!(r.image_recall_50, 0.5);
+    }
+
+    #[test]
+    fn pr_plot_has_axes_tick_labels_titles_and_operating_points() {
+        use crate::font::{glyph, text_width, ADVANCE, GLYPH_H, GLYPH_W};
+        let class = |ap50, curve: Vec<(f64, f64)>, p50, r50| ClassReport {
+            ap50,
+            positives: 10,
+            precision_50: p50,
+            recall_50: r50,
+            precision_25: None,
+            recall_25: 0.0,
+            image_recall_50: 0.0,
+            curve,
+        };
+        let mut classes = BTreeMap::new();
+        classes.insert(
+            "fire".to_string(),
+            class(
+                0.7,
+                vec![(0.0, 1.0), (0.4, 0.9), (0.8, 0.6)],
+                Some(0.9),
+                0.4,
+            ),
+        );
+        classes.insert(
+            "smoke".to_string(),
+            class(0.5, vec![(0.0, 1.0), (0.6, 0.5)], Some(0.5), 0.6),
+        );
+        let report = EvalReport {
+            classes,
+            negatives: NegativesReport {
+                images: 0,
+                hit_25: 0,
+                hit_50: 0,
+            },
+            images: 10,
+            unlabelled: 0,
+            skipped: Vec::new(),
+            seconds_per_image: 0.01,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pr.png");
+        plot_pr(&report, &path).unwrap();
+        let img = lookout_imageops::load_rgb8(&path).unwrap();
+        assert_eq!((img.width, img.height), (PLOT_W, PLOT_H));
+        let at = |x: u32, y: u32| -> [u8; 3] {
+            let i = ((y * img.width + x) * 3) as usize;
+            [img.data[i], img.data[i + 1], img.data[i + 2]]
+        };
+        let px = |x: f64, y: f64| at(x.round() as u32, y.round() as u32);
+        let (left, top, right, bottom) = PLOT_AREA;
+        // Axes: dark lines along the bottom and the left of the plot area.
+        for x in (left as u32 + 3..right as u32 - 3).step_by(7) {
+            assert_eq!(px(x as f64, bottom), AXIS, "x axis at {x}");
+        }
+        for y in (top as u32 + 3..bottom as u32 - 3).step_by(7) {
+            assert_eq!(px(left, y as f64), AXIS, "y axis at {y}");
+        }
+        // Ticks: long at 0.2 steps, short at the others; gridlines light.
+        let (x04, _) = plot_px(0.4, 0.0);
+        let (x05, _) = plot_px(0.5, 0.0);
+        assert_eq!(px(x04, bottom + 5.0), AXIS);
+        assert_eq!(px(x05, bottom + 2.0), AXIS);
+        assert_eq!(px(x05, bottom + 5.0), [255, 255, 255]);
+        assert_eq!(px(x05, (top + bottom) / 2.0 + 1.0), GRID);
+        // Text exactly as the font draws it, where it belongs.
+        let text_at = |text: &str, x0: i64, y0: i64, scale: u32| {
+            for (i, c) in text.chars().enumerate() {
+                for (gy, row) in glyph(c).iter().enumerate() {
+                    for gx in 0..GLYPH_W {
+                        let on = row & (1 << (GLYPH_W - 1 - gx)) != 0;
+                        let x = x0 + ((i as u32 * ADVANCE + gx) * scale) as i64;
+                        let y = y0 + (gy as u32 * scale) as i64;
+                        let got = at(x as u32, y as u32);
+                        assert_eq!(
+                            got == AXIS,
+                            on,
+                            "{text:?}: {c:?} pixel ({gx}, {gy}) at ({x}, {y}) is {got:?}"
+                        );
+                    }
+                }
+            }
+        };
+        let tw = i64::from(text_width("1.0", 1));
+        let (x10, _) = plot_px(1.0, 0.0);
+        text_at("1.0", x10.round() as i64 - tw / 2, bottom as i64 + 10, 1);
+        let (_, y06) = plot_px(0.0, 0.6);
+        text_at("0.6", left as i64 - 10 - tw, y06.round() as i64 - 3, 1);
+        let tw = i64::from(text_width("RECALL", 2));
+        text_at(
+            "RECALL",
+            ((left + right) / 2.0).round() as i64 - tw / 2,
+            bottom as i64 + 26,
+            2,
+        );
+        // The y title reads bottom to top: its first letter's left column is its lowest row.
+        let tw = i64::from(text_width("PRECISION", 2));
+        let base_y = ((top + bottom) / 2.0).round() as i64 + tw / 2;
+        let p_rows = glyph('P');
+        for gy in 0..GLYPH_H {
+            let on = p_rows[gy as usize] & (1 << (GLYPH_W - 1)) != 0;
+            let got = at(12 + gy * 2, base_y as u32);
+            assert_eq!(got == AXIS, on, "PRECISION's P, row {gy}");
+        }
+        text_at("fire AP 0.70", left as i64 + 14, 13, 1);
+        // Operating points: the class colour ringed in black at (recall@0.5, precision@0.5).
+        let (fx, fy) = plot_px(0.4, 0.9);
+        assert_eq!(px(fx, fy), PLOT_COLOURS[0]);
+        assert_eq!(px(fx + 5.0, fy), AXIS);
+        let (sx, sy) = plot_px(0.6, 0.5);
+        assert_eq!(px(sx, sy), PLOT_COLOURS[1]);
+        assert_eq!(px(sx, sy - 5.0), AXIS);
+        // The curves are drawn in their colours.
+        let (mx, my) = plot_px(0.3, 0.75);
+        assert_eq!(px(mx, my), PLOT_COLOURS[1], "smoke's curve");
     }
 }

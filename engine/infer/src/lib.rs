@@ -28,6 +28,7 @@ pub mod decode;
 pub mod detector;
 mod error;
 pub mod eval;
+pub mod font;
 pub mod manifest;
 pub mod preprocess;
 pub mod service;

@@ -160,6 +160,7 @@ fn routes() -> Router<ServerState> {
         .route("/api/config/revert", post(revert_rules))
         .route("/api/tuning/current", get(tuning_current))
         .route("/api/tuning/replay", post(tuning_replay))
+        .route("/api/tuning/curve", get(tuning_curve))
         .route("/api/tuning/apply", post(tuning_apply))
         .route("/api/tuning/masks", get(tuning_masks))
         .route("/api/tuning/masks/apply", post(tuning_masks_apply))
@@ -896,6 +897,59 @@ async fn tuning_current(
     ))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CurveQuery {
+    camera: String,
+    class: String,
+    k: Option<u32>,
+    n: Option<u32>,
+}
+
+/// `GET /api/tuning/curve?camera=&class=[&k=&n=]`: alarms/day and event recall at every
+/// threshold ([`tuning::curve`]).
+async fn tuning_curve(
+    State(s): State<ServerState>,
+    q: Result<Query<CurveQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::invalid(vec![("query".into(), e.body_text())]))?;
+    let persistence = match (q.k, q.n) {
+        (Some(k), Some(n)) => Some(lookout_config::rules::Persistence { k, n }),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::invalid(vec![(
+                "k".into(),
+                "give k and n together, or neither (the current persistence)".into(),
+            )]))
+        }
+    };
+    let req = TuneRequest {
+        camera: q.camera,
+        class: q.class,
+        threshold: 0.5,
+        persistence,
+        comment: None,
+    };
+    tuning::check(&req, &s.config()).map_err(ApiError::invalid)?;
+    if s.rules.is_none() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the rules replay is not available in this engine",
+        ));
+    }
+    let r = tuning::curve(
+        &s,
+        &req.camera,
+        &req.class,
+        req.persistence,
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(axum::Json(json!(r)))
+}
+
 async fn tuning_replay(State(s): State<ServerState>, body: Bytes) -> ApiResult<axum::Json<Value>> {
     let req: TuneRequest = parse_body(&body)?;
     tuning::check(&req, &s.config()).map_err(ApiError::invalid)?;
@@ -906,6 +960,7 @@ async fn tuning_replay(State(s): State<ServerState>, body: Bytes) -> ApiResult<a
             "the rules replay is not available in this engine",
         ));
     }
+    let _turn = s.replay_lane.acquire().await.map_err(ApiError::internal)?;
     let st = s.clone();
     let r = tokio::task::spawn_blocking(move || tuning::replay(&st, &req, chrono::Utc::now()))
         .await

@@ -82,6 +82,9 @@ pub struct ServerState {
     pub layers: Arc<Mutex<overlay::Layers>>,
     /// Users (token hashes), read access and the failed-authentication limiter.
     pub access: Arc<auth::Access>,
+    /// One tuning replay at a time (FIFO): a slider's what-if waits at most for one step
+    /// of a tuning curve, and replays never take more than one core from the engine.
+    pub replay_lane: Arc<tokio::sync::Semaphore>,
 }
 
 impl ServerState {
@@ -98,6 +101,7 @@ impl ServerState {
             metrics: Metrics::new(),
             rules: None,
             geojson_extra: None,
+            replay_lane: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 

@@ -157,6 +157,7 @@ fn every_route_needs_a_token_to_read_and_a_viewer_cannot_write() {
         );
         match path.as_str() {
             "/api/tuning/current" => "/api/tuning/current?camera=tower1&class=smoke".into(),
+            "/api/tuning/curve" => "/api/tuning/curve?camera=tower1&class=smoke".into(),
             "/api/tuning/masks" => "/api/tuning/masks?camera=tower1".into(),
             _ => path,
         }

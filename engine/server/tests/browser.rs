@@ -375,3 +375,147 @@ fn ui_map_draws_mbtiles_basemap_cameras_incidents_and_hotspots() {
     );
     assert_eq!(shown, "map-2");
 }
+
+#[test]
+fn ui_tuning_curve_is_the_replay_and_its_handle_drags_the_threshold() {
+    let f = start();
+    let d = Driver::start();
+    d.goto(&format!("http://{}/", f.addr));
+    d.click(".tab[data-view=\"tuning\"]");
+    let n = d.wait(
+        "the tuning curve",
+        "const n = document.querySelectorAll('#tune-curve circle.pt').length; return document.querySelector('#tune-curve circle.handle') && n ? n : '';",
+    );
+    let (k, nn) = (
+        d.js("return +document.querySelector('#tune-k').value;"),
+        d.js("return +document.querySelector('#tune-n').value;"),
+    );
+    let api = http(
+        f.addr,
+        "GET",
+        &format!("/api/tuning/curve?camera=tower1&class=smoke&k={k}&n={nn}"),
+        None,
+        None,
+    )
+    .json();
+    let points = api["points"].as_array().unwrap();
+    assert_eq!(n, points.len(), "{api}");
+    for bad in [
+        "/api/tuning/curve?camera=tower1&class=smoke&k=3",
+        "/api/tuning/curve?camera=nope&class=smoke",
+        "/api/tuning/curve?camera=tower1&class=smoke&k=6&n=5",
+    ] {
+        assert_eq!(http(f.addr, "GET", bad, None, None).status, 422, "{bad}");
+    }
+    assert!(points.len() >= 10, "{api}");
+    // The fixture's episodes score 0.3 .. 0.92 (two confirmed): more alarms and more recall
+    // at lower thresholds, none above 0.92; the running threshold is a point too.
+    let at = |t: f64| {
+        points
+            .iter()
+            .find(|p| (p["threshold"].as_f64().unwrap() - t).abs() < 1e-3)
+            .unwrap()
+    };
+    assert_eq!(at(0.2)["alarms"], 6, "{api}");
+    assert_eq!(at(0.2)["recall"], 1.0, "{api}");
+    let running = api["current"].as_f64().unwrap();
+    assert_eq!(at(running)["alarms"], 4, "{api}");
+    assert_eq!(at(0.9)["alarms"], 1, "{api}");
+    assert_eq!(at(0.9)["recall"], 0.5, "{api}");
+    assert_eq!(at(0.95)["alarms"], 0, "{api}");
+    // Each drawn point is the API's point, placed by its values: x grows with alarms/day,
+    // y (down) shrinks with recall.
+    let drawn = d.js(
+        "return [...document.querySelectorAll('#tune-curve circle.pt')].map((c) => [+c.dataset.threshold, +c.dataset.alarmsPerDay, c.dataset.recall === '' ? null : +c.dataset.recall, +c.getAttribute('cx'), +c.getAttribute('cy')]);",
+    );
+    let drawn = drawn.as_array().unwrap();
+    for (p, c) in points.iter().zip(drawn) {
+        assert!((p["threshold"].as_f64().unwrap() - c[0].as_f64().unwrap()).abs() < 1e-3);
+        assert!((p["alarms_per_day"].as_f64().unwrap() - c[1].as_f64().unwrap()).abs() < 1e-6);
+        assert_eq!(p["recall"].as_f64(), c[2].as_f64(), "{p} {c}");
+    }
+    for a in drawn {
+        for b in drawn {
+            let (ax, bx) = (a[1].as_f64().unwrap(), b[1].as_f64().unwrap());
+            let (ar, br) = (a[2].as_f64().unwrap(), b[2].as_f64().unwrap());
+            if ax < bx {
+                assert!(a[3].as_f64() < b[3].as_f64(), "x order: {a} {b}");
+            }
+            if ar < br {
+                assert!(a[4].as_f64() > b[4].as_f64(), "y order: {a} {b}");
+            }
+        }
+    }
+    // The running threshold is ringed.
+    let current = http(
+        f.addr,
+        "GET",
+        "/api/tuning/current?camera=tower1&class=smoke",
+        None,
+        None,
+    )
+    .json();
+    let ring =
+        d.js("return document.querySelector('#tune-curve circle.current').dataset.threshold;");
+    assert_eq!(
+        ring,
+        format!("{:.2}", current["threshold"].as_f64().unwrap())
+    );
+
+    // In the screenshot: the handle's colour at its centre, the curve's along a segment.
+    d.js("document.querySelector('#tune-curve').scrollIntoView({block: 'center'}); return 1;");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let geo = d.js(
+        "const c = (e) => { const r = e.getBoundingClientRect(); return [(r.left + r.right) / 2, (r.top + r.bottom) / 2]; }; \
+         const pts = [...document.querySelectorAll('#tune-curve circle.pt')]; \
+         const lo = pts.find((p) => p.dataset.threshold === '0.20'), hi = pts.find((p) => p.dataset.threshold === '0.95'); \
+         return [c(document.querySelector('#tune-curve circle.handle')), c(lo), c(hi), window.devicePixelRatio];",
+    );
+    let xy = |v: &serde_json::Value| (v[0].as_f64().unwrap(), v[1].as_f64().unwrap());
+    let dpr = geo[3].as_f64().unwrap();
+    let png = d.screenshot("ui-tuning-curve.png");
+    let shot = image::load_from_memory(&png).unwrap().to_rgb8();
+    let near = |x: f64, y: f64, want: [u8; 3], r: i64| {
+        (-r..=r).any(|dy| {
+            (-r..=r).any(|dx| {
+                let (px, py) = ((x * dpr) as i64 + dx, (y * dpr) as i64 + dy);
+                let p = shot.get_pixel(px as u32, py as u32).0;
+                p.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= 12)
+            })
+        })
+    };
+    let (hx, hy) = xy(&geo[0]);
+    assert!(
+        near(hx, hy, [0x5a, 0xc8, 0xfa], 1),
+        "handle colour at ({hx}, {hy})"
+    );
+    let (lx, ly) = xy(&geo[1]);
+    assert!(
+        near(lx, ly, [0xff, 0x8a, 0x3d], 1),
+        "point 0.2 colour at ({lx}, {ly})"
+    );
+
+    // Drag the handle to the 0.95 point (no alarms): the slider follows and the replay of
+    // that setting is shown.
+    let (tx, ty) = xy(&geo[2]);
+    d.cmd(
+        "POST",
+        "/actions",
+        json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": [
+            {"type": "pointerMove", "duration": 0, "origin": "viewport", "x": hx.round() as i64, "y": hy.round() as i64},
+            {"type": "pointerDown", "button": 0},
+            {"type": "pointerMove", "duration": 150, "origin": "viewport", "x": ((hx + tx) / 2.0).round() as i64, "y": ((hy + ty) / 2.0).round() as i64},
+            {"type": "pointerMove", "duration": 150, "origin": "viewport", "x": tx.round() as i64, "y": ty.round() as i64},
+            {"type": "pointerUp", "button": 0}]}]}),
+    );
+    let shown = d.wait(
+        "the replay at the dragged threshold",
+        "const e = document.querySelector('#tune-alarms'); return document.querySelector('#tune-threshold').value === '0.95' && e.dataset.threshold === '0.95' ? e.textContent : '';",
+    );
+    let replay = http(f.addr, "POST", "/api/tuning/replay", None, Some(&json!({"camera": "tower1", "class": "smoke", "threshold": 0.95, "persistence": {"k": k, "n": nn}}).to_string())).json();
+    assert_eq!(shown, replay["alarms"].to_string());
+    assert_eq!(shown, "0");
+    let handle = d.js("const h = document.querySelector('#tune-curve circle.handle'), p = [...document.querySelectorAll('#tune-curve circle.pt')].find((p) => p.dataset.threshold === '0.95'); return [h.dataset.threshold, h.getAttribute('cx') === p.getAttribute('cx') && h.getAttribute('cy') === p.getAttribute('cy')];");
+    assert_eq!(handle, json!(["0.95", true]));
+    d.screenshot("ui-tuning-curve-dragged.png");
+}

@@ -388,7 +388,8 @@ async function initTuning() {
   if (!tuningReady) {
     sel.innerHTML = state.cameras.map((c) => `<option value="${esc(c.id)}">${esc(c.name)}</option>`).join('');
     ['#tune-camera', '#tune-class'].forEach((s) => $(s).addEventListener('change', loadCurrent));
-    ['#tune-threshold', '#tune-k', '#tune-n'].forEach((s) => $(s).addEventListener('input', () => { labels(); scheduleReplay(); }));
+    ['#tune-threshold', '#tune-k', '#tune-n'].forEach((s) => $(s).addEventListener('input', () => { labels(); scheduleReplay(); if (s === '#tune-threshold') drawCurve(); else scheduleCurve(); }));
+    initCurveDrag();
     $('#tune-apply').addEventListener('click', applyTuning);
     $('#mask-propose').addEventListener('click', proposeMasks);
     tuningReady = true;
@@ -410,7 +411,7 @@ async function loadCurrent() {
     const c = await api(`/api/tuning/current?camera=${encodeURIComponent($('#tune-camera').value)}&class=${encodeURIComponent($('#tune-class').value)}`);
     $('#tune-threshold').value = c.threshold; $('#tune-n').value = c.persistence.n; $('#tune-k').value = c.persistence.k;
     $('#tune-current').textContent = `threshold ${c.threshold.toFixed(2)}, ${c.persistence.k} of ${c.persistence.n} frames`;
-    labels(); scheduleReplay(0);
+    labels(); scheduleReplay(0); scheduleCurve(400);
   } catch (e) { $('#tune-msg').textContent = e.message; $('#tune-msg').dataset.kind = 'replay'; }
 }
 function scheduleReplay(delay = 150) { clearTimeout(tuneTimer); tuneTimer = setTimeout(replay, delay); }
@@ -432,6 +433,106 @@ async function replay() {
     if ($('#tune-msg').dataset.kind === 'replay') { $('#tune-msg').textContent = ''; $('#tune-msg').dataset.kind = ''; }
   } catch (e) { if (seq === tuneSeq) { $('#tune-msg').textContent = e.message; $('#tune-msg').dataset.kind = 'replay'; } }
 }
+// ---- tuning curve: alarms/day (x) against event recall (y), one point per threshold; the
+// running threshold ringed, the proposed one a handle dragged along the curve (it sets the
+// threshold slider, which replays and applies as before).
+const curveState = { data: null, seq: 0, timer: null, drag: false, ctl: null };
+const CV = { l: 58, r: 540, t: 14, b: 246, h: 300 };
+function curveAxes(d) {
+  const maxX = Math.max(1, ...d.points.map((p) => p.alarms_per_day)) * 1.08;
+  return { maxX, X: (v) => CV.l + (v / maxX) * (CV.r - CV.l), Y: (r) => CV.b - r * (CV.b - CV.t) };
+}
+function niceStep(raw) {
+  const e = Math.pow(10, Math.floor(Math.log10(raw))), m = raw / e;
+  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * e;
+}
+function scheduleCurve(delay = 400) { clearTimeout(curveState.timer); curveState.timer = setTimeout(loadCurve, delay); }
+async function loadCurve() {
+  const seq = ++curveState.seq;
+  // A newer request replaces an older one (the server stops the old one's replays).
+  if (curveState.ctl) curveState.ctl.abort();
+  const ctl = new AbortController(); curveState.ctl = ctl;
+  const q = new URLSearchParams({ camera: $('#tune-camera').value, class: $('#tune-class').value, k: $('#tune-k').value, n: $('#tune-n').value });
+  $('#curve-msg').textContent = 'Replaying the recorded frames at each threshold…';
+  try {
+    const d = await api('/api/tuning/curve?' + q, { signal: ctl.signal });
+    if (seq !== curveState.seq) return;
+    curveState.data = d;
+    $('#curve-msg').textContent = d.frames ? (d.confirmed ? `${d.confirmed} confirmed fire(s) in the window.` : 'No confirmed fires on this camera in the window: recall is unknown (drawn at 0).') : 'No recorded frames for this camera yet.';
+    drawCurve();
+  } catch (e) { if (seq === curveState.seq && !ctl.signal.aborted) $('#curve-msg').textContent = e.message; }
+}
+// Where threshold t lies on the curve (between the replayed thresholds around it).
+function curveAt(d, t) {
+  const ps = d.points, rec = (p) => p.recall ?? 0;
+  let i = ps.findIndex((p) => p.threshold >= t - 1e-6);
+  if (i < 0) i = ps.length - 1;
+  if (i === 0 || Math.abs(ps[i].threshold - t) < 1e-6) return [ps[i].alarms_per_day, rec(ps[i])];
+  const a = ps[i - 1], b = ps[i], f = (t - a.threshold) / (b.threshold - a.threshold);
+  return [a.alarms_per_day + f * (b.alarms_per_day - a.alarms_per_day), rec(a) + f * (rec(b) - rec(a))];
+}
+function drawCurve() {
+  const d = curveState.data, svg = $('#tune-curve');
+  if (!d || !d.points.length) { if (svg) svg.innerHTML = ''; return; }
+  const { maxX, X, Y } = curveAxes(d), rec = (p) => p.recall ?? 0;
+  let out = '';
+  for (let i = 0; i <= 5; i++) {
+    const y = Y(i / 5);
+    out += `<line class="grid" x1="${CV.l}" y1="${y}" x2="${CV.r}" y2="${y}"/><text class="tick" x="${CV.l - 7}" y="${y + 4}" text-anchor="end">${(i / 5).toFixed(1)}</text>`;
+  }
+  const step = niceStep(maxX / 6);
+  for (let k = 0; k * step <= maxX + 1e-9; k++) {
+    const v = k * step, x = X(v);
+    out += `<line class="grid" x1="${x}" y1="${CV.t}" x2="${x}" y2="${CV.b}"/><text class="tick" x="${x}" y="${CV.b + 16}" text-anchor="middle">${+v.toFixed(2)}</text>`;
+  }
+  out += `<line class="axis" x1="${CV.l}" y1="${CV.b}" x2="${CV.r}" y2="${CV.b}"/><line class="axis" x1="${CV.l}" y1="${CV.t}" x2="${CV.l}" y2="${CV.b}"/>`;
+  out += `<text class="title" x="${(CV.l + CV.r) / 2}" y="${CV.h - 14}" text-anchor="middle">alarms per day</text>`;
+  out += `<text class="title" transform="translate(16 ${(CV.t + CV.b) / 2}) rotate(-90)" text-anchor="middle">event recall</text>`;
+  out += `<polyline class="curve" points="${d.points.map((p) => X(p.alarms_per_day) + ',' + Y(rec(p))).join(' ')}"/>`;
+  for (const p of d.points) {
+    const x = X(p.alarms_per_day), y = Y(rec(p)), t = p.threshold.toFixed(2);
+    out += `<circle class="pt" cx="${x}" cy="${y}" r="3.5" data-threshold="${t}" data-alarms-per-day="${p.alarms_per_day}" data-recall="${p.recall ?? ''}"><title>threshold ${t}: ${p.alarms} alarm(s), ${p.alarms_per_day.toFixed(1)} / day; ${p.caught} of ${d.confirmed} confirmed fire(s) caught</title></circle>`;
+    if (Math.round(p.threshold * 100) % 20 === 0) out += `<text class="pt-label" x="${x + 5}" y="${y - 5}">${t}</text>`;
+  }
+  const [cx, cy] = curveAt(d, d.current);
+  out += `<circle class="current" cx="${X(cx)}" cy="${Y(cy)}" r="9" data-threshold="${d.current.toFixed(2)}"><title>running threshold ${d.current.toFixed(2)}</title></circle>`;
+  const t = +$('#tune-threshold').value, [hx, hy] = curveAt(d, t);
+  out += `<circle class="handle" cx="${X(hx)}" cy="${Y(hy)}" r="7" data-threshold="${t.toFixed(2)}"/>`;
+  out += `<text class="handle-label" x="${Math.min(X(hx) + 10, CV.r - 40)}" y="${Math.max(Y(hy) - 10, CV.t + 12)}">${t.toFixed(2)}</text>`;
+  svg.innerHTML = out;
+}
+// Dragging the handle snaps it to the nearest replayed threshold (ties: the one nearest the
+// slider's value) and moves the slider there.
+function initCurveDrag() {
+  const svg = $('#tune-curve');
+  const pick = (ev) => {
+    const d = curveState.data;
+    if (!d) return;
+    const m = svg.getScreenCTM();
+    if (!m) return;
+    const pt = new DOMPoint(ev.clientX, ev.clientY).matrixTransform(m.inverse());
+    const { X, Y } = curveAxes(d), now = +$('#tune-threshold').value;
+    let best = null, bestKey = null;
+    for (const p of d.points) {
+      const dist = Math.hypot(X(p.alarms_per_day) - pt.x, Y(p.recall ?? 0) - pt.y);
+      const key = [Math.round(dist * 10) / 10, Math.abs(p.threshold - now)];
+      if (!best || key[0] < bestKey[0] || (key[0] === bestKey[0] && key[1] < bestKey[1])) { best = p; bestKey = key; }
+    }
+    if (best && Math.abs(best.threshold - now) > 1e-6) {
+      $('#tune-threshold').value = best.threshold.toFixed(2);
+      labels(); drawCurve(); scheduleReplay();
+    }
+  };
+  svg.addEventListener('pointerdown', (ev) => {
+    if (!ev.target.classList.contains('handle') && !ev.target.classList.contains('pt')) return;
+    curveState.drag = true; svg.setPointerCapture(ev.pointerId); pick(ev); ev.preventDefault();
+  });
+  svg.addEventListener('pointermove', (ev) => { if (curveState.drag) pick(ev); });
+  const end = (ev) => { if (curveState.drag) { curveState.drag = false; try { svg.releasePointerCapture(ev.pointerId); } catch (_) { /* released */ } } };
+  svg.addEventListener('pointerup', end);
+  svg.addEventListener('pointercancel', end);
+}
+
 async function applyTuning() {
   const s = setting(); s.comment = $('#tune-comment').value;
   try {

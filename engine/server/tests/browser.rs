@@ -58,6 +58,22 @@ fn ui_incident_ack_tuning_slider_and_apply() {
     d.screenshot("ui-cameras.png");
     d.click(".tab[data-view=\"map\"]");
     d.wait("the map", "return document.querySelectorAll('#map path.cone').length >= 2 && !!document.querySelector('#map path.incident') && !!document.querySelector('#map path.bearing');");
+    // No [server.map]: the offline graticule, labelled, and no tiles.
+    let grat = d.wait(
+        "the offline graticule",
+        "const n = document.querySelectorAll('#map path.graticule').length, l = [...document.querySelectorAll('#map .grat-label')].map((e) => e.textContent);          return n >= 4 && l.length >= 4 ? [n, l, document.querySelectorAll('#map img').length] : '';",
+    );
+    let labels: Vec<String> = grat[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        labels.iter().any(|l| l.ends_with("°N")) && labels.iter().any(|l| l.ends_with("°E")),
+        "{labels:?}"
+    );
+    assert_eq!(grat[2], 0, "no basemap tiles offline");
     d.screenshot("ui-map.png");
 
     // Tuning: the slider's alarm count is what the replay endpoint says for that setting.

@@ -36,6 +36,7 @@ mod locate;
 pub mod overlay;
 pub mod retention;
 pub mod rules;
+pub mod schedule;
 pub mod server;
 pub mod validate;
 

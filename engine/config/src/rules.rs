@@ -404,6 +404,21 @@ fn default_tz() -> String {
     "UTC".into()
 }
 
+/// Checks a personnel rule's `schedule` and `timezone` (errors at `{path}.schedule`,
+/// `{path}.timezone`).
+fn validate_schedule(v: &mut Validator, path: &str, schedule: &Option<String>, tz: &str) {
+    if let Some(s) = schedule {
+        if let Err(m) = crate::schedule::Schedule::parse(s) {
+            v.error(format!("{path}.schedule"), m);
+        }
+    }
+    v.check(
+        tz.trim().parse::<chrono_tz::Tz>().is_ok(),
+        format!("{path}.timezone"),
+        format!("{tz:?} is not an IANA time zone such as \"Europe/Athens\" or \"UTC\""),
+    );
+}
+
 /// Parses `HH:MM` into minutes after midnight.
 pub fn parse_hhmm(s: &str) -> Option<u32> {
     let t = chrono::NaiveTime::parse_from_str(s.trim(), "%H:%M").ok()?;
@@ -494,6 +509,13 @@ pub struct DutyPostRule {
     /// People needed for the post to count as staffed. Default 1.
     #[serde(default = "one")]
     pub min_people: u32,
+    /// Active hours, e.g. `"Mon-Fri 06:00-18:00"` (see `schedule` in configs/README.md):
+    /// outside them the rule raises nothing and its open event ends. Unset = always.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// IANA time zone of `schedule`, e.g. `"Europe/Athens"`. Default `UTC`.
+    #[serde(default = "default_tz")]
+    pub timezone: String,
 }
 
 fn one() -> u32 {
@@ -517,6 +539,13 @@ pub struct OccupancyRule {
     /// Seconds the count must stay within the limit before the event ends. Default 5.
     #[serde(default = "five")]
     pub clear_s: f64,
+    /// Active hours, e.g. `"Mon-Fri 06:00-18:00"` (see `schedule` in configs/README.md):
+    /// outside them the rule raises nothing and its open event ends. Unset = always.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// IANA time zone of `schedule`, e.g. `"Europe/Athens"`. Default `UTC`.
+    #[serde(default = "default_tz")]
+    pub timezone: String,
 }
 
 fn ten() -> f64 {
@@ -538,6 +567,13 @@ pub struct RestrictedRule {
     /// Seconds the zone must be empty before the event ends. Default 5.
     #[serde(default = "five")]
     pub clear_s: f64,
+    /// Active hours, e.g. `"Mon-Fri 06:00-18:00"` (see `schedule` in configs/README.md):
+    /// outside them the rule raises nothing and its open event ends. Unset = always.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// IANA time zone of `schedule`, e.g. `"Europe/Athens"`. Default `UTC`.
+    #[serde(default = "default_tz")]
+    pub timezone: String,
 }
 
 /// `[[rules.patrols]]`: an ordered round of checkpoints.
@@ -548,6 +584,13 @@ pub struct PatrolRule {
     pub name: String,
     /// Checkpoints in the order they must be visited; after the last the round restarts.
     pub checkpoints: Vec<Checkpoint>,
+    /// Active hours, e.g. `"Mon-Fri 06:00-18:00"` (see `schedule` in configs/README.md):
+    /// outside them the rule raises nothing and its open event ends. Unset = always.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// IANA time zone of `schedule`, e.g. `"Europe/Athens"`. Default `UTC`.
+    #[serde(default = "default_tz")]
+    pub timezone: String,
 }
 
 /// One patrol checkpoint.
@@ -911,6 +954,7 @@ impl RulesConfig {
                 7.0 * 86_400.0,
             );
             v.range(format!("{p}.min_people"), r.min_people, 1, 10_000);
+            validate_schedule(v, &p, &r.schedule, &r.timezone);
         }
         for (i, r) in self.occupancy.iter().enumerate() {
             let p = format!("rules.occupancy[{i}]");
@@ -923,16 +967,19 @@ impl RulesConfig {
                 86_400.0,
             );
             v.range(format!("{p}.clear_s"), r.clear_s, 0.0, 86_400.0);
+            validate_schedule(v, &p, &r.schedule, &r.timezone);
         }
         for (i, r) in self.restricted.iter().enumerate() {
             let p = format!("rules.restricted[{i}]");
             zone(v, &p, &r.camera, &r.zone);
             v.range(format!("{p}.clear_s"), r.clear_s, 0.0, 86_400.0);
+            validate_schedule(v, &p, &r.schedule, &r.timezone);
         }
         let mut patrol_names = BTreeSet::new();
         for (i, r) in self.patrols.iter().enumerate() {
             let p = format!("rules.patrols[{i}]");
             v.check(!r.name.is_empty(), format!("{p}.name"), "must not be empty");
+            validate_schedule(v, &p, &r.schedule, &r.timezone);
             if !patrol_names.insert(r.name.as_str()) {
                 v.error(
                     format!("{p}.name"),

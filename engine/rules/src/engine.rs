@@ -257,6 +257,30 @@ struct ZoneRuleState {
     clear_since: Option<UtcTime>,
     /// Open event.
     open: Option<Open>,
+    /// Active hours (`schedule`, `timezone`); `None` = always.
+    hours: Option<Hours>,
+}
+
+/// A personnel rule's active hours, compiled.
+#[derive(Debug, Clone, PartialEq)]
+struct Hours {
+    schedule: lookout_config::schedule::Schedule,
+    tz: chrono_tz::Tz,
+}
+
+impl Hours {
+    /// From a rule's `schedule` and `timezone` (validated: a bad one means always).
+    fn of(schedule: &Option<String>, tz: &str) -> Option<Hours> {
+        let schedule = lookout_config::schedule::Schedule::parse(schedule.as_ref()?).ok()?;
+        let tz = tz.trim().parse().unwrap_or(chrono_tz::UTC);
+        Some(Hours { schedule, tz })
+    }
+
+    /// Whether the rule is active at `t`.
+    fn active(h: &Option<Hours>, t: UtcTime) -> bool {
+        h.as_ref()
+            .is_none_or(|h| h.schedule.active(&t.with_timezone(&h.tz)))
+    }
 }
 
 /// One patrol checkpoint, resolved.
@@ -285,6 +309,8 @@ struct PatrolState {
     window: Option<UtcTime>,
     /// Open `patrol_missed` event.
     open: Option<Open>,
+    /// Active hours; `None` = always.
+    hours: Option<Hours>,
 }
 
 /// The rules stage: one per engine, driven by one thread.

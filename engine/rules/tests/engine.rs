@@ -936,3 +936,78 @@ fn sample_plant_config_is_valid_and_behaves() {
     assert_eq!(phases(&ev), vec![(EventKind::Smoke, EventPhase::Start)]);
     assert_eq!(ev[0].zone.as_deref(), Some("forest"));
 }
+
+/// The duty post of `POST` with active hours.
+fn post_with_hours(schedule: &str, timezone: &str) -> String {
+    POST.replace(
+        "max_vacant_s = 10\n",
+        &format!("max_vacant_s = 10\nschedule = {schedule:?}\ntimezone = {timezone:?}\n"),
+    )
+}
+
+#[test]
+fn personnel_rules_keep_their_schedule_in_its_time_zone() {
+    // t0 is Monday 2026-06-01 12:00 UTC, 15:00 in Athens (UTC+3 in summer). The post must
+    // be staffed Monday 14:00-15:01 Athens time: active for the first 60 s of the clip.
+    let empty: Vec<StageMsg> = (0..120u64)
+        .map(|i| frame("plant1", "person", i, i as f64, vec![]))
+        .collect();
+    let cfg = rules(&post_with_hours("Mon 14:00-15:01", "Europe/Athens"));
+    let ev = run(&mut RulesEngine::new(&cfg), &empty);
+    assert_eq!(
+        phases(&ev),
+        vec![
+            (EventKind::PostVacant, EventPhase::Start),
+            (EventKind::PostVacant, EventPhase::End)
+        ],
+        "{ev:#?}"
+    );
+    assert_eq!(ev[0].last_seen, at(10.0));
+    assert_eq!(ev[1].last_seen, at(60.0), "ends when the hours end");
+    assert!(
+        ev[1].detail.contains("outside active hours"),
+        "{}",
+        ev[1].detail
+    );
+    // The same hours in UTC (14:00-15:01 UTC) have not begun: nothing.
+    let cfg = rules(&post_with_hours("Mon 14:00-15:01", "UTC"));
+    assert!(run(&mut RulesEngine::new(&cfg), &empty).is_empty());
+    // Weekdays all day, overnight spans: Monday 12:00 UTC is inside.
+    let cfg = rules(&post_with_hours(
+        "Mon-Fri 00:00-24:00; Sat 22:00-06:00",
+        "UTC",
+    ));
+    assert_eq!(
+        of_kind(
+            &run(&mut RulesEngine::new(&cfg), &empty),
+            EventKind::PostVacant
+        )
+        .len(),
+        1
+    );
+}
+
+#[test]
+fn a_schedule_or_time_zone_that_does_not_parse_is_a_located_error() {
+    let errs = rules_errors(&post_with_hours("Mon-Fry 06:00-18:00", "Europe/Atlantis"));
+    let joined = errs.join("\n");
+    assert!(
+        errs.iter().any(|e| e.starts_with("test.toml:")
+            && e.contains("rules.duty_posts[0].schedule")
+            && e.contains("\"Fry\"")),
+        "{joined}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("rules.duty_posts[0].timezone") && e.contains("Europe/Atlantis")),
+        "{joined}"
+    );
+    let errs = rules_errors(&format!(
+        "{}\n[[rules.patrols]]\nname = \"night\"\nschedule = \"daily 22:00\"\ncheckpoints = [{{ camera = \"plant1\", zone = \"control-room\", within_s = 60 }}]\n",
+        POST
+    ));
+    assert!(
+        errs.iter().any(|e| e.contains("rules.patrols[0].schedule")),
+        "{errs:?}"
+    );
+}

@@ -10,41 +10,47 @@ impl RulesEngine {
         let cfg = &self.c.cfg;
         let mut old: Vec<ZoneRuleState> = std::mem::take(&mut self.zone_rules);
         let mut new_rules = Vec::new();
-        let mut add = |kind: ZoneRuleKind, index: usize, camera: &str, zone: &str| {
-            let Some(z) = self
-                .c
-                .cams
-                .get(camera)
-                .and_then(|r: &CamRules| r.zone_index(zone))
-            else {
-                return;
+        let mut add =
+            |kind: ZoneRuleKind, index: usize, camera: &str, zone: &str, hours: Option<Hours>| {
+                let Some(z) = self
+                    .c
+                    .cams
+                    .get(camera)
+                    .and_then(|r: &CamRules| r.zone_index(zone))
+                else {
+                    return;
+                };
+                let kept = old
+                    .iter()
+                    .position(|o| o.kind == kind && &*o.cam == camera && &*o.zone_name == zone)
+                    .map(|i| old.swap_remove(i));
+                let mut st = kept.unwrap_or(ZoneRuleState {
+                    kind,
+                    index,
+                    cam: Arc::from(camera),
+                    zone: z,
+                    zone_name: Arc::from(zone),
+                    since: None,
+                    clear_since: None,
+                    open: None,
+                    hours: None,
+                });
+                st.index = index;
+                st.zone = z;
+                st.hours = hours;
+                new_rules.push(st);
             };
-            let kept = old
-                .iter()
-                .position(|o| o.kind == kind && &*o.cam == camera && &*o.zone_name == zone)
-                .map(|i| old.swap_remove(i));
-            let mut st = kept.unwrap_or(ZoneRuleState {
-                kind,
-                index,
-                cam: Arc::from(camera),
-                zone: z,
-                zone_name: Arc::from(zone),
-                since: None,
-                clear_since: None,
-                open: None,
-            });
-            st.index = index;
-            st.zone = z;
-            new_rules.push(st);
-        };
         for (i, r) in cfg.duty_posts.iter().enumerate() {
-            add(ZoneRuleKind::Duty, i, &r.camera, &r.zone);
+            let h = Hours::of(&r.schedule, &r.timezone);
+            add(ZoneRuleKind::Duty, i, &r.camera, &r.zone, h);
         }
         for (i, r) in cfg.occupancy.iter().enumerate() {
-            add(ZoneRuleKind::Occupancy, i, &r.camera, &r.zone);
+            let h = Hours::of(&r.schedule, &r.timezone);
+            add(ZoneRuleKind::Occupancy, i, &r.camera, &r.zone, h);
         }
         for (i, r) in cfg.restricted.iter().enumerate() {
-            add(ZoneRuleKind::Restricted, i, &r.camera, &r.zone);
+            let h = Hours::of(&r.schedule, &r.timezone);
+            add(ZoneRuleKind::Restricted, i, &r.camera, &r.zone, h);
         }
         for mut o in old {
             let now = self.clock_of(&o.cam).unwrap_or(0);
@@ -84,13 +90,16 @@ impl RulesEngine {
                 .iter()
                 .position(|o| *o.name == p.name && o.cps == cps)
                 .map(|i| old_p.swap_remove(i));
-            self.patrols.push(kept.unwrap_or(PatrolState {
+            let mut st = kept.unwrap_or(PatrolState {
                 name: Arc::from(p.name.as_str()),
                 cps,
                 next: 0,
                 window: None,
                 open: None,
-            }));
+                hours: None,
+            });
+            st.hours = Hours::of(&p.schedule, &p.timezone);
+            self.patrols.push(st);
         }
         for mut o in old_p {
             let now = self.clock_of(&o.cps[o.next].cam).unwrap_or(0);
@@ -177,6 +186,17 @@ impl RulesEngine {
             for &i in idx {
                 let r = &mut zone_rules[i];
                 if !visible(r.zone) {
+                    continue;
+                }
+                if !Hours::active(&r.hours, t) {
+                    // Outside active hours: nothing is raised and timers restart.
+                    r.since = None;
+                    r.clear_since = None;
+                    if let Some(mut o) = r.open.take() {
+                        o.ev.last_seen = t;
+                        o.ev.detail = format!("{}; outside active hours", o.ev.detail);
+                        o.emit(EventPhase::End, t_ms, out);
+                    }
                     continue;
                 }
                 let n = count(r.zone);
@@ -280,6 +300,16 @@ impl RulesEngine {
         for p in patrols.iter_mut() {
             let cp = &p.cps[p.next];
             if cp.cam != fr.camera || !visible(cp.zone) {
+                continue;
+            }
+            if !Hours::active(&p.hours, t) {
+                // Outside active hours: the round waits; its window reopens when they start.
+                p.window = None;
+                if let Some(mut o) = p.open.take() {
+                    o.ev.last_seen = t;
+                    o.ev.detail = format!("{}; outside active hours", o.ev.detail);
+                    o.emit(EventPhase::End, t_ms, out);
+                }
                 continue;
             }
             let window = *p.window.get_or_insert(t);

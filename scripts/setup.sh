@@ -66,6 +66,14 @@ if ! .venv/bin/python -c 'import capvalidator, shapely' 2>/dev/null; then
 else
   log "capvalidator and shapely present in .venv."
 fi
+# The site fine-tune (models/train/site.sh: a graph copy with extra outputs, image decoding).
+PY_SITE=('onnx==1.23.*' 'pillow==12.*')
+if ! .venv/bin/python -c 'import onnx, PIL' 2>/dev/null; then
+  log "Installing ${PY_SITE[*]} into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "${PY_SITE[@]}"
+else
+  log "onnx and pillow present in .venv."
+fi
 lib="$(ls -d "$ROOT"/.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1* 2>/dev/null | head -1)"
 if [ -z "$lib" ]; then
   log "ERROR: libonnxruntime.so not found in the onnxruntime wheel"

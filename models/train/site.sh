@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Site fine-tune, on CPU, within minutes: fit the running model's class outputs to the
+# site's own labelled frames, measure it against the running model on the site's held-out
+# split, and offer it only if it is better (the gate).
+#
+#   bash models/train/site.sh --data DIR --base models/smoke-fire.toml --out OUT
+#        [--minutes M (30)] [--neg DIR]... [--neg-eval DIR]...
+#
+# DIR: a YOLO set with train/ and val/ (`lookout dataset export`). --neg: more verified
+# negatives to fit on; --neg-eval: negatives to count false hits on (never fitted on).
+# Writes OUT/site-model.onnx, OUT/site-model.toml, OUT/site-model.md (the model card, with
+# before/after figures and the gate's verdict), OUT/gate.json. Exit 0: the candidate beats
+# the running model and is offered; 3: it does not (kept in OUT, not offered); 2: bad input.
+# Needs the project venv (scripts/setup.sh: onnxruntime, onnx, numpy, pillow) and a built
+# `lookout` (LOOKOUT_BIN, else target/release or target/debug).
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+PY="$REPO/.venv/bin/python"
+DATA="" BASE="" OUT="" MINUTES=30
+NEG=() NEG_EVAL=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --data) DATA="$2"; shift 2 ;;
+    --base) BASE="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    --minutes) MINUTES="$2"; shift 2 ;;
+    --neg) NEG+=(--neg "$2"); shift 2 ;;
+    --neg-eval) NEG_EVAL+=(--neg "$2"); shift 2 ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    *) echo "site.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+if [ -z "$DATA" ] || [ -z "$BASE" ] || [ -z "$OUT" ]; then
+  echo "site.sh: --data, --base and --out are required (see --help)" >&2
+  exit 2
+fi
+if [ ! -d "$DATA/val/images" ] || [ -z "$(ls -A "$DATA/val/images" 2>/dev/null)" ]; then
+  echo "site.sh: $DATA/val/images is missing or empty: the gate needs held-out frames (export more scene moments, or lower --val-fraction's rounding by adding cameras/days)" >&2
+  exit 2
+fi
+if [ ! -x "$PY" ] || ! "$PY" -c 'import onnx, onnxruntime, numpy, PIL' 2>/dev/null; then
+  echo "site.sh: the project venv lacks onnx/onnxruntime/numpy/pillow: run bash scripts/setup.sh" >&2
+  exit 2
+fi
+LOOKOUT="${LOOKOUT_BIN:-}"
+if [ -z "$LOOKOUT" ]; then
+  for c in "$REPO/target/release/lookout" "$REPO/target/debug/lookout"; do
+    if [ -x "$c" ]; then LOOKOUT="$c"; break; fi
+  done
+fi
+if [ -z "$LOOKOUT" ] || [ ! -x "$LOOKOUT" ]; then
+  echo "site.sh: no lookout binary (cargo build --release --locked -p lookout, or set LOOKOUT_BIN)" >&2
+  exit 2
+fi
+if [ -z "${ORT_DYLIB_PATH:-}" ] && [ -f "$REPO/scripts/env.sh" ]; then
+  # shellcheck disable=SC1091
+  . "$REPO/scripts/env.sh"
+fi
+mkdir -p "$OUT"
+
+"$PY" "$HERE/site.py" --data "$DATA" --base "$BASE" --out "$OUT" --minutes "$MINUTES" "${NEG[@]}"
+
+names="$("$PY" -c 'import sys, tomllib; print(",".join(tomllib.load(open(sys.argv[1], "rb"))["classes"]["names"]))' "$BASE")"
+"$LOOKOUT" eval --quiet --json --model "$BASE" --data "$DATA/val" --labels "$names" "${NEG_EVAL[@]}" > "$OUT/eval-base.json"
+"$LOOKOUT" eval --quiet --json --model "$OUT/site-model.toml" --data "$DATA/val" --labels "$names" "${NEG_EVAL[@]}" > "$OUT/eval-site.json"
+
+"$PY" - "$OUT" "$BASE" "$DATA" "$MINUTES" <<'EOF'
+import json, sys, time
+from pathlib import Path
+out, base, data, minutes = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+b = json.loads((out / "eval-base.json").read_text())
+s = json.loads((out / "eval-site.json").read_text())
+fit = json.loads((out / "fit.json").read_text())
+
+def per_class(r):
+    return {name: c for name, c in (r.get("classes") or {}).items() if c.get("positives", 0) > 0}
+
+def neg_hits(r, key):
+    n = r.get("negatives") or {}
+    return n.get(key)
+
+bc, sc = per_class(b), per_class(s)
+classes = sorted(set(bc) & set(sc))
+if not classes:
+    print("site.sh: no class with held-out positives: the gate cannot decide", file=sys.stderr)
+    sys.exit(2)
+mean = lambda d: sum(d[c]["ap50"] for c in classes) / len(classes)
+b_ap, s_ap = mean(bc), mean(sc)
+b_neg, s_neg = neg_hits(b, "hit@0.5"), neg_hits(s, "hit@0.5")
+better = s_ap > b_ap and (b_neg is None or s_neg is None or s_neg <= b_neg)
+gate = {
+    "offered": better,
+    "mean_ap50": {"running": round(b_ap, 4), "candidate": round(s_ap, 4)},
+    "per_class_ap50": {c: {"running": round(bc[c]["ap50"], 4), "candidate": round(sc[c]["ap50"], 4)} for c in classes},
+    "negatives_hit_at_0_5": {"running": b_neg, "candidate": s_neg},
+    "val_images": s.get("images"),
+    "rule": "offered only if the candidate's mean AP50 over classes with held-out positives is higher and it hits no more negatives at 0.5",
+}
+(out / "gate.json").write_text(json.dumps(gate, indent=2))
+rows = "\n".join(f"| {c} AP50 | {bc[c]['ap50']:.3f} | {sc[c]['ap50']:.3f} |" for c in classes)
+neg_row = f"| negatives with a detection ≥ 0.5 | {b_neg} | {s_neg} |\n" if b_neg is not None else ""
+card = f"""# Site model (candidate)
+
+Written by `models/train/site.sh` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.
+
+* Base: `{base}` (sha256 `{fit['base_sha256']}`).
+* Candidate: `site-model.onnx` (sha256 `{fit['sha256']}`): the base with its class outputs
+  re-fitted to {fit['train_images']} labelled site frames from `{data}/train`
+  (plus negatives: {', '.join(fit['negatives']) or 'none'}) in {fit['seconds']} s of a
+  {minutes}-minute budget (`models/train/site.py`).
+* The training frames are the site's own: this model is for this site, and its licence
+  follows the base model's and whatever the site's footage allows.
+
+## Before / after on the site's held-out split (`{data}/val`, `lookout eval`)
+
+| measure | running | candidate |
+|---|---|---|
+{rows}
+{neg_row}
+**Gate: {'offered' if better else 'not offered'}** ({gate['rule']}).
+"""
+(out / "site-model.md").write_text(card)
+print(json.dumps(gate))
+sys.exit(0 if better else 3)
+EOF

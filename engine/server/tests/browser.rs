@@ -370,7 +370,7 @@ fn ui_map_draws_mbtiles_basemap_cameras_incidents_and_hotspots() {
          const c = (s) => [...document.querySelectorAll('#map ' + s)].map((p) => { const r = p.getBoundingClientRect(); return [(r.left + r.right) / 2, (r.top + r.bottom) / 2]; }); \
          return [c('path.camera'), c('path.incident')];",
     );
-    let png = d.screenshot("ui-map.png");
+    let png = d.screenshot("ui-map-mbtiles.png");
     let shot = image::load_from_memory(&png).unwrap().to_rgb8();
     for (i, colour) in [(0, [0x5a, 0xc8, 0xfa]), (1, [0xff, 0x3b, 0x30])] {
         for c in centres[i].as_array().unwrap() {

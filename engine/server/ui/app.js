@@ -290,7 +290,9 @@ function drawGraticule() {
 }
 function initMap(el) {
   const info = mapState.info;
-  const m = L.map(el, { worldCopyJump: true });
+  // Controls on the right: the graticule's labels run along the left and bottom edges.
+  const m = L.map(el, { worldCopyJump: true, zoomControl: false });
+  L.control.zoom({ position: 'topright' }).addTo(m);
   if (info.basemap === 'url') {
     L.tileLayer(info.tile_url, { maxZoom: 19, attribution: esc(info.attribution || '') }).addTo(m);
   } else if (info.basemap === 'mbtiles') {
@@ -302,7 +304,7 @@ function initMap(el) {
     m.on('moveend', drawGraticule);
     $('#map-msg').textContent = 'No basemap configured ([server.map]): graticule only.';
   }
-  L.control.scale({ imperial: false }).addTo(m);
+  L.control.scale({ imperial: false, position: 'bottomright' }).addTo(m);
   mapState.layers = L.layerGroup().addTo(m);
   mapState.map = m;
 }

@@ -7,7 +7,8 @@
 #     engine's /metrics in a test), build tools;
 #   - the ONNX Runtime shared library from the PyPI wheel onnxruntime==1.31.* in a
 #     project-local venv (.venv), linked at .runtime/libonnxruntime.so for `ort`'s
-#     load-dynamic; capvalidator and shapely (CAP and GeoJSON checks in tests) there too;
+#     load-dynamic; capvalidator and shapely (CAP and GeoJSON checks in tests) and the API
+#     fuzzer schemathesis (the OpenAPI test) there too;
 #   - cargo-deny (licence/ban/source checks), with `cargo install --locked`;
 #   - Leaflet (the web UI's map) from the npm registry, pinned and sha256-checked, into
 #     .runtime/ (scripts/vendor-leaflet.sh; engine/server embeds it at build time);
@@ -73,6 +74,15 @@ if ! .venv/bin/python -c 'import onnx, PIL' 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check "${PY_SITE[@]}"
 else
   log "onnx and pillow present in .venv."
+fi
+# The API fuzzer the OpenAPI test runs against the real server (pinned: its CLI changes
+# between major versions).
+SCHEMATHESIS='schemathesis==4.32.5'
+if ! .venv/bin/schemathesis --version 2>/dev/null | grep -q '4\.32\.5'; then
+  log "Installing $SCHEMATHESIS into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "$SCHEMATHESIS"
+else
+  log "$SCHEMATHESIS present in .venv."
 fi
 lib="$(ls -d "$ROOT"/.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1* 2>/dev/null | head -1)"
 if [ -z "$lib" ]; then

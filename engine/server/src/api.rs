@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use axum::Router;
 use lookout_alerts::lifecycle::parse_state;
 use lookout_alerts::store::IncidentFilter;
@@ -16,8 +16,11 @@ use lookout_alerts::{AlertsError, StoreError};
 use lookout_config::rules::RulesConfig;
 use lookout_config::server::Role;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::overlay::ChangeError;
 use crate::tuning::{self, TuneRequest};
@@ -69,17 +72,50 @@ impl ApiError {
     }
 }
 
+/// Every error answer of the API (what [`ApiError`] renders).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    error: ErrorDetail,
+}
+
+/// The error of an [`ErrorBody`].
+#[derive(Serialize, ToSchema)]
+struct ErrorDetail {
+    /// Machine-readable code (`not_found`, `invalid`, `unauthorized`, ...).
+    code: String,
+    /// One sentence for a person.
+    message: String,
+    /// The fields that are wrong (`invalid` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<Vec<FieldError>>,
+}
+
+/// One wrong field of a request.
+#[derive(Serialize, ToSchema)]
+struct FieldError {
+    /// Where (`to`, `rules.quiet_s`, `polygon[2]`, ...).
+    path: String,
+    /// What is wrong with it.
+    message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut err = json!({"code": self.code, "message": self.message});
-        if !self.fields.is_empty() {
-            err["fields"] = self
-                .fields
-                .iter()
-                .map(|(p, m)| json!({"path": p, "message": m}))
-                .collect();
-        }
-        (self.status, axum::Json(json!({ "error": err }))).into_response()
+        let fields = (!self.fields.is_empty()).then(|| {
+            self.fields
+                .into_iter()
+                .map(|(path, message)| FieldError { path, message })
+                .collect()
+        });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                fields,
+            },
+        };
+        (self.status, axum::Json(body)).into_response()
     }
 }
 
@@ -110,6 +146,40 @@ impl From<StoreError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// The API's OpenAPI 3 description (`GET /api/openapi.json`): the paths, parameters and
+/// request bodies come from each handler's `#[utoipa::path]` and the typed request structs,
+/// collected by the same [`routes`] call that registers the handlers, so a route cannot be
+/// served without being described.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Lookout API",
+        description = "Incidents, cameras, hotspots, configuration and tuning of a Lookout engine. \
+            Errors are `{\"error\": {\"code\", \"message\", \"fields\"?}}`. Writes need \
+            `Authorization: Bearer <token>` of a `[[server.users]]` entry whose role allows them; \
+            reads need a token too when `server.read_access = \"token\"`."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// Declares the bearer token scheme the operations refer to.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
 /// The routes, behind the access guard ([`crate::auth::guard`]: tokens, read access,
 /// failed-authentication limits, write body limits, security headers): every route added
 /// in [`routes`] is covered.
@@ -127,47 +197,70 @@ pub fn router(state: ServerState) -> Router {
         .with_state(state)
 }
 
-/// Every route (add new ones here, so the guard covers them).
+/// The OpenAPI description of every API route, as JSON (made once).
+pub fn openapi_json() -> &'static str {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        api_routes().1.to_json().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "Cannot render the OpenAPI description.");
+            String::from("{}")
+        })
+    })
+}
+
+/// The API's routes (add new ones here, with a `#[utoipa::path]` on the handler) and the
+/// description they make: one list for both.
+fn api_routes() -> (Router<ServerState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(metrics))
+        .routes(routes!(disk))
+        .routes(routes!(cameras))
+        .routes(routes!(camera_frame))
+        .routes(routes!(list_incidents))
+        .routes(routes!(get_incident))
+        .routes(routes!(incident_events))
+        .routes(routes!(transition))
+        .routes(routes!(comment))
+        .routes(routes!(snapshot))
+        .routes(routes!(snapshot_frame))
+        .routes(routes!(snapshot_boxes, put_snapshot_boxes))
+        .routes(routes!(crate::map::map_info))
+        .routes(routes!(crate::map::tile))
+        .routes(routes!(hotspots))
+        .routes(routes!(geojson))
+        .routes(routes!(config))
+        .routes(routes!(config_history))
+        .routes(routes!(put_rules, patch_rules))
+        .routes(routes!(revert_rules))
+        .routes(routes!(tuning_current))
+        .routes(routes!(tuning_replay))
+        .routes(routes!(tuning_curve))
+        .routes(routes!(tuning_apply))
+        .routes(routes!(tuning_masks))
+        .routes(routes!(tuning_masks_apply))
+        .routes(routes!(dead_letters))
+        .routes(routes!(outbox_retry))
+        .routes(routes!(me))
+        .routes(routes!(live))
+        .split_for_parts()
+}
+
+/// Every route (so the guard covers them): the API's, the page and its files, and the
+/// description itself.
 fn routes() -> Router<ServerState> {
-    Router::new()
+    api_routes()
+        .0
         .route("/", get(index))
         .route("/app.js", get(app_js))
         .route("/app.css", get(app_css))
         .route("/vendor/leaflet/{*file}", get(crate::map::vendor))
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/api/disk", get(disk))
-        .route("/api/cameras", get(cameras))
-        .route("/api/cameras/{id}/frame.jpg", get(camera_frame))
-        .route("/api/incidents", get(list_incidents))
-        .route("/api/incidents/{id}", get(get_incident))
-        .route("/api/incidents/{id}/events", get(incident_events))
-        .route("/api/incidents/{id}/transition", post(transition))
-        .route("/api/incidents/{id}/comment", post(comment))
-        .route("/api/snapshots/{id}", get(snapshot))
-        .route("/api/snapshots/{id}/frame", get(snapshot_frame))
-        .route(
-            "/api/snapshots/{id}/boxes",
-            get(snapshot_boxes).put(put_snapshot_boxes),
-        )
-        .route("/api/hotspots", get(hotspots))
-        .route("/api/geojson", get(geojson))
-        .route("/api/map", get(crate::map::map_info))
-        .route("/api/tiles/{z}/{x}/{y}", get(crate::map::tile))
-        .route("/api/config", get(config))
-        .route("/api/config/history", get(config_history))
-        .route("/api/config/rules", put(put_rules).patch(patch_rules))
-        .route("/api/config/revert", post(revert_rules))
-        .route("/api/tuning/current", get(tuning_current))
-        .route("/api/tuning/replay", post(tuning_replay))
-        .route("/api/tuning/curve", get(tuning_curve))
-        .route("/api/tuning/apply", post(tuning_apply))
-        .route("/api/tuning/masks", get(tuning_masks))
-        .route("/api/tuning/masks/apply", post(tuning_masks_apply))
-        .route("/api/outbox/dead-letters", get(dead_letters))
-        .route("/api/outbox/retry", post(outbox_retry))
-        .route("/api/me", get(me))
-        .route("/api/live", get(live))
+        .route("/api/openapi.json", get(openapi))
+}
+
+/// `GET /api/openapi.json`: [`openapi_json`].
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json())
 }
 
 async fn index() -> impl IntoResponse {
@@ -252,11 +345,33 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "engine",
+    responses(
+        (status = 200, description = "The store answers.", body = serde_json::Value, content_type = "application/json"),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn health(State(s): State<ServerState>) -> ApiResult<axum::Json<Value>> {
     let v = s.alerts.store().schema_version()?;
     Ok(axum::Json(json!({"status": "ok", "schema_version": v})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "engine",
+    responses(
+        (status = 200, description = "Prometheus text exposition.", body = String, content_type = "text/plain"),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn metrics(State(s): State<ServerState>) -> ApiResult<Response> {
     let backlog = s.alerts.backlog()?;
     let dead = s.alerts.dead_letter_counts()?;
@@ -274,15 +389,48 @@ async fn metrics(State(s): State<ServerState>) -> ApiResult<Response> {
 }
 
 /// The data directory's disk usage per kind of file, as of the last retention pass.
+#[utoipa::path(
+    get,
+    path = "/api/disk",
+    tag = "engine",
+    responses(
+        (status = 200, description = "Disk usage of the data directory per kind of file, as of the last retention pass.", body = serde_json::Value, content_type = "application/json"),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn disk(State(s): State<ServerState>) -> axum::Json<lookout_alerts::retention::DiskUsage> {
     axum::Json(s.alerts.disk_usage())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    tag = "engine",
+    responses(
+        (status = 200, description = "The user the token belongs to.", body = serde_json::Value, content_type = "application/json"),
+        (status = 401, description = "No token, or an unknown one.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn me(State(s): State<ServerState>, headers: HeaderMap) -> ApiResult<axum::Json<Value>> {
     let u = authenticate(&s, &headers, Role::Viewer)?;
     Ok(axum::Json(json!({"name": u.name, "role": u.role})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/cameras",
+    tag = "cameras",
+    responses(
+        (status = 200, description = "Every configured camera with its status, latest boxes, zones and masks.", body = serde_json::Value, content_type = "application/json"),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn cameras(State(s): State<ServerState>) -> axum::Json<Value> {
     let cfg = s.config();
     let statuses = s.alerts.camera_statuses();
@@ -333,6 +481,19 @@ fn jpeg(bytes: Vec<u8>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/cameras/{id}/frame.jpg",
+    tag = "cameras",
+    params(("id" = String, Path, description = "Camera id.")),
+    responses(
+        (status = 200, description = "The camera's newest frame as JPEG.", body = Vec<u8>, content_type = "image/jpeg"),
+        (status = 404, description = "No such camera, or no frame yet.", body = ErrorBody),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn camera_frame(State(s): State<ServerState>, Path(id): Path<String>) -> ApiResult<Response> {
     let Some(ring) = s.rings.get(&id) else {
         return Err(ApiError::new(
@@ -356,6 +517,39 @@ async fn camera_frame(State(s): State<ServerState>, Path(id): Path<String>) -> A
     Ok(jpeg(bytes))
 }
 
+/// The query of `GET /api/incidents` (read as a map, so that each bad parameter is named;
+/// described here).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct IncidentsQuery {
+    /// States, comma-separated: `new`, `acknowledged`, `confirmed`, `false_alarm`, `closed`.
+    state: Option<String>,
+    /// Incident kind (`fire`, `post_vacant`, ...).
+    kind: Option<String>,
+    /// Camera id.
+    camera: Option<String>,
+    /// `low`, `medium`, `high` or `critical`.
+    min_severity: Option<String>,
+    /// RFC 3339 time: incidents seen since.
+    since: Option<String>,
+    /// 1 ..= 1000.
+    limit: Option<u32>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/incidents",
+    tag = "incidents",
+    params(IncidentsQuery),
+    responses(
+        (status = 200, description = "Incidents, newest first.", body = serde_json::Value, content_type = "application/json"),
+        (status = 422, description = "A query parameter is invalid (see `fields`).", body = ErrorBody),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn list_incidents(
     State(s): State<ServerState>,
     Query(q): Query<std::collections::HashMap<String, String>>,
@@ -406,6 +600,19 @@ async fn list_incidents(
     Ok(axum::Json(list).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/incidents/{id}",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id.")),
+    responses(
+        (status = 200, description = "The incident with its revisions, transitions and snapshots.", body = serde_json::Value, content_type = "application/json"),
+        (status = 404, description = "No such incident.", body = ErrorBody),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn get_incident(
     State(s): State<ServerState>,
     Path(id): Path<String>,
@@ -416,8 +623,9 @@ async fn get_incident(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
     /// Page size, 1 ..= 1000 (default 100).
     #[serde(default)]
@@ -429,6 +637,20 @@ struct EventsQuery {
 
 /// An incident's full event history (an incident revision carries only a few events),
 /// newest first, one page at a time: `{"events": [...], "next": cursor or null}`.
+#[utoipa::path(
+    get,
+    path = "/api/incidents/{id}/events",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id."), EventsQuery),
+    responses(
+        (status = 200, description = "One page of the incident's events, newest first, with the cursor of the next page.", body = serde_json::Value, content_type = "application/json"),
+        (status = 404, description = "No such incident.", body = ErrorBody),
+        (status = 422, description = "A query parameter is invalid (see `fields`).", body = ErrorBody),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn incident_events(
     State(s): State<ServerState>,
     Path(id): Path<String>,
@@ -468,7 +690,7 @@ async fn incident_events(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TransitionBody {
     to: String,
@@ -476,12 +698,31 @@ struct TransitionBody {
     comment: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommentBody {
     comment: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/incidents/{id}/transition",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id.")),
+    request_body(content = TransitionBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The incident after the transition (operator).", body = serde_json::Value, content_type = "application/json"),
+        (status = 404, description = "No such incident.", body = ErrorBody),
+        (status = 409, description = "The transition is not allowed from the incident's state.", body = ErrorBody),
+        (status = 400, description = "The body is missing or not JSON.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown one.", body = ErrorBody),
+        (status = 403, description = "The user's role does not allow this.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_body_bytes`.", body = ErrorBody),
+        (status = 422, description = "A field is invalid (see `fields`).", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn transition(
     State(s): State<ServerState>,
     Path(id): Path<String>,
@@ -509,6 +750,24 @@ async fn transition(
     Ok(axum::Json(json!(st)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/incidents/{id}/comment",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id.")),
+    request_body(content = CommentBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The recorded comment (operator).", body = serde_json::Value, content_type = "application/json"),
+        (status = 404, description = "No such incident.", body = ErrorBody),
+        (status = 400, description = "The body is missing or not JSON.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown one.", body = ErrorBody),
+        (status = 403, description = "The user's role does not allow this.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_body_bytes`.", body = ErrorBody),
+        (status = 422, description = "A field is invalid (see `fields`).", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn comment(
     State(s): State<ServerState>,
     Path(id): Path<String>,
@@ -528,6 +787,19 @@ async fn comment(
     Ok(axum::Json(json!(r)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/snapshots/{id}",
+    tag = "incidents",
+    params(("id" = i64, Path, description = "Snapshot id.")),
+    responses(
+        (status = 200, description = "A stored snapshot as JPEG.", body = Vec<u8>, content_type = "image/jpeg"),
+        (status = 404, description = "No such snapshot, or its file is gone.", body = ErrorBody),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn snapshot(State(s): State<ServerState>, Path(id): Path<i64>) -> ApiResult<Response> {
     let Some(rec) = s.alerts.store().snapshot(id)? else {
         return Err(ApiError::new(
@@ -547,6 +819,19 @@ async fn snapshot(State(s): State<ServerState>, Path(id): Path<i64>) -> ApiResul
 }
 
 /// The snapshot's frame without drawing (its training frame), for drawing corrected boxes.
+#[utoipa::path(
+    get,
+    path = "/api/snapshots/{id}/frame",
+    tag = "incidents",
+    params(("id" = i64, Path, description = "Snapshot id.")),
+    responses(
+        (status = 200, description = "The snapshot's frame without drawing, as JPEG.", body = Vec<u8>, content_type = "image/jpeg"),
+        (status = 404, description = "No training frame for this snapshot, or its file is gone.", body = ErrorBody),
+        (status = 401, description = "A token is needed or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn snapshot_frame(State(s): State<ServerState>, Path(id): Path<i64>) -> ApiResult<Response> {
     let rec = s.alerts.store().snapshot(id)?;
     let Some(path) = rec.and_then(|r| r.frame_path) else {
@@ -566,6 +851,19 @@ async fn snapshot_frame(State(s): State<ServerState>, Path(id): Path<i64>) -> Ap
     Ok(jpeg(bytes))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/snapshots/{id}/boxes",
+    tag = "incidents",
+    params(("id" = i64, Path, description = "Snapshot id.")),
+    responses(
+        (status = 200, description = "The snapshot's boxes: the detector's and the corrected ones.", body = serde_json::Value, content_type = "application/json"),
+        (status = 404, description = "No such snapshot.", body = ErrorBody),
+        (status = 401, description = "A token is needed or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn snapshot_boxes(
     State(s): State<ServerState>,
     Path(id): Path<i64>,
@@ -580,14 +878,34 @@ async fn snapshot_boxes(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BoxesBody {
+    /// The frame's boxes as they should be.
+    #[schema(value_type = Vec<Object>)]
     boxes: Vec<lookout_alerts::snapshot::TrainingBox>,
 }
 
 /// An operator marks which boxes are right, removes wrong ones and draws missed ones: the
 /// boxes as they should be replace the detector's as the frame's labels.
+#[utoipa::path(
+    put,
+    path = "/api/snapshots/{id}/boxes",
+    tag = "incidents",
+    params(("id" = i64, Path, description = "Snapshot id.")),
+    request_body(content = BoxesBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The snapshot's boxes after the correction (operator).", body = serde_json::Value, content_type = "application/json"),
+        (status = 400, description = "The body is missing or not JSON.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown one.", body = ErrorBody),
+        (status = 403, description = "The user's role does not allow this.", body = ErrorBody),
+        (status = 404, description = "No snapshot with a training frame.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_body_bytes`.", body = ErrorBody),
+        (status = 422, description = "A field is invalid (see `fields`).", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn put_snapshot_boxes(
     State(s): State<ServerState>,
     Path(id): Path<i64>,
@@ -630,13 +948,27 @@ async fn put_snapshot_boxes(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct HotspotQuery {
     #[serde(default)]
     hours: Option<f64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/hotspots",
+    tag = "map",
+    params(HotspotQuery),
+    responses(
+        (status = 200, description = "Satellite hotspots of the last `hours`.", body = serde_json::Value, content_type = "application/json"),
+        (status = 422, description = "A query parameter is invalid (see `fields`).", body = ErrorBody),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn hotspots(
     State(s): State<ServerState>,
     q: Result<Query<HotspotQuery>, axum::extract::rejection::QueryRejection>,
@@ -653,6 +985,17 @@ async fn hotspots(
     Ok(axum::Json(s.alerts.store().hotspots(since, 5000)?).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/geojson",
+    tag = "map",
+    responses(
+        (status = 200, description = "Cameras, incidents and hotspots as a GeoJSON FeatureCollection (RFC 7946).", body = serde_json::Value, content_type = "application/geo+json"),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn geojson(State(s): State<ServerState>) -> ApiResult<Response> {
     let store = s.alerts.store();
     let f = IncidentFilter {
@@ -731,6 +1074,17 @@ async fn geojson(State(s): State<ServerState>) -> ApiResult<Response> {
     Ok(([(header::CONTENT_TYPE, "application/geo+json")], fc).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/config",
+    tag = "config",
+    responses(
+        (status = 200, description = "The running configuration (secrets hidden) and the overlay's status.", body = serde_json::Value, content_type = "application/json"),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn config(State(s): State<ServerState>) -> ApiResult<axum::Json<Value>> {
     let cfg = s.config();
     let mut v = lookout_config::to_json(&cfg);
@@ -740,13 +1094,26 @@ async fn config(State(s): State<ServerState>) -> ApiResult<axum::Json<Value>> {
     Ok(axum::Json(v))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/config/history",
+    tag = "config",
+    responses(
+        (status = 200, description = "The rules overlay versions, newest first.", body = serde_json::Value, content_type = "application/json"),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn config_history(State(s): State<ServerState>) -> ApiResult<axum::Json<Value>> {
     Ok(axum::Json(json!(s.alerts.store().overlays(200)?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RulesBody {
+    /// The whole `[rules]` section, as JSON.
+    #[schema(value_type = Object)]
     rules: Value,
     #[serde(default)]
     comment: String,
@@ -792,7 +1159,7 @@ fn try_apply_rules(
     Ok(json!({"version": version, "author": user.name}))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RevertBody {
     #[serde(default)]
@@ -801,6 +1168,23 @@ struct RevertBody {
 
 /// Drops every API change: a new overlay version with an empty patch (the file's rules
 /// run again; the history keeps what was undone).
+#[utoipa::path(
+    post,
+    path = "/api/config/revert",
+    tag = "config",
+    request_body(content = RevertBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new overlay version (admin): every API change dropped, the file's rules run.", body = serde_json::Value, content_type = "application/json"),
+        (status = 503, description = "This engine cannot hot-reload rules.", body = ErrorBody),
+        (status = 400, description = "The body is missing or not JSON.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown one.", body = ErrorBody),
+        (status = 403, description = "The user's role does not allow this.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_body_bytes`.", body = ErrorBody),
+        (status = 422, description = "A field is invalid (see `fields`).", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn revert_rules(
     State(s): State<ServerState>,
     headers: HeaderMap,
@@ -817,6 +1201,23 @@ async fn revert_rules(
     )?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/config/rules",
+    tag = "config",
+    request_body(content = RulesBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new overlay version (admin): the whole `[rules]` section replaced.", body = serde_json::Value, content_type = "application/json"),
+        (status = 503, description = "This engine cannot hot-reload rules.", body = ErrorBody),
+        (status = 400, description = "The body is missing or not JSON.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown one.", body = ErrorBody),
+        (status = 403, description = "The user's role does not allow this.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_body_bytes`.", body = ErrorBody),
+        (status = 422, description = "A field is invalid (see `fields`).", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn put_rules(
     State(s): State<ServerState>,
     headers: HeaderMap,
@@ -836,11 +1237,12 @@ async fn put_rules(
     )?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
     /// A JSON merge patch (RFC 7386) of the running `[rules]`: only the keys it names
     /// change; `null` deletes a key.
+    #[schema(value_type = Object)]
     patch: Value,
     #[serde(default)]
     comment: String,
@@ -848,6 +1250,23 @@ struct PatchBody {
 
 /// A partial rules change: the merge patch is applied to the running rules (under the same
 /// lock as file reloads), and the result is validated like a whole section.
+#[utoipa::path(
+    patch,
+    path = "/api/config/rules",
+    tag = "config",
+    request_body(content = PatchBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new overlay version (admin): a JSON merge patch of the running `[rules]`.", body = serde_json::Value, content_type = "application/json"),
+        (status = 503, description = "This engine cannot hot-reload rules.", body = ErrorBody),
+        (status = 400, description = "The body is missing or not JSON.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown one.", body = ErrorBody),
+        (status = 403, description = "The user's role does not allow this.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_body_bytes`.", body = ErrorBody),
+        (status = 422, description = "A field is invalid (see `fields`).", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn patch_rules(
     State(s): State<ServerState>,
     headers: HeaderMap,
@@ -878,13 +1297,27 @@ async fn patch_rules(
     )?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct CurrentQuery {
     camera: String,
     class: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/tuning/current",
+    tag = "tuning",
+    params(CurrentQuery),
+    responses(
+        (status = 200, description = "The effective threshold and persistence of a camera and class.", body = serde_json::Value, content_type = "application/json"),
+        (status = 422, description = "A query parameter is invalid (see `fields`).", body = ErrorBody),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn tuning_current(
     State(s): State<ServerState>,
     q: Result<Query<CurrentQuery>, axum::extract::rejection::QueryRejection>,
@@ -897,8 +1330,9 @@ async fn tuning_current(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct CurveQuery {
     camera: String,
     class: String,
@@ -908,6 +1342,20 @@ struct CurveQuery {
 
 /// `GET /api/tuning/curve?camera=&class=[&k=&n=]`: alarms/day and event recall at every
 /// threshold ([`tuning::curve`]).
+#[utoipa::path(
+    get,
+    path = "/api/tuning/curve",
+    tag = "tuning",
+    params(CurveQuery),
+    responses(
+        (status = 200, description = "Alarms per day and event recall at every threshold.", body = serde_json::Value, content_type = "application/json"),
+        (status = 422, description = "A query parameter is invalid (see `fields`).", body = ErrorBody),
+        (status = 503, description = "The rules replay is not available in this engine.", body = ErrorBody),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn tuning_curve(
     State(s): State<ServerState>,
     q: Result<Query<CurveQuery>, axum::extract::rejection::QueryRejection>,
@@ -950,6 +1398,22 @@ async fn tuning_curve(
     Ok(axum::Json(json!(r)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/tuning/replay",
+    tag = "tuning",
+    request_body(content = TuneRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "What a setting would have done over the recorded frame results.", body = serde_json::Value, content_type = "application/json"),
+        (status = 400, description = "The body is missing or not JSON.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_body_bytes`.", body = ErrorBody),
+        (status = 422, description = "A field is invalid (see `fields`).", body = ErrorBody),
+        (status = 503, description = "The rules replay is not available in this engine.", body = ErrorBody),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn tuning_replay(State(s): State<ServerState>, body: Bytes) -> ApiResult<axum::Json<Value>> {
     let req: TuneRequest = parse_body(&body)?;
     tuning::check(&req, &s.config()).map_err(ApiError::invalid)?;
@@ -969,6 +1433,23 @@ async fn tuning_replay(State(s): State<ServerState>, body: Bytes) -> ApiResult<a
     Ok(axum::Json(json!(r)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/tuning/apply",
+    tag = "tuning",
+    request_body(content = TuneRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new overlay version (admin): the setting applied.", body = serde_json::Value, content_type = "application/json"),
+        (status = 503, description = "This engine cannot hot-reload rules.", body = ErrorBody),
+        (status = 400, description = "The body is missing or not JSON.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown one.", body = ErrorBody),
+        (status = 403, description = "The user's role does not allow this.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_body_bytes`.", body = ErrorBody),
+        (status = 422, description = "A field is invalid (see `fields`).", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn tuning_apply(
     State(s): State<ServerState>,
     headers: HeaderMap,
@@ -990,8 +1471,9 @@ async fn tuning_apply(
     )?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct MaskQuery {
     camera: String,
     #[serde(default)]
@@ -1014,6 +1496,19 @@ fn unknown_camera(cfg: &lookout_config::Config, camera: &str) -> Option<(String,
 }
 
 /// Exclusion masks proposed from where false-alarm verdicts cluster on a camera.
+#[utoipa::path(
+    get,
+    path = "/api/tuning/masks",
+    tag = "tuning",
+    params(MaskQuery),
+    responses(
+        (status = 200, description = "Exclusion masks proposed from where false-alarm verdicts cluster.", body = serde_json::Value, content_type = "application/json"),
+        (status = 422, description = "A query parameter is invalid (see `fields`).", body = ErrorBody),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn tuning_masks(
     State(s): State<ServerState>,
     q: Result<Query<MaskQuery>, axum::extract::rejection::QueryRejection>,
@@ -1057,10 +1552,12 @@ async fn tuning_masks(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MaskApplyBody {
     camera: String,
+    /// `[x, y]` points, 0 to 1 across the image.
+    #[schema(value_type = Vec<Vec<f64>>)]
     polygon: Vec<[f64; 2]>,
     #[serde(default)]
     classes: Vec<String>,
@@ -1071,6 +1568,23 @@ struct MaskApplyBody {
 }
 
 /// Adds an exclusion mask to a camera through the overlay (admin).
+#[utoipa::path(
+    post,
+    path = "/api/tuning/masks/apply",
+    tag = "tuning",
+    request_body(content = MaskApplyBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new overlay version (admin): the mask added.", body = serde_json::Value, content_type = "application/json"),
+        (status = 503, description = "This engine cannot hot-reload rules.", body = ErrorBody),
+        (status = 400, description = "The body is missing or not JSON.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown one.", body = ErrorBody),
+        (status = 403, description = "The user's role does not allow this.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_body_bytes`.", body = ErrorBody),
+        (status = 422, description = "A field is invalid (see `fields`).", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn tuning_masks_apply(
     State(s): State<ServerState>,
     headers: HeaderMap,
@@ -1114,6 +1628,17 @@ async fn tuning_masks_apply(
     Ok(axum::Json(apply_rules(&s, &user, add, &b.comment, change)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/live",
+    tag = "engine",
+    responses(
+        (status = 200, description = "Live updates as Server-Sent Events (one JSON object per `data:` line).", body = String, content_type = "text/event-stream"),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn live(
     State(s): State<ServerState>,
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
@@ -1131,8 +1656,9 @@ async fn live(
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(default, deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DeadLetterQuery {
     sink: Option<String>,
     limit: Option<u32>,
@@ -1140,6 +1666,19 @@ struct DeadLetterQuery {
 
 /// `GET /api/outbox/dead-letters[?sink=&limit=]`: deliveries a sink refused, newest first,
 /// with the counts per sink.
+#[utoipa::path(
+    get,
+    path = "/api/outbox/dead-letters",
+    tag = "outbox",
+    params(DeadLetterQuery),
+    responses(
+        (status = 200, description = "Deliveries a sink refused, newest first, and the counts per sink.", body = serde_json::Value, content_type = "application/json"),
+        (status = 422, description = "A query parameter is invalid (see `fields`).", body = ErrorBody),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 async fn dead_letters(
     State(s): State<ServerState>,
     q: Result<Query<DeadLetterQuery>, axum::extract::rejection::QueryRejection>,
@@ -1155,7 +1694,7 @@ async fn dead_letters(
     Ok(axum::Json(json!({"dead_letters": list, "counts": counts})))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 struct RetryBody {
     sink: Option<String>,
@@ -1164,6 +1703,22 @@ struct RetryBody {
 
 /// `POST /api/outbox/retry {"sink"?, "keys"?}` (operator): puts dead letters back into the
 /// outbox; answers how many.
+#[utoipa::path(
+    post,
+    path = "/api/outbox/retry",
+    tag = "outbox",
+    request_body(content = RetryBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "How many dead letters went back to the outbox (operator).", body = serde_json::Value, content_type = "application/json"),
+        (status = 400, description = "The body is missing or not JSON.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown one.", body = ErrorBody),
+        (status = 403, description = "The user's role does not allow this.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_body_bytes`.", body = ErrorBody),
+        (status = 422, description = "A field is invalid (see `fields`).", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn outbox_retry(
     State(s): State<ServerState>,
     headers: HeaderMap,

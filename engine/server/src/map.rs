@@ -121,6 +121,17 @@ pub async fn vendor(Path(file): Path<String>) -> Response {
 /// `GET /api/map`: the basemap the UI draws: `{"basemap": "url" | "mbtiles" | "none",
 /// "tile_url", "attribution", "min_zoom", "max_zoom", "bounds", "format", "leaflet"}`
 /// (MBTiles zooms, bounds and attribution from the file's metadata).
+#[utoipa::path(
+    get,
+    path = "/api/map",
+    tag = "map",
+    responses(
+        (status = 200, description = "The basemap the UI draws.", body = serde_json::Value, content_type = "application/json"),
+        (status = 401, description = "A token is needed or it is unknown.", body = crate::api::ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = crate::api::ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 pub async fn map_info(State(s): State<ServerState>) -> Result<axum::Json<Value>, ApiError> {
     let cfg = s.config();
     let m = &cfg.server.map;
@@ -164,6 +175,23 @@ pub async fn map_info(State(s): State<ServerState>) -> Result<axum::Json<Value>,
 }
 
 /// `GET /api/tiles/{z}/{x}/{y}`: a tile of `server.map.mbtiles`.
+#[utoipa::path(
+    get,
+    path = "/api/tiles/{z}/{x}/{y}",
+    tag = "map",
+    params(
+        ("z" = String, Path, description = "Zoom level."),
+        ("x" = String, Path, description = "Tile column."),
+        ("y" = String, Path, description = "Tile row (XYZ scheme).")
+    ),
+    responses(
+        (status = 200, description = "The tile (PNG, JPEG, WebP or gzipped vector tile).", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 404, description = "No MBTiles file configured, or no such tile.", body = crate::api::ErrorBody),
+        (status = 401, description = "A token is needed or it is unknown.", body = crate::api::ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = crate::api::ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
 pub async fn tile(
     State(s): State<ServerState>,
     Path((z, x, y)): Path<(String, String, String)>,

@@ -14,7 +14,7 @@ use lookout_core::{EventKind, IncidentKind, StageMsg, UtcTime};
 use serde::{Deserialize, Serialize};
 
 /// A setting to try or apply.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TuneRequest {
     /// Camera id.
@@ -25,6 +25,7 @@ pub struct TuneRequest {
     pub threshold: f32,
     /// Persistence (`k` of the last `n` frames); unset keeps the current one.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub persistence: Option<Persistence>,
     /// Why (recorded with an applied change).
     #[serde(default)]

@@ -1,5 +1,5 @@
 //! Access control against the real router on 127.0.0.1: with `read_access = "token"`
-//! every route found in the server's source answers 401 without a token and 200 with a
+//! every route found in the server's source or its OpenAPI description answers 401 without a token and 200 with a
 //! viewer token (writes: 403 for a viewer); wrong tokens are rate-limited per address;
 //! write bodies are bounded in size and JSON depth; security headers and CORS.
 
@@ -21,7 +21,8 @@ fn token_config() -> String {
     )
 }
 
-/// Every `.route("PATH", get(..).post(..)...)` in the server's source: (path, methods).
+/// Every `.route("PATH", get(..).post(..)...)` in the server's source and every operation of
+/// its OpenAPI description: (path, methods).
 fn routes_in_source() -> Vec<(String, Vec<String>)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut out = Vec::new();
@@ -69,6 +70,18 @@ fn routes_in_source() -> Vec<(String, Vec<String>)> {
             );
             out.push((route, methods));
         }
+    }
+    // The API's routes are registered with their OpenAPI description: every path and
+    // method it lists.
+    let doc: serde_json::Value = serde_json::from_str(lookout_server::api::openapi_json()).unwrap();
+    for (route, ops) in doc["paths"].as_object().unwrap() {
+        let methods: Vec<String> = ops
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect();
+        out.push((route.clone(), methods));
     }
     out.sort();
     out

@@ -4,7 +4,8 @@
 #     ffmpeg, mosquitto and mosquitto-clients (MQTT tests: the broker, mosquitto_sub),
 #     chromium + chromium-driver (UI tests), openssl (test certificates for HTTPS webhooks
 #     and MQTT over TLS), prometheus (its `promtool check metrics` checks the
-#     engine's /metrics in a test), build tools;
+#     engine's /metrics in a test), systemd (`systemd-analyze verify` of the service unit),
+#     build tools;
 #   - the ONNX Runtime shared library from the PyPI wheel onnxruntime==1.31.* in a
 #     project-local venv (.venv), linked at .runtime/libonnxruntime.so for `ort`'s
 #     load-dynamic; capvalidator and shapely (CAP and GeoJSON checks in tests) and the API
@@ -29,7 +30,7 @@ APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp
   ffmpeg mosquitto mosquitto-clients chromium chromium-driver
-  openssl prometheus nats-server
+  openssl prometheus nats-server systemd
 )
 
 missing=()

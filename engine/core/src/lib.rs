@@ -20,6 +20,7 @@
 //! * [`incident`]: [`Incident`], many events and hotspots of one fire (or one personnel
 //!   situation) with a confidence level and a revision.
 //! * [`metrics`]: [`metrics::Histogram`], the lock-free histogram stages observe into.
+//! * [`progress`]: [`progress::Progress`], the count, rate and ETA line of long commands.
 //! * [`msg`]: [`StageMsg`], what travels on the channel between inference and rules.
 //! * [`wire`]: the other messages between stages ([`FusionMsg`], [`HotspotBatch`],
 //!   [`ControlMsg`]) and the versioned [`Envelope`] they travel in between processes.
@@ -35,6 +36,7 @@ pub mod hub;
 pub mod incident;
 pub mod metrics;
 pub mod msg;
+pub mod progress;
 pub mod wire;
 
 pub use detect::{BBox, Detection, FrameResult};

@@ -366,10 +366,14 @@ pub fn run_eval(args: &EvalArgs) -> Result<EvalReport, InferError> {
         hit_50: 0,
     };
     let started = Instant::now();
-    let progress = |done: usize| {
+    // Count, rate and ETA, redrawn in place at most 4 times a second.
+    let mut line = lookout_core::progress::Progress::new(total, "images");
+    let mut progress = |done: usize| {
         if !args.quiet {
             let mut e = std::io::stderr().lock();
-            let _ = write!(e, "\reval {done}/{total}");
+            if let Some(l) = line.tick(done) {
+                let _ = write!(e, "\reval {l:<56}");
+            }
             if done == total {
                 let _ = writeln!(e);
             }

@@ -182,6 +182,8 @@ impl Sequence<'_> {
         let start = Utc.timestamp_opt(0, 0).single().unwrap_or_else(Utc::now);
         let mut frames = Vec::with_capacity(seq.frames.len());
         let mut sizes = Vec::with_capacity(seq.frames.len());
+        // Count, rate and ETA of this sequence, redrawn at most 4 times a second.
+        let mut line = lookout_core::progress::Progress::new(seq.frames.len(), "frames");
         for i in 0..seq.frames.len() {
             let path = seq.frame_path(i);
             let img = lookout_imageops::load_rgb8(&path)
@@ -209,13 +211,12 @@ impl Sequence<'_> {
                 model: self.model_name.clone(),
                 detections: dets,
             });
-            if !args.json {
-                eprint!("\r{seq_name}: {}/{} frames", i + 1, seq.frames.len());
+            // On stderr also with --json (stdout holds only the report).
+            if let Some(l) = line.tick(i + 1) {
+                eprint!("\r{seq_name}: {l:<56}");
             }
         }
-        if !args.json {
-            eprintln!();
-        }
+        eprintln!();
         Ok(Some(LabelledSequence {
             name: seq_name,
             frames,

@@ -195,7 +195,22 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 lookout_rules::read_recording(&args.recording)?
             };
             let frames = recorded.len();
-            let (events, tubes) = lookout_rules::replay_explained(recorded, &cfg.rules);
+            // Count, rate and ETA on stderr (also with --json: stdout holds only the
+            // events), redrawn at most 4 times a second.
+            let mut line = lookout_core::progress::Progress::new(frames, "messages");
+            let show = frames > 0;
+            let msgs = recorded.into_iter().enumerate().map(|(i, m)| {
+                if show {
+                    if let Some(l) = line.tick(i + 1) {
+                        eprint!("\rreplay {l:<56}");
+                    }
+                }
+                m
+            });
+            let (events, tubes) = lookout_rules::replay_explained(msgs, &cfg.rules);
+            if show {
+                eprintln!();
+            }
             if args.json {
                 for e in &events {
                     println!("{}", serde_json::to_string(e)?);

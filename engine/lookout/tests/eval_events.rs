@@ -76,6 +76,12 @@ fn eval_events_on_furg_heldout_and_dfire_negatives() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Progress with rate and ETA on stderr, the report alone on stdout.
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        progress.contains(" frames/s, ETA "),
+        "no rate and ETA: {progress}"
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
     let fire = report["classes"]

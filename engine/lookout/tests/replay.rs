@@ -110,6 +110,12 @@ enabled = false
         "{}",
         String::from_utf8_lossy(&replayed.stderr)
     );
+    // Progress with rate and ETA on stderr; stdout holds only the events.
+    let progress = String::from_utf8_lossy(&replayed.stderr);
+    assert!(
+        progress.contains(" messages/s, ETA "),
+        "no rate and ETA: {progress}"
+    );
     let replayed: Vec<serde_json::Value> = String::from_utf8_lossy(&replayed.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

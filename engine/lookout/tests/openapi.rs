@@ -148,6 +148,11 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         v["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+    // A path id that is not one is a JSON 404, as described (schemathesis's stricter
+    // checks found a plain-text 400 for an out-of-range snapshot id).
+    let (status, body) = get(port, "/api/snapshots/9223372036854775808").expect("an answer");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("\"not_found\""), "{body}");
     // Let the camera deliver a frame and the rules run for a moment, so reads have data.
     std::thread::sleep(Duration::from_secs(2));
 

@@ -787,6 +787,18 @@ async fn comment(
     Ok(axum::Json(json!(r)))
 }
 
+/// A snapshot id from the path; anything that is not one (text, out of range) is "no such
+/// snapshot", answered as JSON like every other error.
+fn snapshot_id(id: &str) -> ApiResult<i64> {
+    id.parse::<i64>().map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no snapshot {id:?}"),
+        )
+    })
+}
+
 #[utoipa::path(
     get,
     path = "/api/snapshots/{id}",
@@ -800,7 +812,8 @@ async fn comment(
     ),
     security((), ("bearer" = []))
 )]
-async fn snapshot(State(s): State<ServerState>, Path(id): Path<i64>) -> ApiResult<Response> {
+async fn snapshot(State(s): State<ServerState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = snapshot_id(&id)?;
     let Some(rec) = s.alerts.store().snapshot(id)? else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -832,7 +845,11 @@ async fn snapshot(State(s): State<ServerState>, Path(id): Path<i64>) -> ApiResul
     ),
     security((), ("bearer" = []))
 )]
-async fn snapshot_frame(State(s): State<ServerState>, Path(id): Path<i64>) -> ApiResult<Response> {
+async fn snapshot_frame(
+    State(s): State<ServerState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = snapshot_id(&id)?;
     let rec = s.alerts.store().snapshot(id)?;
     let Some(path) = rec.and_then(|r| r.frame_path) else {
         return Err(ApiError::new(
@@ -866,8 +883,9 @@ async fn snapshot_frame(State(s): State<ServerState>, Path(id): Path<i64>) -> Ap
 )]
 async fn snapshot_boxes(
     State(s): State<ServerState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
+    let id = snapshot_id(&id)?;
     match s.alerts.store().snapshot_boxes(id)? {
         Some(b) => Ok(axum::Json(json!(b))),
         None => Err(ApiError::new(
@@ -908,10 +926,11 @@ struct BoxesBody {
 )]
 async fn put_snapshot_boxes(
     State(s): State<ServerState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<axum::Json<Value>> {
+    let id = snapshot_id(&id)?;
     let user = authenticate(&s, &headers, Role::Operator)?;
     let b: BoxesBody = parse_body(&body)?;
     if b.boxes.len() > 256 {

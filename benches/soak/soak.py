@@ -99,6 +99,31 @@ def log_files(data, stem):
     return out
 
 
+def settled_bytes(path):
+    """Bytes of the data directory with the database's write-ahead log folded in: a passive
+    checkpoint (which never blocks the engine) copies the log into the database file, and
+    the log and shared-memory files, whose size follows the checkpoint cycle rather than the
+    data, are left out."""
+    db = os.path.join(path, "lookout.db")
+    if os.path.exists(db):
+        try:
+            c = sqlite3.connect(db, timeout=5)
+            c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            c.close()
+        except sqlite3.Error:
+            pass
+    total = 0
+    for d, _, files in os.walk(path):
+        for name in files:
+            if name.endswith("-wal") or name.endswith("-shm"):
+                continue
+            try:
+                total += os.path.getsize(os.path.join(d, name))
+            except OSError:
+                pass  # rotated or deleted meanwhile
+    return total
+
+
 def kind_of(rel):
     top = rel.split(os.sep)[0]
     if top.startswith("lookout.db"):
@@ -141,7 +166,12 @@ def main():
                 stderr=subprocess.STDOUT,
             )
             disk = None
+            warm_at = min(60.0, seconds / 6)
+            warm_bytes = None  # (seconds since start, bytes of the data directory)
             while p.poll() is None:
+                now = time.monotonic() - t0
+                if warm_bytes is None and now >= warm_at:
+                    warm_bytes = (now, settled_bytes(data))
                 r = rss_kib(p.pid)
                 if r is not None:
                     samples.append((time.monotonic() - t0, r))
@@ -210,6 +240,13 @@ def main():
         "exit_code": p.returncode,
         "elapsed_s": round(elapsed, 1),
         "bytes_per_day": per_day,
+        # Steady growth: what the data directory gained from the end of the warm-up to the
+        # end, per day (start-up writes once: schema, the FIRMS file's hotspots, the first
+        # incidents' snapshots; a short run's bytes_per_day counts them many times over).
+        "growth_per_day_after_warm_up": (
+            round((settled_bytes(data) - warm_bytes[1]) * 86400.0 / max(1.0, elapsed - warm_bytes[0]))
+            if warm_bytes else None
+        ),
         "bytes": dict(sorted(by_kind.items())),
         "largest_payload_bytes": {
             "alerts_jsonl_line": largest_line,

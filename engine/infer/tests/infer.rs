@@ -104,7 +104,10 @@ fn nanodet_eval_pennfudan_person_ap50() {
     assert!(v["negatives"]["hit@0.5"].is_u64());
     assert!(v["seconds_per_image"].is_f64());
     let png = lookout_imageops::load_rgb8(&dir.path().join("pr.png")).unwrap();
-    assert_eq!((png.width, png.height), (480, 360));
+    assert_eq!(
+        (png.width, png.height),
+        (lookout_infer::eval::PLOT_W, lookout_infer::eval::PLOT_H)
+    );
 }
 
 #[test]

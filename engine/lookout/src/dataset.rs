@@ -246,16 +246,6 @@ pub fn run(cmd: &DatasetCommand) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--classes: a class name is empty");
     }
     let mut cfg = crate::load_config(args.config.as_deref())?;
-    if let Some(d) = &args.data_dir {
-        cfg.set_data_dir(d);
-    }
-    let db = cfg.data_dir().join(&cfg.alerts.database);
-    if !db.is_file() {
-        anyhow::bail!(
-            "no alerts database at {} (has `lookout run` used this data directory?)",
-            db.display()
-        );
-    }
     if args.out.exists()
         && std::fs::read_dir(&args.out)
             .with_context(|| format!("cannot read {}", args.out.display()))?
@@ -267,8 +257,7 @@ pub fn run(cmd: &DatasetCommand) -> anyhow::Result<ExitCode> {
             args.out.display()
         );
     }
-    let store = lookout_alerts::store::Store::open(&db, Vec::new(), cfg.alerts.escalate_after_s)
-        .with_context(|| format!("cannot open {}", db.display()))?;
+    let store = crate::open_data_store(&mut cfg, args.data_dir.as_deref())?;
     let all = store.training_snapshots(args.since)?;
 
     let mut summary = Summary {

@@ -445,6 +445,26 @@ pub(crate) fn data_database(
     Ok(Some(db))
 }
 
+/// Opens the alerts database of the data directory (`--data-dir`, else `engine.data_dir`)
+/// for a command that needs one: a clear error when `lookout run` never used it.
+pub(crate) fn open_data_store(
+    cfg: &mut Config,
+    dir: Option<&Path>,
+) -> anyhow::Result<lookout_alerts::store::Store> {
+    if let Some(d) = dir {
+        cfg.set_data_dir(d);
+    }
+    let db = cfg.data_dir().join(&cfg.alerts.database);
+    if !db.is_file() {
+        anyhow::bail!(
+            "no alerts database at {} (has `lookout run` used this data directory?)",
+            db.display()
+        );
+    }
+    lookout_alerts::store::Store::open(&db, Vec::new(), cfg.alerts.escalate_after_s)
+        .with_context(|| format!("cannot open {}", db.display()))
+}
+
 /// `lookout check-config FILE`: exit 0 with a one-line summary, or 2 with every error
 /// (values first, then the files the config names).
 fn check_config(file: &Path, dump: bool) -> anyhow::Result<ExitCode> {

@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 /// `lookout outbox ...`.
@@ -41,23 +40,12 @@ pub struct OutboxArgs {
 pub fn run(cmd: &OutboxCommand) -> anyhow::Result<ExitCode> {
     let (OutboxCommand::List(args) | OutboxCommand::Retry(args)) = cmd;
     let mut cfg = crate::load_config(args.config.as_deref())?;
-    if let Some(d) = &args.data_dir {
-        cfg.set_data_dir(d);
-    }
-    let db = cfg.data_dir().join(&cfg.alerts.database);
-    if !db.is_file() {
-        anyhow::bail!(
-            "no alerts database at {} (has `lookout run` used this data directory?)",
-            db.display()
-        );
-    }
     if let Some(s) = &args.sink {
         if !cfg.alerts.sinks.iter().any(|x| x.name() == s) {
             anyhow::bail!("no sink named {s:?} in {}", cfg.origin);
         }
     }
-    let store = lookout_alerts::store::Store::open(&db, Vec::new(), cfg.alerts.escalate_after_s)
-        .with_context(|| format!("cannot open {}", db.display()))?;
+    let store = crate::open_data_store(&mut cfg, args.data_dir.as_deref())?;
     match cmd {
         OutboxCommand::List(_) => {
             let list: Vec<_> = store
@@ -91,7 +79,7 @@ pub fn run(cmd: &OutboxCommand) -> anyhow::Result<ExitCode> {
             } else {
                 println!(
                     "{n} dead letter(s) back in the outbox of {}; a running engine sends them within a second, otherwise the next `lookout run` does.",
-                    db.display()
+                    cfg.data_dir().join(&cfg.alerts.database).display()
                 );
             }
         }

@@ -4,23 +4,15 @@
 //! `lookout dataset export` turns those verdicts into a YOLO-format set.
 
 mod common;
-use common::{http, repo, shared};
+use common::{http, repo, shared, spawn_engine};
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 const TOKEN: &str = "dataset-test-operator-token";
-
-struct Engine(Child);
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn json(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
     let (code, body) = http(addr, method, path, Some(TOKEN), body).expect("HTTP request");
@@ -84,19 +76,7 @@ token = "{TOKEN}"
     .expect("config");
     let data = tmp.path().join("data");
     let log = tmp.path().join("lookout.log");
-    let mut engine = Engine(
-        Command::new(env!("CARGO_BIN_EXE_lookout"))
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(&data)
-            .env("LOOKOUT_SHARED", shared())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
-            .spawn()
-            .expect("lookout starts"),
-    );
+    let mut engine = spawn_engine(&config, &data, &log);
 
     // A fire incident with a snapshot on each camera (bounded wait).
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -207,17 +187,10 @@ token = "{TOKEN}"
     .expect("request");
     assert_eq!(code, 401);
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &engine.0.id().to_string()])
-        .status();
-    let t0 = Instant::now();
-    while engine.0.try_wait().expect("wait").is_none() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "no clean stop within 20 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert!(
+        engine.terminate(Duration::from_secs(20)),
+        "no clean stop within 20 s of SIGTERM"
+    );
 
     let out_dir = tmp.path().join("site-set");
     let out = lookout(

@@ -9,24 +9,16 @@
 //! state, cleared once the incident closes.
 
 mod common;
-use common::{repo, shared};
+use common::{repo, shared, spawn_engine, Killed};
 
 #[path = "../../alerts/tests/certs/mod.rs"]
 mod certs;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -175,20 +167,7 @@ fn availability_over_tls_is_online_then_offline_after_kill_9() {
     std::thread::sleep(Duration::from_millis(300));
 
     let cfg = config(dir, port, "ca.pem");
-    let engine = Command::new(env!("CARGO_BIN_EXE_lookout"))
-        .arg("run")
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("LOOKOUT_SHARED", shared())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("lookout.log")).expect("log file"),
-        ))
-        .spawn()
-        .expect("lookout starts");
-    let mut engine = Killed(engine);
+    let mut engine = spawn_engine(&cfg, &dir.join("data"), &dir.join("lookout.log"));
     let log = || std::fs::read_to_string(dir.join("lookout.log")).unwrap_or_default();
 
     // Online, and the camera's status delivered (retained) over the same TLS broker.
@@ -368,20 +347,7 @@ fn fire_events_counts_and_incident_state_follow_the_frigate_tree() {
 
     let http = free_port();
     let cfg = fire_config(dir, port, http, false);
-    let engine = Command::new(env!("CARGO_BIN_EXE_lookout"))
-        .arg("run")
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("LOOKOUT_SHARED", shared())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("lookout.log")).expect("log file"),
-        ))
-        .spawn()
-        .expect("lookout starts");
-    let _engine = Killed(engine);
+    let _engine = spawn_engine(&cfg, &dir.join("data"), &dir.join("lookout.log"));
     let log = || std::fs::read_to_string(dir.join("lookout.log")).unwrap_or_default();
     let started = Instant::now();
 

@@ -97,3 +97,48 @@ pub fn http(
         .ok_or_else(|| std::io::Error::other(format!("{path}: bad status line {head:.80}")))?;
     Ok((status, raw[split + 4..].to_vec()))
 }
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves nothing running.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Killed {
+    /// SIGTERM, then waits up to `within` for the process to exit; false if it did not.
+    pub fn terminate(&mut self, within: std::time::Duration) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < within {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        false
+    }
+}
+
+/// `lookout run --config CONFIG --data-dir DATA` of the built binary, its log in `log`.
+pub fn spawn_engine(config: &Path, data: &Path, log: &Path) -> Killed {
+    let child = Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .env("LOOKOUT_SHARED", shared())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(
+            std::fs::File::create(log).expect("log file"),
+        ))
+        .spawn()
+        .expect("lookout starts");
+    Killed(child)
+}

@@ -112,6 +112,29 @@ class Preprocess:
         return a[None].astype(np.float32), (sx, sy, ox, oy)
 
 
+def write_manifest(base: Path, out: Path, digest: str, what: str) -> None:
+    """OUT/site-model.toml: the base manifest pointing at site-model.onnx, without the base's
+    source URL and measured figures (they are not this model's)."""
+    with open(base, "rb") as f:
+        text = f.read().decode()
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("name = "):
+            line = 'name = "site-model"'
+        elif line.startswith("file = "):
+            line = 'file = "site-model.onnx"'
+        elif line.startswith("sha256 = "):
+            line = f'sha256 = "{digest}"'
+        elif line.startswith("source_url = "):
+            continue
+        lines.append(line)
+    body = "\n".join(lines)
+    if "\n[accuracy]" in body:
+        body = body.split("\n[accuracy]")[0].rstrip() + "\n"
+    header = f"# Site model: {what} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).\n# For this site only: its training frames are the site's own.\n"
+    (out / "site-model.toml").write_text(header + body)
+
+
 def head_convs(model: onnx.ModelProto, n_classes: int):
     """The class-output 1x1 convolutions, finest stride first: (node, weight name, bias name)."""
     inits = {i.name: i for i in model.graph.initializer}
@@ -299,26 +322,10 @@ def main() -> None:
     model.doc_string = (model.doc_string or "") + f"\nClass outputs re-fitted to a site's labelled frames by Lookout's models/train/site.py from {onnx_path.name}."
     onnx.save(model, str(out_onnx))
     digest = sha256(out_onnx)
-    with open(a.base, "rb") as f:
-        text = f.read().decode()
-    lines = []
-    for line in text.splitlines():
-        if line.startswith("name = "):
-            line = 'name = "site-model"'
-        elif line.startswith("file = "):
-            line = 'file = "site-model.onnx"'
-        elif line.startswith("sha256 = "):
-            line = f'sha256 = "{digest}"'
-        elif line.startswith("source_url = "):
-            continue
-        lines.append(line)
-    body = "\n".join(lines)
-    # Drop the base's measured figures: they are not this model's.
-    if "\n[accuracy]" in body:
-        body = body.split("\n[accuracy]")[0].rstrip() + "\n"
-    header = f"# Site model: {a.base.name}'s class outputs re-fitted by models/train/site.py on {a.data} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).\n# For this site only: its training frames are the site's own.\n"
-    (a.out / "site-model.toml").write_text(header + body)
+    write_manifest(a.base, a.out, digest, f"{a.base.name}'s class outputs re-fitted by models/train/site.py on {a.data}")
     summary = {
+        "method": "head",
+        "method_text": "the base with its class outputs re-fitted",
         "base": str(a.base),
         "base_sha256": sha256(onnx_path),
         "site_model": str(out_onnx),

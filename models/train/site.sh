@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Site fine-tune, on CPU, within minutes: fit the running model's class outputs to the
-# site's own labelled frames, measure it against the running model on the site's held-out
-# split, and offer it only if it is better (the gate).
+# Site fine-tune, on CPU, within minutes: fit the running model to the site's own labelled
+# frames, measure it against the running model on the site's held-out split, and offer it
+# only if it is better (the gate).
 #
 #   bash models/train/site.sh --data DIR --base models/smoke-fire.toml --out OUT
-#        [--minutes M (30)] [--neg DIR]... [--neg-eval DIR]...
+#        [--minutes M (30)] [--method auto|deep|head] [--neg DIR]... [--neg-eval DIR]...
+#
+# --method deep (site_deep.py): continues training the whole detector but its stem with the
+# shipped model's objective; needs train.sh's environment (models/train/.venv: torch) and the
+# pretrained NanoDet-Plus file in $LOOKOUT_SHARED/models. --method head (site.py): re-fits the
+# class outputs only, with the project venv (no deep-learning framework). auto (default):
+# deep when models/train/.venv has torch and the base was exported by models/train, else head.
 #
 # DIR: a YOLO set with train/ and val/ (`lookout dataset export`). --neg: more verified
 # negatives to fit on; --neg-eval: negatives to count false hits on (never fitted on).
@@ -17,7 +23,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 PY="$REPO/.venv/bin/python"
-DATA="" BASE="" OUT="" MINUTES=30
+DATA="" BASE="" OUT="" MINUTES=30 METHOD=auto
 NEG=() NEG_EVAL=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -25,9 +31,10 @@ while [ $# -gt 0 ]; do
     --base) BASE="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --minutes) MINUTES="$2"; shift 2 ;;
+    --method) METHOD="$2"; shift 2 ;;
     --neg) NEG+=(--neg "$2"); shift 2 ;;
     --neg-eval) NEG_EVAL+=(--neg "$2"); shift 2 ;;
-    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,22p "$0"; exit 0 ;;
     *) echo "site.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -59,7 +66,36 @@ if [ -z "${ORT_DYLIB_PATH:-}" ] && [ -f "$REPO/scripts/env.sh" ]; then
 fi
 mkdir -p "$OUT"
 
-"$PY" "$HERE/site.py" --data "$DATA" --base "$BASE" --out "$OUT" --minutes "$MINUTES" "${NEG[@]}"
+TRAIN_PY="$HERE/.venv/bin/python"
+has_torch() { [ -x "$TRAIN_PY" ] && "$TRAIN_PY" -c 'import torch, onnx2torch, cv2' 2>/dev/null; }
+case "$METHOD" in
+  auto) if has_torch; then METHOD=deep-or-head; else METHOD=head; fi ;;
+  deep)
+    if ! has_torch; then
+      echo "site.sh: --method deep needs the training environment (bash models/train/train.sh venv): models/train/.venv has no torch" >&2
+      exit 2
+    fi ;;
+  head) ;;
+  *) echo "site.sh: --method must be auto, deep or head (got $METHOD)" >&2; exit 2 ;;
+esac
+rm -f "$OUT/fit.json"
+if [ "$METHOD" = deep ] || [ "$METHOD" = deep-or-head ]; then
+  set +e
+  "$TRAIN_PY" "$HERE/site_deep.py" --data "$DATA" --base "$BASE" --out "$OUT" --minutes "$MINUTES" "${NEG[@]}"
+  rc=$?
+  set -e
+  if [ $rc -ne 0 ]; then
+    if [ "$METHOD" = deep-or-head ] && [ $rc -eq 2 ]; then
+      echo "site.sh: the deep fit refused this base (above); re-fitting the class outputs instead" >&2
+      METHOD=head
+    else
+      exit $rc
+    fi
+  fi
+fi
+if [ "$METHOD" = head ]; then
+  "$PY" "$HERE/site.py" --data "$DATA" --base "$BASE" --out "$OUT" --minutes "$MINUTES" "${NEG[@]}"
+fi
 
 names="$("$PY" -c 'import sys, tomllib; print(",".join(tomllib.load(open(sys.argv[1], "rb"))["classes"]["names"]))' "$BASE")"
 "$LOOKOUT" eval --quiet --json --model "$BASE" --data "$DATA/val" --labels "$names" "${NEG_EVAL[@]}" > "$OUT/eval-base.json"
@@ -95,6 +131,7 @@ gate = {
     "per_class_ap50": {c: {"running": round(bc[c]["ap50"], 4), "candidate": round(sc[c]["ap50"], 4)} for c in classes},
     "negatives_hit_at_0_5": {"running": b_neg, "candidate": s_neg},
     "val_images": s.get("images"),
+    "method": fit["method"],
     "rule": "offered only if the candidate's mean AP50 over classes with held-out positives is higher and it hits no more negatives at 0.5",
 }
 (out / "gate.json").write_text(json.dumps(gate, indent=2))
@@ -105,10 +142,10 @@ card = f"""# Site model (candidate)
 Written by `models/train/site.sh` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.
 
 * Base: `{base}` (sha256 `{fit['base_sha256']}`).
-* Candidate: `site-model.onnx` (sha256 `{fit['sha256']}`): the base with its class outputs
-  re-fitted to {fit['train_images']} labelled site frames from `{data}/train`
+* Candidate: `site-model.onnx` (sha256 `{fit['sha256']}`): {fit['method_text']}, on
+  {fit['train_images']} labelled site frames from `{data}/train`
   (plus negatives: {', '.join(fit['negatives']) or 'none'}) in {fit['seconds']} s of a
-  {minutes}-minute budget (`models/train/site.py`).
+  {minutes}-minute budget (`models/train/{'site_deep.py' if fit['method'] == 'deep' else 'site.py'}`).
 * The training frames are the site's own: this model is for this site, and its licence
   follows the base model's and whatever the site's footage allows.
 

@@ -2,6 +2,7 @@
 # One command to (re)build Lookout's smoke/fire detector on a CPU box.
 #
 #   bash models/train/train.sh            # all steps: venv, head, finetune, export, evaluate
+#   bash models/train/train.sh venv       # the training environment only (models/train/.venv)
 #   bash models/train/train.sh head       # stage 1: frozen backbone + neck, new head only
 #   bash models/train/train.sh finetune   # stage 2: stages 3-4 + neck + head, from stage 1's best
 #   bash models/train/train.sh finetune2  # stage 3: all but the stem, from stage 2's best,
@@ -52,6 +53,7 @@ evaluate() {
 mkdir -p "$HERE/runs"
 setup
 case "${1:-all}" in
+  venv) ;;  # the environment only (site.sh --method deep uses it)
   head) stage head ;;
   finetune) stage finetune ;;
   finetune2) stage finetune2 --max-minutes "${FINETUNE2_MAX_MINUTES:-95}" ;;

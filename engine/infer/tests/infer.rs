@@ -672,3 +672,63 @@ max_vacant_s = 20
         }
     }
 }
+
+/// The person model re-exported at 640 with a dynamic batch (`models/train/export_person.py`)
+/// loads with its manifest, runs batches of 4, agrees with batch 1, and finds Penn-Fudan
+/// pedestrians (AP50 0.738 on all 170 images at 640, measured in models/README.md).
+#[test]
+fn person_nanodet_640_reexport_batches_and_finds_people() {
+    let manifest = repo().join("models/person-nanodet-640.toml");
+    let data = shared().join("datasets/pennfudan-person");
+    let mut args = EvalArgs::new(manifest.clone(), &data);
+    args.limit = Some(40);
+    let report = run_eval(&args).unwrap();
+    let person = &report.classes["person"];
+    assert!(person.ap50 >= 0.6, "person AP50 {} < 0.6", person.ap50);
+
+    let mut files: Vec<_> = std::fs::read_dir(data.join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let imgs: Vec<_> = files
+        .iter()
+        .take(4)
+        .map(|f| lookout_imageops::load_rgb8(f).unwrap())
+        .collect();
+    let views: Vec<ImageView> = imgs.iter().map(ImageView::from_image).collect();
+    let load = |max_batch| {
+        Detector::load(
+            &manifest,
+            &RuntimeOptions {
+                max_batch,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let (mut one, mut four) = (load(1), load(4));
+    assert_eq!(
+        four.batch_capacity(),
+        4,
+        "the re-export has a dynamic batch"
+    );
+    let batched = four.detect(&views).unwrap();
+    let mut people = 0;
+    for (i, v) in views.iter().enumerate() {
+        let single = one.detect(&[*v]).unwrap().remove(0);
+        let strong = |d: &&lookout_core::Detection| d.score >= 0.3 && &*d.class == "person";
+        let s: Vec<_> = single.iter().filter(strong).collect();
+        let b: Vec<_> = batched[i].iter().filter(strong).collect();
+        assert_eq!(s.len(), b.len(), "image {i}: {s:?} vs {b:?}");
+        for (x, y) in s.iter().zip(&b) {
+            assert!((x.score - y.score).abs() < 1e-3, "{x:?} vs {y:?}");
+            assert!(x.bbox.iou(&y.bbox) > 0.99, "{x:?} vs {y:?}");
+        }
+        people += s.len();
+    }
+    assert!(
+        people >= 4,
+        "four street photos hold people; found {people}"
+    );
+}

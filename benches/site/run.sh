@@ -7,8 +7,11 @@
 #
 # Split: the first 140 frames by sorted name are the site's training frames, the last 60 its
 # held-out split (never fitted on). D-Fire train negatives are fitted on as the site's quiet
-# frames; D-Fire eval negatives are only counted (hits at 0.5). Prints gate.json (running vs
-# candidate AP50 on the held-out split) and the fit summary; the card is OUT/cand/site-model.md.
+# frames; D-Fire eval negatives are only counted (hits at 0.5). The deep fit rehearses the
+# base's own CC BY training splits (cctv-fire-smoke, wildfire-fire-smoke) so that it keeps
+# fire, and the gate checks that on cctv-fire-smoke/test (--keep-eval). Prints gate.json
+# (running vs candidate AP50 on the held-out split and the keep set) and the fit summary;
+# the card is OUT/cand/site-model.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/env.sh
@@ -33,7 +36,10 @@ set +e
 bash models/train/site.sh --data "$OUT/site" --base models/smoke-fire.toml --out "$OUT/cand" \
   --minutes "$MINUTES" --method "$METHOD" \
   --neg "$LOOKOUT_SHARED/datasets/dfire-negatives/train" \
-  --neg-eval "$LOOKOUT_SHARED/datasets/dfire-negatives/eval" > "$OUT/site.log" 2>&1
+  --neg-eval "$LOOKOUT_SHARED/datasets/dfire-negatives/eval" \
+  --rehearse "$LOOKOUT_SHARED/datasets/cctv-fire-smoke/train" \
+  --rehearse "$LOOKOUT_SHARED/datasets/wildfire-fire-smoke/train" \
+  --keep-eval "$LOOKOUT_SHARED/datasets/cctv-fire-smoke/test" > "$OUT/site.log" 2>&1
 rc=$?
 set -e
 tail -3 "$OUT/site.log" >&2

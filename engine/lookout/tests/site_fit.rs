@@ -58,6 +58,7 @@ fn site_fit_writes_a_verified_candidate_and_the_gate_follows_the_figures() {
     simulated_site(&data, 24, 12);
     let out = tmp.path().join("candidate");
     let neg = shared().join("datasets/dfire-negatives/train");
+    let keep = shared().join("datasets/cctv-fire-smoke/test");
     let run = site_sh(&[
         "--data",
         data.to_str().expect("utf-8"),
@@ -73,6 +74,8 @@ fn site_fit_writes_a_verified_candidate_and_the_gate_follows_the_figures() {
         "head",
         "--neg",
         neg.to_str().expect("utf-8"),
+        "--keep-eval",
+        keep.to_str().expect("utf-8"),
     ]);
     let code = run.status.code();
     assert!(
@@ -108,7 +111,26 @@ fn site_fit_writes_a_verified_candidate_and_the_gate_follows_the_figures() {
     let ap = |r: &Value| r["classes"]["smoke"]["ap50"].as_f64().expect("smoke AP50");
     assert!((gate["mean_ap50"]["running"].as_f64().unwrap_or(-1.0) - ap(&b)).abs() < 1e-3);
     assert!((gate["mean_ap50"]["candidate"].as_f64().unwrap_or(-1.0) - ap(&s)).abs() < 1e-3);
-    assert_eq!(gate["offered"], ap(&s) > ap(&b), "{gate}");
+    // What the candidate must not forget (fire and smoke on CCTV test frames) is measured
+    // for both and gates the offer: within 0.05 of the running model's mean AP50.
+    let (kb, ks) = (read("keep-base.json"), read("keep-site.json"));
+    let keep_mean = |r: &Value| {
+        let c = &r["classes"];
+        (c["smoke"]["ap50"].as_f64().expect("smoke") + c["fire"]["ap50"].as_f64().expect("fire"))
+            / 2.0
+    };
+    let kept = keep_mean(&ks) >= keep_mean(&kb) - 0.05;
+    assert!(
+        (gate["keep"]["mean_ap50"]["running"]
+            .as_f64()
+            .unwrap_or(-1.0)
+            - keep_mean(&kb))
+        .abs()
+            < 1e-3,
+        "{gate}"
+    );
+    assert_eq!(gate["keep"]["kept"], kept, "{gate}");
+    assert_eq!(gate["offered"], ap(&s) > ap(&b) && kept, "{gate}");
     assert_eq!(gate["offered"] == true, code == Some(0));
     let card = std::fs::read_to_string(out.join("site-model.md")).expect("card");
     assert!(

@@ -698,7 +698,8 @@ pub struct VerifyConfig {
     /// Analysed frames the tube spans. Default 8.
     pub window: u32,
     /// Frames of the window the track must have been seen in (weak sightings count).
-    /// Default 5.
+    /// Default 3: a shorter tube is judged by its pace projected over the window, so the
+    /// window need not fill before an event (time to detection +1 analysed frame).
     pub min_frames: u32,
     /// Most the box's bottom edge may move over the window, in mean box heights.
     /// Default 0.5.
@@ -720,7 +721,7 @@ impl Default for VerifyConfig {
         VerifyConfig {
             classes: Vec::new(),
             window: 8,
-            min_frames: 5,
+            min_frames: 3,
             max_base_shift: 0.5,
             max_drift: 1.0,
             min_growth: 0.5,

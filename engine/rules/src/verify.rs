@@ -52,11 +52,12 @@ pub struct TubeVerdict {
     pub reason: TubeReason,
     /// Frames of the window the track was seen in.
     pub frames: u32,
-    /// Bottom-edge movement over the tube, in mean box heights.
+    /// Bottom-edge movement over the window (a shorter tube's movement projected at its
+    /// pace), in mean box heights.
     pub base_shift: f32,
-    /// Centre movement sideways, in mean box widths.
+    /// Centre movement sideways over the window (projected likewise), in mean box widths.
     pub drift: f32,
-    /// Newest box area over the oldest's.
+    /// Newest box area over the oldest's (projected over the window likewise).
     pub growth: f32,
 }
 
@@ -89,10 +90,19 @@ pub fn verify(track: &Track, cfg: &VerifyConfig) -> TubeVerdict {
         }
     }
     let (w, h) = ((w / n as f32).max(1.0), (h / n as f32).max(1.0));
-    let base_shift = (new.y2 - old.y2).abs() / h;
-    let drift = (new.center().0 - old.center().0).abs() / w;
+    // A tube shorter than the window is judged by its pace: what it moved (and grew) over
+    // its frames, projected over the whole window at the same rate. A cloud racing half its
+    // width a frame fails after 3 frames as it would after 8, and a plume need not wait for
+    // the window to fill (time to detection is `min_frames`, not `window`).
+    let pace = if n >= 2 {
+        (window - 1) as f32 / (n - 1) as f32
+    } else {
+        1.0
+    };
+    let base_shift = (new.y2 - old.y2).abs() / h * pace;
+    let drift = (new.center().0 - old.center().0).abs() / w * pace;
     let area = |b: &lookout_core::BBox| (b.width() * b.height()).max(1.0);
-    let growth = area(&new) / area(&old);
+    let growth = (area(&new) / area(&old)).powf(pace);
     let reason = if frames < cfg.min_frames {
         TubeReason::TooFewFrames
     } else if base_shift > cfg.max_base_shift {

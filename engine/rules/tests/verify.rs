@@ -70,8 +70,10 @@ fn a_rising_anchored_plume_is_verified_and_starts_once() {
     assert!(e.open_events().is_empty());
     let s = starts(&ev);
     assert_eq!(s.len(), 1, "{:#?}", phases(&ev));
-    // Not before the tube spans min_frames (5) sightings: the 5th frame at the earliest.
-    assert!(s[0].last_seen >= at(4.0), "{:?}", s[0].last_seen);
+    // Not before the tube spans min_frames (3) sightings: the 3rd frame at the earliest,
+    // and then at once (its pace projected over the window passes every check).
+    assert!(s[0].last_seen >= at(2.0), "{:?}", s[0].last_seen);
+    assert!(s[0].last_seen <= at(2.0), "{:?}", s[0].last_seen);
 }
 
 #[test]
@@ -86,6 +88,40 @@ fn a_drifting_cloud_is_not_verified_but_would_raise_an_event_without_verificatio
 }
 
 #[test]
+fn a_drifting_cloud_is_judged_by_its_pace_as_soon_as_its_tube_is_long_enough() {
+    // Default min_frames 3: from the first tube of 3 sightings the cloud's pace (half its
+    // width a frame) projected over the window already fails the drift check.
+    let cfg = verified();
+    let mut e = RulesEngine::new(&cfg);
+    let mut out = Vec::new();
+    let mut reasons = Vec::new();
+    for i in 0..8 {
+        e.handle(
+            &frame(
+                "tower",
+                "fire",
+                i,
+                i as f64,
+                vec![det("smoke", 0.8, cloud(i))],
+            ),
+            &mut out,
+        );
+        reasons.extend(e.tubes().into_iter().map(|t| t.verdict));
+    }
+    assert!(!reasons.is_empty());
+    for v in &reasons {
+        assert!(
+            v.frames >= 3 || v.reason == TubeReason::TooFewFrames,
+            "{v:?}"
+        );
+        if v.frames >= 3 {
+            assert_eq!(v.reason, TubeReason::Drifting, "{v:?}");
+            assert!(v.drift > 2.0, "projected over the window: {v:?}");
+        }
+    }
+}
+
+#[test]
 fn something_falling_is_not_a_plume() {
     let (ev, _) = run_boxes(&verified(), falling);
     assert!(starts(&ev).is_empty(), "{:#?}", phases(&ev));
@@ -93,7 +129,9 @@ fn something_falling_is_not_a_plume() {
 
 #[test]
 fn the_engine_says_why_a_tube_is_held_back() {
-    let cfg = verified();
+    // A stricter site (5 sightings) first holds the tube back as too short, then as drifting.
+    let mut cfg = verified();
+    cfg.verify.min_frames = 5;
     let mut e = RulesEngine::new(&cfg);
     let mut out = Vec::new();
     let mut reasons = Vec::new();

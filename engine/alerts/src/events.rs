@@ -98,6 +98,8 @@ impl EventState {
         let label = match e.kind {
             EventKind::PersonInZone
             | EventKind::Restricted
+            | EventKind::ForbiddenRole
+            | EventKind::LoneWorker
             | EventKind::OverOccupancy
             | EventKind::PostVacant => "person",
             k => k.as_str(),

@@ -154,6 +154,10 @@ fn event_name(inc: &Incident) -> String {
         IncidentKind::OverOccupancy => "Too many people in a zone".into(),
         IncidentKind::Restricted => "Person in a restricted area".into(),
         IncidentKind::PatrolMissed => "Patrol checkpoint missed".into(),
+        IncidentKind::ForbiddenRole => {
+            "Unescorted person of a forbidden role in a restricted area".into()
+        }
+        IncidentKind::LoneWorker => "Lone worker in a two-person zone".into(),
         IncidentKind::PersonInZone => "Person in a watched zone".into(),
         IncidentKind::CameraHealth => "Camera fault".into(),
     }

@@ -179,7 +179,10 @@ fn color(kind: EventKind) -> [u8; 3] {
     match kind {
         EventKind::Fire => [255, 40, 20],
         EventKind::Smoke => [255, 160, 0],
-        EventKind::Restricted | EventKind::OverOccupancy => [255, 0, 200],
+        EventKind::Restricted
+        | EventKind::OverOccupancy
+        | EventKind::ForbiddenRole
+        | EventKind::LoneWorker => [255, 0, 200],
         _ => [255, 230, 0],
     }
 }

@@ -82,6 +82,7 @@ fn frame_results(n: usize, from: u64) -> Vec<FrameResult> {
                     class_id: 0,
                     score: 0.1 + k as f32 * 0.05,
                     bbox: BBox::new(10.0 * k as f32, 20.0, 100.0, 200.0),
+                    role: None,
                 })
                 .collect(),
         })

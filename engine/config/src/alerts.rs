@@ -339,6 +339,8 @@ pub const INCIDENT_KINDS: &[&str] = &[
     "over_occupancy",
     "restricted",
     "patrol_missed",
+    "forbidden_role",
+    "lone_worker",
     "person_in_zone",
     "camera_health",
 ];

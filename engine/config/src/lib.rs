@@ -35,6 +35,7 @@ pub mod inference;
 mod locate;
 pub mod overlay;
 pub mod retention;
+pub mod roles;
 pub mod rules;
 pub mod schedule;
 pub mod server;

@@ -82,6 +82,12 @@ pub struct RulesConfig {
     pub restricted: Vec<RestrictedRule>,
     /// Patrol routes: ordered checkpoints that must each see a person in time.
     pub patrols: Vec<PatrolRule>,
+    /// Two-person zones (hot work, confined spaces): nobody may work there alone.
+    pub two_person: Vec<TwoPersonRule>,
+    /// Roles by vest and helmet colour (measured by inference on each person's box).
+    pub roles: Vec<crate::roles::RoleConfig>,
+    /// How sure the role measurement must be.
+    pub role_match: crate::roles::RoleMatch,
     /// Camera-health checks (offline, blocked, defocused, moved).
     pub health: HealthRules,
     /// Recording of the rules stage's input for replay.
@@ -106,6 +112,9 @@ impl Default for RulesConfig {
             occupancy: Vec::new(),
             restricted: Vec::new(),
             patrols: Vec::new(),
+            two_person: Vec::new(),
+            roles: Vec::new(),
+            role_match: crate::roles::RoleMatch::default(),
             health: HealthRules::default(),
             record: RecordConfig::default(),
             verify: VerifyConfig::default(),
@@ -509,6 +518,10 @@ pub struct DutyPostRule {
     /// People needed for the post to count as staffed. Default 1.
     #[serde(default = "one")]
     pub min_people: u32,
+    /// A `[[rules.roles]]` name: only people of this role staff the post (a post with only
+    /// other or unknown roles in it counts as vacant). Unset = anybody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_role: Option<String>,
     /// Active hours, e.g. `"Mon-Fri 06:00-18:00"` (see `schedule` in configs/README.md):
     /// outside them the rule raises nothing and its open event ends. Unset = always.
     #[serde(default)]
@@ -567,6 +580,15 @@ pub struct RestrictedRule {
     /// Seconds the zone must be empty before the event ends. Default 5.
     #[serde(default = "five")]
     pub clear_s: f64,
+    /// `[[rules.roles]]` names that may not be inside; empty (the default) = nobody may.
+    /// With roles listed, only people of those roles count (others and unknown roles may
+    /// be there) and the event kind is `forbidden_role` instead of `restricted`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forbid_roles: Vec<String>,
+    /// With `forbid_roles`: a forbidden-role person is fine while a person of an escort
+    /// role is close by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escort: Option<Escort>,
     /// Active hours, e.g. `"Mon-Fri 06:00-18:00"` (see `schedule` in configs/README.md):
     /// outside them the rule raises nothing and its open event ends. Unset = always.
     #[serde(default)]
@@ -574,6 +596,46 @@ pub struct RestrictedRule {
     /// IANA time zone of `schedule`, e.g. `"Europe/Athens"`. Default `UTC`.
     #[serde(default = "default_tz")]
     pub timezone: String,
+}
+
+/// `escort` of a restricted rule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Escort {
+    /// `[[rules.roles]]` names that may escort.
+    pub roles: Vec<String>,
+    /// Most distance in frame pixels between the feet (bottom centres of the boxes) of the
+    /// escorted person and an escort, who may stand inside or outside the zone.
+    pub within_px: f64,
+}
+
+/// `[[rules.two_person]]`: a zone where nobody may work alone (hot work, confined space).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TwoPersonRule {
+    /// Camera.
+    pub camera: String,
+    /// Zone of that camera (its `inertia` applies).
+    pub zone: String,
+    /// Seconds exactly one person may be in the zone before `lone_worker` starts.
+    /// Default 30.
+    #[serde(default = "thirty")]
+    pub max_alone_s: f64,
+    /// Seconds the zone must be empty or have two or more people before the event ends.
+    /// Default 5.
+    #[serde(default = "five")]
+    pub clear_s: f64,
+    /// Active hours, e.g. `"Mon-Fri 06:00-18:00"` (see `schedule` in configs/README.md):
+    /// outside them the rule raises nothing and its open event ends. Unset = always.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// IANA time zone of `schedule`, e.g. `"Europe/Athens"`. Default `UTC`.
+    #[serde(default = "default_tz")]
+    pub timezone: String,
+}
+
+fn thirty() -> f64 {
+    30.0
 }
 
 /// `[[rules.patrols]]`: an ordered round of checkpoints.
@@ -860,6 +922,20 @@ impl RulesConfig {
         );
         validate_classes("rules.classes", &self.classes, v);
         self.verify.validate(v);
+        crate::roles::validate_roles(&self.roles, v);
+        self.role_match.validate(v);
+        let roles: Vec<&str> = self.roles.iter().map(|r| r.name.as_str()).collect();
+        let known_role = |v: &mut Validator, path: String, role: &str| {
+            v.check(
+                roles.contains(&role),
+                path,
+                if roles.is_empty() {
+                    format!("unknown role {role:?}: no [[rules.roles]] are configured")
+                } else {
+                    format!("unknown role {role:?}: [[rules.roles]] has {roles:?}")
+                },
+            );
+        };
         let t = &self.tracker;
         v.range("rules.tracker.match_iou", t.match_iou, 0.01, 1.0);
         v.range("rules.tracker.low_match_iou", t.low_match_iou, 0.01, 1.0);
@@ -956,6 +1032,9 @@ impl RulesConfig {
             );
             v.range(format!("{p}.min_people"), r.min_people, 1, 10_000);
             validate_schedule(v, &p, &r.schedule, &r.timezone);
+            if let Some(role) = &r.require_role {
+                known_role(v, format!("{p}.require_role"), role);
+            }
         }
         for (i, r) in self.occupancy.iter().enumerate() {
             let p = format!("rules.occupancy[{i}]");
@@ -973,6 +1052,32 @@ impl RulesConfig {
         for (i, r) in self.restricted.iter().enumerate() {
             let p = format!("rules.restricted[{i}]");
             zone(v, &p, &r.camera, &r.zone);
+            v.range(format!("{p}.clear_s"), r.clear_s, 0.0, 86_400.0);
+            validate_schedule(v, &p, &r.schedule, &r.timezone);
+            for (j, role) in r.forbid_roles.iter().enumerate() {
+                known_role(v, format!("{p}.forbid_roles[{j}]"), role);
+            }
+            if let Some(e) = &r.escort {
+                v.check(
+                    !r.forbid_roles.is_empty(),
+                    format!("{p}.escort"),
+                    "an escort only applies with `forbid_roles` (without them nobody may enter)",
+                );
+                v.check(
+                    !e.roles.is_empty(),
+                    format!("{p}.escort.roles"),
+                    "name at least one escort role",
+                );
+                for (j, role) in e.roles.iter().enumerate() {
+                    known_role(v, format!("{p}.escort.roles[{j}]"), role);
+                }
+                v.range(format!("{p}.escort.within_px"), e.within_px, 0.0, 100_000.0);
+            }
+        }
+        for (i, r) in self.two_person.iter().enumerate() {
+            let p = format!("rules.two_person[{i}]");
+            zone(v, &p, &r.camera, &r.zone);
+            v.range(format!("{p}.max_alone_s"), r.max_alone_s, 0.0, 86_400.0);
             v.range(format!("{p}.clear_s"), r.clear_s, 0.0, 86_400.0);
             validate_schedule(v, &p, &r.schedule, &r.timezone);
         }

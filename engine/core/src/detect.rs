@@ -85,6 +85,32 @@ pub struct Detection {
     pub score: f32,
     /// Box in the frame's pixel coordinates.
     pub bbox: BBox,
+    /// Role measured from the person's vest and helmet colours (`[[rules.roles]]`), by the
+    /// inference worker on the frame's pixels. `None` when no role palette is configured or
+    /// the detection is not of the person class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoleTag>,
+}
+
+/// The role name of a person whose colours match no configured role clearly enough.
+pub const UNKNOWN_ROLE: &str = "unknown";
+
+/// A person's role as measured on one frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleTag {
+    /// A `[[rules.roles]]` name, or [`UNKNOWN_ROLE`] when unsure (too few pixels of any
+    /// role's colours, or two roles about as likely).
+    pub name: Arc<str>,
+    /// Confidence in 0..1: the share of the measured head/torso pixels that have the best
+    /// role's colours (the weaker of its helmet and vest shares when it has both).
+    pub score: f32,
+}
+
+impl RoleTag {
+    /// True for a named role (not [`UNKNOWN_ROLE`]).
+    pub fn is_known(&self) -> bool {
+        &*self.name != UNKNOWN_ROLE
+    }
 }
 
 /// Everything one model said about one analysed frame — including nothing.

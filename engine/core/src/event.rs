@@ -24,6 +24,11 @@ pub enum EventKind {
     Restricted,
     /// A patrol checkpoint was not visited within its window.
     PatrolMissed,
+    /// A person of a forbidden role (e.g. a visitor) inside a restricted area without an
+    /// escort.
+    ForbiddenRole,
+    /// One person alone in a two-person zone (hot work, confined space) for too long.
+    LoneWorker,
     /// The camera delivers no frames.
     CameraOffline,
     /// The view is covered or dark compared with the camera's own baseline.
@@ -54,6 +59,8 @@ impl EventKind {
             EventKind::OverOccupancy => "over_occupancy",
             EventKind::Restricted => "restricted",
             EventKind::PatrolMissed => "patrol_missed",
+            EventKind::ForbiddenRole => "forbidden_role",
+            EventKind::LoneWorker => "lone_worker",
             EventKind::CameraOffline => "camera_offline",
             EventKind::ViewBlocked => "view_blocked",
             EventKind::ViewDefocused => "view_defocused",

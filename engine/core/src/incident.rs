@@ -35,6 +35,10 @@ pub enum IncidentKind {
     Restricted,
     /// A missed patrol checkpoint.
     PatrolMissed,
+    /// A person of a forbidden role in a restricted area, unescorted.
+    ForbiddenRole,
+    /// A lone worker in a two-person zone.
+    LoneWorker,
     /// A person in a watched zone (informational).
     PersonInZone,
     /// Camera offline, blocked, defocused or moved.
@@ -50,6 +54,8 @@ impl IncidentKind {
             IncidentKind::OverOccupancy => "over_occupancy",
             IncidentKind::Restricted => "restricted",
             IncidentKind::PatrolMissed => "patrol_missed",
+            IncidentKind::ForbiddenRole => "forbidden_role",
+            IncidentKind::LoneWorker => "lone_worker",
             IncidentKind::PersonInZone => "person_in_zone",
             IncidentKind::CameraHealth => "camera_health",
         }
@@ -64,6 +70,8 @@ impl IncidentKind {
             EventKind::OverOccupancy => IncidentKind::OverOccupancy,
             EventKind::Restricted => IncidentKind::Restricted,
             EventKind::PatrolMissed => IncidentKind::PatrolMissed,
+            EventKind::ForbiddenRole => IncidentKind::ForbiddenRole,
+            EventKind::LoneWorker => IncidentKind::LoneWorker,
             EventKind::CameraOffline
             | EventKind::ViewBlocked
             | EventKind::ViewDefocused
@@ -79,6 +87,8 @@ impl IncidentKind {
             IncidentKind::OverOccupancy => &[EventKind::OverOccupancy],
             IncidentKind::Restricted => &[EventKind::Restricted],
             IncidentKind::PatrolMissed => &[EventKind::PatrolMissed],
+            IncidentKind::ForbiddenRole => &[EventKind::ForbiddenRole],
+            IncidentKind::LoneWorker => &[EventKind::LoneWorker],
             IncidentKind::PersonInZone => &[EventKind::PersonInZone],
             IncidentKind::CameraHealth => &[
                 EventKind::CameraOffline,

@@ -39,7 +39,7 @@ pub mod msg;
 pub mod progress;
 pub mod wire;
 
-pub use detect::{BBox, Detection, FrameResult};
+pub use detect::{BBox, Detection, FrameResult, RoleTag, UNKNOWN_ROLE};
 pub use event::{Event, EventKind, EventPhase, FrameRef};
 pub use frame::{CaptureClock, Frame, FrameRing, Pixels, Pose};
 pub use geo::{GeoPoint, Sector};

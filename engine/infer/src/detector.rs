@@ -614,6 +614,7 @@ fn push_mapped(cands: &[Candidate], t: &Transform, names: &[Arc<str>], out: &mut
             class_id: c.class_id,
             score: c.score,
             bbox,
+            role: None,
         });
     }
 }

@@ -31,6 +31,7 @@ pub mod eval;
 pub mod font;
 pub mod manifest;
 pub mod preprocess;
+pub mod roles;
 pub mod service;
 pub mod tiling;
 

@@ -35,6 +35,7 @@ use tracing::{debug, error, info, warn};
 use crate::detector::{Detector, Job, RuntimeOptions};
 use crate::manifest::Model;
 use crate::preprocess::Region;
+use crate::roles::RolePalette;
 use crate::{tiling, InferError};
 
 /// A configured model, shared by all workers.
@@ -115,6 +116,10 @@ struct Shared {
     started: Instant,
     /// Observed by the workers; index `i` of the per-model lists is model `i`.
     hist: InferHistograms,
+    /// `[[rules.roles]]`, measured on every `rules.person_class` detection.
+    palette: Option<RolePalette>,
+    /// `rules.person_class`.
+    person_class: Arc<str>,
 }
 
 /// Per-camera statistics.
@@ -286,6 +291,8 @@ impl InferenceService {
             max_wait: Duration::from_millis(cfg.inference.max_wait_ms),
             started: Instant::now(),
             hist,
+            palette: RolePalette::from_config(&cfg.rules),
+            person_class: Arc::from(cfg.rules.person_class.as_str()),
         });
         let mut workers = Vec::with_capacity(workers_n);
         for (w, dets) in per_worker.into_iter().enumerate() {
@@ -549,7 +556,16 @@ fn process(
         if let Some(plan) = plan {
             for mp in &plan.models {
                 let mi = &mp.model;
-                let detections = std::mem::take(&mut s.results[*mi][fi]);
+                let mut detections = std::mem::take(&mut s.results[*mi][fi]);
+                if let Some(palette) = &sh.palette {
+                    // Roles from the person's colours, on the frame's own pixels.
+                    let px = f.pixels.as_slice();
+                    for d in &mut detections {
+                        if d.class == sh.person_class {
+                            d.role = Some(palette.classify(px, f.width, f.height, &d.bbox));
+                        }
+                    }
+                }
                 let r = FrameResult {
                     camera: f.camera.clone(),
                     seq: f.seq,

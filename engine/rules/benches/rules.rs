@@ -31,6 +31,7 @@ fn script() -> Vec<StageMsg> {
                     class_id: 0,
                     score: 0.5 + 0.08 * ((f + k) % 5) as f32,
                     bbox: BBox::new(x, y, x + 60.0, y + 160.0),
+                    role: None,
                 });
             }
             for k in 0..3 {
@@ -41,6 +42,7 @@ fn script() -> Vec<StageMsg> {
                     class_id: 1,
                     score: 0.3 + 0.1 * ((f + k + c) % 5) as f32,
                     bbox: BBox::new(x, 100.0 - grow, x + 150.0 + grow, 250.0),
+                    role: None,
                 });
             }
             for k in 0..2 {
@@ -50,6 +52,7 @@ fn script() -> Vec<StageMsg> {
                     class_id: 1,
                     score: 0.1,
                     bbox: BBox::new(x, 500.0, x + 40.0, 540.0),
+                    role: None,
                 });
             }
             msgs.push(StageMsg::Frame(FrameResult {

@@ -195,6 +195,10 @@ struct CamState {
     objs: Vec<ObjOpen>,
     /// People counted per zone in the last person-capable frame.
     zone_counts: Vec<u32>,
+    /// The people counted in the last person-capable frame (confirmed person tracks).
+    people: Vec<Person>,
+    /// Per zone, indices into `people` of those counted in it.
+    zone_people: Vec<Vec<u32>>,
     /// Health baselines per view.
     views: Vec<ViewState>,
     /// Health conditions: blocked, defocused, moved.
@@ -220,11 +224,24 @@ impl CamState {
             next_track: 1,
             objs: Vec::new(),
             zone_counts: Vec::new(),
+            people: Vec::new(),
+            zone_people: Vec::new(),
             views: Vec::new(),
             conditions: Default::default(),
             settle: 0,
         }
     }
+}
+
+/// One person counted for the personnel rules.
+#[derive(Debug, Clone)]
+struct Person {
+    /// The track's role (majority of its recent measurements); `None` = unknown.
+    role: Option<Arc<str>>,
+    /// Feet (bottom centre of the box), frame pixels.
+    x: f32,
+    /// Feet, frame pixels.
+    y: f32,
 }
 
 /// Which zone rule a [`ZoneRuleState`] is.
@@ -236,6 +253,8 @@ enum ZoneRuleKind {
     Occupancy,
     /// `[[rules.restricted]]`.
     Restricted,
+    /// `[[rules.two_person]]`.
+    TwoPerson,
 }
 
 /// State of one duty-post, occupancy or restricted rule.
@@ -521,6 +540,8 @@ impl RulesEngine {
                 }
                 cam.zone_counts.clear();
                 cam.zone_counts.resize(nz, 0);
+                cam.zone_people.clear();
+                cam.people.clear();
             }
         }
         let mut ended = Vec::new();

@@ -9,8 +9,9 @@
 
 use std::sync::Arc;
 
+use lookout_config::roles::MAX_ROLE_WINDOW;
 use lookout_config::rules::{MAX_HISTORY, MAX_TUBE};
-use lookout_core::BBox;
+use lookout_core::{BBox, UNKNOWN_ROLE};
 
 /// One detection offered to the tracker.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub struct Candidate {
     pub bbox: BBox,
     /// At or above the class's `min_score`: may start a track and counts for persistence.
     pub high: bool,
+    /// Role measured on this detection (`unknown` included); `None` when not measured.
+    pub role: Option<Arc<str>>,
 }
 
 /// Tracker settings.
@@ -87,6 +90,12 @@ pub struct Track {
     pub had_event: bool,
     /// The latest temporal verification (`[rules.verify]` classes only).
     pub verdict: Option<crate::verify::TubeVerdict>,
+    /// Ring of the roles measured on the newest matched detections.
+    roles: [Option<Arc<str>>; MAX_ROLE_WINDOW as usize],
+    /// Roles stored (up to the ring size).
+    n_roles: u32,
+    /// Next role slot.
+    role_head: u32,
 }
 
 impl Track {
@@ -111,9 +120,43 @@ impl Track {
             first_seen: None,
             had_event: false,
             verdict: None,
+            roles: Default::default(),
+            n_roles: 0,
+            role_head: 0,
         };
         t.push_score(c.score);
+        t.push_role(c);
         t
+    }
+
+    fn push_role(&mut self, c: &Candidate) {
+        if let Some(r) = &c.role {
+            self.roles[self.role_head as usize] = Some(r.clone());
+            self.role_head = (self.role_head + 1) % MAX_ROLE_WINDOW;
+            self.n_roles = (self.n_roles + 1).min(MAX_ROLE_WINDOW);
+        }
+    }
+
+    /// The track's role: the role named by more than half of the measured frames (not
+    /// `unknown`) among its last `window` measurements; `None` (unknown) otherwise. One
+    /// bad frame does not flip it.
+    pub fn role(&self, window: u32) -> Option<&Arc<str>> {
+        let n = window.clamp(1, MAX_ROLE_WINDOW).min(self.n_roles);
+        let at = |i: u32| {
+            let idx = (self.role_head + MAX_ROLE_WINDOW - 1 - i) % MAX_ROLE_WINDOW;
+            self.roles[idx as usize]
+                .as_ref()
+                .filter(|r| ***r != *UNKNOWN_ROLE)
+        };
+        let known = (0..n).filter(|&i| at(i).is_some()).count();
+        for i in 0..n {
+            let Some(r) = at(i) else { continue };
+            let votes = (0..n).filter(|&j| at(j) == Some(r)).count();
+            if votes * 2 > known {
+                return Some(r);
+            }
+        }
+        None
     }
 
     fn push_score(&mut self, s: f32) {
@@ -203,6 +246,7 @@ impl Track {
         self.n_tube = (self.n_tube + 1).min(MAX_TUBE);
         self.matched = Some(idx);
         self.push_score(c.score);
+        self.push_role(c);
     }
 }
 
@@ -304,6 +348,7 @@ mod tests {
             score,
             bbox: BBox::new(x, y, x + 40.0, y + 80.0),
             high: score >= 0.4,
+            role: None,
         }
     }
 
@@ -326,6 +371,28 @@ mod tests {
         assert!((t.median(2) - 0.45).abs() < 1e-6);
         // 0.1 and 0.2 were weak (second pass) detections: 3 confident hits of 5.
         assert_eq!(t.hits_in(5), 3);
+    }
+
+    #[test]
+    fn role_is_the_majority_of_recent_measurements() {
+        let mut tr = Tracker::new();
+        let mut id = 1;
+        let mut at = |role: Option<&str>| {
+            let mut c = cand(10.0, 10.0, 0.9);
+            c.role = role.map(Arc::from);
+            tr.update(&[c], &P, &mut id, 0);
+            tr.tracks[0].role(5).map(|r| r.to_string())
+        };
+        assert_eq!(at(Some("visitor")), Some("visitor".into()));
+        // Unknown frames and unmeasured frames do not vote.
+        assert_eq!(at(Some("unknown")), Some("visitor".into()));
+        assert_eq!(at(None), Some("visitor".into()));
+        // One bad frame does not flip it; a tie is unknown.
+        assert_eq!(at(Some("operator")), None);
+        assert_eq!(at(Some("visitor")), Some("visitor".into()));
+        // Window 5: visitor, unknown, operator, visitor, operator → 2 : 2, unknown.
+        assert_eq!(at(Some("operator")), None);
+        assert_eq!(at(Some("operator")), Some("operator".into()));
     }
 
     #[test]

@@ -204,6 +204,7 @@ fn furg_xml_to_sequence_dir() {
                         class_id: 1,
                         score: 0.8,
                         bbox: l.to_bbox(426, 240),
+                        role: None,
                     })
                     .collect()
             } else {

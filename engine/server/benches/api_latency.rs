@@ -234,6 +234,7 @@ fn seed(alerts: &Alerts) {
                     class_id: 0,
                     score: 0.3 + k as f32 * 0.1,
                     bbox: BBox::new(100.0 * k as f32, 80.0, 100.0 * k as f32 + 90.0, 160.0),
+                    role: None,
                 })
                 .collect(),
         });

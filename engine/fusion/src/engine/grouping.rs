@@ -269,7 +269,10 @@ pub(super) fn incident_kind(k: EventKind) -> IncidentKind {
 
 pub(super) fn personnel_severity(k: EventKind) -> Severity {
     match k {
-        EventKind::Restricted | EventKind::OverOccupancy => Severity::High,
+        EventKind::Restricted
+        | EventKind::OverOccupancy
+        | EventKind::ForbiddenRole
+        | EventKind::LoneWorker => Severity::High,
         EventKind::PostVacant
         | EventKind::PatrolMissed
         | EventKind::CameraOffline

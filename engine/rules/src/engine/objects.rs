@@ -90,6 +90,7 @@ impl RulesEngine {
                 score: d.score,
                 bbox: d.bbox,
                 high: d.score >= p.min_score,
+                role: d.role.as_ref().map(|r| r.name.clone()),
             });
             cand_params.push(p);
         }
@@ -243,14 +244,28 @@ impl RulesEngine {
         }
         cam.zone_counts.clear();
         cam.zone_counts.resize(nz, 0);
+        cam.people.clear();
+        cam.zone_people.truncate(nz);
+        for zp in &mut cam.zone_people {
+            zp.clear();
+        }
+        cam.zone_people.resize_with(nz, Vec::new);
         let coast = c.cfg.tracker.coast_frames;
+        let window = c.cfg.role_match.window;
         for tr in &tracker.tracks {
             if !tr.active || tr.missed > coast || *tr.class != *person_class {
                 continue;
             }
+            let k = cam.people.len() as u32;
+            cam.people.push(Person {
+                role: tr.role(window).cloned(),
+                x: (tr.bbox.x1 + tr.bbox.x2) * 0.5,
+                y: tr.bbox.y2,
+            });
             for (z, zone) in zones.iter().enumerate() {
                 if tr.zone_frames[z] >= zone.inertia {
                     cam.zone_counts[z] += 1;
+                    cam.zone_people[z].push(k);
                 }
             }
         }

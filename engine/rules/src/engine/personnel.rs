@@ -52,6 +52,10 @@ impl RulesEngine {
             let h = Hours::of(&r.schedule, &r.timezone);
             add(ZoneRuleKind::Restricted, i, &r.camera, &r.zone, h);
         }
+        for (i, r) in cfg.two_person.iter().enumerate() {
+            let h = Hours::of(&r.schedule, &r.timezone);
+            add(ZoneRuleKind::TwoPerson, i, &r.camera, &r.zone, h);
+        }
         for mut o in old {
             let now = self.clock_of(&o.cam).unwrap_or(0);
             if let Some(open) = o.open.as_mut() {
@@ -154,6 +158,18 @@ impl RulesEngine {
         };
         let visible = |z: usize| rules.zones.get(z).is_some_and(|zz| zz.visible(preset));
         let count = |z: usize| cam.zone_counts.get(z).copied().unwrap_or(0);
+        let in_zone = |z: usize| {
+            cam.zone_people
+                .get(z)
+                .into_iter()
+                .flatten()
+                .map(|&k| &cam.people[k as usize])
+        };
+        let has_role = |p: &Person, roles: &[String]| {
+            p.role
+                .as_deref()
+                .is_some_and(|r| roles.iter().any(|x| x == r))
+        };
         let snapshot = Some(FrameRef {
             camera: fr.camera.clone(),
             seq: fr.seq,
@@ -199,20 +215,36 @@ impl RulesEngine {
                     }
                     continue;
                 }
-                let n = count(r.zone);
+                let mut n = count(r.zone);
                 match r.kind {
                     ZoneRuleKind::Duty => {
                         let rule = &c.cfg.duty_posts[r.index];
+                        let present = n;
+                        if let Some(role) = &rule.require_role {
+                            n = in_zone(r.zone)
+                                .filter(|p| p.role.as_deref() == Some(role.as_str()))
+                                .count() as u32;
+                        }
+                        let needed = || match &rule.require_role {
+                            Some(role) => format!("{} of role '{role}' needed", rule.min_people),
+                            None => format!("{} needed", rule.min_people),
+                        };
                         if n >= rule.min_people {
                             r.since = None;
                             if let Some(mut o) = r.open.take() {
                                 o.ev.last_seen = t;
                                 o.ev.count = Some(n);
                                 o.ev.snapshot = snapshot.clone();
-                                o.ev.detail = format!(
-                                    "duty post '{}' staffed again ({n} present)",
-                                    r.zone_name
-                                );
+                                o.ev.detail = match &rule.require_role {
+                                    Some(role) => format!(
+                                        "duty post '{}' staffed again ({n} of role '{role}' present)",
+                                        r.zone_name
+                                    ),
+                                    None => format!(
+                                        "duty post '{}' staffed again ({n} present)",
+                                        r.zone_name
+                                    ),
+                                };
                                 o.emit(EventPhase::End, t_ms, out);
                             }
                         } else {
@@ -226,10 +258,19 @@ impl RulesEngine {
                                     EventKind::PostVacant,
                                     &r.zone_name,
                                     since,
-                                    format!(
-                                        "duty post '{}' empty for {secs} s (limit {} s, {} needed)",
-                                        r.zone_name, rule.max_vacant_s, rule.min_people
-                                    ),
+                                    if present > n {
+                                        format!(
+                                            "duty post '{}' without its role for {secs} s (limit {} s, {}; {present} other or unknown present)",
+                                            r.zone_name, rule.max_vacant_s, needed()
+                                        )
+                                    } else {
+                                        format!(
+                                            "duty post '{}' empty for {secs} s (limit {} s, {})",
+                                            r.zone_name,
+                                            rule.max_vacant_s,
+                                            needed()
+                                        )
+                                    },
                                     n,
                                 );
                                 let mut o = Open::new(ev, t_ms);
@@ -238,27 +279,76 @@ impl RulesEngine {
                             }
                         }
                     }
-                    ZoneRuleKind::Occupancy | ZoneRuleKind::Restricted => {
-                        let (limit, min_ms, clear_ms, kind) = if r.kind == ZoneRuleKind::Occupancy {
-                            let rule = &c.cfg.occupancy[r.index];
-                            (
-                                rule.max_people,
-                                ms(rule.min_duration_s),
-                                ms(rule.clear_s),
-                                EventKind::OverOccupancy,
-                            )
-                        } else {
-                            let rule = &c.cfg.restricted[r.index];
-                            (0, 0, ms(rule.clear_s), EventKind::Restricted)
-                        };
-                        let detail = |zone: &str| {
-                            if kind == EventKind::OverOccupancy {
-                                format!("{n} people in '{zone}', limit {limit}")
-                            } else {
-                                format!("{n} people in restricted area '{zone}'")
+                    ZoneRuleKind::Occupancy
+                    | ZoneRuleKind::Restricted
+                    | ZoneRuleKind::TwoPerson => {
+                        let (limit, min_ms, clear_ms, kind) = match r.kind {
+                            ZoneRuleKind::Occupancy => {
+                                let rule = &c.cfg.occupancy[r.index];
+                                (
+                                    rule.max_people,
+                                    ms(rule.min_duration_s),
+                                    ms(rule.clear_s),
+                                    EventKind::OverOccupancy,
+                                )
+                            }
+                            ZoneRuleKind::TwoPerson => {
+                                let rule = &c.cfg.two_person[r.index];
+                                (
+                                    0,
+                                    ms(rule.max_alone_s),
+                                    ms(rule.clear_s),
+                                    EventKind::LoneWorker,
+                                )
+                            }
+                            _ => {
+                                let rule = &c.cfg.restricted[r.index];
+                                if rule.forbid_roles.is_empty() {
+                                    (0, 0, ms(rule.clear_s), EventKind::Restricted)
+                                } else {
+                                    // Only unescorted people of a forbidden role count.
+                                    n = in_zone(r.zone)
+                                        .filter(|p| has_role(p, &rule.forbid_roles))
+                                        .filter(|p| {
+                                            !rule.escort.as_ref().is_some_and(|e| {
+                                                let d2 = (e.within_px * e.within_px) as f32;
+                                                cam.people.iter().any(|q| {
+                                                    !std::ptr::eq(*p, q)
+                                                        && has_role(q, &e.roles)
+                                                        && (q.x - p.x).powi(2) + (q.y - p.y).powi(2)
+                                                            <= d2
+                                                })
+                                            })
+                                        })
+                                        .count() as u32;
+                                    (0, 0, ms(rule.clear_s), EventKind::ForbiddenRole)
+                                }
                             }
                         };
-                        if n > limit {
+                        let ri = r.index;
+                        let detail = |zone: &str| match kind {
+                            EventKind::OverOccupancy => {
+                                format!("{n} people in '{zone}', limit {limit}")
+                            }
+                            EventKind::ForbiddenRole => {
+                                let rule = &c.cfg.restricted[ri];
+                                format!(
+                                    "{n} unescorted {} in restricted area '{zone}'",
+                                    rule.forbid_roles.join("/")
+                                )
+                            }
+                            EventKind::LoneWorker => {
+                                format!("one person alone in two-person zone '{zone}'")
+                            }
+                            _ => format!("{n} people in restricted area '{zone}'"),
+                        };
+                        // Lone worker: exactly one person; the others: over the limit.
+                        let raised = if kind == EventKind::LoneWorker {
+                            n == 1
+                        } else {
+                            n > limit
+                        };
+                        if raised {
                             r.clear_since = None;
                             let since = *r.since.get_or_insert(t);
                             if let Some(o) = r.open.as_mut() {

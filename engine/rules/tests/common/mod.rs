@@ -29,6 +29,7 @@ pub fn det(class: &str, score: f32, b: [f32; 4]) -> Detection {
         class_id: 0,
         score,
         bbox: BBox::new(b[0], b[1], b[2], b[3]),
+        role: None,
     }
 }
 

@@ -232,6 +232,7 @@ pub fn start_in(dir: tempfile::TempDir, config: &str) -> Fixture {
                     class_id: 0,
                     score: *score,
                     bbox: BBox::new(500.0, 200.0, 640.0, 300.0),
+                    role: None,
                 }],
             });
             alerts.record_frame_result(&msg).unwrap();

@@ -216,6 +216,13 @@ pub struct ModelRef {
     /// Tiling override for this model (default: the manifest's).
     #[serde(default)]
     pub tile: Option<TileConfig>,
+    /// A candidate model's manifest to run in **shadow** beside this one (relative to the
+    /// config file's directory): on the same frames of the cameras that run this model,
+    /// through the same rules in a separate rules engine; its would-be events are stored
+    /// marked shadow, never delivered nor shown as incidents. It must have the same classes.
+    /// The API can start, change and stop it at run time (`/api/models/NAME/shadow`).
+    #[serde(default)]
+    pub shadow: Option<EnvString>,
 }
 
 impl InferenceConfig {

@@ -199,6 +199,13 @@ impl Config {
                 path: self.resolve_path(m.manifest.value()),
                 kind: FileKind::ModelManifest,
             });
+            if let Some(sh) = &m.shadow {
+                out.push(FileRef {
+                    key: format!("models.{}.shadow", quote_key(name)),
+                    path: self.resolve_path(sh.value()),
+                    kind: FileKind::ModelManifest,
+                });
+            }
         }
         for (i, c) in self.cameras.iter().enumerate() {
             if let (true, cameras::SourceConfig::File { path, .. }) = (c.enabled, &c.source) {
@@ -528,6 +535,9 @@ fn resolve_paths(cfg: &mut Config) {
     fix(&mut cfg.engine.data_dir);
     for m in cfg.models.values_mut() {
         fix(&mut m.manifest);
+        if let Some(sh) = &mut m.shadow {
+            fix(sh);
+        }
     }
     for c in &mut cfg.cameras {
         if let cameras::SourceConfig::File { path, .. } = &mut c.source {

@@ -13,6 +13,19 @@
 //! With several workers, per-camera order is kept by a send lock: a result older than one
 //! already sent for its camera is shed, counted (`reordered`) and logged at debug level.
 //!
+//! **Shadow and hot swap.** Each `[models.NAME]` is a slot holding the live model and, at
+//! most, one shadow (a candidate). A [`ModelSwitch`] (cloneable) changes either at run
+//! time: it loads and verifies the manifest and builds a session in the caller's thread
+//! (so a bad model is refused before anything changes), then bumps a generation counter;
+//! each worker compares it before its next frame group and rebuilds only the sessions whose
+//! model changed. The shadow runs on the same jobs (frames, tiles, zone crops) right after
+//! the live model, and its results go, with `try_send`, to a separate channel (a separate
+//! rules stage in the binary), labelled with the live model's name so the same rules
+//! apply. Shadow work is dropped first: a group's shadow run is skipped when the hub has
+//! dropped a stale live frame since the worker's previous group (the worker is behind), and
+//! a shadow result is dropped when its channel is full; both counted per model
+//! ([`ShadowStats`]).
+//!
 //! The workers observe [`InferHistograms`] directly (relaxed atomics, nothing allocated):
 //! per model the session time of a group's jobs and the size of every session run, and
 //! per group the time from taking the frames to the last result sent.
@@ -66,6 +79,33 @@ struct CameraPlan {
     models: Vec<ModelPlan>,
 }
 
+/// The live model of a `[models.NAME]` and its shadow, as the workers should run them.
+#[derive(Debug, Clone)]
+struct Slot {
+    live: Arc<Model>,
+    shadow: Option<Arc<Model>>,
+}
+
+/// Shadow counters of one model.
+#[derive(Debug, Default)]
+struct ShadowCounters {
+    frames: AtomicU64,
+    dropped_saturated: AtomicU64,
+    dropped_queue_full: AtomicU64,
+}
+
+/// What a model's shadow did (running totals since start).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ShadowStats {
+    /// Frame results of the shadow sent to its rules stage.
+    pub frames: u64,
+    /// Frames the shadow did not analyse because the worker was behind (the hub had
+    /// dropped a stale live frame since the worker's previous group).
+    pub dropped_saturated: u64,
+    /// Shadow results dropped because the shadow rules stage's queue was full.
+    pub dropped_queue_full: u64,
+}
+
 /// Counters per camera.
 #[derive(Debug, Default)]
 struct CameraCounters {
@@ -103,7 +143,16 @@ struct WorkerStats {
 struct Shared {
     hub: Arc<FrameHub>,
     out: Sender<StageMsg>,
+    /// Whether shadow results have somewhere to go (each worker owns a sender, so the
+    /// shadow channel closes when the workers exit).
+    shadow_enabled: bool,
     models: Vec<ModelEntry>,
+    /// What each model slot should run (index = model index); workers follow it when
+    /// `generation` changes.
+    slots: Mutex<Vec<Slot>>,
+    generation: AtomicU64,
+    shadow: Vec<ShadowCounters>,
+    opts: RuntimeOptions,
     plans: HashMap<CameraId, CameraPlan>,
     cameras: Vec<CameraId>,
     counters: HashMap<CameraId, CameraCounters>,
@@ -153,6 +202,8 @@ pub struct InferStats {
     pub frames_per_second: f32,
     /// Per camera.
     pub cameras: std::collections::BTreeMap<String, CameraInferStats>,
+    /// Per model (`[models.NAME]` key) that runs or ran a shadow.
+    pub shadow: std::collections::BTreeMap<String, ShadowStats>,
 }
 
 /// The running inference stage.
@@ -180,12 +231,44 @@ impl InferenceService {
         hub: Arc<FrameHub>,
         out: Sender<StageMsg>,
     ) -> Result<InferenceService, InferError> {
+        Self::start_with_shadow(cfg, hub, out, None)
+    }
+
+    /// [`InferenceService::start`] with a channel for shadow results: every
+    /// `[models.NAME] shadow` manifest is loaded too (same classes as the live model), and
+    /// [`ModelSwitch::set_shadow`] can start one at run time. Without the channel a
+    /// configured shadow is an error.
+    pub fn start_with_shadow(
+        cfg: &Config,
+        hub: Arc<FrameHub>,
+        out: Sender<StageMsg>,
+        shadow_out: Option<Sender<StageMsg>>,
+    ) -> Result<InferenceService, InferError> {
         let opts = RuntimeOptions::from_config(&cfg.inference);
         let mut models = Vec::new();
+        let mut slots = Vec::new();
         let mut index = HashMap::new();
         for (name, r) in &cfg.models {
             let path = cfg.resolve_path(r.manifest.value());
             let model = Model::load(&path)?;
+            let shadow = match &r.shadow {
+                Some(sp) => {
+                    if shadow_out.is_none() {
+                        return Err(InferError::Config(format!(
+                            "[models.{name}] shadow: this process runs no shadow rules stage"
+                        )));
+                    }
+                    let sm = Model::load(&cfg.resolve_path(sp.value()))?;
+                    same_classes(&model, &sm)?;
+                    info!(model = %name, shadow = %sm.manifest_path.display(), sha256 = %sm.manifest.sha256, "Shadow model configured.");
+                    Some(sm)
+                }
+                None => None,
+            };
+            slots.push(Slot {
+                live: model.clone(),
+                shadow,
+            });
             index.insert(name.clone(), models.len());
             models.push(ModelEntry {
                 name: Arc::from(name.as_str()),
@@ -243,12 +326,17 @@ impl InferenceService {
         let mut providers = Vec::new();
         for _ in 0..workers_n {
             let mut dets = Vec::with_capacity(models.len());
-            for m in &models {
+            let mut shadows = Vec::with_capacity(models.len());
+            for (m, slot) in models.iter().zip(&slots) {
                 let d = Detector::from_model(m.model.clone(), &opts)?;
                 providers.push(format!("{}:{}", m.name, d.provider()));
                 dets.push(d);
+                shadows.push(match &slot.shadow {
+                    Some(sm) => Some(Detector::from_model(sm.clone(), &opts)?),
+                    None => None,
+                });
             }
-            per_worker.push(dets);
+            per_worker.push((dets, shadows));
         }
         providers.dedup();
         let max_batch = opts.max_batch.max(1);
@@ -274,7 +362,7 @@ impl InferenceService {
             stats: Mutex::new(WorkerStats {
                 batch_hist: vec![
                     0;
-                    max_batch.max(per_worker.first().map_or(1, |d| {
+                    max_batch.max(per_worker.first().map_or(1, |(d, _)| {
                         d.iter().map(|x| x.batch_capacity()).max().unwrap_or(1)
                     })) + 1
                 ],
@@ -285,6 +373,11 @@ impl InferenceService {
             }),
             hub,
             out,
+            shadow_enabled: shadow_out.is_some(),
+            shadow: models.iter().map(|_| ShadowCounters::default()).collect(),
+            slots: Mutex::new(slots),
+            generation: AtomicU64::new(0),
+            opts,
             models,
             plans,
             max_batch,
@@ -295,11 +388,12 @@ impl InferenceService {
             person_class: Arc::from(cfg.rules.person_class.as_str()),
         });
         let mut workers = Vec::with_capacity(workers_n);
-        for (w, dets) in per_worker.into_iter().enumerate() {
+        for (w, (dets, shadows)) in per_worker.into_iter().enumerate() {
             let sh = shared.clone();
+            let shadow_tx = shadow_out.clone();
             let h = std::thread::Builder::new()
                 .name(format!("infer-{w}"))
-                .spawn(move || worker(w, sh, dets))
+                .spawn(move || worker(w, sh, dets, shadows, shadow_tx))
                 .map_err(|e| InferError::Spawn(e.to_string()))?;
             workers.push(h);
         }
@@ -309,6 +403,13 @@ impl InferenceService {
             workers,
             providers,
         })
+    }
+
+    /// The handle that swaps live and shadow models at run time.
+    pub fn switch(&self) -> ModelSwitch {
+        ModelSwitch {
+            shared: self.shared.clone(),
+        }
     }
 
     /// `model:provider` pairs, the execution provider each session registered.
@@ -352,7 +453,25 @@ impl InferenceService {
                 },
             );
         }
+        let slots = sh.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let shadow = sh
+            .models
+            .iter()
+            .zip(&sh.shadow)
+            .zip(slots.iter())
+            .filter_map(|((m, c), slot)| {
+                let s = ShadowStats {
+                    frames: c.frames.load(Ordering::Relaxed),
+                    dropped_saturated: c.dropped_saturated.load(Ordering::Relaxed),
+                    dropped_queue_full: c.dropped_queue_full.load(Ordering::Relaxed),
+                };
+                (slot.shadow.is_some() || s != ShadowStats::default())
+                    .then(|| (m.name.to_string(), s))
+            })
+            .collect();
+        drop(slots);
         InferStats {
+            shadow,
             batch_histogram: st.batch_hist.clone(),
             groups: st.groups,
             latency_median_ms: pct(0.5),
@@ -392,9 +511,196 @@ struct Scratch {
     regions: Vec<Region>,
     /// `results[model][frame]`.
     results: Vec<Vec<Vec<Detection>>>,
+    /// The shadows' results, same layout.
+    shadow_results: Vec<Vec<Vec<Detection>>>,
+    /// Whether model `i`'s shadow ran on this group.
+    shadow_ran: Vec<bool>,
+    /// The slots' generation this worker's sessions follow.
+    generation: u64,
+    /// The hub's stale drops (all cameras) at this worker's previous group.
+    hub_dropped: u64,
+    /// Where this worker sends shadow results.
+    shadow_out: Option<Sender<StageMsg>>,
 }
 
-fn worker(w: usize, sh: Arc<Shared>, mut dets: Vec<Detector>) {
+/// Rebuilds the sessions whose model a [`ModelSwitch`] changed since the worker last
+/// looked. A session that fails to build keeps the previous one (logged); the switch built
+/// one already, so this is rare (memory, a file removed meanwhile).
+fn follow_slots(
+    w: usize,
+    sh: &Shared,
+    dets: &mut [Detector],
+    shadows: &mut [Option<Detector>],
+    seen: &mut u64,
+) {
+    let g = sh.generation.load(Ordering::Acquire);
+    if g == *seen {
+        return;
+    }
+    *seen = g;
+    let slots = sh.slots.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for (i, slot) in slots.iter().enumerate() {
+        let name = &sh.models[i].name;
+        if let Some(d) = dets.get_mut(i) {
+            if !Arc::ptr_eq(d.model(), &slot.live) {
+                match Detector::from_model(slot.live.clone(), &sh.opts) {
+                    Ok(nd) => {
+                        info!(worker = w, model = %name, sha256 = %slot.live.manifest.sha256, manifest = %slot.live.manifest_path.display(), "Live model swapped.");
+                        *d = nd;
+                    }
+                    Err(e) => {
+                        error!(worker = w, model = %name, error = %e, "Cannot build the new live model's session; keeping the previous one.")
+                    }
+                }
+            }
+        }
+        let Some(cur) = shadows.get_mut(i) else {
+            continue;
+        };
+        match (&slot.shadow, cur.as_ref()) {
+            (None, Some(_)) => {
+                info!(worker = w, model = %name, "Shadow model stopped.");
+                *cur = None;
+            }
+            (Some(m), c) if c.is_none_or(|d| !Arc::ptr_eq(d.model(), m)) => {
+                match Detector::from_model(m.clone(), &sh.opts) {
+                    Ok(nd) => {
+                        info!(worker = w, model = %name, sha256 = %m.manifest.sha256, manifest = %m.manifest_path.display(), "Shadow model running.");
+                        *cur = Some(nd);
+                    }
+                    Err(e) => {
+                        error!(worker = w, model = %name, error = %e, "Cannot build the shadow model's session.")
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The candidate must detect the same classes, in the same order, as the live model: the
+/// rules name classes, and a shadow or promoted model is judged by the same rules.
+fn same_classes(live: &Model, candidate: &Model) -> Result<(), InferError> {
+    if live.class_names == candidate.class_names {
+        Ok(())
+    } else {
+        Err(InferError::ManifestInvalid {
+            path: candidate.manifest_path.clone(),
+            message: format!(
+                "classes {:?} differ from the live model's {:?} ({})",
+                candidate.manifest.classes.names,
+                live.manifest.classes.names,
+                live.manifest_path.display()
+            ),
+        })
+    }
+}
+
+/// One model slot as it runs: the live model and its shadow.
+#[derive(Debug, Clone)]
+pub struct SlotStatus {
+    /// `[models.NAME]` key.
+    pub name: String,
+    /// The live model.
+    pub live: Arc<Model>,
+    /// The shadow, if one runs.
+    pub shadow: Option<Arc<Model>>,
+    /// What the slot's shadows did since start.
+    pub shadow_stats: ShadowStats,
+}
+
+/// Swaps a model slot's live model or shadow at run time (cheap to clone, any thread).
+#[derive(Clone)]
+pub struct ModelSwitch {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ModelSwitch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelSwitch").finish_non_exhaustive()
+    }
+}
+
+impl ModelSwitch {
+    fn index(&self, name: &str) -> Result<usize, InferError> {
+        self.shared
+            .models
+            .iter()
+            .position(|m| m.name.as_ref() == name)
+            .ok_or_else(|| InferError::Config(format!("no model slot [models.{name}]")))
+    }
+
+    /// Every slot, in config order.
+    pub fn status(&self) -> Vec<SlotStatus> {
+        let slots = self.shared.slots.lock().unwrap_or_else(|e| e.into_inner());
+        self.shared
+            .models
+            .iter()
+            .zip(slots.iter())
+            .zip(&self.shared.shadow)
+            .map(|((m, s), c)| SlotStatus {
+                name: m.name.to_string(),
+                live: s.live.clone(),
+                shadow: s.shadow.clone(),
+                shadow_stats: ShadowStats {
+                    frames: c.frames.load(Ordering::Relaxed),
+                    dropped_saturated: c.dropped_saturated.load(Ordering::Relaxed),
+                    dropped_queue_full: c.dropped_queue_full.load(Ordering::Relaxed),
+                },
+            })
+            .collect()
+    }
+
+    /// Loads `manifest` (its ONNX file's sha256 verified), checks it has slot `name`'s
+    /// classes and builds one session with the engine's runtime options: what a model must
+    /// pass before it may run in the slot. Slow (hashing, session build): call it off any
+    /// async executor.
+    pub fn check(&self, name: &str, manifest: &std::path::Path) -> Result<Arc<Model>, InferError> {
+        let i = self.index(name)?;
+        let live = self.shared.models[i].model.clone();
+        let m = Model::load(manifest)?;
+        same_classes(&live, &m)?;
+        Detector::from_model(m.clone(), &self.shared.opts)?;
+        Ok(m)
+    }
+
+    /// Makes `model` (from [`ModelSwitch::check`]) the live model of slot `name`; the
+    /// workers swap their sessions before their next frame group. Returns the previous one.
+    pub fn set_live(&self, name: &str, model: Arc<Model>) -> Result<Arc<Model>, InferError> {
+        let i = self.index(name)?;
+        let mut slots = self.shared.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let prev = std::mem::replace(&mut slots[i].live, model);
+        self.shared.generation.fetch_add(1, Ordering::Release);
+        Ok(prev)
+    }
+
+    /// Starts (`Some`, from [`ModelSwitch::check`]), replaces or stops (`None`) slot
+    /// `name`'s shadow. Returns the previous one.
+    pub fn set_shadow(
+        &self,
+        name: &str,
+        model: Option<Arc<Model>>,
+    ) -> Result<Option<Arc<Model>>, InferError> {
+        let i = self.index(name)?;
+        if model.is_some() && !self.shared.shadow_enabled {
+            return Err(InferError::Config(
+                "this process runs no shadow rules stage".into(),
+            ));
+        }
+        let mut slots = self.shared.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let prev = std::mem::replace(&mut slots[i].shadow, model);
+        self.shared.generation.fetch_add(1, Ordering::Release);
+        Ok(prev)
+    }
+}
+
+fn worker(
+    w: usize,
+    sh: Arc<Shared>,
+    mut dets: Vec<Detector>,
+    mut shadows: Vec<Option<Detector>>,
+    shadow_out: Option<Sender<StageMsg>>,
+) {
     let n_models = sh.models.len();
     let mut s = Scratch {
         frames: Vec::with_capacity(sh.max_batch),
@@ -402,6 +708,11 @@ fn worker(w: usize, sh: Arc<Shared>, mut dets: Vec<Detector>) {
         jobs: Vec::new(),
         regions: Vec::new(),
         results: (0..n_models).map(|_| Vec::new()).collect(),
+        shadow_results: (0..n_models).map(|_| Vec::new()).collect(),
+        shadow_ran: vec![false; n_models],
+        generation: 0,
+        hub_dropped: 0,
+        shadow_out,
     };
     let idle = Duration::from_millis(200);
     loop {
@@ -428,9 +739,10 @@ fn worker(w: usize, sh: Arc<Shared>, mut dets: Vec<Detector>) {
                 break;
             }
         }
+        follow_slots(w, &sh, &mut dets, &mut shadows, &mut s.generation);
         let t0 = Instant::now();
         let mut hist = [0u64; 65];
-        match process(&sh, &mut dets, &mut s, &mut hist) {
+        match process(&sh, &mut dets, &mut shadows, &mut s, &mut hist) {
             Ok(true) => {}
             Ok(false) => {
                 info!(
@@ -475,9 +787,20 @@ fn worker(w: usize, sh: Arc<Shared>, mut dets: Vec<Detector>) {
 fn process(
     sh: &Shared,
     dets: &mut [Detector],
+    shadows: &mut [Option<Detector>],
     s: &mut Scratch,
     hist: &mut [u64; 65],
 ) -> Result<bool, InferError> {
+    // Behind: the hub replaced a live frame since this worker's previous group. Shadow
+    // work is dropped first.
+    let dropped: u64 = sh
+        .cameras
+        .iter()
+        .filter_map(|c| sh.hub.stats(c))
+        .map(|h| h.dropped)
+        .sum();
+    let behind = dropped > s.hub_dropped;
+    s.hub_dropped = dropped;
     // Skip moving PTZ frames.
     s.live.clear();
     for (i, f) in s.frames.iter().enumerate() {
@@ -494,6 +817,7 @@ fn process(
         let res = &mut s.results[mi];
         res.clear();
         res.resize_with(s.frames.len(), Vec::new);
+        s.shadow_ran[mi] = false;
         s.jobs.clear();
         for &fi in &s.live {
             let f = &s.frames[fi];
@@ -505,7 +829,7 @@ fn process(
             };
             match &mp.zones {
                 Some(z) => {
-                    let input = &sh.models[mi].model.manifest.input;
+                    let input = &det.model().manifest.input;
                     z.regions(
                         f.width,
                         f.height,
@@ -533,6 +857,36 @@ fn process(
         let t = Instant::now();
         det.run_jobs(&s.frames, &s.jobs, res)?;
         sh.hist.model_latency[mi].1.observe_duration(t.elapsed());
+        // The shadow: same jobs, right after the live model.
+        if let Some(Some(shadow)) = shadows.get_mut(mi) {
+            // Frames in this model's jobs (a frame's jobs are consecutive).
+            let mut n = 0u64;
+            let mut last = usize::MAX;
+            for j in &s.jobs {
+                if j.image != last {
+                    n += 1;
+                    last = j.image;
+                }
+            }
+            if behind {
+                sh.shadow[mi]
+                    .dropped_saturated
+                    .fetch_add(n, Ordering::Relaxed);
+            } else {
+                let sres = &mut s.shadow_results[mi];
+                sres.clear();
+                sres.resize_with(s.frames.len(), Vec::new);
+                match shadow.run_jobs(&s.frames, &s.jobs, sres) {
+                    Ok(()) => s.shadow_ran[mi] = true,
+                    Err(e) => {
+                        sh.shadow[mi]
+                            .dropped_saturated
+                            .fetch_add(n, Ordering::Relaxed);
+                        warn!(model = %sh.models[mi].name, error = %e, "The shadow model failed on a group; its frames are not analysed.");
+                    }
+                }
+            }
+        }
     }
     // Send, per frame: image statistics, then one result per model the camera runs.
     for &fi in &s.live {
@@ -578,6 +932,27 @@ fn process(
                 };
                 if sh.out.send(StageMsg::Frame(r)).is_err() {
                     return Ok(false);
+                }
+                // The shadow's result, labelled like the live one (same rules), never
+                // waited for.
+                if s.shadow_ran[*mi] {
+                    if let Some(tx) = &s.shadow_out {
+                        let r = FrameResult {
+                            camera: f.camera.clone(),
+                            seq: f.seq,
+                            captured_at: f.captured_at,
+                            preset: f.preset().cloned(),
+                            width: f.width,
+                            height: f.height,
+                            model: sh.models[*mi].name.clone(),
+                            detections: std::mem::take(&mut s.shadow_results[*mi][fi]),
+                        };
+                        let c = &sh.shadow[*mi];
+                        match tx.try_send(StageMsg::Frame(r)) {
+                            Ok(()) => c.frames.fetch_add(1, Ordering::Relaxed),
+                            Err(_) => c.dropped_queue_full.fetch_add(1, Ordering::Relaxed),
+                        };
+                    }
                 }
             }
         }

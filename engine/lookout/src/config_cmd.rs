@@ -14,14 +14,51 @@ pub fn diff(args: &ConfigDiffArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = crate::load_config(args.config.as_deref())?;
     let found = crate::data_database(&mut cfg, args.data_dir.as_deref())?;
     let db = cfg.data_dir().join(&cfg.alerts.database);
-    let rec = if let Some(db) = &found {
+    let (rec, models) = if let Some(db) = &found {
         let store = lookout_alerts::store::Store::open(db, Vec::new(), cfg.alerts.escalate_after_s)
             .with_context(|| format!("cannot open {}", db.display()))?;
-        lookout_server::overlay::latest(&store)
-            .with_context(|| format!("cannot read the config overlays of {}", db.display()))?
+        (
+            lookout_server::overlay::latest(&store)
+                .with_context(|| format!("cannot read the config overlays of {}", db.display()))?,
+            lookout_server::models::latest(&store)
+                .with_context(|| format!("cannot read the model changes of {}", db.display()))?,
+        )
     } else {
-        None
+        (None, None)
     };
+    // The model slots the API changed (promotions, rollbacks, shadows), file → running.
+    let model_lines: Vec<String> = models
+        .iter()
+        .flat_map(|(_, o)| &o.slots)
+        .flat_map(|(name, slot)| {
+            let file = cfg
+                .models
+                .get(name)
+                .map(|m| m.manifest.value().to_string())
+                .unwrap_or_else(|| "(not in the file)".into());
+            let mut lines = Vec::new();
+            if let Some(l) = &slot.live {
+                lines.push(format!(
+                    "  models.{name}.manifest: {file} → {} (sha256 {}; rollback returns to {})",
+                    l.manifest,
+                    l.sha256,
+                    slot.previous.last().map_or("-", |p| p.manifest.as_str())
+                ));
+            }
+            if slot.shadow_set {
+                lines.push(format!(
+                    "  models.{name}.shadow: {}",
+                    slot.shadow
+                        .as_ref()
+                        .map_or("stopped".to_string(), |s| format!(
+                            "{} (sha256 {})",
+                            s.manifest, s.sha256
+                        ))
+                ));
+            }
+            lines
+        })
+        .collect();
     let resolved = rec
         .as_ref()
         .map(|r| lookout_server::overlay::resolve_record(&cfg.rules, &cfg, r).1);
@@ -36,12 +73,39 @@ pub fn diff(args: &ConfigDiffArgs) -> anyhow::Result<ExitCode> {
             "database": db.display().to_string(),
             "overlay": resolved,
             "changes": changes,
+            "models": models.as_ref().map(|(r, o)| json!({
+                "version": r.version,
+                "author": r.author,
+                "at": r.at,
+                "action": o.action,
+                "model": o.model,
+                "from": o.from,
+                "to": o.to,
+                "forced": o.forced,
+                "slots": o.slots,
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("config:   {}", cfg.origin);
     println!("database: {}", db.display());
+    if let Some((r, o)) = &models {
+        println!(
+            "models v{} by {} at {}: last change {} of {}",
+            r.version,
+            r.author,
+            r.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            o.action,
+            o.model
+        );
+        if model_lines.is_empty() {
+            println!("  every model slot runs the config file's model");
+        }
+        for l in &model_lines {
+            println!("{l}");
+        }
+    }
     let Some(s) = resolved else {
         println!("No config overlay: the running rules are the config file's.");
         return Ok(ExitCode::SUCCESS);

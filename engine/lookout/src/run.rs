@@ -5,6 +5,7 @@
 //! ```text
 //! ingest ─▶ FrameHub ─▶ inference workers ─▶ [StageMsg] ─▶ RulesStage ─▶ [FusionMsg] ─▶ FusionStage ─▶ [Incident] ─▶ IncidentsStage
 //!    └─ CameraHealth ─▶ health forwarder ────▶ [StageMsg]              hotspot feed ─▶ [Hotspot] ─┘
+//!                        shadow models ──try_send──▶ [StageMsg] ─▶ rules-shadow ─▶ store (shadow_events)
 //! ```
 //!
 //! Every `[...]` is a bounded crossbeam channel on which senders block: after inference
@@ -99,10 +100,41 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     }
     cfg.rules = state.config().rules;
 
-    // Inference first, so no frame waits for a missing consumer.
-    let inference =
-        lookout_infer::service::InferenceService::start(&cfg, hub.clone(), results_tx.clone())
-            .context("cannot start inference")?;
+    // The model slots the API promoted (and shadows it started), re-applied over the file.
+    match lookout_server::models::latest(alerts.store()) {
+        Ok(Some((rec, ov))) => {
+            let problems = ov.apply_to_config(&mut cfg, |p| {
+                lookout_infer::Model::load(p)
+                    .map(|m| m.manifest.sha256.clone())
+                    .map_err(|e| e.to_string())
+            });
+            for p in &problems {
+                error!(version = rec.version, problem = %p, "A model change of the API cannot be re-applied; the config file's model runs.");
+            }
+            info!(
+                version = rec.version,
+                author = %rec.author,
+                "Model slots as of models record v{} (`lookout config diff` lists it).",
+                rec.version
+            );
+        }
+        Ok(None) => {}
+        Err(e) => {
+            error!(error = %e, "Cannot read the model changes; running the config file's models.")
+        }
+    }
+
+    // Inference first, so no frame waits for a missing consumer. Shadow results go to
+    // their own rules stage (`try_send`: never waited for).
+    let (shadow_tx, shadow_rx) = bounded::<StageMsg>(cfg.inference.results_capacity);
+    let inference = lookout_infer::service::InferenceService::start_with_shadow(
+        &cfg,
+        hub.clone(),
+        results_tx.clone(),
+        Some(shadow_tx),
+    )
+    .context("cannot start inference")?;
+    let switch = inference.switch();
     let ingest = lookout_ingest::Ingest::start(&cfg, hub.clone(), health_tx)
         .context("cannot start ingest")?;
     info!(cameras = camera_ids.len(), "Ingest and inference started.");
@@ -137,9 +169,25 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         StoreTap(alerts.clone()),
     )
     .context("cannot spawn the rules thread")?;
+    // The shadow models' rules: the same rules, another engine; events to the store only.
+    let shadow_rules = lookout_rules::stage::RulesStage::spawn_detached(
+        "rules-shadow",
+        &cfg.rules,
+        shadow_rx,
+        ShadowTap {
+            alerts: alerts.clone(),
+            switch: switch.clone(),
+            person_class: cfg.rules.person_class.clone(),
+        },
+    )
+    .context("cannot spawn the shadow rules thread")?;
     // API changes (overlays, masks, tuning) and file reloads reach the rules thread through
-    // its control.
-    state.rules = Some(rules.control());
+    // its control, and the shadow rules follow.
+    state.rules = Some(rules.control().with_follower(&shadow_rules.control()));
+    state.models = Some(Arc::new(EngineModels {
+        switch: switch.clone(),
+        base_dir: cfg.base_dir.clone(),
+    }));
 
     // Rules hot reload: the watcher hands each new [rules] section of the file to the
     // overlay layer, which re-applies the API overlay over it and reloads the rules thread.
@@ -247,6 +295,7 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     for (name, joined) in [
         ("health-forward", health_fwd.join()),
         ("rules", rules.join()),
+        ("rules-shadow", shadow_rules.join()),
         ("fusion", fusion.join()),
         ("incidents", incidents.join()),
     ] {
@@ -426,4 +475,138 @@ fn update_metrics(
     metrics
         .queue("frame_hub_pending")
         .store(hub.pending() as i64, Relaxed);
+}
+
+/// The shadow rules stage's view of the store: would-be events, marked with the slot and
+/// the sha256 of the shadow that raised them. Camera health events (the shadow gets no
+/// health or image statistics) and kinds no running shadow's classes raise are not kept.
+struct ShadowTap {
+    alerts: Arc<Alerts>,
+    switch: lookout_infer::service::ModelSwitch,
+    person_class: String,
+}
+
+impl lookout_rules::stage::RulesTap for ShadowTap {
+    fn message(&mut self, _: &StageMsg) {}
+
+    fn event(&mut self, ev: &Event) {
+        for slot in self.switch.status() {
+            let Some(shadow) = &slot.shadow else {
+                continue;
+            };
+            let classes: Vec<String> = slot
+                .live
+                .class_names
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            let (kinds, _) = lookout_server::models::slot_kinds(&classes, &self.person_class);
+            if kinds.contains(&ev.kind.as_str()) {
+                if let Err(e) =
+                    self.alerts
+                        .store()
+                        .record_shadow_event(&slot.name, &shadow.manifest.sha256, ev)
+                {
+                    warn!(error = %e, "Cannot store a shadow event.");
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// The server's handle on the model slots: the inference service's switch.
+struct EngineModels {
+    switch: lookout_infer::service::ModelSwitch,
+    base_dir: PathBuf,
+}
+
+fn model_info(m: &lookout_infer::Model) -> lookout_server::models::ModelInfo {
+    lookout_server::models::ModelInfo {
+        file: lookout_server::models::ModelRef {
+            manifest: m.manifest_path.display().to_string(),
+            sha256: m.manifest.sha256.clone(),
+        },
+        name: m.manifest.name.clone(),
+        licence: m.manifest.licence.clone(),
+        classes: m.class_names.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+impl EngineModels {
+    fn load(
+        &self,
+        name: &str,
+        manifest: &std::path::Path,
+    ) -> Result<Arc<lookout_infer::Model>, lookout_server::models::ModelError> {
+        use lookout_server::models::ModelError;
+        if !self.switch.status().iter().any(|s| s.name == name) {
+            return Err(ModelError::NoSlot(name.to_string()));
+        }
+        // Absolute, so the audit trail and a restart name the same file.
+        let path = if manifest.is_absolute() {
+            manifest.to_path_buf()
+        } else {
+            self.base_dir.join(manifest)
+        };
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        if !path.is_file() {
+            return Err(ModelError::Invalid(format!(
+                "{}: not a manifest file",
+                path.display()
+            )));
+        }
+        self.switch
+            .check(name, &path)
+            .map_err(|e| ModelError::Invalid(e.to_string()))
+    }
+}
+
+impl lookout_server::models::ModelControl for EngineModels {
+    fn slots(&self) -> Vec<lookout_server::models::SlotInfo> {
+        self.switch
+            .status()
+            .into_iter()
+            .map(|s| lookout_server::models::SlotInfo {
+                live: model_info(&s.live),
+                shadow: s.shadow.as_deref().map(model_info),
+                shadow_frames: s.shadow_stats.frames,
+                shadow_dropped_saturated: s.shadow_stats.dropped_saturated,
+                shadow_dropped_queue_full: s.shadow_stats.dropped_queue_full,
+                name: s.name,
+            })
+            .collect()
+    }
+
+    fn set_live(
+        &self,
+        name: &str,
+        manifest: &std::path::Path,
+    ) -> Result<lookout_server::models::ModelInfo, lookout_server::models::ModelError> {
+        let m = self.load(name, manifest)?;
+        let info = model_info(&m);
+        let prev = self
+            .switch
+            .set_live(name, m)
+            .map_err(|e| lookout_server::models::ModelError::Invalid(e.to_string()))?;
+        info!(model = name, from = %prev.manifest.sha256, to = %info.file.sha256, manifest = %info.file.manifest, "Live model changed through the API.");
+        Ok(info)
+    }
+
+    fn set_shadow(
+        &self,
+        name: &str,
+        manifest: Option<&std::path::Path>,
+    ) -> Result<Option<lookout_server::models::ModelInfo>, lookout_server::models::ModelError> {
+        let m = match manifest {
+            Some(p) => Some(self.load(name, p)?),
+            None => None,
+        };
+        let info = m.as_deref().map(model_info);
+        self.switch
+            .set_shadow(name, m)
+            .map_err(|e| lookout_server::models::ModelError::Invalid(e.to_string()))?;
+        info!(model = name, shadow = ?info.as_ref().map(|i| &i.file.sha256), "Shadow model changed through the API.");
+        Ok(info)
+    }
 }

@@ -74,6 +74,9 @@ pub enum ControlError {
 #[derive(Debug, Clone)]
 pub struct RulesControl {
     tx: Sender<RulesConfig>,
+    /// Stages that follow this one's rules (a shadow rules stage): each accepted change is
+    /// offered to them too, without waiting.
+    followers: Vec<Sender<RulesConfig>>,
 }
 
 impl RulesControl {
@@ -84,7 +87,21 @@ impl RulesControl {
     /// caller without a rules thread (a test, a config command) drains.
     pub fn channel(capacity: usize) -> (RulesControl, Receiver<RulesConfig>) {
         let (tx, rx) = bounded(capacity.max(1));
-        (RulesControl { tx }, rx)
+        (
+            RulesControl {
+                tx,
+                followers: Vec::new(),
+            },
+            rx,
+        )
+    }
+
+    /// This control, also handing every change it applies to `follower`'s stage (best
+    /// effort: a follower whose queue is full misses the change and logs it). The shadow
+    /// rules stage follows the live one this way, so both judge with the same rules.
+    pub fn with_follower(mut self, follower: &RulesControl) -> RulesControl {
+        self.followers.push(follower.tx.clone());
+        self
     }
 
     /// Compiles `rules` strictly (a bad change is refused with its reason, and the running
@@ -93,7 +110,13 @@ impl RulesControl {
         RulesEngine::try_new(rules)?;
         self.tx
             .send_timeout(rules.clone(), Self::WAIT)
-            .map_err(|_| ControlError::NotAccepting)
+            .map_err(|_| ControlError::NotAccepting)?;
+        for f in &self.followers {
+            if f.try_send(rules.clone()).is_err() {
+                tracing::warn!("A following (shadow) rules stage did not take the rules change.");
+            }
+        }
+        Ok(())
     }
 
     /// Changes queued and not yet taken by the stage.
@@ -162,10 +185,32 @@ impl RulesStage {
         output: Sender<FusionMsg>,
         tap: impl RulesTap,
     ) -> std::io::Result<RulesHandle> {
+        Self::spawn_named("rules", rules, logs, input, Some(output), tap)
+    }
+
+    /// A rules stage whose events go only to its tap (and logs), never to fusion: the
+    /// shadow model's rules (`rules-shadow` thread). It sends no camera clocks either.
+    pub fn spawn_detached(
+        name: &str,
+        rules: &RulesConfig,
+        input: Receiver<StageMsg>,
+        tap: impl RulesTap,
+    ) -> std::io::Result<RulesHandle> {
+        Self::spawn_named(name, rules, RulesLogs::default(), input, None, tap)
+    }
+
+    fn spawn_named(
+        name: &str,
+        rules: &RulesConfig,
+        logs: RulesLogs,
+        input: Receiver<StageMsg>,
+        output: Option<Sender<FusionMsg>>,
+        tap: impl RulesTap,
+    ) -> std::io::Result<RulesHandle> {
         let (control, control_rx) = RulesControl::channel(4);
         let engine = RulesEngine::new(rules);
         let thread = std::thread::Builder::new()
-            .name("rules".into())
+            .name(name.into())
             .spawn(move || run(engine, logs, input, control_rx, output, tap))?;
         Ok(RulesHandle { control, thread })
     }
@@ -188,7 +233,7 @@ fn run(
     logs: RulesLogs,
     input: Receiver<StageMsg>,
     mut control: Receiver<RulesConfig>,
-    output: Sender<FusionMsg>,
+    output: Option<Sender<FusionMsg>>,
     mut tap: impl RulesTap,
 ) {
     let open = |p: &PathBuf, what: &str| match Recorder::open_rotating(p, logs.rotation) {
@@ -247,13 +292,15 @@ fn run(
                 log.write(&ev);
             }
             tap.event(&ev);
-            if output.send(FusionMsg::Event(ev)).is_err() {
-                return;
+            if let Some(output) = &output {
+                if output.send(FusionMsg::Event(ev)).is_err() {
+                    return;
+                }
             }
         }
         // Each camera's event time, from every analysed frame (empty ones too), so a quiet
         // camera's incidents still close; sent after that frame's events, at most 1/s.
-        if let StageMsg::Frame(fr) = &msg {
+        if let (StageMsg::Frame(fr), Some(output)) = (&msg, &output) {
             let due = clock_sent
                 .get(&fr.camera)
                 .is_none_or(|t| fr.captured_at >= *t + chrono::Duration::seconds(1));

@@ -53,7 +53,7 @@ impl ApiError {
         }
     }
 
-    fn invalid(fields: Vec<(String, String)>) -> ApiError {
+    pub(crate) fn invalid(fields: Vec<(String, String)>) -> ApiError {
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code: "invalid",
@@ -144,7 +144,7 @@ impl From<StoreError> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// The API's OpenAPI 3 description (`GET /api/openapi.json`): the paths, parameters and
 /// request bodies come from each handler's `#[utoipa::path]` and the typed request structs,
@@ -241,6 +241,14 @@ fn api_routes() -> (Router<ServerState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tuning_masks_apply))
         .routes(routes!(dead_letters))
         .routes(routes!(outbox_retry))
+        .routes(routes!(crate::models::list_models))
+        .routes(routes!(crate::models::promote))
+        .routes(routes!(crate::models::rollback))
+        .routes(routes!(
+            crate::models::shadow_get,
+            crate::models::shadow_start,
+            crate::models::shadow_stop
+        ))
         .routes(routes!(me))
         .routes(routes!(live))
         .split_for_parts()
@@ -280,15 +288,19 @@ async fn app_css() -> impl IntoResponse {
 }
 
 /// The user a request acts as.
-struct User {
-    name: String,
+pub(crate) struct User {
+    pub(crate) name: String,
     role: Role,
 }
 
 /// The user a request acts as, who must have at least role `need`. The guard already
 /// refused unknown tokens (counting them) and writes below operator; this names the user
 /// and checks the handler's own role (admin for config changes).
-fn authenticate(state: &ServerState, headers: &HeaderMap, need: Role) -> ApiResult<User> {
+pub(crate) fn authenticate(
+    state: &ServerState,
+    headers: &HeaderMap,
+    need: Role,
+) -> ApiResult<User> {
     let Some(token) = crate::auth::bearer(headers) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -321,7 +333,7 @@ fn authenticate(state: &ServerState, headers: &HeaderMap, need: Role) -> ApiResu
     })
 }
 
-fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
     if body.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -378,6 +390,9 @@ async fn metrics(State(s): State<ServerState>) -> ApiResult<Response> {
     let mut text = s.metrics.render(&backlog, &dead, &s.alerts.sink_stats());
     let disk = s.alerts.disk_usage();
     crate::metrics::render_disk_usage(&mut text, &disk.kinds(), disk.quota);
+    if let Some(c) = &s.models {
+        crate::models::render_metrics(&mut text, &c.slots());
+    }
     Ok((
         [(
             header::CONTENT_TYPE,

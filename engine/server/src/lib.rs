@@ -27,6 +27,7 @@ pub mod auth;
 pub mod map;
 pub mod masks;
 pub mod metrics;
+pub mod models;
 pub mod overlay;
 pub mod tls;
 pub mod tuning;
@@ -85,6 +86,11 @@ pub struct ServerState {
     /// One tuning replay at a time (FIFO): a slider's what-if waits at most for one step
     /// of a tuning curve, and replays never take more than one core from the engine.
     pub replay_lane: Arc<tokio::sync::Semaphore>,
+    /// The engine's model slots (shadow, promotion, rollback: [`models`]); without it
+    /// `/api/models` answers 503.
+    pub models: Option<Arc<dyn models::ModelControl>>,
+    /// One model change at a time (promote, rollback, shadow start/stop).
+    pub models_lane: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl ServerState {
@@ -102,6 +108,8 @@ impl ServerState {
             rules: None,
             geojson_extra: None,
             replay_lane: Arc::new(tokio::sync::Semaphore::new(1)),
+            models: None,
+            models_lane: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 

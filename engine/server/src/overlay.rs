@@ -75,10 +75,7 @@ pub struct OverlayStatus {
 
 /// The newest overlay of `[rules]` in the store.
 pub fn latest(store: &Store) -> Result<Option<OverlayRecord>, StoreError> {
-    Ok(store
-        .overlays(100)?
-        .into_iter()
-        .find(|o| o.section == SECTION))
+    store.latest_overlay(SECTION)
 }
 
 /// Resolves a stored overlay over the file's rules, validated against `ctx`'s cameras and

@@ -550,11 +550,38 @@ function describeChange(c) {
   if (c.kind === 'revert') return 'revert to the config file';
   return 'rules section';
 }
+function describeModels(b) {
+  const f = (r) => (r ? `${r.manifest.split('/').pop()} (${r.sha256.slice(0, 12)})` : 'none');
+  if (b.action === 'promote') return `${b.model}: promote ${f(b.from)} → ${f(b.to)}` + (b.forced ? ' (forced, no passing gate)' : '');
+  if (b.action === 'rollback') return `${b.model}: roll back ${f(b.from)} → ${f(b.to)}`;
+  if (b.action === 'shadow_start') return `${b.model}: shadow ${f(b.to)}`;
+  if (b.action === 'shadow_stop') return `${b.model}: shadow ${f(b.from)} stopped`;
+  return `${b.model}: ${b.action}`;
+}
+// Live against shadow per camera: events each raised, agreement with the verdicts.
+async function loadShadow() {
+  const pct = (v) => (v === null || v === undefined ? '–' : Math.round(v * 100) + ' %');
+  try {
+    const slots = (await api('/api/models')).models;
+    const rows = [];
+    const msgs = [];
+    for (const m of slots) {
+      msgs.push(`${m.name}: live ${m.live.name} (${m.live.sha256.slice(0, 12)})` + (m.shadow ? `, shadow ${m.shadow.name} (${m.shadow.sha256.slice(0, 12)}): ${m.shadow_frames} frames, dropped ${m.shadow_dropped.saturated} (busy) + ${m.shadow_dropped.queue_full} (queue)` : ', no shadow'));
+      const c = await api(`/api/models/${encodeURIComponent(m.name)}/shadow`);
+      for (const r of c.cameras) {
+        rows.push(`<tr><td>${esc(m.name)}</td><td>${esc(r.camera)}</td><td>${r.live_events}</td><td>${r.shadow_events}</td><td>${r.confirmed} / ${r.false_alarms}</td><td>${pct(r.live_agreement)}</td><td>${pct(r.shadow_agreement)}</td><td>${r.shadow_only}</td></tr>`);
+      }
+    }
+    $('#shadow-msg').textContent = msgs.join('; ');
+    $('#shadow tbody').innerHTML = rows.join('');
+  } catch (e) { $('#shadow-msg').textContent = 'Models: ' + e.message; }
+}
 async function loadAudit() {
   try {
     const list = await api('/api/config/history');
     $('#audit tbody').innerHTML = list.map((o) => `<tr><td>${o.version}</td><td>${esc(new Date(o.at).toLocaleString())}</td><td>${esc(o.author)}</td>
-      <td>${esc(describeChange(o.body.change))}</td><td>${esc(o.comment)}</td></tr>`).join('');
+      <td>${esc(o.section === 'models' ? describeModels(o.body) : describeChange(o.body.change))}</td><td>${esc(o.comment)}</td></tr>`).join('');
+    loadShadow();
     const cfg = await api('/api/config');
     const ov = cfg.overlay, el = $('#overlay-status');
     if (!ov) { el.textContent = 'Running the config file\'s rules (no API changes).'; el.className = 'muted'; return; }

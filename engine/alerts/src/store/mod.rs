@@ -6,6 +6,7 @@
 //! into another stored incident, and still route it there), `transitions` (who/when/why, verdicts
 //! included), `events`, `hotspots`, `snapshots` (index of JPEG files), `frame_results`
 //! (raw detections for the tuning replay), `config_overlays` (versioned config changes),
+//! `shadow_events` (what a candidate model in shadow mode would have raised),
 //! `notifications` + `deliveries` (the outbox: one notification per revision, one delivery
 //! row per sink, written in the same transaction as the revision, with its attempts and
 //! earliest next attempt), `dead_letters` (deliveries a sink refused, with the status and
@@ -17,7 +18,8 @@
 //! One file per job: this one opens and migrates the database and holds the connections;
 //! `apply` turns fusion revisions into stored incidents, `incidents` the operator's
 //! transitions and the API's reads, `outbox` the notifications and deliveries,
-//! `frames_events` events/hotspots/frame results, `overlays` config changes. Retention
+//! `frames_events` events/hotspots/frame results, `overlays` config changes, `shadow`
+//! the events a shadow model would have raised (`shadow_events`). Retention
 //! (age limits, the quota, vacuum) is [`crate::retention`].
 
 mod apply;
@@ -25,6 +27,7 @@ mod frames_events;
 mod incidents;
 mod outbox;
 mod overlays;
+mod shadow;
 mod training;
 
 use std::collections::HashMap;
@@ -43,6 +46,7 @@ pub use incidents::{
 };
 pub use outbox::{DeadLetter, Notification, Pending, Reason, SinkSpec};
 pub use overlays::OverlayRecord;
+pub use shadow::{ShadowCameraComparison, ShadowEventRecord};
 pub use training::{BoxCorrection, SnapshotBoxes, TrainingSnapshot, Verdict};
 
 /// Errors of the store.
@@ -147,6 +151,14 @@ CREATE TABLE dead_letters(sink TEXT NOT NULL, notification_id INTEGER NOT NULL,
 ALTER TABLE snapshots ADD COLUMN frame_path TEXT;
 ALTER TABLE snapshots ADD COLUMN boxes TEXT;
 ALTER TABLE snapshots ADD COLUMN corrected TEXT;
+"#,
+    // 4: shadow events (what a candidate model running in shadow would have raised).
+    r#"
+CREATE TABLE shadow_events(model TEXT NOT NULL, sha256 TEXT NOT NULL, id TEXT NOT NULL,
+  camera TEXT NOT NULL, kind TEXT NOT NULL, phase TEXT NOT NULL, best_score REAL NOT NULL,
+  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, data TEXT NOT NULL,
+  PRIMARY KEY(model, sha256, id));
+CREATE INDEX shadow_events_camera ON shadow_events(camera, last_seen);
 "#,
 ];
 

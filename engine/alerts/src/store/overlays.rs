@@ -72,4 +72,25 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// The newest config change of one section (`rules`, `models`).
+    pub fn latest_overlay(&self, section: &str) -> Result<Option<OverlayRecord>, StoreError> {
+        let conn = self.read();
+        let mut st = conn.prepare_cached(
+            "SELECT version, section, at, author, comment, body FROM config_overlays
+             WHERE section = ?1 ORDER BY version DESC LIMIT 1",
+        )?;
+        let mut rows = st.query(params![section])?;
+        let Some(r) = rows.next()? else {
+            return Ok(None);
+        };
+        Ok(Some(OverlayRecord {
+            version: r.get(0)?,
+            section: r.get(1)?,
+            at: from_ms(r.get(2)?),
+            author: r.get(3)?,
+            comment: r.get(4)?,
+            body: serde_json::from_str(&r.get::<_, String>(5)?)?,
+        }))
+    }
 }

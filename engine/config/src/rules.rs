@@ -605,9 +605,19 @@ pub struct Escort {
     /// `[[rules.roles]]` names that may escort.
     pub roles: Vec<String>,
     /// Most distance in frame pixels between the feet (bottom centres of the boxes) of the
-    /// escorted person and an escort, who may stand inside or outside the zone.
-    pub within_px: f64,
+    /// escorted person and an escort, who may stand inside or outside the zone. Give this
+    /// or `within_m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_px: Option<f64>,
+    /// The same in metres, measured with the two people's own boxes as the scale (a
+    /// standing person is [`PERSON_HEIGHT_M`] tall): near the camera a metre is more
+    /// pixels than far away, and no camera geometry is needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_m: Option<f64>,
 }
+
+/// Height of a standing person, metres: the scale of `escort.within_m`.
+pub const PERSON_HEIGHT_M: f64 = 1.7;
 
 /// `[[rules.two_person]]`: a zone where nobody may work alone (hot work, confined space).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -1071,7 +1081,16 @@ impl RulesConfig {
                 for (j, role) in e.roles.iter().enumerate() {
                     known_role(v, format!("{p}.escort.roles[{j}]"), role);
                 }
-                v.range(format!("{p}.escort.within_px"), e.within_px, 0.0, 100_000.0);
+                match (e.within_px, e.within_m) {
+                    (Some(px), None) => {
+                        v.range(format!("{p}.escort.within_px"), px, 0.0, 100_000.0)
+                    }
+                    (None, Some(m)) => v.range(format!("{p}.escort.within_m"), m, 0.0, 1_000.0),
+                    _ => v.error(
+                        format!("{p}.escort"),
+                        "give the distance once: `within_px` (frame pixels) or `within_m` (metres)",
+                    ),
+                }
             }
         }
         for (i, r) in self.two_person.iter().enumerate() {

@@ -242,6 +242,8 @@ struct Person {
     x: f32,
     /// Feet, frame pixels.
     y: f32,
+    /// Box height, frame pixels (the scale of distances in metres).
+    h: f32,
 }
 
 /// Which zone rule a [`ZoneRuleState`] is.

@@ -180,6 +180,20 @@ escort = { roles = ["operator"], within_px = 150 }
     // Last seen at 31 s (coasting 2 frames after she left), then clear for 2 s.
     assert_eq!(ev[1].last_seen, at(31.0));
 
+    // The same in metres: the people are 150 px tall (1.7 m), so 100 px is 1.1 m and
+    // 408 px is 4.6 m. Within 2 m: the same events; within 5 m: escorted throughout.
+    let mut metres = cfg.clone();
+    if let Some(e) = metres.restricted[0].escort.as_mut() {
+        e.within_px = None;
+        e.within_m = Some(2.0);
+    }
+    assert_eq!(run(&mut RulesEngine::new(&metres), &msgs), ev);
+    if let Some(e) = metres.restricted[0].escort.as_mut() {
+        e.within_m = Some(5.0);
+    }
+    let far = run(&mut RulesEngine::new(&metres), &msgs);
+    assert!(far.is_empty(), "{far:#?}");
+
     // Without the escort clause the escorted visit is forbidden too, from 11 s.
     let mut strict = cfg.clone();
     strict.restricted[0].escort = None;
@@ -276,6 +290,11 @@ camera = "plant1"
 zone = "post"
 forbid_roles = ["visiter"]
 escort = { roles = ["guard"], within_px = 100 }
+[[rules.restricted]]
+camera = "plant1"
+zone = "post"
+forbid_roles = ["visitor"]
+escort = { roles = ["visitor"], within_px = 100, within_m = 3 }
 "##,
     );
     let all = errs.join("\n");
@@ -299,6 +318,7 @@ escort = { roles = ["guard"], within_px = 100 }
             "rules.restricted[0].escort.roles[0]",
             "unknown role \"guard\"",
         ),
+        (44, "rules.restricted[1].escort", "give the distance once"),
     ] {
         let hit = errs
             .iter()

@@ -261,6 +261,7 @@ impl RulesEngine {
                 role: tr.role(window).cloned(),
                 x: (tr.bbox.x1 + tr.bbox.x2) * 0.5,
                 y: tr.bbox.y2,
+                h: tr.bbox.height(),
             });
             for (z, zone) in zones.iter().enumerate() {
                 if tr.zone_frames[z] >= zone.inertia {

@@ -311,12 +311,10 @@ impl RulesEngine {
                                         .filter(|p| has_role(p, &rule.forbid_roles))
                                         .filter(|p| {
                                             !rule.escort.as_ref().is_some_and(|e| {
-                                                let d2 = (e.within_px * e.within_px) as f32;
                                                 cam.people.iter().any(|q| {
                                                     !std::ptr::eq(*p, q)
                                                         && has_role(q, &e.roles)
-                                                        && (q.x - p.x).powi(2) + (q.y - p.y).powi(2)
-                                                            <= d2
+                                                        && escorts(e, p, q)
                                                 })
                                             })
                                         })
@@ -453,5 +451,19 @@ impl RulesEngine {
                 o.ev.last_seen = t;
             }
         }
+    }
+}
+
+/// Whether `q` stands within the escort distance of `p` (feet to feet).
+fn escorts(e: &lookout_config::rules::Escort, p: &Person, q: &Person) -> bool {
+    let d = ((q.x - p.x).powi(2) + (q.y - p.y).powi(2)).sqrt() as f64;
+    match (e.within_px, e.within_m) {
+        (Some(px), _) => d <= px,
+        (None, Some(m)) => {
+            // Pixels per metre from the two people's own heights.
+            let px_per_m = f64::from(p.h + q.h) * 0.5 / lookout_config::rules::PERSON_HEIGHT_M;
+            d <= m * px_per_m
+        }
+        (None, None) => false,
     }
 }

@@ -158,6 +158,7 @@ gate = {
     "negatives_hit_at_0_5": {"running": b_neg, "candidate": s_neg},
     "val_images": s.get("images"),
     "method": fit["method"],
+    "candidate_sha256": fit["sha256"],
     "keep": keep,
     "rule": "offered only if the candidate's mean AP50 over classes with held-out positives is higher, it hits no more negatives at 0.5, and (with --keep-eval) its mean AP50 on the keep set stays within 0.05 of the running model's",
 }

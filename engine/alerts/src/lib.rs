@@ -131,6 +131,7 @@ struct Settings {
     training_frames: bool,
     max_escalations: u32,
     snapshot_dir: PathBuf,
+    clip_dir: PathBuf,
 }
 
 /// The alerts stage: store, outbox workers, timers, live updates.
@@ -162,7 +163,10 @@ impl std::fmt::Debug for Alerts {
     }
 }
 
-fn file_safe(s: &str) -> String {
+/// Incident clips' directory under the data directory.
+pub const CLIP_DIR: &str = "clips";
+
+pub(crate) fn file_safe(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -284,6 +288,7 @@ impl Alerts {
             training_frames: cfg.training_frames,
             max_escalations: cfg.max_escalations,
             snapshot_dir: data_dir.join("snapshots"),
+            clip_dir: data_dir.join(CLIP_DIR),
         };
         let sink_dirs = cfg
             .sinks
@@ -296,13 +301,16 @@ impl Alerts {
                 _ => None,
             })
             .collect();
-        let retention = Arc::new(retention::Retention::new(
-            retention_cfg.clone(),
-            data_dir,
-            &data_dir.join(&cfg.database),
-            &settings.snapshot_dir,
-            sink_dirs,
-        ));
+        let retention = Arc::new(
+            retention::Retention::new(
+                retention_cfg.clone(),
+                data_dir,
+                &data_dir.join(&cfg.database),
+                &settings.snapshot_dir,
+                sink_dirs,
+            )
+            .with_clips(&settings.clip_dir, cfg.clips.max_total_bytes()),
+        );
         let mut alerts = Alerts {
             store,
             retention,
@@ -381,6 +389,14 @@ impl Alerts {
                 }
             }
         }));
+    }
+
+    /// Where an incident's clip is (or would be) written: `<data_dir>/clips/<id>.mp4`, its
+    /// [`lookout_core::ClipInfo`] beside it as `<id>.json`.
+    pub fn clip_path(&self, incident: &str) -> PathBuf {
+        self.settings
+            .clip_dir
+            .join(format!("{}.mp4", file_safe(incident)))
     }
 
     /// The store (API reads, tests).

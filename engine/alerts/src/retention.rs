@@ -15,10 +15,12 @@
 //!    one batch): frame results and events by when they were stored (wall-clock marks of
 //!    the highest row id, in `retention_marks`: their own times are capture times, years
 //!    in the past for a replayed camera), snapshots (never an open incident's latest),
-//!    closed and false-alarm incidents with their history, delivered outbox rows (never an
-//!    undelivered one), sink files.
+//!    closed and false-alarm incidents with their history (and their clips), delivered
+//!    outbox rows (never an undelivered one), sink files; clips ([`Retention::with_clips`])
+//!    of incidents no longer stored, older than `snapshots_days`, or beyond their bound
+//!    (oldest first), never an open incident's.
 //! 4. **Quota**: above `quota_mb`, the oldest data goes first until usage is under 90 % of
-//!    it: rotated logs, sink files, snapshots, delivered outbox rows, frame results, events,
+//!    it: rotated logs, sink files, clips, snapshots, delivered outbox rows, frame results, events,
 //!    closed incidents. Open incidents, undelivered outbox rows and the live logs are never
 //!    deleted.
 //!
@@ -97,6 +99,8 @@ pub struct DiskUsage {
     pub jsonl_rotated: u64,
     /// Snapshot JPEGs.
     pub snapshots: u64,
+    /// Incident clips (MP4 and their `.json`).
+    pub clips: u64,
     /// Files written by the `cap` and `geojson` sinks.
     pub sink_files: u64,
     /// Anything else in the data directory (e.g. sample clips).
@@ -111,12 +115,13 @@ pub struct DiskUsage {
 
 impl DiskUsage {
     /// `(kind, bytes)` for every kind, in a fixed order (metrics labels).
-    pub fn kinds(&self) -> [(&'static str, u64); 6] {
+    pub fn kinds(&self) -> [(&'static str, u64); 7] {
         [
             ("database", self.database),
             ("jsonl", self.jsonl),
             ("jsonl_rotated", self.jsonl_rotated),
             ("snapshots", self.snapshots),
+            ("clips", self.clips),
             ("sink_files", self.sink_files),
             ("other", self.other),
         ]
@@ -128,6 +133,7 @@ impl DiskUsage {
             Kind::Jsonl => self.jsonl += n,
             Kind::Rotated => self.jsonl_rotated += n,
             Kind::Snapshot => self.snapshots += n,
+            Kind::Clip => self.clips += n,
             Kind::SinkFile => self.sink_files += n,
             Kind::Other => self.other += n,
         }
@@ -140,6 +146,7 @@ impl DiskUsage {
             Kind::Jsonl => &mut self.jsonl,
             Kind::Rotated => &mut self.jsonl_rotated,
             Kind::Snapshot => &mut self.snapshots,
+            Kind::Clip => &mut self.clips,
             Kind::SinkFile => &mut self.sink_files,
             Kind::Other => &mut self.other,
         };
@@ -159,6 +166,8 @@ pub struct Pruned {
     pub sink_files: u64,
     /// Snapshots deleted (rows and files).
     pub snapshots: u64,
+    /// Incident clips deleted.
+    pub clips: u64,
     /// Frame results deleted.
     pub frame_results: u64,
     /// Events deleted.
@@ -184,6 +193,7 @@ enum Kind {
     Jsonl,
     Rotated,
     Snapshot,
+    Clip,
     SinkFile,
     Other,
 }
@@ -215,6 +225,8 @@ pub struct Retention {
     db_path: PathBuf,
     snapshot_dir: PathBuf,
     sink_dirs: Vec<PathBuf>,
+    /// Incident clips' directory and the bound of all clips together.
+    clips: Option<(PathBuf, u64)>,
     usage: Mutex<DiskUsage>,
     vacuum_checked: AtomicBool,
     stop: AtomicBool,
@@ -236,10 +248,19 @@ impl Retention {
             db_path: db_path.to_path_buf(),
             snapshot_dir: snapshot_dir.to_path_buf(),
             sink_dirs,
+            clips: None,
             usage: Mutex::new(DiskUsage::default()),
             vacuum_checked: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         }
+    }
+
+    /// Clips under `clip_dir` (`<incident>.mp4` and `<incident>.json`) live and die with
+    /// their incidents, age like snapshots (never an open incident's), and take at most
+    /// `max_bytes` together (the oldest closed incidents' go first).
+    pub fn with_clips(mut self, clip_dir: &Path, max_bytes: u64) -> Retention {
+        self.clips = Some((clip_dir.to_path_buf(), max_bytes));
+        self
     }
 
     /// The settings.
@@ -324,6 +345,12 @@ impl Retention {
                     Kind::Database
                 } else if path.starts_with(&self.snapshot_dir) {
                     Kind::Snapshot
+                } else if self
+                    .clips
+                    .as_ref()
+                    .is_some_and(|(d, _)| path.starts_with(d))
+                {
+                    Kind::Clip
                 } else if self.sink_dirs.iter().any(|d| path.starts_with(d)) {
                     Kind::SinkFile
                 } else if parse_rotated(&name).is_some()
@@ -507,6 +534,7 @@ impl Retention {
             }
         }
         self.remove_orphan_snapshots(store, &files)?;
+        pruned.clips += self.prune_clips(store, Some(days(self.cfg.snapshots_days)), None)?;
         if deleted_rows {
             reclaim(&store.lock());
         }
@@ -630,11 +658,118 @@ impl Retention {
                 }
             }
             tx.commit()?;
+            if let Some((dir, _)) = &self.clips {
+                for id in &ids {
+                    let stem = crate::file_safe(id);
+                    p.push(
+                        dir.join(format!("{stem}.mp4"))
+                            .to_string_lossy()
+                            .into_owned(),
+                    );
+                    p.push(
+                        dir.join(format!("{stem}.json"))
+                            .to_string_lossy()
+                            .into_owned(),
+                    );
+                }
+            }
             paths = p;
             n = ids.len() as u64;
         }
         for p in &paths {
             remove(Path::new(p));
+        }
+        Ok(n)
+    }
+
+    /// Clip files (`.mp4`, `.json`, leftovers) by incident stem, oldest first.
+    fn clip_files(&self) -> Result<Vec<(String, Vec<FileInfo>)>, RetentionError> {
+        let Some((dir, _)) = &self.clips else {
+            return Ok(Vec::new());
+        };
+        let mut by_stem: BTreeMap<String, Vec<FileInfo>> = BTreeMap::new();
+        for f in self.scan()? {
+            if f.kind != Kind::Clip || !f.path.starts_with(dir) {
+                continue;
+            }
+            let name = file_name(&f.path);
+            let stem = name.split('.').next().unwrap_or_default().to_string();
+            by_stem.entry(stem).or_default().push(f);
+        }
+        let mut out: Vec<(String, Vec<FileInfo>)> = by_stem.into_iter().collect();
+        out.sort_by_key(|(_, fs)| fs.iter().map(|f| f.modified).max());
+        Ok(out)
+    }
+
+    /// Deletes clips: of incidents no longer stored (after the grace period), older than
+    /// `before` (ms, wall clock), and the oldest while all clips take more than their bound
+    /// (or, under the quota, until `usage` reaches `target`); never an open incident's.
+    /// Returns how many clips (incidents) were deleted.
+    fn prune_clips(
+        &self,
+        store: &Store,
+        before: Option<i64>,
+        mut quota: Option<(&mut DiskUsage, u64)>,
+    ) -> Result<u64, RetentionError> {
+        let Some((_, max_bytes)) = &self.clips else {
+            return Ok(0);
+        };
+        let clips = self.clip_files()?;
+        if clips.is_empty() {
+            return Ok(0);
+        }
+        let (known, open): (HashSet<String>, HashSet<String>) = {
+            let conn = store.lock();
+            let mut st =
+                conn.prepare(&format!("SELECT id, state NOT IN {CLOSED} FROM incidents"))?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut known = HashSet::new();
+            let mut open = HashSet::new();
+            for (id, is_open) in rows {
+                let stem = crate::file_safe(&id);
+                if is_open {
+                    open.insert(stem.clone());
+                }
+                known.insert(stem);
+            }
+            (known, open)
+        };
+        let grace = SystemTime::now()
+            .checked_sub(GRACE)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let old = before.map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64));
+        let mut total: u64 = clips.iter().flat_map(|(_, fs)| fs).map(|f| f.size).sum();
+        let mut n = 0;
+        for (stem, files) in &clips {
+            if open.contains(stem) {
+                continue;
+            }
+            let newest = files
+                .iter()
+                .map(|f| f.modified)
+                .max()
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let orphan = !known.contains(stem) && newest < grace;
+            let aged = old.is_some_and(|o| newest < o);
+            let over = total > *max_bytes;
+            let quota_over = quota.as_ref().is_some_and(|(u, target)| u.total > *target);
+            if !(orphan || aged || over || quota_over) {
+                continue;
+            }
+            let size: u64 = files.iter().map(|f| f.size).sum();
+            for f in files {
+                remove(&f.path);
+            }
+            total = total.saturating_sub(size);
+            if let Some((u, _)) = quota.as_mut() {
+                u.sub(Kind::Clip, size);
+            }
+            n += 1;
+        }
+        if total > *max_bytes {
+            tracing::warn!(bytes = total, bound = max_bytes, "Clips take more than alerts.clips.max_total_mb with only open incidents' clips left.");
         }
         Ok(n)
     }
@@ -757,7 +892,12 @@ impl Retention {
                 pruned.sink_files += 1;
             }
         }
-        // 3. Snapshots, then database rows: a batch at a time, re-measured after each.
+        // 3. Clips of closed incidents, oldest first.
+        pruned.clips += self.prune_clips(store, None, Some((&mut *usage, target)))?;
+        if usage.total <= target || self.stopped() {
+            return Ok(());
+        }
+        // 4. Snapshots, then database rows: a batch at a time, re-measured after each.
         #[derive(Clone, Copy)]
         enum Step {
             Snapshots,

@@ -6,6 +6,7 @@
 //!                                      │               whatever is queued, store + outbox in
 //!                                      │               one transaction) ──▶ sink workers
 //!                                      ├─▶ snapshot: the newest event's frame, from its camera's FrameRing
+//!                                      ├─▶ clip request (a new camera incident; ClipSink, never blocks)
 //!                                      └─▶ incidents.jsonl
 //! ```
 //!
@@ -17,10 +18,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Receiver;
-use lookout_core::{CameraId, Frame, FrameRing, Incident};
+use lookout_core::{CameraId, ClipRequest, ClipSink, Frame, FrameRing, Incident, IncidentKind};
 use lookout_jsonl::JsonlWriter;
 
-use crate::{Alerts, GROUP_COMMIT_MAX};
+use crate::{Alerts, ApplyOutcome, GROUP_COMMIT_MAX};
 
 /// The incidents stage.
 #[derive(Debug)]
@@ -41,9 +42,21 @@ impl IncidentsStage {
         log: Option<PathBuf>,
         input: Receiver<Incident>,
     ) -> std::io::Result<IncidentsHandle> {
+        IncidentsStage::spawn_with_clips(alerts, rings, None, log, input)
+    }
+
+    /// Like [`IncidentsStage::spawn`]; each new camera incident is also handed to `clips`
+    /// ([`clip_request`]), which writes its clip on its own thread.
+    pub fn spawn_with_clips(
+        alerts: Arc<Alerts>,
+        rings: HashMap<CameraId, Arc<FrameRing>>,
+        clips: Option<Arc<dyn ClipSink>>,
+        log: Option<PathBuf>,
+        input: Receiver<Incident>,
+    ) -> std::io::Result<IncidentsHandle> {
         let thread = std::thread::Builder::new()
             .name("incidents".into())
-            .spawn(move || run(&alerts, &rings, log, input))?;
+            .spawn(move || run(&alerts, &rings, clips.as_deref(), log, input))?;
         Ok(IncidentsHandle { thread })
     }
 }
@@ -58,6 +71,7 @@ impl IncidentsHandle {
 fn run(
     alerts: &Alerts,
     rings: &HashMap<CameraId, Arc<FrameRing>>,
+    clips: Option<&dyn ClipSink>,
     log: Option<PathBuf>,
     incidents: Receiver<Incident>,
 ) {
@@ -79,8 +93,14 @@ fn run(
             .collect();
         let results = alerts.record_incidents(&items);
         for (inc, res) in batch.iter().zip(results) {
-            if let Err(e) = res {
-                tracing::error!(id = %inc.id, error = %e, "Cannot store an incident.");
+            match res {
+                Err(e) => tracing::error!(id = %inc.id, error = %e, "Cannot store an incident."),
+                Ok(ApplyOutcome::Created { id, .. }) => {
+                    if let Some((c, req)) = clips.zip(clip_request(alerts, &id, inc)) {
+                        c.request(req);
+                    }
+                }
+                Ok(_) => {}
             }
             if inc.revision == 1 {
                 tracing::info!(id = %inc.id, kind = inc.kind.as_str(), confidence = ?inc.confidence, "New incident.");
@@ -100,4 +120,19 @@ fn snapshot_frame(inc: &Incident, rings: &HashMap<CameraId, Arc<FrameRing>>) -> 
     let r = inc.events.iter().rev().find_map(|e| e.snapshot.as_ref())?;
     let ring = rings.get(&r.camera)?;
     ring.get(r.seq).or_else(|| ring.nearest(r.seq))
+}
+
+/// The clip a new incident gets: its earliest camera event's camera, around that event's
+/// first sighting. `None` for camera-health and satellite-only incidents.
+pub fn clip_request(alerts: &Alerts, stored_id: &str, inc: &Incident) -> Option<ClipRequest> {
+    if inc.kind == IncidentKind::CameraHealth {
+        return None;
+    }
+    let first = inc.events.iter().min_by_key(|e| e.first_seen)?;
+    Some(ClipRequest {
+        incident: stored_id.to_string(),
+        camera: first.camera.clone(),
+        at: first.first_seen,
+        path: alerts.clip_path(stored_id),
+    })
 }

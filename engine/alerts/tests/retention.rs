@@ -526,3 +526,90 @@ fn kill_9_during_cleanup_and_rotation_loses_nothing() {
         open_ids.len()
     );
 }
+
+/// A clip file pair (`<id>.mp4`, `<id>.json`) of `bytes`, last written `age` ago.
+fn clip(dir: &Path, id: &str, bytes: usize, age: Duration) {
+    let d = dir.join("clips");
+    std::fs::create_dir_all(&d).unwrap();
+    let when = std::time::SystemTime::now() - age;
+    for (ext, n) in [("mp4", bytes), ("json", 100)] {
+        let p = d.join(format!("{id}.{ext}"));
+        std::fs::write(&p, vec![0x11u8; n]).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+}
+
+fn clip_exists(dir: &Path, id: &str) -> bool {
+    dir.join("clips").join(format!("{id}.mp4")).exists()
+}
+
+#[test]
+fn clips_go_with_their_incidents_and_stay_under_their_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let store = open(dir);
+    let now = Utc::now();
+    for i in 0..3 {
+        let id = format!("closed-{i}");
+        store
+            .apply_incident(&incident(&id, "cam", 1, i), None, now)
+            .unwrap();
+        store
+            .transition(&id, IncidentState::Closed, "op", "done", now)
+            .unwrap();
+        // closed-0 written first (oldest).
+        clip(
+            dir,
+            &id,
+            300_000,
+            Duration::from_secs(3000 - i as u64 * 100),
+        );
+    }
+    store
+        .apply_incident(&incident("open-0", "cam", 1, 9), None, now)
+        .unwrap();
+    // The open incident's clip is the oldest of all: the bound must still spare it.
+    clip(dir, "open-0", 300_000, Duration::from_secs(4000));
+    // A clip whose incident is gone (a kill between the row and the file), long ago.
+    clip(dir, "gone", 300_000, Duration::from_secs(3600));
+    // A clip being written right now for an incident not yet visible: left alone.
+    clip(dir, "fresh", 1_000, Duration::ZERO);
+
+    let r = retention(
+        dir,
+        RetentionConfig {
+            quota_mb: 0.0,
+            ..RetentionConfig::default()
+        },
+    )
+    .with_clips(&dir.join("clips"), 700_000);
+    let p = r.run(&store, now).unwrap();
+    // The orphan, then the oldest closed incidents' clips until ≤ 700 kB: closed-0 and
+    // closed-1 (the open incident's clip is never deleted).
+    assert_eq!(p.clips, 3, "{p:?}");
+    assert!(!clip_exists(dir, "gone"));
+    assert!(!clip_exists(dir, "closed-0") && !clip_exists(dir, "closed-1"));
+    assert!(
+        !dir.join("clips/closed-0.json").exists(),
+        "the description goes too"
+    );
+    assert!(
+        clip_exists(dir, "closed-2") && clip_exists(dir, "open-0") && clip_exists(dir, "fresh")
+    );
+    let u = r.usage();
+    assert_eq!(u.clips, 2 * 300_000 + 1_000 + 3 * 100, "{u:?}");
+    assert!(u.clips <= 700_000);
+
+    // A year on: the closed incident is deleted with its clip; the open one keeps its clip
+    // although it is older than the snapshots' age limit.
+    let p = r.run(&store, now + chrono::Duration::days(400)).unwrap();
+    assert_eq!(p.incidents, 3, "{p:?}");
+    assert!(!clip_exists(dir, "closed-2"));
+    assert!(!dir.join("clips/closed-2.json").exists());
+    assert!(clip_exists(dir, "open-0"));
+}

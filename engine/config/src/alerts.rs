@@ -69,6 +69,85 @@ pub struct AlertsConfig {
     /// Where incidents are delivered (`[[alerts.sinks]]`). Each sink has its own worker and
     /// backlog: one sink that is down never delays another.
     pub sinks: Vec<SinkConfig>,
+    /// Incident clips (`[alerts.clips]`).
+    pub clips: ClipsConfig,
+}
+
+/// `[alerts.clips]`: a short MP4 of each new camera incident, cut from a ring of the
+/// camera's encoded packets (no re-encode for H.264/H.265).
+///
+/// ```toml
+/// [alerts.clips]
+/// enabled = true
+/// pre_s = 5          # video before the incident's first sighting
+/// post_s = 10        # ... and after it
+/// ring_mb = 32       # encoded video kept per camera
+/// max_total_mb = 2048
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClipsConfig {
+    /// Keep a ring of each camera's encoded packets and write a clip when an incident
+    /// opens. Default false.
+    pub enabled: bool,
+    /// Seconds of video before the incident's first sighting (the clip starts at the key
+    /// frame at or before it). Default 5.
+    pub pre_s: f64,
+    /// Seconds of video after the first sighting. Default 10.
+    pub post_s: f64,
+    /// Encoded video kept per camera, in MiB; the ring also holds at most
+    /// `pre_s + post_s + 60` seconds. Default 32.
+    pub ring_mb: f64,
+    /// All clips together at most this many MiB: the retention pass deletes the oldest
+    /// clips of closed incidents above it. Default 2048.
+    pub max_total_mb: f64,
+}
+
+impl Default for ClipsConfig {
+    fn default() -> Self {
+        ClipsConfig {
+            enabled: false,
+            pre_s: 5.0,
+            post_s: 10.0,
+            ring_mb: 32.0,
+            max_total_mb: 2048.0,
+        }
+    }
+}
+
+impl ClipsConfig {
+    /// Seconds of packets the ring keeps: the clip's span and a minute for the time an
+    /// incident takes to open after its first sighting.
+    pub fn ring_seconds(&self) -> f64 {
+        self.pre_s + self.post_s + 60.0
+    }
+
+    /// The ring's byte bound per camera.
+    pub fn ring_bytes(&self) -> usize {
+        (self.ring_mb * 1024.0 * 1024.0) as usize
+    }
+
+    /// The bound of all clips together, in bytes.
+    pub fn max_total_bytes(&self) -> u64 {
+        (self.max_total_mb * 1024.0 * 1024.0) as u64
+    }
+
+    fn validate(&self, v: &mut Validator) {
+        let p = "alerts.clips";
+        v.range(format!("{p}.pre_s"), self.pre_s, 0.0, 300.0);
+        v.range(format!("{p}.post_s"), self.post_s, 0.5, 300.0);
+        v.range(format!("{p}.ring_mb"), self.ring_mb, 1.0, 4096.0);
+        v.range(format!("{p}.max_total_mb"), self.max_total_mb, 1.0, 1e9);
+        if self.max_total_mb >= 1.0 && self.ring_mb >= 1.0 && self.max_total_mb < self.ring_mb {
+            v.error(
+                format!("{p}.max_total_mb"),
+                format!(
+                    "{} MiB cannot hold one clip of a {} MiB ring: allowed at least ring_mb",
+                    self.max_total_mb, self.ring_mb
+                ),
+            );
+        }
+    }
 }
 
 impl Default for AlertsConfig {
@@ -88,6 +167,7 @@ impl Default for AlertsConfig {
             cap_sender: "lookout@localhost".into(),
             event_update_interval_s: 5.0,
             sinks: Vec::new(),
+            clips: ClipsConfig::default(),
         }
     }
 }
@@ -365,6 +445,7 @@ impl AlertsConfig {
         );
         v.range("alerts.max_escalations", self.max_escalations, 0, 10);
         v.range("alerts.snapshot_quality", self.snapshot_quality, 1, 100);
+        self.clips.validate(v);
         v.range(
             "alerts.event_update_interval_s",
             self.event_update_interval_s,

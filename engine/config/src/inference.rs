@@ -223,6 +223,11 @@ pub struct ModelRef {
     /// The API can start, change and stop it at run time (`/api/models/NAME/shadow`).
     #[serde(default)]
     pub shadow: Option<EnvString>,
+    /// The model's precision/recall plot (`lookout eval --plot FILE.png` on the site's
+    /// evaluation set), relative to the config file's directory: shown in the tuning view
+    /// (`GET /api/tuning/pr/{model}`). A file that is missing when asked for is a 404.
+    #[serde(default)]
+    pub pr_plot: Option<EnvString>,
 }
 
 impl InferenceConfig {

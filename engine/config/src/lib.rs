@@ -538,6 +538,9 @@ fn resolve_paths(cfg: &mut Config) {
         if let Some(sh) = &mut m.shadow {
             fix(sh);
         }
+        if let Some(p) = m.pr_plot.as_mut() {
+            fix(p);
+        }
     }
     for c in &mut cfg.cameras {
         if let cameras::SourceConfig::File { path, .. } = &mut c.source {

@@ -9,6 +9,8 @@
 //!
 //! * [`frame`]: [`Frame`] (RGB pixels at analysis resolution, capture time, pose) and
 //!   [`FrameRing`], the per-camera ring of recent frames used for snapshots.
+//! * [`clip`]: [`ClipRequest`] and [`ClipSink`], what the incidents stage asks of ingest's
+//!   clip writer when an incident opens, and [`ClipInfo`], the description beside a clip.
 //! * [`detect`]: [`BBox`], [`Detection`], [`FrameResult`] — one per analysed frame and model,
 //!   empty ones included.
 //! * [`health`]: [`CameraStatus`] and [`CameraHealth`], stream health as data.
@@ -25,6 +27,7 @@
 //! * [`wire`]: the other messages between stages ([`FusionMsg`], [`HotspotBatch`],
 //!   [`ControlMsg`]) and the versioned [`Envelope`] they travel in between processes.
 
+pub mod clip;
 pub mod detect;
 pub mod event;
 pub mod frame;
@@ -39,6 +42,7 @@ pub mod msg;
 pub mod progress;
 pub mod wire;
 
+pub use clip::{ClipInfo, ClipRequest, ClipSink};
 pub use detect::{BBox, Detection, FrameResult, RoleTag, UNKNOWN_ROLE};
 pub use event::{Event, EventKind, EventPhase, FrameRef};
 pub use frame::{CaptureClock, Frame, FrameRing, Pixels, Pose};

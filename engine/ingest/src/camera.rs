@@ -55,6 +55,9 @@ pub(crate) struct CameraShared {
     pub counters: Counters,
     /// Recent frames (snapshots, live view); survives reconnects.
     pub ring: Arc<FrameRing>,
+    /// Recent encoded packets for incident clips (`[alerts.clips]`; `None` when off or
+    /// for a source without encoded video); survives reconnects.
+    pub packets: Option<Arc<crate::clips::PacketRing>>,
     /// Next frame sequence number; increases across reconnects.
     pub seq: AtomicU64,
     /// Current status (queried by [`crate::Ingest::status`]); written by the supervisor only.
@@ -71,6 +74,7 @@ impl CameraShared {
         kind: &'static str,
         source_desc: String,
         ring_frames: usize,
+        packets: Option<Arc<crate::clips::PacketRing>>,
         health: Sender<CameraHealth>,
     ) -> Self {
         CameraShared {
@@ -79,6 +83,7 @@ impl CameraShared {
             source_desc,
             counters: Counters::default(),
             ring: Arc::new(FrameRing::new(ring_frames)),
+            packets,
             seq: AtomicU64::new(0),
             status: Mutex::new(CameraStatus::Starting),
             last_error: Mutex::new(None),
@@ -138,6 +143,8 @@ impl CameraShared {
 /// State of one pipeline run (one connection attempt), shared by its probes and appsink.
 #[derive(Debug)]
 pub(crate) struct RunState {
+    /// Unique per run in this process (packets of two runs never go into one clip).
+    pub id: u64,
     /// When the run started.
     pub started: Instant,
     /// Milliseconds since `started` of the last buffer seen anywhere (stall detection).
@@ -158,7 +165,9 @@ pub(crate) struct RunState {
 
 impl RunState {
     pub fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         RunState {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
             started: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
             frames: AtomicU64::new(0),

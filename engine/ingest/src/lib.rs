@@ -16,6 +16,10 @@
 //! * `supervisor` (private): the per-camera state machine (`Starting → Running →
 //!   Retrying{attempt, reason} → … → Stopped{reason}`), bus handling, stall detection,
 //!   reconnect backoff ([`sampling::Backoff`]), file loop and finish.
+//! * [`clips`]: incident clips (`[alerts.clips]`): each camera's ring of encoded packets,
+//!   filled by the probe on the decoder's sink pad, and the clip writer thread
+//!   ([`clips::ClipWriter`], a [`lookout_core::ClipSink`]) that muxes them into MP4 without
+//!   re-encoding H.264/H.265.
 //! * [`sampling`]: pure decisions (analysis size, [`sampling::FpsGate`], backoff), unit
 //!   tested without GStreamer.
 //!
@@ -60,6 +64,7 @@
 //! the next attempt normally reports the real error.
 
 mod camera;
+pub mod clips;
 mod pipeline;
 pub mod pool;
 pub mod sampling;
@@ -203,6 +208,8 @@ pub struct Ingest {
     shutdown_tx: Option<Sender<()>>,
     /// Supervisors report their index here when they have finished.
     done_rx: crossbeam_channel::Receiver<usize>,
+    /// The incident clip writer (`[alerts.clips] enabled`).
+    clips: Option<Arc<clips::ClipWriter>>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -242,6 +249,8 @@ impl Ingest {
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         let mut cameras = Vec::new();
         let mut threads = Vec::new();
+        let clip_cfg = &cfg.alerts.clips;
+        let mut packet_rings = Vec::new();
         for (index, cam) in cfg.enabled_cameras().enumerate() {
             let id: CameraId = cam.id.as_str().into();
             if !hub.cameras().contains(&id) {
@@ -290,11 +299,23 @@ impl Ingest {
                     tour_epoch,
                 ))
             });
+            // A test pattern has no encoded video to keep.
+            let packets = (clip_cfg.enabled && !matches!(cam.source, SourceConfig::Test { .. }))
+                .then(|| {
+                    Arc::new(clips::PacketRing::new(
+                        clip_cfg.ring_bytes(),
+                        clip_cfg.ring_seconds(),
+                    ))
+                });
+            if let Some(r) = &packets {
+                packet_rings.push((id.clone(), r.clone()));
+            }
             let shared = Arc::new(CameraShared::new(
                 id.clone(),
                 cam.source.kind(),
                 source_desc,
                 cfg.ingest.ring_frames,
+                packets,
                 health.clone(),
             ));
             let setup = FrameSetup {
@@ -344,13 +365,31 @@ impl Ingest {
             cameras.push(shared);
             threads.push(Some(handle));
         }
+        let clips = if clip_cfg.enabled {
+            let writer = clips::ClipWriter::spawn(clip_cfg, packet_rings).map_err(|source| {
+                IngestError::Thread {
+                    camera: "clips".into(),
+                    source,
+                }
+            })?;
+            Some(Arc::new(writer))
+        } else {
+            None
+        };
         Ok(Ingest {
             cameras,
             threads,
             hub,
             shutdown_tx: Some(shutdown_tx),
             done_rx,
+            clips,
         })
+    }
+
+    /// The incident clip writer, when `[alerts.clips] enabled` (hand it to the incidents
+    /// stage as its [`lookout_core::ClipSink`]).
+    pub fn clips(&self) -> Option<Arc<clips::ClipWriter>> {
+        self.clips.clone()
     }
 
     /// Each camera's ring of recent frames (snapshots, live view).
@@ -424,6 +463,14 @@ impl Ingest {
             }
         }
         self.hub.close();
+        if let Some(c) = &self.clips {
+            // Pending clips are written with the packets they have.
+            c.shutdown(
+                until
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_secs(2)),
+            );
+        }
         info!(stopped = self.cameras.len() - remaining, "Ingest stopped.");
     }
 }

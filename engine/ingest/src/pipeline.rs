@@ -118,6 +118,34 @@ pub(crate) fn is_video_decoder(e: &gst::Element) -> bool {
     })
 }
 
+/// True for elements whose factory class is an image decoder (`jpegdec` for MJPEG).
+fn is_image_decoder(e: &gst::Element) -> bool {
+    e.factory().is_some_and(|f| {
+        let k = f.klass();
+        k.contains("Decoder") && k.contains("Image")
+    })
+}
+
+/// Puts the encoded packet a decoder's sink pad sees into the camera's clip ring (a
+/// reference, not a copy), stamped with its capture time.
+fn keep_packet(
+    ring: &crate::clips::PacketRing,
+    time: TimeBase,
+    run: &RunState,
+    pad: &gst::Pad,
+    info: &gst::PadProbeInfo,
+) {
+    let (Some(buffer), Some(caps)) = (info.buffer(), pad.current_caps()) else {
+        return;
+    };
+    let segment = pad.sticky_event::<gst::event::Segment>(0);
+    let seg = segment
+        .as_ref()
+        .and_then(|s| s.segment().downcast_ref::<gst::ClockTime>());
+    let (at, _, _) = capture_time_of(time, run, buffer, seg);
+    ring.push(run.id, buffer.to_owned(), caps, at);
+}
+
 fn buffer_pts(info: &gst::PadProbeInfo) -> Option<Option<u64>> {
     info.buffer().map(|b| b.pts().map(|t| t.nseconds()))
 }
@@ -161,8 +189,21 @@ pub(crate) fn build(
         let run = run.clone();
         let gate = gate.clone();
         let keyframes_only = setup.keyframes_only;
+        let time = setup.time;
         pipeline.connect_deep_element_added(move |_, _, element| {
             if !is_video_decoder(element) {
+                // An image decoder (MJPEG's jpegdec): only its packets go to the clip ring.
+                if let (true, Some(ring), Some(pad)) = (
+                    is_image_decoder(element),
+                    cam.packets.clone(),
+                    element.static_pad("sink"),
+                ) {
+                    let run = run.clone();
+                    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                        keep_packet(&ring, time, &run, pad, info);
+                        gst::PadProbeReturn::Ok
+                    });
+                }
                 return;
             }
             let Some(pad) = element.static_pad("sink") else {
@@ -172,9 +213,14 @@ pub(crate) fn build(
             let cam = cam.clone();
             let run = run.clone();
             let gate = gate.clone();
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let time = time;
+            pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
                 run.touch();
                 Counters::inc(&cam.counters.to_decoder);
+                // Every packet (key frame or not) into the clip ring, before the gate.
+                if let Some(ring) = &cam.packets {
+                    keep_packet(ring, time, &run, pad, info);
+                }
                 if keyframes_only {
                     if buffer_is_delta(info) {
                         Counters::inc(&cam.counters.skipped_delta);
@@ -416,64 +462,77 @@ impl FrameMaker {
     }
 
     fn capture_time(&self, sample: &gst::Sample, buffer: &gst::Buffer) -> (UtcTime, CaptureClock) {
-        match self.setup.time {
-            TimeBase::Replay { start } => {
-                let pts = buffer.pts();
-                let stream = pts
-                    .and_then(|pts| {
-                        sample
-                            .segment()
-                            .and_then(|s| s.downcast_ref::<gst::ClockTime>())
-                            .and_then(|s| s.to_stream_time(pts))
-                    })
-                    .or(pts)
-                    .map(|t| t.nseconds())
-                    .unwrap_or(0);
-                let end = stream + buffer.duration().map(|d| d.nseconds()).unwrap_or(0);
-                self.run
-                    .last_stream_end_ns
-                    .fetch_max(end, Ordering::Relaxed);
-                let offset = self.run.loop_offset_ns.load(Ordering::Relaxed);
-                let at = start
-                    + chrono::Duration::nanoseconds((stream + offset).min(i64::MAX as u64) as i64);
-                (at, CaptureClock::Replay)
+        let seg = sample
+            .segment()
+            .and_then(|s| s.downcast_ref::<gst::ClockTime>());
+        let (at, clock, end) = capture_time_of(self.setup.time, &self.run, buffer, seg);
+        if let Some(end) = end {
+            self.run
+                .last_stream_end_ns
+                .fetch_max(end, Ordering::Relaxed);
+        }
+        (at, clock)
+    }
+}
+
+/// A buffer's capture time (frames, and packets for clips): file replay `start + stream
+/// time` (plus previous loops), live the sender's NTP time when known, else arrival. The
+/// third value is a replayed buffer's stream end (ns), for the loop offset.
+pub(crate) fn capture_time_of(
+    time: TimeBase,
+    run: &RunState,
+    buffer: &gst::BufferRef,
+    segment: Option<&gst::FormattedSegment<gst::ClockTime>>,
+) -> (UtcTime, CaptureClock, Option<u64>) {
+    match time {
+        TimeBase::Replay { start } => {
+            let pts = buffer.pts().or(buffer.dts());
+            let stream = pts
+                .and_then(|pts| segment.and_then(|s| s.to_stream_time(pts)))
+                .or(pts)
+                .map(|t| t.nseconds())
+                .unwrap_or(0);
+            let end = stream + buffer.duration().map(|d| d.nseconds()).unwrap_or(0);
+            let offset = run.loop_offset_ns.load(Ordering::Relaxed);
+            let at = start
+                + chrono::Duration::nanoseconds((stream + offset).min(i64::MAX as u64) as i64);
+            (at, CaptureClock::Replay, Some(end))
+        }
+        TimeBase::Live => {
+            for meta in buffer.iter_meta::<gst::ReferenceTimestampMeta>() {
+                let is_ntp = meta
+                    .reference()
+                    .structure(0)
+                    .is_some_and(|s| s.name() == "timestamp/x-ntp");
+                if !is_ntp {
+                    continue;
+                }
+                let ns = meta.timestamp().nseconds();
+                let secs = ns / 1_000_000_000;
+                if secs <= NTP_UNIX_OFFSET_S {
+                    continue;
+                }
+                if let Some(at) = chrono::DateTime::from_timestamp(
+                    (secs - NTP_UNIX_OFFSET_S) as i64,
+                    (ns % 1_000_000_000) as u32,
+                ) {
+                    return (at, CaptureClock::Ntp, None);
+                }
             }
-            TimeBase::Live => {
-                for meta in buffer.iter_meta::<gst::ReferenceTimestampMeta>() {
-                    let is_ntp = meta
-                        .reference()
-                        .structure(0)
-                        .is_some_and(|s| s.name() == "timestamp/x-ntp");
-                    if !is_ntp {
-                        continue;
-                    }
-                    let ns = meta.timestamp().nseconds();
-                    let secs = ns / 1_000_000_000;
-                    if secs <= NTP_UNIX_OFFSET_S {
-                        continue;
-                    }
-                    if let Some(at) = chrono::DateTime::from_timestamp(
-                        (secs - NTP_UNIX_OFFSET_S) as i64,
-                        (ns % 1_000_000_000) as u32,
-                    ) {
-                        return (at, CaptureClock::Ntp);
+            let now = chrono::Utc::now();
+            let offset = run.ntp_offset_ns.load(Ordering::Relaxed);
+            if let (Some(pts), true) = (buffer.pts(), offset != i64::MIN) {
+                let unix_ns = i128::from(offset) + pts.nseconds() as i128;
+                if let Ok(ns) = i64::try_from(unix_ns) {
+                    let at = chrono::DateTime::from_timestamp_nanos(ns);
+                    // A sender clock more than 10 minutes off (or a broken mapping)
+                    // is not trusted: arrival time is then the better estimate.
+                    if (at - now).num_seconds().abs() < 600 {
+                        return (at, CaptureClock::Ntp, None);
                     }
                 }
-                let now = chrono::Utc::now();
-                let offset = self.run.ntp_offset_ns.load(Ordering::Relaxed);
-                if let (Some(pts), true) = (buffer.pts(), offset != i64::MIN) {
-                    let unix_ns = i128::from(offset) + pts.nseconds() as i128;
-                    if let Ok(ns) = i64::try_from(unix_ns) {
-                        let at = chrono::DateTime::from_timestamp_nanos(ns);
-                        // A sender clock more than 10 minutes off (or a broken mapping)
-                        // is not trusted: arrival time is then the better estimate.
-                        if (at - now).num_seconds().abs() < 600 {
-                            return (at, CaptureClock::Ntp);
-                        }
-                    }
-                }
-                (now, CaptureClock::Arrival)
             }
+            (now, CaptureClock::Arrival, None)
         }
     }
 }

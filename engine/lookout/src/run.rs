@@ -218,9 +218,10 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     )
     .context("cannot spawn the fusion thread")?;
 
-    let incidents = lookout_alerts::stage::IncidentsStage::spawn(
+    let incidents = lookout_alerts::stage::IncidentsStage::spawn_with_clips(
         alerts.clone(),
         rings.clone(),
+        ingest.clips().map(|c| c as Arc<dyn lookout_core::ClipSink>),
         Some(data_dir.join("incidents.jsonl")),
         incidents_rx,
     )

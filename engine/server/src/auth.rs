@@ -16,7 +16,8 @@
 //! * Write bodies are read here, up to `server.max_body_bytes` (413 beyond), and JSON nested
 //!   deeper than [`MAX_JSON_DEPTH`] is refused (400) before any handler parses it.
 //! * Every response carries the security headers (a Content-Security-Policy that allows
-//!   only the engine's own scripts, styles, images (and the tiles of `server.map.tile_url`)
+//!   only the engine's own scripts, styles, images (and the tiles of `server.map.tile_url`),
+//!   media (incident clips, as `blob:` URLs)
 //!   and connections, `frame-ancestors 'none'`, `X-Content-Type-Options`, `Referrer-Policy`), HSTS when TLS is on, and CORS
 //!   headers only for the origins in `server.cors_origins`.
 //!
@@ -72,7 +73,7 @@ const MAX_TRACKED: usize = 10_000;
 /// of the map's basemap) or nothing.
 const CSP: &str =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:{tiles}; \
-                   connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+                   media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 fn csp(cfg: &ServerConfig) -> HeaderValue {
     let tiles = cfg

@@ -10,10 +10,11 @@
 //!   replay behind the tuning view).
 //! * [`start`]: binds and serves; returns a [`RunningServer`] with the bound address.
 //! * [`api`]: the handlers; [`tuning`]: threshold/persistence what-if over recorded frame
-//!   results; [`masks`]: exclusion masks proposed from clustered false-alarm verdicts;
+//!   results, and [`pr`] the models' precision/recall plots for it; [`masks`]: exclusion masks proposed from clustered false-alarm verdicts;
 //!   [`overlay`]: API config changes as a versioned overlay over the TOML file (re-applied
 //!   at start and on every file reload); [`metrics`]: the registry; [`map`]: the vendored
-//!   Leaflet, the basemap settings and MBTiles tiles; `ui/`: the static page.
+//!   Leaflet, the basemap settings and MBTiles tiles; [`clips`]: incident clips (MP4 with
+//!   range requests) and their boxes timeline; `ui/`: the static page.
 //!
 //! Access ([`auth`], one middleware over every route): writes need `Authorization: Bearer
 //! <token>` of a `[[server.users]]` entry whose role allows it (operator: incidents; admin:
@@ -24,11 +25,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod clips;
 pub mod map;
 pub mod masks;
 pub mod metrics;
 pub mod models;
 pub mod overlay;
+pub mod pr;
 pub mod tls;
 pub mod tuning;
 

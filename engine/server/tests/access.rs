@@ -140,10 +140,13 @@ fn every_route_needs_a_token_to_read_and_a_viewer_cannot_write() {
     )
     .unwrap();
     drop(db);
+    // A model with a PR plot, so the plot route has one to answer with.
+    std::fs::write(dir.path().join("pr.png"), b"\x89PNG\r\n\x1a\n").unwrap();
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/smoke-fire.toml");
     let f = start_in(
         dir,
         &format!(
-            "{}\n[server.map]\nmbtiles = \"t.mbtiles\"\n",
+            "{}\n[server.map]\nmbtiles = \"t.mbtiles\"\n[models.smoke]\nmanifest = \"{manifest}\"\npr_plot = \"pr.png\"\n",
             token_config()
         ),
     );
@@ -156,6 +159,26 @@ fn every_route_needs_a_token_to_read_and_a_viewer_cannot_write() {
         .unwrap();
     let detail = http(f.addr, "GET", "/api/incidents/acc-1", Some(VIEWER), None).json();
     let snapshot = detail["snapshots"][0]["id"].to_string();
+    // A clip for it, where the clip writer puts one, so the clip routes answer.
+    let clip = f.alerts.clip_path("acc-1");
+    std::fs::create_dir_all(clip.parent().unwrap()).unwrap();
+    std::fs::write(&clip, b"not really an mp4").unwrap();
+    let info = lookout_core::ClipInfo {
+        incident: "acc-1".into(),
+        camera: "tower1".into(),
+        at: now,
+        start: now,
+        duration_s: 1.0,
+        codec: "video/x-h264".into(),
+        remuxed: true,
+        packets: 1,
+        bytes: 17,
+    };
+    std::fs::write(
+        clip.with_extension("json"),
+        serde_json::to_vec(&info).unwrap(),
+    )
+    .unwrap();
     // Path parameters and queries that make each route answer 200.
     let sample = |route: &str| -> String {
         let path = route
@@ -164,6 +187,7 @@ fn every_route_needs_a_token_to_read_and_a_viewer_cannot_write() {
             .replace("/api/cameras/{id}", "/api/cameras/tower1")
             .replace("/api/tiles/{z}/{x}/{y}", "/api/tiles/0/0/0")
             .replace("/vendor/leaflet/{*file}", "/vendor/leaflet/leaflet.js")
+            .replace("/api/tuning/pr/{model}", "/api/tuning/pr/smoke")
             .replace("/api/models/{name}", "/api/models/smoke-fire");
         assert!(
             !path.contains('{'),

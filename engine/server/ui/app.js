@@ -196,7 +196,78 @@ async function select(id) {
       b.addEventListener('click', () => openLabels(last.id));
       $('#detail img.snap').after(b);
     }
+    loadClip(id);
   } catch (e) { $('#detail').textContent = e.message; }
+}
+
+// ---- incident clip: the video around the trigger (fetched with the token as a blob), the
+// detector's boxes of the frame analysed nearest before the playing time drawn over it, and
+// the boxes timeline (best score per analysed frame, one bar each) under it.
+const CLASS_COLOR = { smoke: '#e0e0e0', fire: '#ff4a1c', person: '#3fa9f5' };
+function boxColor(c) { return CLASS_COLOR[c] || '#ffd400'; }
+async function loadClip(id) {
+  let tl;
+  try { tl = await api('/api/incidents/' + encodeURIComponent(id) + '/clip/boxes'); } catch (_) { return; }
+  if (state.selected !== id) return;
+  const c = tl.clip;
+  const sec = document.createElement('section'); sec.className = 'clip';
+  sec.innerHTML = `<h4>Clip <small class="muted">${c.duration_s.toFixed(1)} s · ${esc(c.camera)} · ${c.remuxed ? 'as recorded' : 're-encoded to H.264'}</small></h4>
+    <div class="clip-stage"><video id="clip-video" muted playsinline controls preload="auto"></video><canvas id="clip-boxes"></canvas></div>
+    <canvas id="clip-timeline" width="480" height="48" title="Best detection score per analysed frame; click to seek"></canvas>`;
+  const anchor = $('#detail img.snap') || $('#detail h3');
+  if (!anchor) return;
+  ($('#label-btn') || anchor).after(sec);
+  const video = $('#clip-video'), over = $('#clip-boxes'), line = $('#clip-timeline');
+  const frames = tl.frames.slice().sort((a, b) => a.t - b.t);
+  const at = (t) => { let f = null; for (const x of frames) { if (x.t <= t + 0.02) f = x; else break; } return f; };
+  const draw = () => {
+    const w = video.clientWidth, h = video.clientHeight;
+    if (over.width !== w || over.height !== h) { over.width = w; over.height = h; }
+    const g = over.getContext('2d'); g.clearRect(0, 0, w, h);
+    const vw = video.videoWidth || 16, vh = video.videoHeight || 9;
+    // The picture inside the element (letterboxed to its aspect).
+    const k = Math.min(w / vw, h / vh), pw = vw * k, ph = vh * k, ox = (w - pw) / 2, oy = (h - ph) / 2;
+    const f = at(video.currentTime);
+    if (f) {
+      g.lineWidth = 2; g.font = '12px sans-serif';
+      for (const b of f.boxes) {
+        const sx = pw / f.width, sy = ph / f.height;
+        g.strokeStyle = g.fillStyle = boxColor(b.class);
+        g.strokeRect(ox + b.x0 * sx, oy + b.y0 * sy, (b.x1 - b.x0) * sx, (b.y1 - b.y0) * sy);
+        g.fillText(`${b.class} ${b.score.toFixed(2)}`, ox + b.x0 * sx + 2, oy + b.y0 * sy - 3);
+      }
+    }
+    const lg = line.getContext('2d'), W = line.width, H = line.height;
+    lg.fillStyle = '#1d232b'; lg.fillRect(0, 0, W, H);
+    const dur = c.duration_s || 1;
+    for (const x of frames) {
+      const best = x.boxes.reduce((m, b) => (b.score > m.score ? b : m), { score: 0, class: '' });
+      if (!best.score) continue;
+      lg.fillStyle = boxColor(best.class);
+      const bh = Math.max(2, best.score * (H - 6));
+      lg.fillRect(Math.floor((x.t / dur) * W), H - bh, Math.max(2, W / Math.max(frames.length, 1) - 1), bh);
+    }
+    const cx = Math.floor((video.currentTime / dur) * W);
+    lg.fillStyle = '#ffffff'; lg.fillRect(cx, 0, 2, H);
+    line.dataset.frames = String(frames.length);
+    over.dataset.drawnAt = String(video.currentTime);
+    over.dataset.boxes = String(f ? f.boxes.length : 0);
+    if (!video.paused && !video.ended) requestAnimationFrame(draw);
+  };
+  video.addEventListener('play', () => requestAnimationFrame(draw));
+  video.addEventListener('seeked', draw);
+  video.addEventListener('loadeddata', draw);
+  line.addEventListener('click', (ev) => {
+    const r = line.getBoundingClientRect();
+    video.currentTime = ((ev.clientX - r.left) / r.width) * (c.duration_s || 0);
+  });
+  try {
+    const r = await fetch('/api/incidents/' + encodeURIComponent(id) + '/clip', { headers: authHeaders(), cache: 'no-store' });
+    if (!r.ok) return;
+    video.src = URL.createObjectURL(await r.blob());
+    video.loop = true;
+    video.play().catch(() => {});
+  } catch (e) { console.error(e); }
 }
 
 // ---- cameras
@@ -395,9 +466,18 @@ async function initTuning() {
     $('#tune-apply').addEventListener('click', applyTuning);
     $('#mask-propose').addEventListener('click', proposeMasks);
     tuningReady = true;
+    loadPrPlots();
     await loadCurrent();
   }
   loadAudit();
+}
+// The models' precision/recall plots on the site's evaluation set (`lookout eval --plot`).
+async function loadPrPlots() {
+  let r; try { r = await api('/api/tuning/pr'); } catch (_) { return; }
+  const box = $('#pr-plots');
+  if (!r.plots.length) { box.innerHTML = '<p class="muted">No model has a <code>pr_plot</code> ([models.NAME] pr_plot = the PNG of <code>lookout eval --plot</code>).</p>'; return; }
+  box.innerHTML = r.plots.map((p) => `<figure><img class="pr-plot" data-model="${esc(p.model)}" alt="precision/recall of ${esc(p.model)}"><figcaption>${esc(p.model)}</figcaption></figure>`).join('');
+  for (const p of r.plots) loadImage($(`#pr-plots img[data-model="${CSS.escape(p.model)}"]`), p.url);
 }
 function labels() {
   if (+$('#tune-k').value > +$('#tune-n').value) $('#tune-k').value = $('#tune-n').value;
@@ -710,7 +790,7 @@ async function loadDisk() {
   const el = $('#disk');
   el.textContent = 'disk ' + mib(d.total) + (d.quota ? ' / ' + mib(d.quota) : '');
   el.classList.toggle('warn', !!d.quota && d.total > 0.9 * d.quota);
-  el.title = ['database', 'jsonl', 'jsonl_rotated', 'snapshots', 'sink_files', 'other']
+  el.title = ['database', 'jsonl', 'jsonl_rotated', 'snapshots', 'clips', 'sink_files', 'other']
     .map((k) => k + ': ' + mib(d[k])).join('\n');
 }
 loadDisk();

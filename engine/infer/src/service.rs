@@ -408,7 +408,7 @@ impl InferenceService {
     /// The handle that swaps live and shadow models at run time.
     pub fn switch(&self) -> ModelSwitch {
         ModelSwitch {
-            shared: self.shared.clone(),
+            shared: Arc::downgrade(&self.shared),
         }
     }
 
@@ -610,9 +610,15 @@ pub struct SlotStatus {
 }
 
 /// Swaps a model slot's live model or shadow at run time (cheap to clone, any thread).
+///
+/// It holds the service's state weakly: the state owns the results channel's sender, and
+/// the switch lives in the shadow rules thread and the web server, so a strong reference
+/// would keep the live results channel open after the workers stop and the rules stage
+/// would never see its input close (shutdown would wait for its deadline). Once the
+/// service has stopped, every change fails with "inference has stopped".
 #[derive(Clone)]
 pub struct ModelSwitch {
-    shared: Arc<Shared>,
+    shared: std::sync::Weak<Shared>,
 }
 
 impl std::fmt::Debug for ModelSwitch {
@@ -622,9 +628,14 @@ impl std::fmt::Debug for ModelSwitch {
 }
 
 impl ModelSwitch {
-    fn index(&self, name: &str) -> Result<usize, InferError> {
+    fn shared(&self) -> Result<Arc<Shared>, InferError> {
         self.shared
-            .models
+            .upgrade()
+            .ok_or_else(|| InferError::Config("inference has stopped".into()))
+    }
+
+    fn index(sh: &Shared, name: &str) -> Result<usize, InferError> {
+        sh.models
             .iter()
             .position(|m| m.name.as_ref() == name)
             .ok_or_else(|| InferError::Config(format!("no model slot [models.{name}]")))
@@ -632,12 +643,14 @@ impl ModelSwitch {
 
     /// Every slot, in config order.
     pub fn status(&self) -> Vec<SlotStatus> {
-        let slots = self.shared.slots.lock().unwrap_or_else(|e| e.into_inner());
-        self.shared
-            .models
+        let Ok(sh) = self.shared() else {
+            return Vec::new();
+        };
+        let slots = sh.slots.lock().unwrap_or_else(|e| e.into_inner());
+        sh.models
             .iter()
             .zip(slots.iter())
-            .zip(&self.shared.shadow)
+            .zip(&sh.shadow)
             .map(|((m, s), c)| SlotStatus {
                 name: m.name.to_string(),
                 live: s.live.clone(),
@@ -656,21 +669,23 @@ impl ModelSwitch {
     /// pass before it may run in the slot. Slow (hashing, session build): call it off any
     /// async executor.
     pub fn check(&self, name: &str, manifest: &std::path::Path) -> Result<Arc<Model>, InferError> {
-        let i = self.index(name)?;
-        let live = self.shared.models[i].model.clone();
+        let sh = self.shared()?;
+        let i = Self::index(&sh, name)?;
+        let live = sh.models[i].model.clone();
         let m = Model::load(manifest)?;
         same_classes(&live, &m)?;
-        Detector::from_model(m.clone(), &self.shared.opts)?;
+        Detector::from_model(m.clone(), &sh.opts)?;
         Ok(m)
     }
 
     /// Makes `model` (from [`ModelSwitch::check`]) the live model of slot `name`; the
     /// workers swap their sessions before their next frame group. Returns the previous one.
     pub fn set_live(&self, name: &str, model: Arc<Model>) -> Result<Arc<Model>, InferError> {
-        let i = self.index(name)?;
-        let mut slots = self.shared.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let sh = self.shared()?;
+        let i = Self::index(&sh, name)?;
+        let mut slots = sh.slots.lock().unwrap_or_else(|e| e.into_inner());
         let prev = std::mem::replace(&mut slots[i].live, model);
-        self.shared.generation.fetch_add(1, Ordering::Release);
+        sh.generation.fetch_add(1, Ordering::Release);
         Ok(prev)
     }
 
@@ -681,15 +696,16 @@ impl ModelSwitch {
         name: &str,
         model: Option<Arc<Model>>,
     ) -> Result<Option<Arc<Model>>, InferError> {
-        let i = self.index(name)?;
-        if model.is_some() && !self.shared.shadow_enabled {
+        let sh = self.shared()?;
+        let i = Self::index(&sh, name)?;
+        if model.is_some() && !sh.shadow_enabled {
             return Err(InferError::Config(
                 "this process runs no shadow rules stage".into(),
             ));
         }
-        let mut slots = self.shared.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slots = sh.slots.lock().unwrap_or_else(|e| e.into_inner());
         let prev = std::mem::replace(&mut slots[i].shadow, model);
-        self.shared.generation.fetch_add(1, Ordering::Release);
+        sh.generation.fetch_add(1, Ordering::Release);
         Ok(prev)
     }
 }

@@ -6,39 +6,11 @@
 //! from those figures.
 
 mod common;
-use common::{repo, shared};
+use common::{hpwren_site, repo, shared};
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-
-fn simulated_site(dir: &Path, train: usize, val: usize) {
-    let src = shared().join("datasets/hpwren-smoke-dev");
-    let mut names: Vec<String> = std::fs::read_dir(src.join("images"))
-        .expect("hpwren images")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .collect();
-    names.sort();
-    for (i, name) in names.iter().take(train + val).enumerate() {
-        let split = if i < train { "train" } else { "val" };
-        let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
-        for sub in ["images", "labels"] {
-            std::fs::create_dir_all(dir.join(split).join(sub)).expect("mkdir");
-        }
-        std::fs::copy(
-            src.join("images").join(name),
-            dir.join(split).join("images").join(name),
-        )
-        .expect("copy image");
-        std::fs::copy(
-            src.join("labels").join(format!("{stem}.txt")),
-            dir.join(split).join("labels").join(format!("{stem}.txt")),
-        )
-        .expect("copy label");
-    }
-}
 
 fn site_sh(args: &[&str]) -> std::process::Output {
     Command::new("bash")
@@ -55,7 +27,7 @@ fn site_sh(args: &[&str]) -> std::process::Output {
 fn site_fit_writes_a_verified_candidate_and_the_gate_follows_the_figures() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let data = tmp.path().join("site-set");
-    simulated_site(&data, 24, 12);
+    hpwren_site(&data, 24, 12);
     let out = tmp.path().join("candidate");
     let neg = shared().join("datasets/dfire-negatives/train");
     let keep = shared().join("datasets/cctv-fire-smoke/test");
@@ -140,7 +112,7 @@ fn site_fit_writes_a_verified_candidate_and_the_gate_follows_the_figures() {
 
     // Without held-out frames the gate cannot decide: refused, said why.
     let empty = tmp.path().join("no-val");
-    simulated_site(&empty, 4, 0);
+    hpwren_site(&empty, 4, 0);
     let run = site_sh(&[
         "--data",
         empty.to_str().expect("utf-8"),

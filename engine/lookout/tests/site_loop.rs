@@ -10,7 +10,7 @@
 //! in the config history), keeps it across a restart, and rolls back to the base.
 
 mod common;
-use common::{http, repo, shared, spawn_engine, Killed};
+use common::{hpwren_site, http, repo, shared, spawn_engine, Killed};
 
 use std::path::Path;
 use std::process::Command;
@@ -37,34 +37,6 @@ fn lookout(args: &[&str], config: &Path) -> std::process::Output {
         .env("LOOKOUT_SHARED", shared())
         .output()
         .expect("lookout runs")
-}
-
-/// Adds `train` + `val` HPWREN tower frames with their smoke boxes to a YOLO set.
-fn add_tower_frames(dir: &Path, train: usize, val: usize) {
-    let src = shared().join("datasets/hpwren-smoke-dev");
-    let mut names: Vec<String> = std::fs::read_dir(src.join("images"))
-        .expect("hpwren images")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .collect();
-    names.sort();
-    for (i, name) in names.iter().take(train + val).enumerate() {
-        let split = if i < train { "train" } else { "val" };
-        let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
-        for sub in ["images", "labels"] {
-            std::fs::create_dir_all(dir.join(split).join(sub)).expect("mkdir");
-        }
-        std::fs::copy(
-            src.join("images").join(name),
-            dir.join(split).join("images").join(name),
-        )
-        .expect("copy image");
-        std::fs::copy(
-            src.join("labels").join(format!("{stem}.txt")),
-            dir.join(split).join("labels").join(format!("{stem}.txt")),
-        )
-        .expect("copy label");
-    }
 }
 
 /// Waits (bounded) until `f` returns something, checking the engine is still up; `f` may
@@ -263,7 +235,7 @@ path = "alerts.jsonl"
     let summary: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
     assert!(summary["positives"].as_u64() >= Some(1), "{summary}");
     assert!(summary["negatives"].as_u64() >= Some(1), "{summary}");
-    add_tower_frames(&set, 16, 8);
+    hpwren_site(&set, 16, 8);
     let cand_dir = tmp.path().join("candidate");
     let fit = Command::new("bash")
         .arg(repo().join("models/train/site.sh"))

@@ -142,3 +142,33 @@ pub fn spawn_engine(config: &Path, data: &Path, log: &Path) -> Killed {
         .expect("lookout starts");
     Killed(child)
 }
+
+/// A simulated tower site: the first `train` + `val` HPWREN tower frames (sorted by name)
+/// with their smoke boxes, written into `dir` as a YOLO set (`train/`, `val/`).
+/// Evaluation-only data: what a test fits on it is thrown away.
+pub fn hpwren_site(dir: &Path, train: usize, val: usize) {
+    let src = shared().join("datasets/hpwren-smoke-dev");
+    let mut names: Vec<String> = std::fs::read_dir(src.join("images"))
+        .expect("hpwren images")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    for (i, name) in names.iter().take(train + val).enumerate() {
+        let split = if i < train { "train" } else { "val" };
+        let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
+        for sub in ["images", "labels"] {
+            std::fs::create_dir_all(dir.join(split).join(sub)).expect("mkdir");
+        }
+        std::fs::copy(
+            src.join("images").join(name),
+            dir.join(split).join("images").join(name),
+        )
+        .expect("copy image");
+        std::fs::copy(
+            src.join("labels").join(format!("{stem}.txt")),
+            dir.join(split).join("labels").join(format!("{stem}.txt")),
+        )
+        .expect("copy label");
+    }
+}

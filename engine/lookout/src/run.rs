@@ -228,10 +228,9 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     .context("cannot spawn the incidents thread")?;
 
     // The operator's desk.
-    state.rings = rings
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
+    for (k, v) in &rings {
+        state.rings.insert(k.to_string(), v.clone());
+    }
     state.geojson_extra = Some(Arc::new({
         let cameras = lookout_fusion::map_cameras(&cfg);
         move || cameras.clone()

@@ -25,6 +25,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cameras;
 pub mod clips;
 pub mod map;
 pub mod masks;
@@ -73,8 +74,8 @@ pub struct ServerState {
     pub alerts: Arc<Alerts>,
     /// The running configuration; the server replaces `rules` when a change is applied.
     pub config: Arc<RwLock<Config>>,
-    /// Recent frames per camera id (live view).
-    pub rings: HashMap<String, Arc<FrameRing>>,
+    /// Recent frames per camera id (live view); cameras started live add theirs.
+    pub rings: Rings,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// The running rules stage's control (hot reload, and the replay of the tuning view);
@@ -94,6 +95,38 @@ pub struct ServerState {
     pub models: Option<Arc<dyn models::ModelControl>>,
     /// One model change at a time (promote, rollback, shadow start/stop).
     pub models_lane: Arc<tokio::sync::Mutex<()>>,
+    /// The engine's running cameras ([`cameras::CameraControl`]); without it camera
+    /// changes are stored and apply at the next start.
+    pub cameras: Option<Arc<dyn cameras::CameraControl>>,
+}
+
+/// Each camera's ring of recent frames, shared with the engine (which adds and removes
+/// rings as cameras start and stop live).
+#[derive(Clone, Default)]
+pub struct Rings(Arc<RwLock<HashMap<String, Arc<FrameRing>>>>);
+
+impl Rings {
+    /// Camera `id`'s ring.
+    pub fn get(&self, id: &str) -> Option<Arc<FrameRing>> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Sets camera `id`'s ring (a camera started or restarted).
+    pub fn insert(&self, id: String, ring: Arc<FrameRing>) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, ring);
+    }
+
+    /// Forgets camera `id`'s ring (the camera stopped).
+    pub fn remove(&self, id: &str) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
 }
 
 impl ServerState {
@@ -106,13 +139,14 @@ impl ServerState {
             access: Arc::new(auth::Access::new(&config.server)),
             alerts,
             config: Arc::new(RwLock::new(config)),
-            rings: HashMap::new(),
+            rings: Rings::default(),
             metrics: Metrics::new(),
             rules: None,
             geojson_extra: None,
             replay_lane: Arc::new(tokio::sync::Semaphore::new(1)),
             models: None,
             models_lane: Arc::new(tokio::sync::Mutex::new(())),
+            cameras: None,
         }
     }
 

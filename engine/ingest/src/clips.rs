@@ -30,7 +30,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -184,11 +184,40 @@ pub struct ClipStats {
     pub bytes: u64,
 }
 
+/// The cameras' packet rings, shared by the writer and its thread; cameras come and go at
+/// run time ([`ClipWriter::set_ring`]).
+#[derive(Debug, Default)]
+struct Rings(RwLock<Vec<(CameraId, Arc<PacketRing>)>>);
+
+impl Rings {
+    fn get(&self, camera: &str) -> Option<Arc<PacketRing>> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(c, _)| c.as_ref() == camera)
+            .map(|(_, r)| r.clone())
+    }
+
+    fn set(&self, camera: CameraId, ring: Option<Arc<PacketRing>>) {
+        let mut rings = self.0.write().unwrap_or_else(|e| e.into_inner());
+        rings.retain(|(c, _)| *c != camera);
+        if let Some(r) = ring {
+            rings.push((camera, r));
+        }
+    }
+
+    /// True while `ring` is still the camera's ring.
+    fn is_current(&self, camera: &str, ring: &Arc<PacketRing>) -> bool {
+        self.get(camera).is_some_and(|r| Arc::ptr_eq(&r, ring))
+    }
+}
+
 /// The clip writer: a bounded queue in front of one thread. Implements [`ClipSink`].
 #[derive(Debug)]
 pub struct ClipWriter {
     tx: Sender<ClipRequest>,
-    rings: Vec<(CameraId, Arc<PacketRing>)>,
+    rings: Arc<Rings>,
     counters: Arc<ClipCounters>,
     stop: Arc<AtomicBool>,
     done: Receiver<()>,
@@ -205,6 +234,7 @@ impl ClipWriter {
         let (done_tx, done) = crossbeam_channel::bounded(1);
         let counters = Arc::new(ClipCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let rings = Arc::new(Rings(RwLock::new(rings)));
         let worker = Worker {
             pre: chrono::Duration::milliseconds((cfg.pre_s * 1000.0) as i64),
             post: chrono::Duration::milliseconds((cfg.post_s * 1000.0) as i64),
@@ -243,11 +273,18 @@ impl ClipWriter {
     }
 
     /// A camera's packet ring (tests, metrics).
-    pub fn ring(&self, camera: &str) -> Option<&Arc<PacketRing>> {
-        self.rings
-            .iter()
-            .find(|(c, _)| c.as_ref() == camera)
-            .map(|(_, r)| r)
+    pub fn ring(&self, camera: &str) -> Option<Arc<PacketRing>> {
+        self.rings.get(camera)
+    }
+
+    /// Gives a camera a packet ring, replaces it, or (`None`) takes it away: for cameras
+    /// added, changed or removed at run time. Requests for a camera without a ring are
+    /// dropped and counted. A clip being collected from a ring that is replaced or taken
+    /// away takes what that ring still holds and is written with it (the old pipeline's
+    /// packets do not mix with the new one's).
+    pub fn set_ring(&self, camera: CameraId, ring: Option<Arc<PacketRing>>) {
+        debug!(camera = %camera, ring = ring.is_some(), "Clip packet ring set.");
+        self.rings.set(camera, ring);
     }
 
     /// Stops the thread: pending clips are written with what they have; waits until
@@ -297,7 +334,7 @@ struct Worker {
     pre: chrono::Duration,
     post: chrono::Duration,
     give_up: Duration,
-    rings: Vec<(CameraId, Arc<PacketRing>)>,
+    rings: Arc<Rings>,
     counters: Arc<ClipCounters>,
     stop: Arc<AtomicBool>,
 }
@@ -379,9 +416,7 @@ impl Worker {
             if !stopping {
                 match rx.recv_timeout(POLL) {
                     Ok(req) => {
-                        let Some((_, ring)) =
-                            self.rings.iter().find(|(c, _)| *c == req.camera).cloned()
-                        else {
+                        let Some(ring) = self.rings.get(&req.camera) else {
                             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                             continue;
                         };
@@ -405,7 +440,9 @@ impl Worker {
             let mut i = 0;
             while i < pending.len() {
                 let p = &mut pending[i];
-                let complete = p.collect(self.pre, self.post);
+                // Checked before collecting: a ring taken away is read one last time.
+                let gone = !self.rings.is_current(&p.req.camera, &p.ring);
+                let complete = p.collect(self.pre, self.post) || gone;
                 if complete || stopping || p.since.elapsed() >= self.give_up {
                     let p = pending.swap_remove(i);
                     self.finish(p);
@@ -592,4 +629,143 @@ pub(crate) fn write_clip(req: &ClipRequest, packets: &[Packet]) -> Result<ClipIn
     std::fs::rename(&info_tmp, &info_path).map_err(|e| format!("{}: {e}", info_path.display()))?;
     std::fs::rename(&tmp, &req.path).map_err(|e| format!("{}: {e}", req.path.display()))?;
     Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t0() -> UtcTime {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    /// `secs` seconds of real H.264 (10 fps, a key frame every second), as a camera's
+    /// decoder would see it, with capture times from `t0() + from_s`.
+    fn fill(ring: &PacketRing, run: u64, from_s: f64, secs: u32) {
+        let launch = format!(
+            "videotestsrc num-buffers={} ! video/x-raw,width=160,height=120,framerate=10/1 ! \
+             x264enc key-int-max=10 bframes=0 speed-preset=ultrafast ! h264parse ! \
+             video/x-h264,stream-format=avc,alignment=au ! appsink name=sink sync=false",
+            secs * 10
+        );
+        let pipeline = gst::parse::launch(&launch)
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap();
+        let sink = pipeline
+            .by_name("sink")
+            .unwrap()
+            .dynamic_cast::<gst_app::AppSink>()
+            .unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let start = t0() + chrono::Duration::milliseconds((from_s * 1000.0) as i64);
+        let mut n = 0;
+        let mut first = None;
+        while let Ok(sample) = sink.pull_sample() {
+            let buffer = sample.buffer_owned().unwrap();
+            let caps = sample.caps_owned().unwrap();
+            let pts = buffer.pts().unwrap();
+            let since = pts - *first.get_or_insert(pts);
+            let at = start + chrono::Duration::nanoseconds(since.nseconds() as i64);
+            ring.push(run, buffer, caps, at);
+            n += 1;
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+        assert_eq!(n, secs * 10, "the encoder gave every frame");
+    }
+
+    fn request(dir: &Path, name: &str, camera: &str, at_s: f64) -> ClipRequest {
+        ClipRequest {
+            incident: name.into(),
+            camera: camera.into(),
+            at: t0() + chrono::Duration::milliseconds((at_s * 1000.0) as i64),
+            path: dir.join(format!("{name}.mp4")),
+        }
+    }
+
+    fn wait_info(path: &Path, within: Duration) -> Option<ClipInfo> {
+        let info = path.with_extension("json");
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if path.exists() {
+                let text = std::fs::read(&info).ok()?;
+                return serde_json::from_slice(&text).ok();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    #[test]
+    fn a_camera_gains_loses_and_replaces_its_ring_at_run_time() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ClipsConfig {
+            enabled: true,
+            pre_s: 1.0,
+            post_s: 1.0,
+            ..ClipsConfig::default()
+        };
+        // give_up is post_s * 4 + 30 = 34 s: every wait below is shorter, so a clip that
+        // appears was ended by what the test did, not by the wall-clock bound.
+        let within = Duration::from_secs(20);
+        let writer = ClipWriter::spawn(&cfg, Vec::new()).unwrap();
+
+        // No ring yet: dropped and counted.
+        assert!(!writer.request(request(dir.path(), "before", "cam", 2.0)));
+        assert_eq!(writer.stats().dropped, 1);
+        assert!(writer.ring("cam").is_none());
+
+        // Gained: the clip is cut from the new ring.
+        let ring = Arc::new(PacketRing::new(cfg.ring_bytes(), cfg.ring_seconds()));
+        fill(&ring, 1, 0.0, 5);
+        writer.set_ring("cam".into(), Some(ring.clone()));
+        assert!(writer.ring("cam").is_some_and(|r| Arc::ptr_eq(&r, &ring)));
+        let req = request(dir.path(), "gained", "cam", 2.0);
+        assert!(writer.request(req.clone()));
+        let info = wait_info(&req.path, within).expect("a clip from the gained ring");
+        assert_eq!(info.codec, "video/x-h264");
+        assert!(info.remuxed);
+        // Key frame at 1 s (at - pre) to at + post = 3 s: 2 s and a frame.
+        assert!(
+            (2.0..=2.25).contains(&info.duration_s),
+            "duration {}: {info:?}",
+            info.duration_s
+        );
+        assert_eq!(info.start, t0() + chrono::Duration::seconds(1));
+
+        // Lost while a clip waits for video that will not come (the ring ends at 4.9 s,
+        // the clip wants 5.5 s): it is written with what the ring held.
+        let req = request(dir.path(), "lost", "cam", 4.5);
+        assert!(writer.request(req.clone()));
+        std::thread::sleep(POLL * 3);
+        assert!(!req.path.exists(), "still waiting for its post_s");
+        writer.set_ring("cam".into(), None);
+        let info = wait_info(&req.path, within).expect("the waiting clip is written");
+        assert_eq!(info.start, t0() + chrono::Duration::seconds(3));
+        assert!(
+            (1.85..=2.0).contains(&info.duration_s),
+            "3.5 s to 4.9 s and a frame: {}",
+            info.duration_s
+        );
+        assert!(writer.ring("cam").is_none());
+        assert!(!writer.request(request(dir.path(), "after", "cam", 2.0)));
+        assert_eq!(writer.stats().dropped, 2);
+
+        // Replaced by another pipeline's ring (a camera edited live): the new video only.
+        let ring2 = Arc::new(PacketRing::new(cfg.ring_bytes(), cfg.ring_seconds()));
+        fill(&ring2, 7, 100.0, 4);
+        writer.set_ring("cam".into(), Some(ring.clone()));
+        writer.set_ring("cam".into(), Some(ring2.clone()));
+        assert!(writer.ring("cam").is_some_and(|r| Arc::ptr_eq(&r, &ring2)));
+        let req = request(dir.path(), "replaced", "cam", 102.0);
+        assert!(writer.request(req.clone()));
+        let info = wait_info(&req.path, within).expect("a clip from the replacing ring");
+        assert_eq!(info.start, t0() + chrono::Duration::seconds(101));
+
+        // Every request counted once.
+        let s = writer.stats();
+        assert_eq!((s.written, s.failed, s.dropped, s.requested), (3, 0, 2, 3));
+        writer.shutdown(Duration::from_secs(10));
+    }
 }

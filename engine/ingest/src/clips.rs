@@ -154,19 +154,65 @@ impl PacketRing {
     }
 }
 
+/// Why a clip request got no clip before it was queued or while it waited: the `reason`
+/// label of `lookout_clips_dropped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The writer's queue was full.
+    QueueFull,
+    /// The camera has no packet ring (a test pattern, or a camera removed).
+    NoRing,
+    /// The writer was stopping.
+    Stopping,
+}
+
+impl DropReason {
+    /// Every reason, in the order of [`ClipStats::dropped_by`].
+    pub const ALL: [DropReason; 3] = [
+        DropReason::QueueFull,
+        DropReason::NoRing,
+        DropReason::Stopping,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::NoRing => "no_ring",
+            DropReason::Stopping => "stopping",
+        }
+    }
+}
+
 /// Counters of the clip writer.
 #[derive(Debug, Default)]
 pub struct ClipCounters {
     /// Requests queued.
     pub requested: AtomicU64,
-    /// Requests dropped: queue full, writer stopped, or a camera without a packet ring.
-    pub dropped: AtomicU64,
+    /// Requests dropped, per [`DropReason::ALL`] entry.
+    pub dropped: [AtomicU64; 3],
     /// Clips written.
     pub written: AtomicU64,
+    /// Clips written by decoding and re-encoding (a codec MP4 cannot carry as it came).
+    pub reencoded: AtomicU64,
     /// Clips that could not be written (no packets, muxer error, file error).
     pub failed: AtomicU64,
     /// Bytes of clips written.
     pub bytes: AtomicU64,
+}
+
+impl ClipCounters {
+    fn drop_one(&self, reason: DropReason) {
+        self.drop_n(reason, 1);
+    }
+
+    fn drop_n(&self, reason: DropReason, n: u64) {
+        let i = DropReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.dropped[i].fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 /// A snapshot of [`ClipCounters`].
@@ -174,10 +220,14 @@ pub struct ClipCounters {
 pub struct ClipStats {
     /// Requests queued.
     pub requested: u64,
-    /// Requests dropped.
+    /// Requests dropped, all reasons.
     pub dropped: u64,
+    /// Requests dropped per [`DropReason::ALL`] entry.
+    pub dropped_by: [u64; 3],
     /// Clips written.
     pub written: u64,
+    /// Clips written by re-encoding.
+    pub reencoded: u64,
     /// Clips that failed.
     pub failed: u64,
     /// Bytes written.
@@ -263,10 +313,13 @@ impl ClipWriter {
     pub fn stats(&self) -> ClipStats {
         let c = &self.counters;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let dropped_by = [g(&c.dropped[0]), g(&c.dropped[1]), g(&c.dropped[2])];
         ClipStats {
             requested: g(&c.requested),
-            dropped: g(&c.dropped),
+            dropped: dropped_by.iter().sum(),
+            dropped_by,
             written: g(&c.written),
+            reencoded: g(&c.reencoded),
             failed: g(&c.failed),
             bytes: g(&c.bytes),
         }
@@ -311,9 +364,14 @@ impl ClipWriter {
 
 impl ClipSink for ClipWriter {
     fn request(&self, req: ClipRequest) -> bool {
-        if self.stop.load(Ordering::Relaxed) || self.ring(&req.camera).is_none() {
-            debug!(camera = %req.camera, incident = %req.incident, "No packet ring for this camera (or stopping); no clip.");
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        if self.stop.load(Ordering::Relaxed) {
+            debug!(camera = %req.camera, incident = %req.incident, "The clip writer is stopping; no clip.");
+            self.counters.drop_one(DropReason::Stopping);
+            return false;
+        }
+        if self.ring(&req.camera).is_none() {
+            debug!(camera = %req.camera, incident = %req.incident, "No packet ring for this camera; no clip.");
+            self.counters.drop_one(DropReason::NoRing);
             return false;
         }
         match self.tx.try_send(req) {
@@ -321,9 +379,14 @@ impl ClipSink for ClipWriter {
                 self.counters.requested.fetch_add(1, Ordering::Relaxed);
                 true
             }
-            Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => {
+            Err(TrySendError::Full(r)) => {
                 warn!(incident = %r.incident, camera = %r.camera, "Clip queue full; this incident gets no clip.");
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters.drop_one(DropReason::QueueFull);
+                false
+            }
+            Err(TrySendError::Disconnected(r)) => {
+                debug!(incident = %r.incident, camera = %r.camera, "The clips thread has stopped; no clip.");
+                self.counters.drop_one(DropReason::Stopping);
                 false
             }
         }
@@ -417,7 +480,7 @@ impl Worker {
                 match rx.recv_timeout(POLL) {
                     Ok(req) => {
                         let Some(ring) = self.rings.get(&req.camera) else {
-                            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                            self.counters.drop_one(DropReason::NoRing);
                             continue;
                         };
                         debug!(incident = %req.incident, camera = %req.camera, at = %req.at, "Clip requested.");
@@ -453,7 +516,7 @@ impl Worker {
             if stopping && pending.is_empty() {
                 // Requests still queued get no clip.
                 let left = rx.try_iter().count() as u64;
-                self.counters.dropped.fetch_add(left, Ordering::Relaxed);
+                self.counters.drop_n(DropReason::Stopping, left);
                 return;
             }
         }
@@ -465,6 +528,9 @@ impl Worker {
             Ok(info) => {
                 let size = std::fs::metadata(&p.req.path).map(|m| m.len()).unwrap_or(0);
                 self.counters.written.fetch_add(1, Ordering::Relaxed);
+                if !info.remuxed {
+                    self.counters.reencoded.fetch_add(1, Ordering::Relaxed);
+                }
                 self.counters.bytes.fetch_add(size, Ordering::Relaxed);
                 info!(incident = %p.req.incident, camera = %p.req.camera, path = %p.req.path.display(),
                     duration_s = info.duration_s, codec = %info.codec, remuxed = info.remuxed, bytes = size,
@@ -751,6 +817,7 @@ mod tests {
         assert!(writer.ring("cam").is_none());
         assert!(!writer.request(request(dir.path(), "after", "cam", 2.0)));
         assert_eq!(writer.stats().dropped, 2);
+        assert_eq!(writer.stats().dropped_by, [0, 2, 0], "no ring, twice");
 
         // Replaced by another pipeline's ring (a camera edited live): the new video only.
         let ring2 = Arc::new(PacketRing::new(cfg.ring_bytes(), cfg.ring_seconds()));
@@ -766,6 +833,7 @@ mod tests {
         // Every request counted once.
         let s = writer.stats();
         assert_eq!((s.written, s.failed, s.dropped, s.requested), (3, 0, 2, 3));
+        assert_eq!(s.reencoded, 0, "H.264 is muxed as it came");
         writer.shutdown(Duration::from_secs(10));
     }
 }

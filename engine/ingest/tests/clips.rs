@@ -269,6 +269,8 @@ fn mjpeg_is_re_encoded_to_h264_and_says_so() {
     let s = stream(&out);
     assert_eq!(s["codec_name"], "h264", "{s}");
     assert!(!info.remuxed && info.codec == "image/jpeg", "{info:?}");
+    let stats = clips.stats();
+    assert_eq!((stats.written, stats.reencoded), (1, 1), "{stats:?}");
     let duration: f64 = s["format_duration"]
         .as_str()
         .and_then(|d| d.parse().ok())

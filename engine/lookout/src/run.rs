@@ -460,6 +460,21 @@ fn update_metrics(
             .unwrap_or(analysed);
         m.set_fps(analysed.saturating_sub(prev) as f64 / dt.max(1e-3));
     }
+    metrics.set_clips(ingest.clips().map(|c| {
+        let s = c.stats();
+        lookout_server::metrics::ClipMetrics {
+            requested: s.requested,
+            written: s.written,
+            reencoded: s.reencoded,
+            failed: s.failed,
+            dropped: lookout_ingest::clips::DropReason::ALL
+                .iter()
+                .zip(s.dropped_by)
+                .map(|(r, n)| (r.as_str().to_string(), n))
+                .collect(),
+            bytes: s.bytes,
+        }
+    }));
     metrics.set_firms_feeds(
         feed.stats()
             .feeds

@@ -4,7 +4,7 @@
 //! local server and one whose server refuses connections, and two file sinks. Every
 //! registered histogram must have observations, the camera `up` gauges must tell the live
 //! camera from the silent one, and the FIRMS counters must count the good and the failed
-//! polls per feed.
+//! polls per feed. Incident clips are on, so the clip writer's counters are exported.
 
 mod common;
 use common::{repo, shared};
@@ -158,6 +158,10 @@ hotspots = [
     {{ kind = "firms_api", base_url = "http://127.0.0.1:{dead}", map_key = "testkey0123", source = "MODIS_NRT", bbox = [27.6, 35.8, 28.3, 36.5], interval_s = 1, timeout_s = 2 }},
 ]
 
+[alerts.clips]
+enabled = true
+ring_mb = 8
+
 [[alerts.sinks]]
 kind = "jsonl"
 name = "file"
@@ -285,6 +289,19 @@ dir = "cap"
             )),
             "{reason}: {text}"
         );
+    }
+    // The clip writer's counters, drops split by reason.
+    for k in [
+        "lookout_clips_requested_total",
+        "lookout_clips_written_total",
+        "lookout_clips_reencoded_total",
+        "lookout_clips_failed_total",
+        "lookout_clips_written_bytes_total",
+        "lookout_clips_dropped_total{reason=\"queue_full\"}",
+        "lookout_clips_dropped_total{reason=\"no_ring\"}",
+        "lookout_clips_dropped_total{reason=\"stopping\"}",
+    ] {
+        assert!(s.contains_key(k), "{k}: {text}");
     }
     // The build is identified; the sinks' outbox gauges are there.
     assert!(

@@ -85,6 +85,24 @@ pub struct FirmsFeedMetrics {
     pub failures: u64,
 }
 
+/// The clip writer's running totals (`[alerts.clips]`), refreshed by the engine's metrics
+/// snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClipMetrics {
+    /// Requests queued.
+    pub requested: u64,
+    /// Clips written.
+    pub written: u64,
+    /// Clips written by re-encoding (the camera's codec cannot go into MP4 as it came).
+    pub reencoded: u64,
+    /// Clips that could not be written.
+    pub failed: u64,
+    /// Requests that got no clip, per reason (`queue_full`, `no_ring`, `stopping`).
+    pub dropped: Vec<(String, u64)>,
+    /// Bytes of clips written.
+    pub bytes: u64,
+}
+
 /// The engine's metrics registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -95,6 +113,8 @@ pub struct Metrics {
     build_info: RwLock<Vec<(String, String)>>,
     /// FIRMS API feeds, refreshed by the engine's metrics snapshot.
     firms: RwLock<Vec<FirmsFeedMetrics>>,
+    /// The clip writer's counters (`None`: clips are off).
+    clips: RwLock<Option<ClipMetrics>>,
     /// Requests whose bearer token matched no user.
     pub auth_failures: AtomicU64,
     /// Requests refused with 429 because their address failed too often.
@@ -112,6 +132,7 @@ impl Default for Metrics {
                 env!("CARGO_PKG_VERSION").to_string(),
             )]),
             firms: RwLock::default(),
+            clips: RwLock::default(),
             auth_failures: AtomicU64::new(0),
             auth_throttled: AtomicU64::new(0),
         }
@@ -220,6 +241,11 @@ impl Metrics {
     /// Replaces the FIRMS API feeds' poll counters (running totals from the feed).
     pub fn set_firms_feeds(&self, feeds: Vec<FirmsFeedMetrics>) {
         *self.firms.write().unwrap_or_else(|e| e.into_inner()) = feeds;
+    }
+
+    /// Replaces the clip writer's counters (running totals; `None` when clips are off).
+    pub fn set_clips(&self, clips: Option<ClipMetrics>) {
+        *self.clips.write().unwrap_or_else(|e| e.into_inner()) = clips;
     }
 
     /// The fps gauge of a camera, if registered.
@@ -339,6 +365,45 @@ impl Metrics {
                         get(f)
                     );
                 }
+            }
+        }
+        if let Some(c) = &*self.clips.read().unwrap_or_else(|e| e.into_inner()) {
+            for (name, help, n) in [
+                (
+                    "lookout_clips_requested_total",
+                    "Incident clips asked of the clip writer and queued.",
+                    c.requested,
+                ),
+                (
+                    "lookout_clips_written_total",
+                    "Incident clips written (remuxed or re-encoded).",
+                    c.written,
+                ),
+                (
+                    "lookout_clips_reencoded_total",
+                    "Incident clips written by decoding and re-encoding to H.264 (the camera's codec cannot go into MP4 as it came).",
+                    c.reencoded,
+                ),
+                (
+                    "lookout_clips_failed_total",
+                    "Incident clips that could not be written (no video around the trigger, muxer or file error).",
+                    c.failed,
+                ),
+                (
+                    "lookout_clips_written_bytes_total",
+                    "Bytes of incident clips written.",
+                    c.bytes,
+                ),
+            ] {
+                let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}");
+            }
+            let _ = writeln!(o, "# HELP lookout_clips_dropped_total Incident clip requests that got no clip, per reason (queue_full, no_ring, stopping).\n# TYPE lookout_clips_dropped_total counter");
+            for (reason, n) in &c.dropped {
+                let _ = writeln!(
+                    o,
+                    "lookout_clips_dropped_total{{reason=\"{}\"}} {n}",
+                    escape_label(reason)
+                );
             }
         }
         let _ = writeln!(o, "# HELP lookout_outbox_backlog Undelivered notifications (pending outbox rows) per sink.\n# TYPE lookout_outbox_backlog gauge");
@@ -508,6 +573,27 @@ mod tests {
                 .count(),
             1
         );
+        assert!(!t.contains("lookout_clips_"), "clips off: no clip families");
+        m.set_clips(Some(ClipMetrics {
+            requested: 3,
+            written: 2,
+            reencoded: 1,
+            failed: 1,
+            dropped: vec![("queue_full".into(), 4), ("no_ring".into(), 0)],
+            bytes: 12345,
+        }));
+        let t = m.render(&[], &[], &[]);
+        for want in [
+            "# TYPE lookout_clips_written_total counter\nlookout_clips_written_total 2\n",
+            "lookout_clips_requested_total 3\n",
+            "lookout_clips_reencoded_total 1\n",
+            "lookout_clips_failed_total 1\n",
+            "lookout_clips_written_bytes_total 12345\n",
+            "lookout_clips_dropped_total{reason=\"queue_full\"} 4\n",
+            "lookout_clips_dropped_total{reason=\"no_ring\"} 0\n",
+        ] {
+            assert!(t.contains(want), "missing {want} in\n{t}");
+        }
     }
 
     #[test]

@@ -55,6 +55,12 @@ impl EnvString {
         std::env::var(name).ok().filter(|v| !v.is_empty())
     }
 
+    /// The text as written, unredacted (for re-serializing a value the way it was written,
+    /// never for showing).
+    pub(crate) fn template(&self) -> &str {
+        &self.template
+    }
+
     /// True when the written text contained a `${...}` reference.
     pub fn uses_env(&self) -> bool {
         self.template.contains("${")

@@ -25,6 +25,7 @@
 //! [`server::ServerConfig`] `[server]`, [`cluster::ClusterConfig`] `[cluster]`.
 
 pub mod alerts;
+pub mod camera_overlay;
 pub mod cameras;
 pub mod cluster;
 pub mod engine;
@@ -469,12 +470,32 @@ pub fn parse(src: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigE
     }
 
     let mut v = Validator::new();
-    cfg.engine.validate(&mut v);
-    cfg.ingest.validate(&mut v);
+    validate_sections(&cfg, unread_cameras, &mut v);
+    cfg.alerts.validate_files(&cfg.base_dir, &mut v);
+    cfg.server.validate(&mut v, &ValidationContext::default());
+    cfg.server.validate_files(&cfg.base_dir, &mut v);
+    problems.extend(v.problems.into_iter().map(|(p, m)| (p, m, None)));
+
+    if problems.is_empty() {
+        resolve_paths(&mut cfg);
+        cfg.server.seal();
+        Ok(cfg)
+    } else {
+        Err(finish(src, origin, problems))
+    }
+}
+
+/// The loader's checks of a whole configuration: ranges, camera ids (unique), camera and
+/// model references of every section. `unread_cameras` are cameras whose table did not
+/// deserialize (they still count as configured). The server's users and TLS and the files
+/// the config names are checked by the loader only (a loaded config has sealed its tokens).
+fn validate_sections(cfg: &Config, unread_cameras: Vec<validate::CameraNames>, v: &mut Validator) {
+    cfg.engine.validate(v);
+    cfg.ingest.validate(v);
     let model_names: Vec<&str> = cfg.models.keys().map(String::as_str).collect();
     let mut ids = BTreeMap::new();
     for (i, c) in cfg.cameras.iter().enumerate() {
-        c.validate(&format!("cameras[{i}]"), &mut v, &model_names);
+        c.validate(&format!("cameras[{i}]"), v, &model_names);
         if let Some(prev) = ids.insert(c.id.as_str(), i) {
             v.error(
                 format!("cameras[{i}].id"),
@@ -488,10 +509,10 @@ pub fn parse(src: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigE
         .map(|c| c.effective_max_side(&cfg.ingest))
         .max()
         .unwrap_or(cfg.ingest.analysis_max_side);
-    cfg.engine.retention.validate(&mut v, max_side);
+    cfg.engine.retention.validate(v, max_side);
     for (name, m) in &cfg.models {
         if let Some(t) = &m.tile {
-            t.validate(&format!("models.{}.tile", quote_key(name)), &mut v);
+            t.validate(&format!("models.{}.tile", quote_key(name)), v);
         }
     }
     let ctx = ValidationContext {
@@ -503,26 +524,24 @@ pub fn parse(src: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigE
             .collect(),
         models: model_names.clone(),
     };
-    cfg.inference.validate(&mut v, &ctx);
-    cfg.rules.validate(&mut v, &ctx);
+    cfg.inference.validate(v, &ctx);
+    cfg.rules.validate(v, &ctx);
     for (cam, z) in &cfg.inference.camera_zones {
-        z.validate_zones(cam, &cfg.rules, &mut v);
+        z.validate_zones(cam, &cfg.rules, v);
     }
-    cfg.fusion.validate(&mut v, &ctx);
-    cfg.alerts.validate(&mut v, &ctx);
-    cfg.alerts.validate_files(&cfg.base_dir, &mut v);
-    cfg.server.validate(&mut v, &ctx);
-    cfg.server.validate_files(&cfg.base_dir, &mut v);
-    cfg.cluster.validate(&mut v);
-    problems.extend(v.problems.into_iter().map(|(p, m)| (p, m, None)));
+    cfg.fusion.validate(v, &ctx);
+    cfg.alerts.validate(v, &ctx);
+    cfg.cluster.validate(v);
+}
 
-    if problems.is_empty() {
-        resolve_paths(&mut cfg);
-        cfg.server.seal();
-        Ok(cfg)
-    } else {
-        Err(finish(src, origin, problems))
-    }
+/// Validates a loaded configuration whose sections were changed in memory (cameras
+/// changed through the API): the same checks [`parse`] runs on a file, with the same key
+/// paths (`cameras[3].source.url`), except the server's users and TLS and the files it
+/// names, which no such change touches. Returns `(key path, message)` problems.
+pub fn validate_loaded(cfg: &Config) -> Vec<(String, String)> {
+    let mut v = Validator::new();
+    validate_sections(cfg, Vec::new(), &mut v);
+    v.problems
 }
 
 /// Rewrites every path key to its resolved, absolute form ([`resolve_config_path`]), so
@@ -543,9 +562,7 @@ fn resolve_paths(cfg: &mut Config) {
         }
     }
     for c in &mut cfg.cameras {
-        if let cameras::SourceConfig::File { path, .. } = &mut c.source {
-            fix(path);
-        }
+        resolve_camera_paths(&base, c);
     }
     for h in &mut cfg.fusion.hotspots {
         match h {
@@ -563,6 +580,14 @@ fn resolve_paths(cfg: &mut Config) {
                 *f = normalize(&base.join(f.as_str())).display().to_string();
             }
         }
+    }
+}
+
+/// Makes a camera's path keys (a file source's `path`) absolute, as the loader does for the
+/// file's cameras ([`resolve_config_path`] against `base_dir`).
+pub fn resolve_camera_paths(base_dir: &Path, c: &mut cameras::CameraConfig) {
+    if let cameras::SourceConfig::File { path, .. } = &mut c.source {
+        *path = env::EnvString::literal(resolve_config_path(base_dir, path).display().to_string());
     }
 }
 

@@ -215,7 +215,11 @@ fn api_routes() -> (Router<ServerState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health))
         .routes(routes!(metrics))
         .routes(routes!(disk))
-        .routes(routes!(cameras))
+        .routes(routes!(cameras, crate::camera_edit::add_camera))
+        .routes(routes!(
+            crate::camera_edit::edit_camera,
+            crate::camera_edit::remove_camera
+        ))
         .routes(routes!(camera_frame))
         .routes(routes!(list_incidents))
         .routes(routes!(get_incident))
@@ -444,7 +448,7 @@ async fn me(State(s): State<ServerState>, headers: HeaderMap) -> ApiResult<axum:
     path = "/api/cameras",
     tag = "cameras",
     responses(
-        (status = 200, description = "Every configured camera with its status, latest boxes, zones and masks.", body = serde_json::Value, content_type = "application/json"),
+        (status = 200, description = "Every running camera (the config file's with the API's changes) with its origin (`file` or `api`), the API's patch of it (`overlay`), its `config` entry (passwords redacted), status, latest boxes, zones and masks.", body = serde_json::Value, content_type = "application/json"),
         (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
         (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
     ),
@@ -460,8 +464,12 @@ async fn cameras(State(s): State<ServerState>) -> axum::Json<Value> {
             let st = statuses.get(c.id.as_str());
             let latest = s.alerts.latest_result(&c.id);
             let rules = cfg.rules.cameras.get(&c.id);
+            let (origin, overlay) = s.camera_origin(&c.id);
             json!({
                 "id": c.id,
+                "origin": origin,
+                "overlay": overlay,
+                "config": c,
                 "name": c.display_name(),
                 "enabled": c.enabled,
                 "source": c.source.kind(),
@@ -1129,6 +1137,7 @@ async fn config(State(s): State<ServerState>) -> ApiResult<axum::Json<Value>> {
     let version = s.alerts.store().overlays(1)?.first().map(|o| o.version);
     v["overlay_version"] = json!(version);
     v["overlay"] = json!(s.overlay_status());
+    v["cameras_overlay"] = json!(s.cameras_status());
     Ok(axum::Json(v))
 }
 
@@ -1137,14 +1146,20 @@ async fn config(State(s): State<ServerState>) -> ApiResult<axum::Json<Value>> {
     path = "/api/config/history",
     tag = "config",
     responses(
-        (status = 200, description = "The rules overlay versions, newest first.", body = serde_json::Value, content_type = "application/json"),
+        (status = 200, description = "The config audit trail, newest first: rules overlay versions, model changes and camera changes (URL passwords redacted).", body = serde_json::Value, content_type = "application/json"),
         (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
         (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
     ),
     security((), ("bearer" = []))
 )]
 async fn config_history(State(s): State<ServerState>) -> ApiResult<axum::Json<Value>> {
-    Ok(axum::Json(json!(s.alerts.store().overlays(200)?)))
+    let mut list = s.alerts.store().overlays(200)?;
+    for r in &mut list {
+        if r.section == crate::camera_edit::SECTION {
+            r.body = crate::camera_edit::shown_body(&r.body);
+        }
+    }
+    Ok(axum::Json(json!(list)))
 }
 
 #[derive(Deserialize, ToSchema)]

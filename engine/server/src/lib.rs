@@ -12,7 +12,8 @@
 //! * [`api`]: the handlers; [`tuning`]: threshold/persistence what-if over recorded frame
 //!   results, and [`pr`] the models' precision/recall plots for it; [`masks`]: exclusion masks proposed from clustered false-alarm verdicts;
 //!   [`overlay`]: API config changes as a versioned overlay over the TOML file (re-applied
-//!   at start and on every file reload); [`metrics`]: the registry; [`map`]: the vendored
+//!   at start and on every file reload); [`camera_edit`]: cameras added, edited and
+//!   disabled through the API, the same way; [`metrics`]: the registry; [`map`]: the vendored
 //!   Leaflet, the basemap settings and MBTiles tiles; [`clips`]: incident clips (MP4 with
 //!   range requests) and their boxes timeline; `ui/`: the static page.
 //!
@@ -25,6 +26,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod camera_edit;
 pub mod cameras;
 pub mod clips;
 pub mod map;
@@ -98,6 +100,11 @@ pub struct ServerState {
     /// The engine's running cameras ([`cameras::CameraControl`]); without it camera
     /// changes are stored and apply at the next start.
     pub cameras: Option<Arc<dyn cameras::CameraControl>>,
+    /// The config file's `[[cameras]]` and the API's cameras record over them
+    /// ([`camera_edit`]).
+    pub camera_layers: Arc<Mutex<camera_edit::CameraLayers>>,
+    /// One camera change at a time (add, edit, remove), applied in order.
+    pub cameras_lane: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Each camera's ring of recent frames, shared with the engine (which adds and removes
@@ -131,11 +138,15 @@ impl Rings {
 
 impl ServerState {
     /// A state with no rings, no callbacks and a fresh metrics registry. `config` is the
-    /// config file's (its `[rules]` are the file's rules the overlay applies over; call
-    /// [`ServerState::load_overlay`] to apply the stored overlay).
+    /// config file's (its `[rules]` and `[[cameras]]` are the file's, the overlays apply
+    /// over them; call [`ServerState::load_overlay`] to apply the stored overlays).
     pub fn new(alerts: Arc<Alerts>, config: Config) -> ServerState {
         ServerState {
             layers: Arc::new(Mutex::new(overlay::Layers::new(config.rules.clone()))),
+            camera_layers: Arc::new(Mutex::new(camera_edit::CameraLayers::new(
+                config.cameras.clone(),
+            ))),
+            cameras_lane: Arc::new(tokio::sync::Mutex::new(())),
             access: Arc::new(auth::Access::new(&config.server)),
             alerts,
             config: Arc::new(RwLock::new(config)),

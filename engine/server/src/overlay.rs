@@ -156,7 +156,11 @@ impl ServerState {
     /// rules (the config this state was made with). The running config's rules become the
     /// result; nothing is hot-reloaded (the rules stage starts with
     /// [`ServerState::config`]'s rules).
+    ///
+    /// The cameras record is applied first ([`ServerState::load_cameras`]), so rules that
+    /// name a camera the API added validate.
     pub fn load_overlay(&self) -> Result<Option<OverlayStatus>, StoreError> {
+        self.load_cameras()?;
         let rec = latest(self.alerts.store())?;
         let mut l = self.layers();
         let ctx = self.config();

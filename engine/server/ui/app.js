@@ -279,11 +279,20 @@ async function loadCameras() {
     let card = grid.querySelector(`[data-cam="${CSS.escape(c.id)}"]`);
     if (!card) {
       card = document.createElement('div'); card.className = 'cam'; card.dataset.cam = c.id;
-      card.innerHTML = `<div class="view-box"><span class="nofeed">no frame yet</span><img alt=""><svg preserveAspectRatio="none"></svg></div><div class="meta"><b></b><span class="st"></span></div>`;
+      card.innerHTML = `<div class="view-box"><span class="nofeed">no frame yet</span><img alt=""><svg preserveAspectRatio="none"></svg></div><div class="meta"><b></b><span class="origin"></span><span class="st"></span></div>` +
+        `<div class="cam-actions"><button class="cam-edit">Edit</button><button class="cam-toggle"></button><button class="cam-zones">Zones</button><button class="cam-remove">Remove</button></div>`;
       grid.appendChild(card);
+      $('.cam-edit', card).addEventListener('click', () => openCameraForm(card.dataset.cam));
+      $('.cam-toggle', card).addEventListener('click', () => toggleCamera(card.dataset.cam));
+      $('.cam-zones', card).addEventListener('click', () => openZoneEditor(card.dataset.cam));
+      $('.cam-remove', card).addEventListener('click', () => removeCamera(card.dataset.cam));
     }
     const st = (c.status && c.status.state) || 'unknown';
     $('.meta b', card).textContent = c.name;
+    $('.origin', card).textContent = c.origin === 'api' ? 'added in the UI' : (c.overlay ? 'file, edited in the UI' : 'config file');
+    $('.cam-toggle', card).textContent = c.enabled ? 'Disable' : 'Enable';
+    $('.cam-remove', card).hidden = c.origin !== 'api';
+    card.classList.toggle('disabled', !c.enabled);
     const stEl = $('.st', card); stEl.className = 'st st-' + st;
     stEl.textContent = st + (c.fps != null ? ' · ' + c.fps.toFixed(1) + ' fps' : '');
     $('img', card).style.display = c.has_frame ? '' : 'none';
@@ -304,6 +313,214 @@ async function loadCameras() {
   }
 }
 setInterval(() => { if (state.view === 'cameras') loadCameras(); }, 1000);
+// Cards of cameras that are gone (removed) go too.
+function pruneCards() {
+  const ids = new Set(state.cameras.map((c) => c.id));
+  $$('#grid .cam').forEach((card) => { if (!ids.has(card.dataset.cam)) card.remove(); });
+}
+
+// ---- cameras: add / edit / disable / remove (admin), validated as a config file's entry
+const camForm = { id: null, original: null };
+const FORM_KEYS = ['id', 'name', 'source.kind', 'source.url', 'source.path', 'source.port', 'fps', 'geo.lat', 'geo.lon', 'geo.heading_deg', 'geo.hfov_deg', 'geo.range_m', 'models', 'enabled'];
+const field = (k) => $(`#cam-form [name="${k}"]`);
+function showSourceFields() {
+  const kind = field('source.kind').value;
+  $$('#cam-form .src').forEach((l) => { l.hidden = true; });
+  const show = { rtsp: 'url', rtmp: 'url', srt: 'url', udp_ts: 'port', file: 'path', test: null }[kind];
+  if (show) $(`#cam-form .src-${show}`).hidden = false;
+}
+field('source.kind').addEventListener('change', showSourceFields);
+function clearFieldErrors() { $$('#cam-form .err').forEach((e) => { e.textContent = ''; }); $('#cam-form-msg').textContent = ''; }
+// The form's camera as a [[cameras]] entry (keys left empty are not set).
+function formCamera() {
+  const num = (k) => (field(k).value.trim() === '' ? undefined : Number(field(k).value));
+  const str = (k) => (field(k).value.trim() === '' ? undefined : field(k).value.trim());
+  const kind = field('source.kind').value;
+  const source = { kind };
+  if (['rtsp', 'rtmp', 'srt'].includes(kind)) source.url = field('source.url').value.trim();
+  if (kind === 'file') source.path = field('source.path').value.trim();
+  if (kind === 'udp_ts') source.port = num('source.port');
+  const cam = { id: field('id').value.trim(), name: str('name'), enabled: field('enabled').checked, source, fps: num('fps') };
+  const geo = {};
+  for (const k of ['lat', 'lon', 'heading_deg', 'hfov_deg', 'range_m']) { const v = num('geo.' + k); if (v !== undefined) geo[k] = v; }
+  if (Object.keys(geo).length) cam.geo = geo;
+  const models = field('models').value.split(',').map((m) => m.trim()).filter(Boolean);
+  if (models.length) cam.models = models;
+  for (const k of Object.keys(cam)) if (cam[k] === undefined) delete cam[k];
+  return cam;
+}
+// The JSON merge patch (RFC 7386) that turns `a` into `b`.
+function mergeDiff(a, b) {
+  const out = {};
+  for (const k of Object.keys(a || {})) if (!(k in b)) out[k] = null;
+  for (const [k, v] of Object.entries(b)) {
+    const o = a ? a[k] : undefined;
+    if (JSON.stringify(o) === JSON.stringify(v)) continue;
+    out[k] = (v && typeof v === 'object' && !Array.isArray(v) && o && typeof o === 'object' && !Array.isArray(o)) ? mergeDiff(o, v) : v;
+  }
+  return out;
+}
+// What the form can show of a camera's entry (other keys are left as they are).
+function formView(cfg) {
+  const src = { kind: cfg.source.kind };
+  for (const k of ['url', 'path', 'port']) if (cfg.source[k] !== undefined) src[k] = cfg.source[k];
+  const v = { id: cfg.id, enabled: cfg.enabled !== false, source: src };
+  if (cfg.name) v.name = cfg.name;
+  if (cfg.fps !== null && cfg.fps !== undefined) v.fps = cfg.fps;
+  if (cfg.geo) {
+    v.geo = {};
+    for (const k of ['lat', 'lon', 'heading_deg', 'hfov_deg', 'range_m']) if (cfg.geo[k] !== null && cfg.geo[k] !== undefined) v.geo[k] = cfg.geo[k];
+  }
+  if (cfg.models && cfg.models.length) v.models = cfg.models;
+  return v;
+}
+function openCameraForm(id) {
+  const form = $('#cam-form');
+  form.reset(); clearFieldErrors();
+  camForm.id = id || null;
+  camForm.original = null;
+  $('#cam-form-title').textContent = id ? `Edit camera ${id}` : 'Add camera';
+  field('id').disabled = !!id;
+  if (id) {
+    const c = state.cameras.find((x) => x.id === id);
+    if (!c) return;
+    const cfg = c.config;
+    camForm.original = formView(cfg);
+    field('id').value = cfg.id; field('name').value = cfg.name || '';
+    field('source.kind').value = cfg.source.kind;
+    field('source.url').value = cfg.source.url || ''; field('source.path').value = cfg.source.path || '';
+    field('source.port').value = cfg.source.port ?? '';
+    field('fps').value = cfg.fps ?? '';
+    const g = cfg.geo || {};
+    for (const k of ['lat', 'lon', 'heading_deg', 'hfov_deg', 'range_m']) field('geo.' + k).value = g[k] ?? '';
+    field('models').value = (cfg.models || []).join(', ');
+    field('enabled').checked = cfg.enabled !== false;
+  }
+  showSourceFields();
+  form.hidden = false;
+  field(id ? 'name' : 'id').focus();
+}
+// Shows each field error of a 422 next to its field (`cameras[2].source.url` → source.url).
+function showFieldErrors(err) {
+  const rest = [];
+  for (const f of err.fields || []) {
+    const key = f.path.replace(/^cameras\[\d+\]\.?/, '').replace(/^(camera|patch)\.?/, '').replace(/\[\d+\]$/, '');
+    const k = FORM_KEYS.includes(key) ? key : null;
+    const el = k && $(`#cam-form .err[data-for="${k}"]`);
+    if (el) el.textContent = f.message; else rest.push(f.path + ': ' + f.message);
+  }
+  $('#cam-form-msg').textContent = rest.length ? rest.join('; ') : (err.fields && err.fields.length ? 'Not saved: see the fields marked.' : 'Not saved: ' + err.message);
+}
+// A camera change; errors of the API come back as { error: { message, fields } }.
+async function cameraRequest(method, path, body) {
+  const r = await fetch(path, { method, headers: authHeaders({ 'Content-Type': 'application/json' }), body: body ? JSON.stringify(body) : undefined });
+  const text = await r.text();
+  let v = null;
+  try { v = text ? JSON.parse(text) : null; } catch (_) { v = null; }
+  if (r.status === 401) needToken();
+  if (!r.ok) throw (v && v.error) || { message: r.status + ' ' + r.statusText };
+  return v;
+}
+function describeLive(r) {
+  const l = r.live || {};
+  if (!l.applied) return l.message || 'stored; applies at the next start';
+  const parts = [];
+  if (l.started && l.started.length) parts.push('started ' + l.started.join(', '));
+  if (l.stopped && l.stopped.length) parts.push('stopped ' + l.stopped.join(', '));
+  if (l.restarted && l.restarted.length) parts.push('restarted ' + l.restarted.join(', '));
+  return 'applied' + (parts.length ? ': ' + parts.join('; ') : '');
+}
+$('#cam-add').addEventListener('click', () => openCameraForm(null));
+$('#cam-cancel').addEventListener('click', () => { $('#cam-form').hidden = true; });
+$('#cam-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  clearFieldErrors();
+  const cam = formCamera();
+  const comment = field('comment').value.trim();
+  try {
+    let r;
+    if (camForm.id) {
+      const patch = mergeDiff(camForm.original, cam);
+      delete patch.id;
+      if (!Object.keys(patch).length) { $('#cam-form-msg').textContent = 'Nothing changed.'; return; }
+      r = await cameraRequest('PATCH', `/api/cameras/${encodeURIComponent(camForm.id)}`, { patch, comment });
+    } else {
+      r = await cameraRequest('POST', '/api/cameras', { camera: cam, comment });
+    }
+    $('#cam-form').hidden = true;
+    $('#cam-msg').textContent = `Camera ${r.camera} saved as config version ${r.version} by ${r.author}: ${describeLive(r)}.`;
+    await loadCameras(); pruneCards();
+  } catch (e) { showFieldErrors(e); }
+});
+async function toggleCamera(id) {
+  const c = state.cameras.find((x) => x.id === id);
+  if (!c) return;
+  try {
+    const r = await cameraRequest('PATCH', `/api/cameras/${encodeURIComponent(id)}`, { patch: { enabled: !c.enabled } });
+    $('#cam-msg').textContent = `Camera ${id} ${c.enabled ? 'disabled' : 'enabled'} (config version ${r.version}): ${describeLive(r)}.`;
+    await loadCameras();
+  } catch (e) { $('#cam-msg').textContent = `Camera ${id} not changed: ${e.message}`; }
+}
+async function removeCamera(id) {
+  if (!window.confirm(`Remove camera ${id}?`)) return;
+  try {
+    const r = await cameraRequest('DELETE', `/api/cameras/${encodeURIComponent(id)}`);
+    $('#cam-msg').textContent = `Camera ${id} removed (config version ${r.version}): ${describeLive(r)}.`;
+    await loadCameras(); pruneCards();
+  } catch (e) { $('#cam-msg').textContent = `Camera ${id} not removed: ${e.message}`; }
+}
+
+// ---- zone editor: click the polygon's points on the camera's live frame, name, save
+// (a change of [rules.cameras.ID] zones through the rules API, kept in the config history)
+const zoneEd = { cam: null, points: [], zones: [] };
+async function openZoneEditor(id) {
+  zoneEd.cam = id; zoneEd.points = [];
+  $('#zone-cam').textContent = id; $('#zone-msg').textContent = ''; $('#zone-name').value = '';
+  $('#zone-editor').hidden = false;
+  const img = $('#zone-img');
+  img.removeAttribute('src');
+  try {
+    const cfg = await api('/api/config');
+    const rc = (cfg.rules.cameras || {})[id];
+    zoneEd.zones = rc && rc.zones ? rc.zones : [];
+  } catch (e) { zoneEd.zones = []; }
+  drawZones();
+  await loadImage(img, `/api/cameras/${encodeURIComponent(id)}/frame.jpg`);
+  if (!img.getAttribute('src')) $('#zone-msg').textContent = 'No live frame from this camera yet.';
+}
+function drawZones() {
+  const pts = (p) => p.map((q) => q[0] + ',' + q[1]).join(' ');
+  const svg = $('#zone-svg');
+  svg.innerHTML = zoneEd.zones.map((z) => `<polygon class="zone-old" points="${pts(z.polygon)}"/>`).join('') +
+    (zoneEd.points.length ? `<polygon class="zone-new" points="${pts(zoneEd.points)}"/>` : '') +
+    zoneEd.points.map((p) => `<circle class="zone-pt" cx="${p[0]}" cy="${p[1]}" r="0.008"/>`).join('');
+}
+$('#zone-svg').addEventListener('click', (ev) => {
+  const r = $('#zone-svg').getBoundingClientRect();
+  const x = Math.min(1, Math.max(0, (ev.clientX - r.left) / r.width));
+  const y = Math.min(1, Math.max(0, (ev.clientY - r.top) / r.height));
+  zoneEd.points.push([Math.round(x * 1e4) / 1e4, Math.round(y * 1e4) / 1e4]);
+  drawZones();
+});
+$('#zone-undo').addEventListener('click', () => { zoneEd.points.pop(); drawZones(); });
+$('#zone-clear').addEventListener('click', () => { zoneEd.points = []; drawZones(); });
+$('#zone-close').addEventListener('click', () => { $('#zone-editor').hidden = true; });
+$('#zone-save').addEventListener('click', async () => {
+  const name = $('#zone-name').value.trim();
+  if (!name) { $('#zone-msg').textContent = 'Name the zone first.'; return; }
+  if (zoneEd.points.length < 3) { $('#zone-msg').textContent = 'A zone needs at least 3 points: click on the frame.'; return; }
+  const others = zoneEd.zones.filter((z) => z.name !== name);
+  const old = zoneEd.zones.find((z) => z.name === name);
+  const zone = { ...(old || {}), name, polygon: zoneEd.points };
+  const patch = { cameras: { [zoneEd.cam]: { zones: [...others, zone] } } };
+  try {
+    const r = await api('/api/config/rules', { method: 'PATCH', body: JSON.stringify({ patch, comment: `zone ${name} drawn on ${zoneEd.cam}` }) });
+    zoneEd.zones = [...others, zone]; zoneEd.points = [];
+    drawZones();
+    $('#zone-msg').textContent = `Zone ${name} saved as config version ${r.version} by ${r.author}.`;
+    loadCameras();
+  } catch (e) { $('#zone-msg').textContent = 'Not saved: ' + e.message; }
+});
 
 // ---- map (Leaflet, vendored at setup time and served by the engine; the basemap is what
 // [server.map] says: a tile URL, the engine's MBTiles tiles, or a graticule offline)
@@ -630,6 +847,11 @@ function describeChange(c) {
   if (c.kind === 'revert') return 'revert to the config file';
   return 'rules section';
 }
+function describeCameras(c) {
+  if (!c || !c.action) return 'cameras';
+  if (c.action === 'edit') return `camera ${c.camera}: edit ${Object.keys(c.patch || {}).join(', ')}`;
+  return `camera ${c.camera}: ${c.action}`;
+}
 function describeModels(b) {
   const f = (r) => (r ? `${r.manifest.split('/').pop()} (${r.sha256.slice(0, 12)})` : 'none');
   if (b.action === 'promote') return `${b.model}: promote ${f(b.from)} → ${f(b.to)}` + (b.forced ? ' (forced, no passing gate)' : '');
@@ -660,7 +882,7 @@ async function loadAudit() {
   try {
     const list = await api('/api/config/history');
     $('#audit tbody').innerHTML = list.map((o) => `<tr><td>${o.version}</td><td>${esc(new Date(o.at).toLocaleString())}</td><td>${esc(o.author)}</td>
-      <td>${esc(o.section === 'models' ? describeModels(o.body) : describeChange(o.body.change))}</td><td>${esc(o.comment)}</td></tr>`).join('');
+      <td>${esc(o.section === 'models' ? describeModels(o.body) : o.section === 'cameras' ? describeCameras(o.body.change) : describeChange(o.body.change))}</td><td>${esc(o.comment)}</td></tr>`).join('');
     loadShadow();
     const cfg = await api('/api/config');
     const ov = cfg.overlay, el = $('#overlay-status');

@@ -1,5 +1,6 @@
-//! `lookout config diff`: what the API overlay in the data directory changes over the
-//! config file, resolved exactly as `lookout run` resolves it at start.
+//! `lookout config diff`: what the API overlays in the data directory change over the
+//! config file (rules, model slots, cameras), resolved exactly as `lookout run` resolves
+//! them at start.
 
 use std::process::ExitCode;
 
@@ -14,7 +15,7 @@ pub fn diff(args: &ConfigDiffArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = crate::load_config(args.config.as_deref())?;
     let found = crate::data_database(&mut cfg, args.data_dir.as_deref())?;
     let db = cfg.data_dir().join(&cfg.alerts.database);
-    let (rec, models) = if let Some(db) = &found {
+    let (rec, models, cams_rec) = if let Some(db) = &found {
         let store = lookout_alerts::store::Store::open(db, Vec::new(), cfg.alerts.escalate_after_s)
             .with_context(|| format!("cannot open {}", db.display()))?;
         (
@@ -22,10 +23,24 @@ pub fn diff(args: &ConfigDiffArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot read the config overlays of {}", db.display()))?,
             lookout_server::models::latest(&store)
                 .with_context(|| format!("cannot read the model changes of {}", db.display()))?,
+            lookout_server::camera_edit::latest(&store)
+                .with_context(|| format!("cannot read the camera changes of {}", db.display()))?,
         )
     } else {
-        (None, None)
+        (None, None, None)
     };
+    // The cameras the API added, edited or disabled, resolved over the file's as at start;
+    // the rules overlay is then resolved with those cameras (it may name an added one).
+    let cams = cams_rec.as_ref().map(|r| {
+        let (running, _, status) =
+            lookout_server::camera_edit::resolve_record(&cfg.cameras, &cfg, r);
+        (running, status)
+    });
+    let mut ctx = cfg.clone();
+    if let Some((running, _)) = &cams {
+        ctx.cameras = running.clone();
+    }
+    let cams = cams.map(|(_, s)| s);
     // The model slots the API changed (promotions, rollbacks, shadows), file → running.
     let model_lines: Vec<String> = models
         .iter()
@@ -61,7 +76,7 @@ pub fn diff(args: &ConfigDiffArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let resolved = rec
         .as_ref()
-        .map(|r| lookout_server::overlay::resolve_record(&cfg.rules, &cfg, r).1);
+        .map(|r| lookout_server::overlay::resolve_record(&cfg.rules, &ctx, r).1);
     if args.json {
         let changes: Vec<serde_json::Value> = resolved
             .iter()
@@ -84,6 +99,7 @@ pub fn diff(args: &ConfigDiffArgs) -> anyhow::Result<ExitCode> {
                 "forced": o.forced,
                 "slots": o.slots,
             })),
+            "cameras": cams,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
@@ -104,6 +120,39 @@ pub fn diff(args: &ConfigDiffArgs) -> anyhow::Result<ExitCode> {
         }
         for l in &model_lines {
             println!("{l}");
+        }
+    }
+    if let Some(c) = &cams {
+        let comment = if c.comment.is_empty() {
+            String::new()
+        } else {
+            format!(" \"{}\"", c.comment)
+        };
+        println!(
+            "cameras v{} by {} at {}{}: {}",
+            c.version,
+            c.author,
+            c.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            comment,
+            if c.applied {
+                "applied over the file's [[cameras]]"
+            } else {
+                "NOT APPLIED: it no longer validates over the file, the file's cameras run"
+            }
+        );
+        for e in &c.errors {
+            println!("  error: {}: {}", e.path, e.message);
+        }
+        if c.changes.is_empty() {
+            println!("  every camera is the config file's");
+        }
+        for ch in &c.changes {
+            println!(
+                "  {}: {} → {}",
+                ch.path,
+                show(ch.from.as_ref()),
+                show(ch.to.as_ref())
+            );
         }
     }
     let Some(s) = resolved else {

@@ -60,11 +60,6 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         .context("cannot install the signal handler")?;
     }
 
-    let camera_ids: Vec<CameraId> = cfg
-        .enabled_cameras()
-        .map(|c| c.id.as_str().into())
-        .collect();
-    let hub = FrameHub::new(camera_ids.clone());
     let (health_tx, health_rx) = bounded::<CameraHealth>(256);
     let (results_tx, results_rx) = bounded::<StageMsg>(cfg.inference.results_capacity);
     let (events_tx, events_rx) = bounded::<FusionMsg>(1024);
@@ -123,6 +118,17 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             error!(error = %e, "Cannot read the model changes; running the config file's models.")
         }
     }
+
+    // The cameras the API added, edited or disabled: the latest cameras record, applied
+    // over the file's [[cameras]] by `load_overlay` above (before the rules that may name
+    // them; a record that no longer validates is logged with its version and not applied).
+    // The frame hub is made for these cameras.
+    cfg.cameras = state.config().cameras;
+    let camera_ids: Vec<CameraId> = cfg
+        .enabled_cameras()
+        .map(|c| c.id.as_str().into())
+        .collect();
+    let hub = FrameHub::new(camera_ids.clone());
 
     // Inference first, so no frame waits for a missing consumer. Shadow results go to
     // their own rules stage (`try_send`: never waited for).

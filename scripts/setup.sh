@@ -8,11 +8,14 @@
 #     build tools;
 #   - the ONNX Runtime shared library from the PyPI wheel onnxruntime==1.31.* in a
 #     project-local venv (.venv), linked at .runtime/libonnxruntime.so for `ort`'s
-#     load-dynamic; capvalidator and shapely (CAP and GeoJSON checks in tests) and the API
-#     fuzzer schemathesis (the OpenAPI test) there too;
+#     load-dynamic; capvalidator and shapely (CAP and GeoJSON checks in tests), the API
+#     fuzzer schemathesis (the OpenAPI test) and pmtiles (the PMTiles project's writer, for
+#     the map's PMTiles test fixtures) there too;
 #   - cargo-deny (licence/ban/source checks), with `cargo install --locked`;
-#   - Leaflet (the web UI's map) from the npm registry, pinned and sha256-checked, into
-#     .runtime/ (scripts/vendor-leaflet.sh; engine/server embeds it at build time);
+#   - Leaflet (the web UI's map) and the offline coastlines (Natural Earth land via
+#     world-atlas, and topojson-client) from the npm registry, pinned and sha256-checked,
+#     into .runtime/ (scripts/vendor-leaflet.sh, scripts/vendor-coastlines.sh;
+#     engine/server embeds them at build time);
 #   - reports which files of the shared data directory ($LOOKOUT_SHARED, default ../shared)
 #     listed in samples/data.toml are there.
 # Nothing is downloaded from outside the package registries, unless LOOKOUT_FETCH=1 and the
@@ -85,6 +88,15 @@ if ! .venv/bin/schemathesis --version 2>/dev/null | grep -q '4\.32\.5'; then
 else
   log "$SCHEMATHESIS present in .venv."
 fi
+# The PMTiles project's own writer: the map tests build their PMTiles fixtures with it
+# (a third-party writer, so the engine's reader is not checked against itself).
+PMTILES_PY='pmtiles==3.8.1'
+if ! .venv/bin/python -c 'import importlib.metadata as m, sys; sys.exit(0 if m.version("pmtiles") == "3.8.1" else 1)' 2>/dev/null; then
+  log "Installing $PMTILES_PY into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "$PMTILES_PY"
+else
+  log "$PMTILES_PY present in .venv."
+fi
 lib="$(ls -d "$ROOT"/.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1* 2>/dev/null | head -1)"
 if [ -z "$lib" ]; then
   log "ERROR: libonnxruntime.so not found in the onnxruntime wheel"
@@ -93,8 +105,10 @@ fi
 mkdir -p .runtime
 ln -sfn "$lib" .runtime/libonnxruntime.so
 
-# Leaflet for the web UI's map (embedded by engine/server's build script).
+# Leaflet and the offline coastlines for the web UI's map (embedded by engine/server's
+# build script).
 bash scripts/vendor-leaflet.sh
+bash scripts/vendor-coastlines.sh
 
 # cargo-deny (the licence, ban and source checks of scripts/test.sh), pinned, built from
 # crates.io once (measured 7 min 25 s wall, 268 s CPU on the 2-core machine under load);

@@ -1,13 +1,18 @@
-//! Embeds Leaflet (the web UI's map library), vendored from the npm registry by
-//! `scripts/vendor-leaflet.sh` (run by `scripts/setup.sh`) into `.runtime/leaflet-<version>/`,
-//! or from `LOOKOUT_LEAFLET_DIR`. When it is missing the build goes on with a warning and
-//! the server answers 503 for `/vendor/leaflet/...` saying how to vendor it (the rest of the
-//! UI works; the map view shows the same message).
+//! Embeds the web UI map's vendored parts, each from the npm registry by a script that
+//! `scripts/setup.sh` runs:
+//! * Leaflet (the map library), by `scripts/vendor-leaflet.sh` into
+//!   `.runtime/leaflet-<version>/`, or from `LOOKOUT_LEAFLET_DIR`;
+//! * the offline coastlines (Natural Earth land polygons as TopoJSON from `world-atlas`, and
+//!   `topojson-client`), by `scripts/vendor-coastlines.sh` into
+//!   `.runtime/coastlines-<versions>/`, or from `LOOKOUT_COASTLINES_DIR`.
+//!
+//! When either is missing the build goes on with a warning and the server answers 503 for
+//! its files saying how to vendor them (the rest of the UI works; the map says the same).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-const FILES: &[&str] = &[
+const LEAFLET_FILES: &[&str] = &[
     "leaflet.js",
     "leaflet.css",
     "LICENSE",
@@ -18,40 +23,93 @@ const FILES: &[&str] = &[
     "images/marker-shadow.png",
 ];
 
+const COASTLINE_FILES: &[&str] = &[
+    "land-50m.json",
+    "topojson-client.min.js",
+    "LICENSE.world-atlas",
+    "LICENSE.topojson-client",
+];
+
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
     let root = manifest.join("../..");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
+
     let script = root.join("scripts/vendor-leaflet.sh");
-    println!("cargo:rerun-if-env-changed=LOOKOUT_LEAFLET_DIR");
+    let version = script_var(&script, "LEAFLET_VERSION");
+    let dir = env_dir("LOOKOUT_LEAFLET_DIR")
+        .unwrap_or_else(|| root.join(".runtime").join(format!("leaflet-{version}")));
+    let mut out = String::new();
+    let _ = writeln!(out, "/// The vendored Leaflet's version.");
+    let _ = writeln!(out, "pub const LEAFLET_VERSION: &str = {version:?};");
+    embed(
+        &mut out,
+        "LEAFLET",
+        &format!("Leaflet {version} was"),
+        "it vendors Leaflet from the npm registry",
+        &dir,
+        LEAFLET_FILES,
+    );
+    write(&out_dir.join("leaflet.rs"), &out);
+
+    let script = root.join("scripts/vendor-coastlines.sh");
+    let wa = script_var(&script, "WORLD_ATLAS_VERSION");
+    let tc = script_var(&script, "TOPOJSON_CLIENT_VERSION");
+    let dir = env_dir("LOOKOUT_COASTLINES_DIR")
+        .unwrap_or_else(|| root.join(".runtime").join(format!("coastlines-{wa}-{tc}")));
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "/// The vendored world-atlas (Natural Earth land) version."
+    );
+    let _ = writeln!(out, "pub const WORLD_ATLAS_VERSION: &str = {wa:?};");
+    let _ = writeln!(out, "/// The vendored topojson-client version.");
+    let _ = writeln!(out, "pub const TOPOJSON_CLIENT_VERSION: &str = {tc:?};");
+    embed(
+        &mut out,
+        "COASTLINES",
+        &format!("The coastlines (world-atlas {wa}, topojson-client {tc}) were"),
+        "it vendors them from the npm registry",
+        &dir,
+        COASTLINE_FILES,
+    );
+    write(&out_dir.join("coastlines.rs"), &out);
+}
+
+/// `NAME=value` from a vendoring script ("unknown" when absent).
+fn script_var(script: &Path, name: &str) -> String {
     println!("cargo:rerun-if-changed={}", script.display());
-    let version = std::fs::read_to_string(&script)
+    std::fs::read_to_string(script)
         .ok()
         .and_then(|s| {
             s.lines().find_map(|l| {
-                l.strip_prefix("LEAFLET_VERSION=")
+                l.strip_prefix(&format!("{name}="))
                     .map(|v| v.trim().to_string())
             })
         })
-        .unwrap_or_else(|| "unknown".into());
-    let dir = std::env::var_os("LOOKOUT_LEAFLET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".runtime").join(format!("leaflet-{version}")));
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn env_dir(var: &str) -> Option<PathBuf> {
+    println!("cargo:rerun-if-env-changed={var}");
+    std::env::var_os(var).map(PathBuf::from)
+}
+
+/// Writes `{PREFIX}_FILES` (path → bytes) and `{PREFIX}_MISSING` (why not embedded).
+fn embed(out: &mut String, prefix: &str, what: &str, fix: &str, dir: &Path, files: &[&str]) {
     println!("cargo:rerun-if-changed={}", dir.display());
-    let missing: Vec<&str> = FILES
+    let missing: Vec<&str> = files
         .iter()
         .copied()
         .filter(|f| !dir.join(f).is_file())
         .collect();
-    let mut out = String::new();
-    let _ = writeln!(out, "/// The vendored Leaflet's version.");
-    let _ = writeln!(out, "pub const LEAFLET_VERSION: &str = {version:?};");
+    let _ = writeln!(
+        out,
+        "/// The vendored files, by path under their `/vendor/` prefix."
+    );
+    let _ = writeln!(out, "pub static {prefix}_FILES: &[(&str, &[u8])] = &[");
     if missing.is_empty() {
-        let _ = writeln!(
-            out,
-            "/// Leaflet's files, by path under `/vendor/leaflet/`."
-        );
-        let _ = writeln!(out, "pub static LEAFLET_FILES: &[(&str, &[u8])] = &[");
-        for f in FILES {
+        for f in files {
             let p = abs(&dir.join(f));
             println!("cargo:rerun-if-changed={}", p.display());
             let _ = writeln!(
@@ -60,29 +118,27 @@ fn main() {
                 p.display().to_string()
             );
         }
-        let _ = writeln!(out, "];");
-        let _ = writeln!(out, "/// Why Leaflet is not embedded (`None`: it is).");
-        let _ = writeln!(out, "pub const LEAFLET_MISSING: Option<&str> = None;");
+    }
+    let _ = writeln!(out, "];");
+    let _ = writeln!(out, "/// Why they are not embedded (`None`: they are).");
+    if missing.is_empty() {
+        let _ = writeln!(out, "pub const {prefix}_MISSING: Option<&str> = None;");
     } else {
         let why = format!(
-            "Leaflet {version} was not embedded in this build ({} has no {}): run scripts/setup.sh (it vendors Leaflet from the npm registry) and rebuild",
+            "{what} not embedded in this build ({} has no {}): run scripts/setup.sh ({fix}) and rebuild",
             dir.display(),
             missing.join(", ")
         );
         println!("cargo:warning={why}");
         let _ = writeln!(
             out,
-            "/// Leaflet's files, by path under `/vendor/leaflet/`."
-        );
-        let _ = writeln!(out, "pub static LEAFLET_FILES: &[(&str, &[u8])] = &[];");
-        let _ = writeln!(out, "/// Why Leaflet is not embedded (`None`: it is).");
-        let _ = writeln!(
-            out,
-            "pub const LEAFLET_MISSING: Option<&str> = Some({why:?});"
+            "pub const {prefix}_MISSING: Option<&str> = Some({why:?});"
         );
     }
-    let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default()).join("leaflet.rs");
-    if let Err(e) = std::fs::write(&dest, out) {
+}
+
+fn write(dest: &Path, s: &str) {
+    if let Err(e) = std::fs::write(dest, s) {
         panic!("cannot write {}: {e}", dest.display());
     }
 }

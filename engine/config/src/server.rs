@@ -71,6 +71,11 @@ pub struct MapConfig {
     /// A local MBTiles file (SQLite, raster PNG/JPEG/WebP tiles), relative to the config
     /// file, served by the engine at `/api/tiles/{z}/{x}/{y}`.
     pub mbtiles: Option<String>,
+    /// A local PMTiles v3 archive (raster PNG/JPEG/WebP tiles), relative to the config
+    /// file, served like `mbtiles`. Opened when the server starts: a missing, damaged or
+    /// vector-tile archive is logged naming the file and the map falls back to the offline
+    /// basemap (the engine runs on).
+    pub pmtiles: Option<String>,
 }
 
 impl MapConfig {
@@ -123,6 +128,18 @@ impl MapConfig {
                 !m.trim().is_empty(),
                 "server.map.mbtiles",
                 "must not be empty",
+            );
+        }
+        if let Some(p) = &self.pmtiles {
+            v.check(
+                !p.trim().is_empty(),
+                "server.map.pmtiles",
+                "must not be empty",
+            );
+            v.check(
+                self.mbtiles.is_none() && self.tile_url.is_none(),
+                "server.map.pmtiles",
+                "set one basemap: pmtiles, mbtiles or tile_url, not two",
             );
         }
     }
@@ -537,6 +554,15 @@ mod tests {
                 "not both",
             ),
             ("mbtiles = \"no-such.mbtiles\"", "not found"),
+            (
+                "pmtiles = \"b.pmtiles\"\nmbtiles = \"m.mbtiles\"",
+                "not two",
+            ),
+            (
+                "pmtiles = \"b.pmtiles\"\ntile_url = \"https://x.org/{z}/{x}/{y}\"",
+                "not two",
+            ),
+            ("pmtiles = \" \"", "must not be empty"),
             ("mbtiles = \"Cargo.toml\"", "not an MBTiles file"),
             ("basemap = \"x\"", "basemap"),
         ] {

@@ -271,6 +271,7 @@ fn routes() -> Router<ServerState> {
         .route("/app.js", get(app_js))
         .route("/app.css", get(app_css))
         .route("/vendor/leaflet/{*file}", get(crate::map::vendor))
+        .route("/vendor/coastlines/{*file}", get(crate::map::coastlines))
         .route("/api/openapi.json", get(openapi))
 }
 

@@ -45,8 +45,9 @@ use crate::ServerState;
 /// page must load to ask for a token) and `/health` (liveness probes).
 pub const PUBLIC_PATHS: &[&str] = &["/", "/app.js", "/app.css", "/health"];
 
-/// Path prefixes anyone may GET: the vendored map library (no data, like the page).
-pub const PUBLIC_PREFIXES: &[&str] = &["/vendor/leaflet/"];
+/// Path prefixes anyone may GET: the vendored map library and offline coastlines (no data,
+/// like the page).
+pub const PUBLIC_PREFIXES: &[&str] = &["/vendor/leaflet/", "/vendor/coastlines/"];
 
 /// Is `path` readable without a token ([`PUBLIC_PATHS`], [`PUBLIC_PREFIXES`])?
 pub fn is_public(path: &str) -> bool {

@@ -14,7 +14,7 @@
 //!   [`overlay`]: API config changes as a versioned overlay over the TOML file (re-applied
 //!   at start and on every file reload); [`camera_edit`]: cameras added, edited and
 //!   disabled through the API, the same way; [`metrics`]: the registry; [`map`]: the vendored
-//!   Leaflet, the basemap settings and MBTiles tiles; [`clips`]: incident clips (MP4 with
+//!   Leaflet, the basemap settings and MBTiles or PMTiles ([`pmtiles`]) tiles; [`clips`]: incident clips (MP4 with
 //!   range requests) and their boxes timeline; `ui/`: the static page.
 //!
 //! Access ([`auth`], one middleware over every route): writes need `Authorization: Bearer
@@ -34,6 +34,7 @@ pub mod masks;
 pub mod metrics;
 pub mod models;
 pub mod overlay;
+pub mod pmtiles;
 pub mod pr;
 pub mod tls;
 pub mod tuning;
@@ -201,6 +202,11 @@ impl RunningServer {
 /// file).
 pub async fn start(state: ServerState, addr: SocketAddr) -> Result<RunningServer, ServerError> {
     let cfg = state.config();
+    {
+        let cfg = cfg.clone();
+        // Header and root directory reads: small, but file I/O.
+        let _ = tokio::task::spawn_blocking(move || map::open_configured(&cfg)).await;
+    }
     let certs = match &cfg.server.tls {
         Some(t) => Some(tls::Reloading::new(
             cfg.resolve_path(&t.cert),

@@ -2,9 +2,13 @@
 //! and embedded at build time, see `build.rs`) under `/vendor/leaflet/`, the basemap
 //! settings the UI reads (`/api/map`, from `[server.map]`), and the tiles of a local
 //! MBTiles file (`/api/tiles/{z}/{x}/{y}`: SQLite, TMS rows flipped to XYZ, PNG, JPEG or
-//! WebP by their bytes, 404 for a tile the file does not hold).
+//! WebP by their bytes, 404 for a tile the file does not hold) or PMTiles archive
+//! ([`crate::pmtiles`], opened once per file and kept open; an archive that cannot be used
+//! is logged at start naming the file, and the map falls back to the offline basemap).
 
+use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -12,9 +16,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use crate::api::ApiError;
+use crate::pmtiles::Archive;
 use crate::ServerState;
 
 include!(concat!(env!("OUT_DIR"), "/leaflet.rs"));
+include!(concat!(env!("OUT_DIR"), "/coastlines.rs"));
 
 /// Errors reading an MBTiles file.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +86,55 @@ pub fn read_metadata(path: &FsPath) -> Result<Vec<(String, String)>, MbtilesErro
     rows.collect::<Result<Vec<_>, _>>().map_err(err)
 }
 
+/// An opened PMTiles archive, or why it cannot be used.
+pub type Opened = Result<Arc<Archive>, Arc<crate::pmtiles::PmtilesError>>;
+
+/// Archives by path, with the file's length and modification time when opened: a file
+/// replaced on disk is opened again.
+type ArchiveCache = HashMap<PathBuf, (Option<(u64, std::time::SystemTime)>, Opened)>;
+static ARCHIVES: LazyLock<Mutex<ArchiveCache>> = LazyLock::new(Default::default);
+
+fn identity(path: &FsPath) -> Option<(u64, std::time::SystemTime)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+/// The PMTiles archive at `path`: opened once (header, root directory, metadata) and
+/// shared; opened again when the file changes. Blocking (file reads).
+pub fn pmtiles(path: &FsPath) -> Opened {
+    let id = identity(path);
+    let mut cache = ARCHIVES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((seen, opened)) = cache.get(path) {
+        if *seen == id {
+            return opened.clone();
+        }
+    }
+    let opened = Archive::open(path).map(Arc::new).map_err(Arc::new);
+    cache.insert(path.to_path_buf(), (id, opened.clone()));
+    opened
+}
+
+/// Opens `server.map.pmtiles` when the server starts: an archive that cannot be used is
+/// logged (naming the file and why); the map then falls back to the offline basemap and
+/// everything else runs.
+pub fn open_configured(cfg: &lookout_config::Config) {
+    let Some(file) = &cfg.server.map.pmtiles else {
+        return;
+    };
+    match pmtiles(&cfg.resolve_path(file)) {
+        Ok(a) => tracing::info!(
+            file = %a.path().display(),
+            format = a.header.tile_type.name(),
+            min_zoom = a.header.min_zoom,
+            max_zoom = a.header.max_zoom,
+            "PMTiles basemap opened."
+        ),
+        Err(e) => tracing::error!(
+            "server.map.pmtiles: {e}; the map shows the offline basemap (coastlines and graticule) instead"
+        ),
+    }
+}
+
 /// The content type of a tile, from its first bytes.
 pub fn tile_content_type(b: &[u8]) -> &'static str {
     if b.starts_with(b"\x89PNG\r\n\x1a\n") {
@@ -96,15 +151,27 @@ pub fn tile_content_type(b: &[u8]) -> &'static str {
 /// `GET /vendor/leaflet/{*file}`: Leaflet's script, stylesheet and images (public, like
 /// the page); 503 naming the fix when this build has no Leaflet.
 pub async fn vendor(Path(file): Path<String>) -> Response {
-    if let Some(why) = LEAFLET_MISSING {
+    vendored(LEAFLET_FILES, LEAFLET_MISSING, &file)
+}
+
+/// `GET /vendor/coastlines/{*file}`: the offline basemap's land polygons (Natural Earth
+/// 1:50m via world-atlas, TopoJSON), topojson-client and their licences (public, like the
+/// page); 503 naming the fix when this build has none.
+pub async fn coastlines(Path(file): Path<String>) -> Response {
+    vendored(COASTLINES_FILES, COASTLINES_MISSING, &file)
+}
+
+fn vendored(files: &[(&str, &'static [u8])], missing: Option<&str>, file: &str) -> Response {
+    if let Some(why) = missing {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why).into_response();
     }
-    let Some((_, bytes)) = LEAFLET_FILES.iter().find(|(f, _)| *f == file) else {
+    let Some((_, bytes)) = files.iter().find(|(f, _)| *f == file) else {
         return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such file").into_response();
     };
     let ct = match file.rsplit('.').next() {
         Some("js") => "text/javascript; charset=utf-8",
         Some("css") => "text/css; charset=utf-8",
+        Some("json") => "application/json",
         Some("png") => "image/png",
         _ => "text/plain; charset=utf-8",
     };
@@ -118,9 +185,11 @@ pub async fn vendor(Path(file): Path<String>) -> Response {
         .into_response()
 }
 
-/// `GET /api/map`: the basemap the UI draws: `{"basemap": "url" | "mbtiles" | "none",
-/// "tile_url", "attribution", "min_zoom", "max_zoom", "bounds", "format", "leaflet"}`
-/// (MBTiles zooms, bounds and attribution from the file's metadata).
+/// `GET /api/map`: the basemap the UI draws: `{"basemap": "url" | "mbtiles" | "pmtiles" |
+/// "none", "tile_url", "attribution", "min_zoom", "max_zoom", "bounds", "format", "error",
+/// "leaflet"}` (MBTiles zooms, bounds and attribution from the file's metadata, PMTiles'
+/// from its header and metadata; `error`: why a configured PMTiles archive is not used),
+/// and with `"none"` the embedded coastlines' versions (`"coastlines"`).
 #[utoipa::path(
     get,
     path = "/api/map",
@@ -136,16 +205,47 @@ pub async fn map_info(State(s): State<ServerState>) -> Result<axum::Json<Value>,
     let cfg = s.config();
     let m = &cfg.server.map;
     let leaflet = json!({"version": LEAFLET_VERSION, "missing": LEAFLET_MISSING});
+    let coastlines = json!({
+        "world_atlas": WORLD_ATLAS_VERSION,
+        "topojson_client": TOPOJSON_CLIENT_VERSION,
+        "missing": COASTLINES_MISSING,
+    });
     if let Some(url) = &m.tile_url {
         return Ok(axum::Json(json!({
             "basemap": "url", "tile_url": url, "attribution": m.attribution,
-            "min_zoom": 0, "max_zoom": 19, "bounds": null, "format": null, "leaflet": leaflet,
+            "min_zoom": 0, "max_zoom": 19, "bounds": null, "format": null, "error": null,
+            "leaflet": leaflet,
         })));
     }
-    let Some(file) = &m.mbtiles else {
+    let mut error = None;
+    if let Some(file) = &m.pmtiles {
+        let path = cfg.resolve_path(file);
+        let opened = tokio::task::spawn_blocking(move || pmtiles(&path))
+            .await
+            .map_err(ApiError::internal)?;
+        match opened {
+            Ok(a) => {
+                let h = &a.header;
+                return Ok(axum::Json(json!({
+                    "basemap": "pmtiles",
+                    "tile_url": "/api/tiles/{z}/{x}/{y}",
+                    "attribution": m.attribution.as_deref().or(a.attribution.as_deref()),
+                    "min_zoom": h.min_zoom,
+                    "max_zoom": h.max_zoom,
+                    "bounds": h.bounds,
+                    "format": h.tile_type.name(),
+                    "error": null,
+                    "leaflet": leaflet,
+                })));
+            }
+            Err(e) => error = Some(format!("server.map.pmtiles: {e}")),
+        }
+    }
+    let Some(file) = m.mbtiles.as_ref().filter(|_| m.pmtiles.is_none()) else {
         return Ok(axum::Json(json!({
             "basemap": "none", "tile_url": null, "attribution": m.attribution,
-            "min_zoom": 0, "max_zoom": 19, "bounds": null, "format": null, "leaflet": leaflet,
+            "min_zoom": 0, "max_zoom": 19, "bounds": null, "format": null, "error": error,
+            "leaflet": leaflet, "coastlines": coastlines,
         })));
     };
     let path = cfg.resolve_path(file);
@@ -170,11 +270,12 @@ pub async fn map_info(State(s): State<ServerState>) -> Result<axum::Json<Value>,
         "max_zoom": zoom("maxzoom").unwrap_or(19),
         "bounds": bounds,
         "format": get("format"),
+        "error": null,
         "leaflet": leaflet,
     })))
 }
 
-/// `GET /api/tiles/{z}/{x}/{y}`: a tile of `server.map.mbtiles`.
+/// `GET /api/tiles/{z}/{x}/{y}`: a tile of `server.map.mbtiles` or `server.map.pmtiles`.
 #[utoipa::path(
     get,
     path = "/api/tiles/{z}/{x}/{y}",
@@ -186,7 +287,7 @@ pub async fn map_info(State(s): State<ServerState>) -> Result<axum::Json<Value>,
     ),
     responses(
         (status = 200, description = "The tile (PNG, JPEG, WebP or gzipped vector tile).", body = Vec<u8>, content_type = "application/octet-stream"),
-        (status = 404, description = "No MBTiles file configured, or no such tile.", body = crate::api::ErrorBody),
+        (status = 404, description = "No MBTiles or usable PMTiles file configured, or no such tile.", body = crate::api::ErrorBody),
         (status = 401, description = "A token is needed or it is unknown.", body = crate::api::ErrorBody),
         (status = 429, description = "Too many wrong tokens from this address.", body = crate::api::ErrorBody)
     ),
@@ -197,14 +298,42 @@ pub async fn tile(
     Path((z, x, y)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let cfg = s.config();
+    let no_tile = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such tile");
+    if let Some(file) = &cfg.server.map.pmtiles {
+        let (Ok(z), Ok(x), Ok(y)) = (z.parse::<u8>(), x.parse::<u32>(), y.parse::<u32>()) else {
+            return Err(no_tile());
+        };
+        let path = cfg.resolve_path(file);
+        let (t, ct) = tokio::task::spawn_blocking(move || {
+            let a = pmtiles(&path).map_err(|e| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no usable PMTiles basemap: {e}"),
+                )
+            })?;
+            let t = a.tile(z, x, y).map_err(ApiError::internal)?;
+            Ok::<_, ApiError>((t, a.header.tile_type.content_type()))
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        let t = t.ok_or_else(no_tile)?;
+        return Ok((
+            [
+                (header::CONTENT_TYPE, ct),
+                (header::CACHE_CONTROL, "private, max-age=3600"),
+            ],
+            t,
+        )
+            .into_response());
+    }
     let Some(file) = &cfg.server.map.mbtiles else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            "no MBTiles file is configured (server.map.mbtiles)",
+            "no MBTiles or PMTiles file is configured (server.map.mbtiles, server.map.pmtiles)",
         ));
     };
-    let no_tile = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such tile");
     let (Ok(z), Ok(x), Ok(y)) = (z.parse::<u32>(), x.parse::<u32>(), y.parse::<u32>()) else {
         return Err(no_tile());
     };

@@ -187,6 +187,10 @@ fn every_route_needs_a_token_to_read_and_a_viewer_cannot_write() {
             .replace("/api/cameras/{id}", "/api/cameras/tower1")
             .replace("/api/tiles/{z}/{x}/{y}", "/api/tiles/0/0/0")
             .replace("/vendor/leaflet/{*file}", "/vendor/leaflet/leaflet.js")
+            .replace(
+                "/vendor/coastlines/{*file}",
+                "/vendor/coastlines/land-50m.json",
+            )
             .replace("/api/tuning/pr/{model}", "/api/tuning/pr/smoke")
             .replace("/api/models/{name}", "/api/models/smoke-fire");
         assert!(
@@ -284,6 +288,7 @@ fn security_headers_and_cors_only_for_configured_origins() {
     let page = http(f.addr, "GET", "/", None, None).text();
     assert!(page.contains("<script src=\"/app.js\"></script>"));
     assert!(page.contains("<script src=\"/vendor/leaflet/leaflet.js\"></script>"));
+    assert!(page.contains("<script src=\"/vendor/coastlines/topojson-client.min.js\"></script>"));
     assert!(!page.contains("<style") && !page.contains("style="));
     let handlers: Vec<&str> = page
         .split(" on")
@@ -297,7 +302,7 @@ fn security_headers_and_cors_only_for_configured_origins() {
         })
         .collect();
     assert!(handlers.is_empty(), "inline event handlers: {handlers:?}");
-    assert_eq!(page.matches("<script").count(), 2);
+    assert_eq!(page.matches("<script").count(), 3);
 
     let origin = [("Origin", "https://dash.example.org")];
     let (st, h) = head(f.addr, "GET", "/api/cameras", Some(VIEWER), &origin, "");

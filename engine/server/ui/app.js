@@ -523,18 +523,19 @@ $('#zone-save').addEventListener('click', async () => {
 });
 
 // ---- map (Leaflet, vendored at setup time and served by the engine; the basemap is what
-// [server.map] says: a tile URL, the engine's MBTiles tiles, or a graticule offline)
+// [server.map] says: a tile URL, the engine's MBTiles or PMTiles tiles, or offline the
+// coastlines (Natural Earth land, vendored and embedded) under a graticule)
 function dest(lat, lon, brg, dist) {
   const R = 6371008.8, d = dist / R, b = brg * Math.PI / 180, p1 = lat * Math.PI / 180, l1 = lon * Math.PI / 180;
   const p2 = Math.asin(Math.sin(p1) * Math.cos(d) + Math.cos(p1) * Math.sin(d) * Math.cos(b));
   const l2 = l1 + Math.atan2(Math.sin(b) * Math.sin(d) * Math.cos(p1), Math.cos(d) - Math.sin(p1) * Math.sin(p2));
   return [p2 * 180 / Math.PI, l2 * 180 / Math.PI];
 }
-const mapState = { map: null, info: null, layers: null, grat: null, fitted: false };
+const mapState = { map: null, info: null, layers: null, grat: null, land: null, fitted: false };
 // Hotspot colours by age of the satellite pass: [hours, colour].
 const HS_AGE = [[3, '#ff2d20'], [12, '#ff8a00'], [24, '#ffd000'], [Infinity, '#9a8f80']];
 const ll = (c) => [c[1], c[0]];
-// The engine's MBTiles tiles, fetched with the token (an <img src> cannot send one).
+// The engine's MBTiles or PMTiles tiles, fetched with the token (an <img src> cannot send one).
 function authTiles(info) {
   const Tiles = L.GridLayer.extend({
     createTile(c, done) {
@@ -576,6 +577,22 @@ function drawGraticule() {
     label([s, lon], Math.abs(lon).toFixed(digits) + '°' + (lon < 0 ? 'W' : 'E'));
   }
 }
+// Offline basemap: Natural Earth 1:50m land (TopoJSON, embedded in the engine), in its own
+// pane under the graticule and the cameras.
+function drawCoastlines(m) {
+  m.createPane('land').style.zIndex = 250;
+  if (!window.topojson) { $('#map-msg').textContent = 'The coastlines are not in this build: run scripts/setup.sh and rebuild.'; return; }
+  fetch('/vendor/coastlines/land-50m.json')
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`coastlines: HTTP ${r.status}`))))
+    .then((topo) => {
+      mapState.land = L.geoJSON(topojson.feature(topo, topo.objects.land), {
+        pane: 'land', interactive: false, className: 'land',
+        style: { color: '#6b8299', weight: 1, opacity: 1, fillColor: '#1b242d', fillOpacity: 1 },
+        attribution: 'Coastlines: <a href="https://www.naturalearthdata.com">Natural Earth</a> (public domain)',
+      }).addTo(m);
+    })
+    .catch((e) => { $('#map-msg').textContent = e.message; });
+}
 function initMap(el) {
   const info = mapState.info;
   // Controls on the right: the graticule's labels run along the left and bottom edges.
@@ -583,14 +600,17 @@ function initMap(el) {
   L.control.zoom({ position: 'topright' }).addTo(m);
   if (info.basemap === 'url') {
     L.tileLayer(info.tile_url, { maxZoom: 19, attribution: esc(info.attribution || '') }).addTo(m);
-  } else if (info.basemap === 'mbtiles') {
+  } else if (info.basemap === 'mbtiles' || info.basemap === 'pmtiles') {
     authTiles(info).addTo(m);
     if (info.format && !/^(png|jpe?g|webp)$/i.test(info.format)) $('#map-msg').textContent = `The MBTiles file holds ${info.format} tiles; the map draws raster tiles (png, jpg, webp) only.`;
   } else {
     el.classList.add('offline');
+    drawCoastlines(m);
     mapState.grat = L.layerGroup().addTo(m);
     m.on('moveend', drawGraticule);
-    $('#map-msg').textContent = 'No basemap configured ([server.map]): graticule only.';
+    $('#map-msg').textContent = info.error
+      ? `${info.error} — showing the offline basemap.`
+      : 'No basemap configured ([server.map]): coastlines and graticule.';
   }
   L.control.scale({ imperial: false, position: 'bottomright' }).addTo(m);
   mapState.layers = L.layerGroup().addTo(m);

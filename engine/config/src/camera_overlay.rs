@@ -168,6 +168,7 @@ impl CamerasOverlay {
                 "a [[cameras]] entry as a JSON object".into(),
             )]));
         }
+        masked_password("camera", &camera)?;
         let mut o = self.clone();
         o.added.push(camera);
         o.change = change;
@@ -197,6 +198,7 @@ impl CamerasOverlay {
                 )]));
             }
         }
+        masked_password("patch", patch)?;
         let mut o = self.clone();
         o.change = change;
         if let Some(a) = o.added.iter_mut().find(|a| entry_id(a) == Some(id)) {
@@ -238,6 +240,24 @@ impl CamerasOverlay {
                 Ok(o)
             }
         }
+    }
+}
+
+/// Refuses a source URL whose password is the `***` every view shows in its place (a
+/// form sent back unchanged would store it as the password).
+fn masked_password(prefix: &str, entry: &Value) -> Result<(), EditError> {
+    let url = entry
+        .get("source")
+        .and_then(|s| s.get("url"))
+        .and_then(Value::as_str);
+    match url {
+        Some(u) if crate::env::redact_url_userinfo(u) == u && u.contains(":***@") => {
+            Err(EditError::Invalid(vec![(
+                format!("{prefix}.source.url"),
+                "the password is shown as *** and cannot be sent back: type it again, or write it as ${NAME} (an environment variable)".into(),
+            )]))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -518,6 +538,16 @@ zones = [{ name = "yard", polygon = [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]] }]
         );
         let gone = ov.remove(&c.cameras, "drone1", Value::Null).unwrap();
         assert_eq!(resolve_ok(&c, &gone).len(), 2);
+        // A password shown as *** is not sent back as the password.
+        assert!(matches!(
+            ov.edit(
+                &c.cameras,
+                "tower1",
+                &json!({"source": {"url": "rtsp://op:***@10.0.0.7/s1"}}),
+                Value::Null
+            ),
+            Err(EditError::Invalid(f)) if f[0].0 == "patch.source.url"
+        ));
         // The id cannot change.
         assert!(matches!(
             ov.edit(&c.cameras, "tower1", &json!({"id": "x"}), Value::Null),

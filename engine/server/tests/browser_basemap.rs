@@ -28,8 +28,8 @@ fn tile_xy(z: u32, lat: f64, lon: f64) -> (u32, u32) {
 
 /// A solid PNG of [`tile_rgb`] for every tile over 44..46 N, 6..8 E at zooms 0..=11 (the
 /// fixture cameras' area), as `z/x/y.png`, then a PMTiles archive of them by the
-/// third-party writer. Returns how many tiles.
-fn write_archive(dir: &Path, out: &Path) -> usize {
+/// third-party writer (`extra`: more writer options). Returns how many tiles.
+fn write_archive(dir: &Path, out: &Path, extra: &[&str]) -> usize {
     let mut n = 0;
     for z in 0..=11u32 {
         let (x0, y0) = tile_xy(z, 46.0, 6.0);
@@ -50,6 +50,7 @@ fn write_archive(dir: &Path, out: &Path) -> usize {
         .arg(dir)
         .arg(out)
         .args(["--attribution", "Fixture PMTiles"])
+        .args(extra)
         .output()
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup.sh)", py.display()));
     assert!(
@@ -70,6 +71,7 @@ fn ui_map_draws_the_tiles_of_a_pmtiles_archive() {
     let tiles = write_archive(
         &dir.path().join("tiles"),
         &dir.path().join("basemap.pmtiles"),
+        &[],
     );
     assert!(tiles > 200, "{tiles} fixture tiles");
     let f = start_in(
@@ -230,4 +232,38 @@ fn ui_map_without_basemap_draws_the_coastlines_where_land_meets_sea() {
         strays.is_empty(),
         "coastline pixels away from the coasts on 40° N (open sea or inland): {strays:?}"
     );
+}
+
+#[test]
+fn ui_map_falls_back_to_the_coastlines_and_says_why_for_a_vector_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    write_archive(
+        &dir.path().join("tiles"),
+        &dir.path().join("vector.pmtiles"),
+        &["--tile-type", "mvt"],
+    );
+    let f = start_in(
+        dir,
+        &format!("{CONFIG}\n[server.map]\npmtiles = \"vector.pmtiles\"\n"),
+    );
+    let d = Driver::start();
+    d.goto(&format!("http://{}/", f.addr));
+    d.click(".tab[data-view=\"map\"]");
+    let msg = d.wait(
+        "the offline map with the reason",
+        "return mapState.map && mapState.land && document.querySelectorAll('#map .leaflet-land-pane path.land').length >= 1 \
+           ? document.querySelector('#map-msg').textContent : '';",
+    );
+    let msg = msg.as_str().unwrap();
+    assert!(
+        msg.contains("vector.pmtiles") && msg.contains("vector tiles (MVT)"),
+        "{msg}"
+    );
+    assert!(msg.contains("offline basemap"), "{msg}");
+    assert_eq!(
+        d.js("return document.querySelectorAll('#map img').length;"),
+        0,
+        "no tiles requested from an archive the engine refused"
+    );
+    d.screenshot("ui-map-pmtiles-refused.png");
 }

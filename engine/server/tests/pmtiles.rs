@@ -271,3 +271,47 @@ fn vector_damaged_and_missing_archives_are_named_errors_and_the_map_falls_back()
         assert!(land["objects"]["land"].is_object());
     }
 }
+
+#[test]
+fn a_large_sparse_archive_in_the_writers_default_layout_reads_back() {
+    // 466,034 tiles over zooms 0..=10 (a third of them), in the writer's own leaf layout
+    // (more leaves than the reader caches, so the cache evicts).
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("large.pmtiles");
+    let made = write_pmtiles(dir.path(), &out, &["--synthetic", "10"]);
+    let leaves = made["root_leaf_pointers"].as_u64().unwrap();
+    assert!(leaves > 64, "{made}");
+    let t0 = std::time::Instant::now();
+    let a = Archive::open(&out).unwrap();
+    let opened = t0.elapsed();
+    let t0 = std::time::Instant::now();
+    let (mut present, mut absent, mut reads) = (0u64, 0u64, 0u64);
+    for z in 0..=10u32 {
+        for x in 0..(1u32 << z) {
+            for y in (0..(1u32 << z)).filter(|y| (x + y) % 5 == 0) {
+                reads += 1;
+                let got = a.tile(z as u8, x, y).unwrap();
+                let kept = (7919 * u64::from(x) + 104729 * u64::from(y) + u64::from(z)) % 3 == 0;
+                if kept {
+                    let want = format!(
+                        "{z}/{x}/{y}{}",
+                        "#".repeat(((31 * x + 17 * y) % 50) as usize)
+                    );
+                    assert_eq!(got.as_deref(), Some(want.as_bytes()), "{z}/{x}/{y}");
+                    present += 1;
+                } else {
+                    assert_eq!(got, None, "{z}/{x}/{y}");
+                    absent += 1;
+                }
+                assert!(a.cached_leaves() <= 64);
+            }
+        }
+    }
+    let scanned = t0.elapsed();
+    assert!(present > 50_000 && absent > 100_000, "{present} {absent}");
+    println!(
+        "{} tiles, {leaves} leaves, {} bytes: opened in {opened:?}; {reads} lookups ({present} present, {absent} absent) in {scanned:?}",
+        made["tiles"],
+        std::fs::metadata(&out).unwrap().len()
+    );
+}

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::cameras::{CameraConfig, SourceConfig};
-use crate::overlay::{self, Change, FieldError};
+use crate::overlay::{self, Change, Conflict, FieldError};
 use crate::Config;
 
 /// The `format` of a cameras record body.
@@ -42,6 +42,10 @@ pub struct CamerasOverlay {
     /// File camera id → merge patch over that camera.
     #[serde(default)]
     pub edits: BTreeMap<String, Value>,
+    /// File camera id → that camera as the file had it when its patch was made (JSON,
+    /// passwords redacted): a later file edit under a key the patch sets is a conflict.
+    #[serde(default)]
+    pub base: BTreeMap<String, Value>,
     /// What the operator asked for in this version (`{"action": "add", "camera": ...}`).
     #[serde(default)]
     pub change: Value,
@@ -53,6 +57,7 @@ impl Default for CamerasOverlay {
             format: FORMAT.into(),
             added: Vec::new(),
             edits: BTreeMap::new(),
+            base: BTreeMap::new(),
             change: Value::Null,
         }
     }
@@ -202,7 +207,7 @@ impl CamerasOverlay {
         let mut o = self.clone();
         o.change = change;
         if let Some(a) = o.added.iter_mut().find(|a| entry_id(a) == Some(id)) {
-            overlay::merge_patch(a, patch);
+            *a = patch_camera(a, patch);
             return Ok(o);
         }
         let Some(fc) = file.iter().find(|c| c.id == id) else {
@@ -213,12 +218,14 @@ impl CamerasOverlay {
             Some(p) => overlay::patched(&base, p),
             None => base.clone(),
         };
-        let new = overlay::patched(&current, patch);
+        let new = patch_camera(&current, patch);
         let d = overlay::diff(&base, &new);
         if d.as_object().is_some_and(Map::is_empty) {
             o.edits.remove(id);
+            o.base.remove(id);
         } else {
             o.edits.insert(id.into(), d);
+            o.base.insert(id.into(), redacted(&base));
         }
         Ok(o)
     }
@@ -241,6 +248,24 @@ impl CamerasOverlay {
             }
         }
     }
+}
+
+/// A camera entry with a merge patch applied; a patch that changes `source.kind` replaces
+/// the source table (the keys of the old kind do not belong to the new one).
+fn patch_camera(entry: &Value, patch: &Value) -> Value {
+    let mut new = overlay::patched(entry, patch);
+    let kind = |v: &Value| v.get("source").and_then(|s| s.get("kind")).cloned();
+    if let Some(k) = patch.get("source").and_then(|s| s.get("kind")) {
+        if kind(entry).as_ref() != Some(k) {
+            if let (Some(obj), Some(src)) = (new.as_object_mut(), patch.get("source")) {
+                obj.insert(
+                    "source".into(),
+                    overlay::patched(&Value::Object(Map::new()), src),
+                );
+            }
+        }
+    }
+    new
 }
 
 /// Refuses a source URL whose password is the `***` every view shows in its place (a
@@ -382,6 +407,36 @@ pub fn changes(file: &[CameraConfig], ov: &CamerasOverlay) -> Vec<Change> {
     out
 }
 
+/// Keys a file camera's patch sets that the file changed since the patch was made (the
+/// patch's value runs), passwords redacted.
+pub fn conflicts(file: &[CameraConfig], ov: &CamerasOverlay) -> Vec<Conflict> {
+    let mut out = Vec::new();
+    for c in file {
+        let (Some(p), Some(base)) = (ov.edits.get(&c.id), ov.base.get(&c.id)) else {
+            continue;
+        };
+        let now = redacted(&camera_json(c));
+        let patched = redacted(&overlay::patched(&camera_json(c), p));
+        for leaf in overlay::patch_leaves(p) {
+            let was = overlay::get_path(base, &leaf);
+            let is = overlay::get_path(&now, &leaf);
+            if was != is {
+                out.push(Conflict {
+                    path: format!(
+                        "cameras.{}.{}",
+                        overlay::path_string(std::slice::from_ref(&c.id)),
+                        overlay::path_string(&leaf)
+                    ),
+                    base: was.cloned(),
+                    file: is.cloned(),
+                    overlay: overlay::get_path(&patched, &leaf).cloned(),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// A record resolved over the file's cameras.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -394,12 +449,15 @@ pub struct Resolved {
     pub errors: Vec<FieldError>,
     /// What it changes (or would change) over the file.
     pub changes: Vec<Change>,
+    /// Keys it sets that the file changed since (its value runs).
+    pub conflicts: Vec<Conflict>,
 }
 
 /// Resolves `ov` over the file's cameras `file`, validated in the context of `ctx` (the
 /// config whose other sections run).
 pub fn resolve(file: &[CameraConfig], ov: &CamerasOverlay, ctx: &Config) -> Resolved {
     let changes = changes(file, ov);
+    let conflicts = conflicts(file, ov);
     let result = running(file, ov, &ctx.base_dir).and_then(|cams| validated(cams, ctx));
     match result {
         Ok(cfg) => Resolved {
@@ -407,6 +465,7 @@ pub fn resolve(file: &[CameraConfig], ov: &CamerasOverlay, ctx: &Config) -> Reso
             applied: true,
             errors: Vec::new(),
             changes,
+            conflicts,
         },
         Err(es) => Resolved {
             cameras: file.to_vec(),
@@ -416,6 +475,7 @@ pub fn resolve(file: &[CameraConfig], ov: &CamerasOverlay, ctx: &Config) -> Reso
                 .map(|(path, message)| FieldError { path, message })
                 .collect(),
             changes,
+            conflicts,
         },
     }
 }
@@ -538,6 +598,20 @@ zones = [{ name = "yard", polygon = [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]] }]
         );
         let gone = ov.remove(&c.cameras, "drone1", Value::Null).unwrap();
         assert_eq!(resolve_ok(&c, &gone).len(), 2);
+        // A new source kind replaces the source table (rtsp's transport is not a file's).
+        let to_file = ov
+            .edit(
+                &c.cameras,
+                "tower1",
+                &json!({"source": {"kind": "file", "path": "t1.mp4"}}),
+                Value::Null,
+            )
+            .unwrap();
+        let cams = resolve_ok(&c, &to_file);
+        match &cams[0].source {
+            SourceConfig::File { path, .. } => assert_eq!(path.value(), "/site/t1.mp4"),
+            other => panic!("{other:?}"),
+        }
         // A password shown as *** is not sent back as the password.
         assert!(matches!(
             ov.edit(
@@ -603,6 +677,30 @@ zones = [{ name = "yard", polygon = [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]] }]
         let paths: Vec<&str> = r.errors.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"cameras.tower2"), "{paths:?}");
         assert_eq!(r.cameras.len(), 2);
+    }
+
+    #[test]
+    fn a_key_the_file_changed_since_is_a_conflict_the_patch_wins() {
+        let c = cfg(CFG);
+        let ov = CamerasOverlay::default()
+            .edit(&c.cameras, "tower2", &json!({"fps": 1.0}), Value::Null)
+            .unwrap();
+        assert!(conflicts(&c.cameras, &ov).is_empty());
+        let edited = cfg(&CFG.replace(
+            "path = \"b.mp4\" }",
+            "path = \"b.mp4\" }\nfps = 3\nname = \"Two\"",
+        ));
+        let r = resolve(&edited.cameras, &ov, &edited);
+        assert!(r.applied, "{:?}", r.errors);
+        assert_eq!(r.cameras[1].fps, Some(1.0));
+        assert_eq!(r.cameras[1].name.as_deref(), Some("Two"));
+        assert_eq!(r.conflicts.len(), 1, "{:?}", r.conflicts);
+        let k = &r.conflicts[0];
+        assert_eq!(k.path, "cameras.tower2.fps");
+        assert_eq!(
+            (k.base.clone(), k.file.clone(), k.overlay.clone()),
+            (None, Some(json!(3.0)), Some(json!(1.0)))
+        );
     }
 
     #[test]

@@ -154,6 +154,16 @@ pub fn diff(args: &ConfigDiffArgs) -> anyhow::Result<ExitCode> {
                 show(ch.to.as_ref())
             );
         }
+        for k in &c.conflicts {
+            println!(
+                "  conflict: {}: file was {} when v{} was made, is {} now; record {}",
+                k.path,
+                show(k.base.as_ref()),
+                c.version,
+                show(k.file.as_ref()),
+                show(k.overlay.as_ref())
+            );
+        }
     }
     let Some(s) = resolved else {
         println!("No config overlay: the running rules are the config file's.");

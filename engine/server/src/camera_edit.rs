@@ -26,7 +26,7 @@ use lookout_alerts::store::{OverlayRecord, Store};
 use lookout_alerts::{LiveUpdate, StoreError};
 use lookout_config::camera_overlay::{self, CamerasOverlay, EditError, Origin};
 use lookout_config::cameras::CameraConfig;
-use lookout_config::overlay::{Change, FieldError};
+use lookout_config::overlay::{Change, Conflict, FieldError};
 use lookout_config::server::Role;
 use lookout_config::Config;
 use lookout_core::UtcTime;
@@ -82,6 +82,8 @@ pub struct CamerasStatus {
     /// What it changes over the file (`cameras.ID` added, `cameras.ID.KEY` edited),
     /// passwords redacted.
     pub changes: Vec<Change>,
+    /// Keys it sets that the config file changed since (its value runs).
+    pub conflicts: Vec<Conflict>,
 }
 
 /// The newest cameras record in the store.
@@ -106,6 +108,7 @@ pub fn resolve_record(
         applied: false,
         errors: Vec::new(),
         changes: Vec::new(),
+        conflicts: Vec::new(),
     };
     match CamerasOverlay::from_body(&rec.body) {
         Err(message) => {
@@ -120,6 +123,7 @@ pub fn resolve_record(
             status.applied = r.applied;
             status.errors = r.errors;
             status.changes = r.changes;
+            status.conflicts = r.conflicts;
             (r.cameras, ov, status)
         }
     }
@@ -176,6 +180,16 @@ impl ServerState {
                 version = status.version,
                 errors = %errors.join("; "),
                 "Cameras record v{} no longer applies over the config file; running the file's cameras. `lookout config diff` shows it.",
+                status.version
+            );
+        }
+        for c in &status.conflicts {
+            tracing::warn!(
+                version = status.version,
+                key = %c.path,
+                file = %lookout_config::overlay::show(c.file.as_ref()),
+                overlay = %lookout_config::overlay::show(c.overlay.as_ref()),
+                "The config file changed a camera key that cameras record v{} also sets; the record's value stays in force.",
                 status.version
             );
         }

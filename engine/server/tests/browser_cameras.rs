@@ -1,7 +1,8 @@
 //! Cameras from the web UI, in headless Chromium over WebDriver, against a real server with
 //! a real store: an admin adds a camera with the form (a bad URL is refused with the error
-//! next to the URL field, as the config loader words it), then draws a zone on a camera's
-//! live frame by clicking its corners and saves it. The store holds the added camera in
+//! next to the URL field, as the config loader words it), disables a file camera from its
+//! card, edits the added one, then draws a zone on a camera's live frame by clicking its
+//! corners and saves it. The store holds the added camera in
 //! the cameras record and the zone in the rules overlay, and the screenshot shows the
 //! polygon where it was clicked.
 
@@ -84,6 +85,45 @@ fn ui_admin_adds_a_camera_and_draws_a_zone_on_its_live_frame() {
     d.wait(
         "the origin of the new card",
         "return document.querySelector('#grid .cam[data-cam=\"gate3\"] .origin').textContent === 'added in the UI';",
+    );
+
+    // Disable a file camera from its card: a merge patch of that camera alone.
+    d.click("#grid .cam[data-cam=\"tower2\"] .cam-toggle");
+    d.wait(
+        "tower2 disabled",
+        "return document.querySelector('#cam-msg').textContent.includes('Camera tower2 disabled') && document.querySelector('#grid .cam[data-cam=\"tower2\"] .cam-toggle').textContent === 'Enable';",
+    );
+    let rec = lookout_server::camera_edit::latest(f.alerts.store())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rec.body["edits"]["tower2"],
+        serde_json::json!({"enabled": false})
+    );
+    assert_eq!(
+        rec.body["added"][0]["id"], "gate3",
+        "the added camera stays"
+    );
+    // Edit the added camera with the form: only what changed is sent.
+    d.click("#grid .cam[data-cam=\"gate3\"] .cam-edit");
+    d.wait(
+        "the edit form filled in",
+        "return document.querySelector('#cam-form [name=\"source.url\"]').value === 'rtsp://10.0.0.9:554/stream1';",
+    );
+    set(&d, "fps", "0.5");
+    d.click("#cam-save");
+    d.wait(
+        "the edit saved",
+        "return document.querySelector('#cam-form').hidden && document.querySelector('#cam-msg').textContent.includes('Camera gate3 saved');",
+    );
+    let rec = lookout_server::camera_edit::latest(f.alerts.store())
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.body["change"]["patch"], serde_json::json!({"fps": 0.5}));
+    assert_eq!(rec.body["added"][0]["fps"], 0.5);
+    assert_eq!(
+        rec.body["added"][0]["source"]["url"],
+        "rtsp://10.0.0.9:554/stream1"
     );
 
     // The zone editor on tower1's live frame: click four corners.

@@ -905,6 +905,13 @@ async function loadAudit() {
       <td>${esc(o.section === 'models' ? describeModels(o.body) : o.section === 'cameras' ? describeCameras(o.body.change) : describeChange(o.body.change))}</td><td>${esc(o.comment)}</td></tr>`).join('');
     loadShadow();
     const cfg = await api('/api/config');
+    const co = cfg.cameras_overlay, ce = $('#cameras-status');
+    if (!co) { ce.textContent = 'Running the config file\'s cameras (no camera changes in the UI).'; ce.className = 'muted'; }
+    else {
+      let t = `Cameras record v${co.version} by ${co.author}: ${co.changes.length} change(s) over the config file` + (co.applied ? ', applied.' : ' — NOT APPLIED, the file\'s cameras run: ' + co.errors.map((e) => e.path + ': ' + e.message).join('; '));
+      if (co.conflicts.length) t += ` The file has since changed ${co.conflicts.map((c) => c.path).join(', ')}; the record's values run.`;
+      ce.textContent = t; ce.className = co.applied && !co.conflicts.length ? 'muted' : 'warn';
+    }
     const ov = cfg.overlay, el = $('#overlay-status');
     if (!ov) { el.textContent = 'Running the config file\'s rules (no API changes).'; el.className = 'muted'; return; }
     let t = `Overlay v${ov.version} by ${ov.author}: ${ov.changes.length} key(s) over the config file` + (ov.applied ? ', applied.' : ' — NOT APPLIED, the file\'s rules run: ' + ov.errors.map((e) => e.path + ': ' + e.message).join('; '));

@@ -392,11 +392,50 @@ impl Alerts {
     }
 
     /// Where an incident's clip is (or would be) written: `<data_dir>/clips/<id>.mp4`, its
-    /// [`lookout_core::ClipInfo`] beside it as `<id>.json`.
+    /// [`lookout_core::ClipInfo`] beside it as `<id>.json`. This is the clip of the camera
+    /// that saw the incident first; [`Alerts::camera_clip_path`] holds the other cameras'.
     pub fn clip_path(&self, incident: &str) -> PathBuf {
         self.settings
             .clip_dir
             .join(format!("{}.mp4", file_safe(incident)))
+    }
+
+    /// Where the clip of another camera of a multi-camera incident goes:
+    /// `<data_dir>/clips/<id>.<camera>.mp4` (and `.json`). Retention keeps and deletes it
+    /// with the incident's first clip (everything named `<id>.*`).
+    pub fn camera_clip_path(&self, incident: &str, camera: &str) -> PathBuf {
+        self.settings
+            .clip_dir
+            .join(format!("{}.{}.mp4", file_safe(incident), file_safe(camera)))
+    }
+
+    /// The incident's written clips (MP4 present, description read), the first camera's
+    /// ([`Alerts::clip_path`]) first, then the others by start time.
+    pub fn clips_of(&self, incident: &str) -> Vec<(PathBuf, lookout_core::ClipInfo)> {
+        let read = |mp4: PathBuf| -> Option<(PathBuf, lookout_core::ClipInfo)> {
+            let bytes = std::fs::read(mp4.with_extension("json")).ok()?;
+            let info: lookout_core::ClipInfo = serde_json::from_slice(&bytes).ok()?;
+            (info.incident == incident && mp4.is_file()).then_some((mp4, info))
+        };
+        let mut out: Vec<(PathBuf, lookout_core::ClipInfo)> =
+            read(self.clip_path(incident)).into_iter().collect();
+        let prefix = format!("{}.", file_safe(incident));
+        let mut others: Vec<(PathBuf, lookout_core::ClipInfo)> =
+            std::fs::read_dir(&self.settings.clip_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    let camera = name.strip_prefix(&prefix)?.strip_suffix(".mp4")?;
+                    (!camera.is_empty() && !camera.contains('.'))
+                        .then(|| read(e.path()))
+                        .flatten()
+                })
+                .collect();
+        others.sort_by(|a, b| (a.1.start, &a.1.camera).cmp(&(b.1.start, &b.1.camera)));
+        out.extend(others);
+        out
     }
 
     /// The store (API reads, tests).

@@ -659,18 +659,17 @@ impl Retention {
             }
             tx.commit()?;
             if let Some((dir, _)) = &self.clips {
-                for id in &ids {
-                    let stem = crate::file_safe(id);
-                    p.push(
-                        dir.join(format!("{stem}.mp4"))
-                            .to_string_lossy()
-                            .into_owned(),
-                    );
-                    p.push(
-                        dir.join(format!("{stem}.json"))
-                            .to_string_lossy()
-                            .into_owned(),
-                    );
+                // Every clip of the incident: `<id>.mp4`, `<id>.json`, and the other
+                // cameras' `<id>.<camera>.*`.
+                let stems: HashSet<String> = ids.iter().map(|id| crate::file_safe(id)).collect();
+                for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if name
+                        .split_once('.')
+                        .is_some_and(|(stem, _)| stems.contains(stem))
+                    {
+                        p.push(e.path().to_string_lossy().into_owned());
+                    }
                 }
             }
             paths = p;

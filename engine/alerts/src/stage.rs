@@ -6,13 +6,14 @@
 //!                                      │               whatever is queued, store + outbox in
 //!                                      │               one transaction) ──▶ sink workers
 //!                                      ├─▶ snapshot: the newest event's frame, from its camera's FrameRing
-//!                                      ├─▶ clip request (a new camera incident; ClipSink, never blocks)
+//!                                      ├─▶ clip requests (a new camera incident, and each camera
+//!                                      │   that joins it later; ClipSink, never blocks)
 //!                                      └─▶ incidents.jsonl
 //! ```
 //!
 //! The thread exits when its input closes (fusion has stopped).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -80,6 +81,7 @@ fn run(
         .as_deref()
         .map(|p| JsonlWriter::open_rotating(p, rotation));
     let mut batch: Vec<Incident> = Vec::with_capacity(GROUP_COMMIT_MAX);
+    let mut clipped = Clipped::default();
     // Group commit: whatever is already queued (up to GROUP_COMMIT_MAX revisions) is stored
     // with its outbox rows in one transaction; a lone incident is stored at once.
     while let Ok(first) = incidents.recv() {
@@ -96,8 +98,31 @@ fn run(
             match res {
                 Err(e) => tracing::error!(id = %inc.id, error = %e, "Cannot store an incident."),
                 Ok(ApplyOutcome::Created { id, .. }) => {
-                    if let Some((c, req)) = clips.zip(clip_request(alerts, &id, inc)) {
-                        c.request(req);
+                    if let Some(c) = clips {
+                        let done = clipped.entry(&id, HashSet::new);
+                        if let Some(req) = clip_request(alerts, &id, inc) {
+                            done.insert(req.camera.clone());
+                            c.request(req);
+                        }
+                        for req in camera_clip_requests(alerts, &id, inc, done) {
+                            c.request(req);
+                        }
+                    }
+                }
+                Ok(ApplyOutcome::Updated { id, .. }) => {
+                    if let Some(c) = clips {
+                        // Known here, or (after a restart) the cameras whose clips are
+                        // on disk.
+                        let done = clipped.entry(&id, || {
+                            alerts
+                                .clips_of(&id)
+                                .into_iter()
+                                .map(|(_, i)| CameraId::from(i.camera.as_str()))
+                                .collect()
+                        });
+                        for req in camera_clip_requests(alerts, &id, inc, done) {
+                            c.request(req);
+                        }
                     }
                 }
                 Ok(_) => {}
@@ -112,6 +137,36 @@ fn run(
             }
         }
         batch.clear();
+    }
+}
+
+/// Incidents remembered by [`Clipped`].
+const CLIPPED_MAX: usize = 4096;
+
+/// The cameras each recent incident has asked a clip of (the oldest forgotten beyond
+/// [`CLIPPED_MAX`]; a forgotten one is looked up on disk again).
+#[derive(Default)]
+struct Clipped {
+    order: VecDeque<String>,
+    cameras: HashMap<String, HashSet<CameraId>>,
+}
+
+impl Clipped {
+    fn entry(
+        &mut self,
+        id: &str,
+        seed: impl FnOnce() -> HashSet<CameraId>,
+    ) -> &mut HashSet<CameraId> {
+        if !self.cameras.contains_key(id) {
+            while self.order.len() >= CLIPPED_MAX {
+                if let Some(old) = self.order.pop_front() {
+                    self.cameras.remove(&old);
+                }
+            }
+            self.order.push_back(id.to_string());
+            self.cameras.insert(id.to_string(), seed());
+        }
+        self.cameras.entry(id.to_string()).or_default()
     }
 }
 
@@ -135,4 +190,36 @@ pub fn clip_request(alerts: &Alerts, stored_id: &str, inc: &Incident) -> Option<
         at: first.first_seen,
         path: alerts.clip_path(stored_id),
     })
+}
+
+/// Clips of the incident's cameras not in `done` (which they are added to): each around
+/// that camera's earliest event in this revision, to [`Alerts::camera_clip_path`]. A
+/// multi-camera incident (fusion joined several cameras' events) gets one clip per camera.
+pub fn camera_clip_requests(
+    alerts: &Alerts,
+    stored_id: &str,
+    inc: &Incident,
+    done: &mut HashSet<CameraId>,
+) -> Vec<ClipRequest> {
+    if inc.kind == IncidentKind::CameraHealth {
+        return Vec::new();
+    }
+    let mut first: Vec<(&CameraId, lookout_core::UtcTime)> = Vec::new();
+    for e in &inc.events {
+        match first.iter_mut().find(|(c, _)| **c == e.camera) {
+            Some((_, t)) => *t = (*t).min(e.first_seen),
+            None => first.push((&e.camera, e.first_seen)),
+        }
+    }
+    first.sort_by_key(|(_, t)| *t);
+    first
+        .into_iter()
+        .filter(|(c, _)| done.insert((*c).clone()))
+        .map(|(camera, at)| ClipRequest {
+            incident: stored_id.to_string(),
+            camera: camera.clone(),
+            at,
+            path: alerts.camera_clip_path(stored_id, camera),
+        })
+        .collect()
 }

@@ -573,6 +573,8 @@ fn clips_go_with_their_incidents_and_stay_under_their_bound() {
     store
         .apply_incident(&incident("open-0", "cam", 1, 9), None, now)
         .unwrap();
+    // closed-2 was a two-camera incident: the second camera's clip is `<id>.<camera>.*`.
+    clip(dir, "closed-2.cam2", 1_000, Duration::from_secs(2800));
     // The open incident's clip is the oldest of all: the bound must still spare it.
     clip(dir, "open-0", 300_000, Duration::from_secs(4000));
     // A clip whose incident is gone (a kill between the row and the file), long ago.
@@ -601,8 +603,9 @@ fn clips_go_with_their_incidents_and_stay_under_their_bound() {
     assert!(
         clip_exists(dir, "closed-2") && clip_exists(dir, "open-0") && clip_exists(dir, "fresh")
     );
+    assert!(clip_exists(dir, "closed-2.cam2"));
     let u = r.usage();
-    assert_eq!(u.clips, 2 * 300_000 + 1_000 + 3 * 100, "{u:?}");
+    assert_eq!(u.clips, 2 * 300_000 + 2 * 1_000 + 4 * 100, "{u:?}");
     assert!(u.clips <= 700_000);
 
     // A year on: the closed incident is deleted with its clip; the open one keeps its clip
@@ -611,5 +614,9 @@ fn clips_go_with_their_incidents_and_stay_under_their_bound() {
     assert_eq!(p.incidents, 3, "{p:?}");
     assert!(!clip_exists(dir, "closed-2"));
     assert!(!dir.join("clips/closed-2.json").exists());
+    assert!(
+        !clip_exists(dir, "closed-2.cam2") && !dir.join("clips/closed-2.cam2.json").exists(),
+        "every camera's clip goes with the incident"
+    );
     assert!(clip_exists(dir, "open-0"));
 }

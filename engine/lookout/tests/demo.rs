@@ -6,9 +6,9 @@
 //! on the map with its bearings and the pass's hotspots, and a threshold tuned on the house
 //! camera's recorded detections (the count shown equals the replay API's; "apply" changes
 //! /api/config). Screenshots go to tests/artifacts/demo-*.png. Incident clips are on in the
-//! demo: the fire's clip is served by the API, and ffprobe finds a valid MP4 of the
-//! towers' H.264 as it came (no re-encode: the source's own packets), as long as its
-//! description says; the clip counters in /metrics moved.
+//! demo: the fire (one incident of both towers) has a clip per tower, served by the API,
+//! and ffprobe finds each a valid MP4 of the towers' H.264 as it came (no re-encode: the
+//! source's own packets), as long as its description says; the clip counters moved.
 
 mod common;
 use common::{person_clip, repo, shared};
@@ -227,7 +227,13 @@ fn embedded_demo_shows_one_satellite_corroborated_tower_fire() {
         "the looped house fire is an open incident"
     );
 
-    incident_clip(&addr, &id, dir.path());
+    let cameras: Vec<String> = fire["cameras"]
+        .as_array()
+        .expect("cameras")
+        .iter()
+        .filter_map(|c| c.as_str().map(String::from))
+        .collect();
+    incident_clips(&addr, &id, dir.path(), &cameras);
     operators_desk(&addr, &id);
 
     let pid = engine.0.id().to_string();
@@ -377,10 +383,94 @@ fn packet_sizes(path: &Path) -> Vec<u64> {
         .collect()
 }
 
-/// The fire's clip through the API, checked with ffprobe against the source and its
-/// description; the clip counters in /metrics.
-fn incident_clip(addr: &str, id: &str, dir: &Path) {
+/// The fire's clips through the API, one per tower camera (fusion joined both towers'
+/// events into this incident): each checked with ffprobe against the source and its
+/// description; the old URL serves the first camera's; the clip counters in /metrics.
+fn incident_clips(addr: &str, id: &str, dir: &Path, cameras: &[String]) {
     let sock: SocketAddr = addr.parse().expect("UI address");
+    let (first, bytes) = incident_clip(addr, id, dir, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let listed = loop {
+        let list = http(
+            sock,
+            "GET",
+            &format!("/api/incidents/{id}/clips"),
+            None,
+            None,
+        )
+        .json();
+        let listed: Vec<String> = list["clips"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["camera"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if listed.len() >= cameras.len() {
+            break listed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "one clip per camera of {cameras:?} within 60 s: {list:#}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(listed[0], first, "the first camera's clip is listed first");
+    let mut sorted = listed.clone();
+    sorted.sort();
+    let mut want = cameras.to_vec();
+    want.sort();
+    assert_eq!(sorted, want, "one clip per camera");
+    let mut total = bytes;
+    for cam in &listed[1..] {
+        let (c, n) = incident_clip(addr, id, dir, Some(cam));
+        assert_eq!(&c, cam);
+        total += n;
+    }
+    let by_camera = http(
+        sock,
+        "GET",
+        &format!("/api/incidents/{id}/clip?camera={first}"),
+        None,
+        None,
+    );
+    let old = http(
+        sock,
+        "GET",
+        &format!("/api/incidents/{id}/clip"),
+        None,
+        None,
+    );
+    assert_eq!(
+        (old.status, &old.body),
+        (200, &by_camera.body),
+        "the old URL serves the first camera's clip"
+    );
+
+    // The counters moved.
+    let m = http(sock, "GET", "/metrics", None, None).text();
+    let value = |k: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    let n = cameras.len() as f64;
+    assert!(value("lookout_clips_written_total") >= n, "{m}");
+    assert!(value("lookout_clips_requested_total") >= n, "{m}");
+    assert_eq!(value("lookout_clips_reencoded_total"), 0.0, "{m}");
+    assert_eq!(value("lookout_clips_failed_total"), 0.0, "{m}");
+    assert!(
+        value("lookout_clips_written_bytes_total") >= total as f64,
+        "{m}"
+    );
+}
+
+/// One clip of the fire (`camera`, else the first camera's) through the API, checked with
+/// ffprobe against the source file and its description: (camera, bytes).
+fn incident_clip(addr: &str, id: &str, dir: &Path, camera: Option<&str>) -> (String, usize) {
+    let sock: SocketAddr = addr.parse().expect("UI address");
+    let q = camera.map(|c| format!("?camera={c}")).unwrap_or_default();
     // Written `post_s` (10 s) of replay after the first sighting: long before the pass
     // corroborated the fire, but wait (bounded) rather than assume.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -388,7 +478,7 @@ fn incident_clip(addr: &str, id: &str, dir: &Path) {
         let r = http(
             sock,
             "GET",
-            &format!("/api/incidents/{id}/clip/boxes"),
+            &format!("/api/incidents/{id}/clip/boxes{q}"),
             None,
             None,
         );
@@ -419,7 +509,7 @@ fn incident_clip(addr: &str, id: &str, dir: &Path) {
     let r = http(
         sock,
         "GET",
-        &format!("/api/incidents/{id}/clip"),
+        &format!("/api/incidents/{id}/clip{q}"),
         None,
         None,
     );
@@ -431,7 +521,11 @@ fn incident_clip(addr: &str, id: &str, dir: &Path) {
         "{}",
         r.headers
     );
-    let clip = dir.join("fire-clip.mp4");
+    let camera = info["camera"].as_str().unwrap_or_default().to_string();
+    if let Some(c) = camera_asked(&q) {
+        assert_eq!(camera, c, "the camera asked for");
+    }
+    let clip = dir.join(format!("fire-clip-{camera}.mp4"));
     std::fs::write(&clip, &r.body).expect("write the clip");
 
     // A valid MP4 of H.264 as long as its description says.
@@ -505,19 +599,9 @@ fn incident_clip(addr: &str, id: &str, dir: &Path) {
         theirs[pos.saturating_sub(1)]
     );
 
-    // The counters moved.
-    let m = http(sock, "GET", "/metrics", None, None).text();
-    let value = |k: &str| -> f64 {
-        m.lines()
-            .find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(-1.0)
-    };
-    assert!(value("lookout_clips_written_total") >= 1.0, "{m}");
-    assert!(value("lookout_clips_requested_total") >= 1.0, "{m}");
-    assert_eq!(value("lookout_clips_reencoded_total"), 0.0, "{m}");
-    assert_eq!(value("lookout_clips_failed_total"), 0.0, "{m}");
-    assert!(
-        value("lookout_clips_written_bytes_total") >= r.body.len() as f64,
-        "{m}"
-    );
+    (camera, r.body.len())
+}
+
+fn camera_asked(q: &str) -> Option<&str> {
+    q.strip_prefix("?camera=")
 }

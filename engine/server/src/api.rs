@@ -227,6 +227,7 @@ fn api_routes() -> (Router<ServerState>, utoipa::openapi::OpenApi) {
         .routes(routes!(transition))
         .routes(routes!(comment))
         .routes(routes!(snapshot))
+        .routes(routes!(crate::clips::clips))
         .routes(routes!(crate::clips::clip))
         .routes(routes!(crate::clips::clip_boxes))
         .routes(routes!(snapshot_frame))

@@ -1,16 +1,18 @@
 //! Incident clips: the MP4 (with HTTP range requests, so a `<video>` element can seek) and
-//! the boxes timeline drawn over it (the frame results recorded during the clip).
+//! the boxes timeline drawn over it (the frame results recorded during the clip), one per
+//! camera of the incident (`?camera=ID`; the list is `/api/incidents/{id}/clips`).
 
 use std::io::SeekFrom;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use lookout_alerts::StoreError;
 use lookout_core::ClipInfo;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use utoipa::IntoParams;
 
 use crate::api::{ApiError, ErrorBody};
 use crate::ServerState;
@@ -81,18 +83,77 @@ fn not_found(id: &str) -> ApiError {
     )
 }
 
-/// The clip's description, when the incident exists and its clip has been written.
-fn clip_info(s: &ServerState, id: &str) -> Result<(std::path::PathBuf, ClipInfo), ApiError> {
+/// `?camera=ID`: which camera's clip of a multi-camera incident.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ClipQuery {
+    /// The camera whose clip to serve (see `/api/incidents/{id}/clips`); without it, the
+    /// clip of the camera that saw the incident first.
+    #[serde(default)]
+    camera: Option<String>,
+}
+
+type QueryResult = Result<Query<ClipQuery>, axum::extract::rejection::QueryRejection>;
+
+fn camera_of(q: QueryResult) -> Result<Option<String>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::invalid(vec![("query".into(), e.body_text())]))?;
+    Ok(q.camera)
+}
+
+fn no_camera_clip(id: &str, camera: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("incident {id:?} has no clip of camera {camera:?}"),
+    )
+}
+
+/// The clip's description, when the incident exists and its clip (of `camera`, else the
+/// first camera's) has been written.
+fn clip_info(
+    s: &ServerState,
+    id: &str,
+    camera: Option<&str>,
+) -> Result<(std::path::PathBuf, ClipInfo), ApiError> {
     if s.alerts.store().incident(id)?.is_none() {
         return Err(StoreError::NotFound(id.to_string()).into());
     }
-    let path = s.alerts.clip_path(id);
-    let info: ClipInfo = std::fs::read(path.with_extension("json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .filter(|i: &ClipInfo| i.incident == id)
-        .ok_or_else(|| not_found(id))?;
-    Ok((path, info))
+    let clips = s.alerts.clips_of(id);
+    match camera {
+        None => clips.into_iter().next().ok_or_else(|| not_found(id)),
+        Some(c) => clips
+            .into_iter()
+            .find(|(_, i)| i.camera == c)
+            .ok_or_else(|| no_camera_clip(id, c)),
+    }
+}
+
+/// Every written clip of the incident, one per camera (a multi-camera incident has
+/// several): `{"clips": [{incident, camera, at, start, duration_s, codec, remuxed, packets,
+/// bytes}]}`, the camera that saw it first first. Empty while none is written.
+#[utoipa::path(
+    get,
+    path = "/api/incidents/{id}/clips",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id.")),
+    responses(
+        (status = 200, description = "The incident's clips, one per camera.", body = serde_json::Value, content_type = "application/json"),
+        (status = 404, description = "No such incident.", body = ErrorBody),
+        (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
+pub(crate) async fn clips(
+    State(s): State<ServerState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if s.alerts.store().incident(&id)?.is_none() {
+        return Err(StoreError::NotFound(id).into());
+    }
+    let clips: Vec<ClipInfo> = s.alerts.clips_of(&id).into_iter().map(|(_, i)| i).collect();
+    Ok(axum::Json(serde_json::json!({ "clips": clips })).into_response())
 }
 
 /// The incident's clip as MP4 (H.264 or H.265 as the camera sent it, or re-encoded H.264;
@@ -101,12 +162,13 @@ fn clip_info(s: &ServerState, id: &str) -> Result<(std::path::PathBuf, ClipInfo)
     get,
     path = "/api/incidents/{id}/clip",
     tag = "incidents",
-    params(("id" = String, Path, description = "Incident id.")),
+    params(("id" = String, Path, description = "Incident id."), ClipQuery),
     responses(
         (status = 200, description = "The clip, as MP4.", body = Vec<u8>, content_type = "video/mp4"),
         (status = 206, description = "The requested byte range of the clip.", body = Vec<u8>, content_type = "video/mp4"),
-        (status = 404, description = "No such incident, or it has no clip (yet).", body = ErrorBody),
+        (status = 404, description = "No such incident, or it has no clip (of that camera) yet.", body = ErrorBody),
         (status = 416, description = "The Range header asks for bytes the clip does not have.", body = ErrorBody),
+        (status = 422, description = "A query parameter is invalid (see `fields`).", body = ErrorBody),
         (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
         (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
     ),
@@ -115,9 +177,11 @@ fn clip_info(s: &ServerState, id: &str) -> Result<(std::path::PathBuf, ClipInfo)
 pub(crate) async fn clip(
     State(s): State<ServerState>,
     Path(id): Path<String>,
+    q: QueryResult,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (path, _) = clip_info(&s, &id)?;
+    let camera = camera_of(q)?;
+    let (path, _) = clip_info(&s, &id, camera.as_deref())?;
     let mut file = tokio::fs::File::open(&path)
         .await
         .map_err(|_| not_found(&id))?;
@@ -195,10 +259,11 @@ struct TimelineFrame {
     get,
     path = "/api/incidents/{id}/clip/boxes",
     tag = "incidents",
-    params(("id" = String, Path, description = "Incident id.")),
+    params(("id" = String, Path, description = "Incident id."), ClipQuery),
     responses(
         (status = 200, description = "The clip's description and its boxes timeline.", body = serde_json::Value, content_type = "application/json"),
-        (status = 404, description = "No such incident, or it has no clip (yet).", body = ErrorBody),
+        (status = 404, description = "No such incident, or it has no clip (of that camera) yet.", body = ErrorBody),
+        (status = 422, description = "A query parameter is invalid (see `fields`).", body = ErrorBody),
         (status = 401, description = "A token is needed (`read_access = \"token\"`) or it is unknown.", body = ErrorBody),
         (status = 429, description = "Too many wrong tokens from this address.", body = ErrorBody)
     ),
@@ -207,8 +272,10 @@ struct TimelineFrame {
 pub(crate) async fn clip_boxes(
     State(s): State<ServerState>,
     Path(id): Path<String>,
+    q: QueryResult,
 ) -> Result<Response, ApiError> {
-    let (_, info) = clip_info(&s, &id)?;
+    let camera = camera_of(q)?;
+    let (_, info) = clip_info(&s, &id, camera.as_deref())?;
     let until = info.start + chrono::Duration::milliseconds((info.duration_s * 1000.0) as i64 + 1);
     let results = s
         .alerts

@@ -227,3 +227,142 @@ fn ui_incident_clip_plays_with_its_boxes_timeline() {
         colours.len()
     );
 }
+
+/// An H.264 MP4 of the test pattern at `path`, and its description.
+fn make_clip(path: &std::path::Path, info: &ClipInfo, size: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let out = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg(format!("testsrc=size={size}:rate=25"))
+        .args(["-t", "4", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .args(["-g", "25", "-movflags", "+faststart"])
+        .arg(path)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        path.with_extension("json"),
+        serde_json::to_vec(info).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_multi_camera_incident_has_a_clip_per_camera_and_the_ui_picks_one() {
+    let f = start();
+    let base = format!("http://{}", f.addr);
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(5);
+    // Fusion joined the events of two cameras into one incident.
+    let mut inc = smoke_incident("multi-1", "tower1", t0 + chrono::Duration::seconds(2), 0.9);
+    let mut second = inc.events[0].clone();
+    second.id = "multi-1-smoke-2".into();
+    second.camera = "tower2".into();
+    second.first_seen = t0 + chrono::Duration::seconds(3);
+    inc.events.push(second);
+    inc.cameras.push("tower2".into());
+    f.alerts.record_incident(&inc, None).unwrap();
+
+    // Where the clip writer puts them: the first camera's at the incident's clip path,
+    // the other's beside it; different sizes tell them apart in the browser.
+    let info = |camera: &str, at_s: i64| ClipInfo {
+        incident: "multi-1".into(),
+        camera: camera.into(),
+        at: t0 + chrono::Duration::seconds(at_s),
+        start: t0,
+        duration_s: 4.0,
+        codec: "video/x-h264".into(),
+        remuxed: true,
+        packets: 100,
+        bytes: 0,
+    };
+    let first = f.alerts.clip_path("multi-1");
+    let other = f.alerts.camera_clip_path("multi-1", "tower2");
+    assert_ne!(first, other);
+    make_clip(&first, &info("tower1", 2), "640x360");
+    make_clip(&other, &info("tower2", 3), "320x240");
+
+    // The list, each clip by camera, the old URL still the first camera's.
+    let list = http(f.addr, "GET", "/api/incidents/multi-1/clips", None, None);
+    assert_eq!(list.status, 200, "{}", list.text());
+    let list = list.json();
+    let cams: Vec<&str> = list["clips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["camera"].as_str().unwrap())
+        .collect();
+    assert_eq!(cams, ["tower1", "tower2"], "{list}");
+    let get = |p: &str| http(f.addr, "GET", p, None, None);
+    assert_eq!(
+        get("/api/incidents/multi-1/clip").body,
+        std::fs::read(&first).unwrap()
+    );
+    assert_eq!(
+        get("/api/incidents/multi-1/clip?camera=tower1").body,
+        std::fs::read(&first).unwrap()
+    );
+    let r = get("/api/incidents/multi-1/clip?camera=tower2");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, std::fs::read(&other).unwrap());
+    let (st, head, body) = get_range(
+        f.addr,
+        "/api/incidents/multi-1/clip?camera=tower2",
+        "bytes=10-19",
+    );
+    assert_eq!((st, body.as_slice()), (206, &r.body[10..20]), "{head}");
+    let b = get("/api/incidents/multi-1/clip/boxes?camera=tower2").json();
+    assert_eq!(b["clip"]["camera"], "tower2", "{b}");
+    let none = get("/api/incidents/multi-1/clip?camera=tower9");
+    assert_eq!(none.status, 404);
+    assert!(none.text().contains("tower9"), "{}", none.text());
+    assert_eq!(get("/api/incidents/multi-1/clip?cam=tower2").status, 422);
+    assert_eq!(get("/api/incidents/nope/clips").status, 404);
+    let empty = get("/api/incidents/past-5/clips");
+    assert_eq!(empty.status, 200);
+    assert_eq!(empty.json()["clips"], serde_json::json!([]));
+
+    // The UI: the first camera's clip plays; the picker switches to the other camera's.
+    let d = Driver::start();
+    d.goto(&format!("{base}/"));
+    d.wait(
+        "the incident row",
+        "return !!document.querySelector('tr[data-id=\"multi-1\"]');",
+    );
+    d.click("tr[data-id=\"multi-1\"]");
+    let playing = |cam: &str, w: u32| {
+        d.wait(
+            &format!("{cam}'s clip playing"),
+            &format!(
+                "const v = document.querySelector('#clip-video'); return !!v && v.dataset.camera === '{cam}' && !v.paused && v.readyState >= 3 && v.currentTime > 0.3 && v.videoWidth === {w};"
+            ),
+        );
+    };
+    playing("tower1", 640);
+    let options =
+        d.js("return [...document.querySelectorAll('#clip-camera option')].map(o => o.value);");
+    assert_eq!(options, serde_json::json!(["tower1", "tower2"]));
+    d.js("const s = document.querySelector('#clip-camera'); s.value = 'tower2'; s.dispatchEvent(new Event('change')); return true;");
+    playing("tower2", 320);
+    assert_eq!(
+        d.js("return document.querySelectorAll('#detail section.clip').length;"),
+        1,
+        "the clip section is replaced, not added"
+    );
+    assert!(d
+        .js("return document.querySelector('#detail section.clip h4').textContent;")
+        .as_str()
+        .is_some_and(|t| t.contains("tower2")));
+    d.screenshot("ui-incident-clip-cameras.png");
+}

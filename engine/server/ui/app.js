@@ -205,18 +205,38 @@ async function select(id) {
 // the boxes timeline (best score per analysed frame, one bar each) under it.
 const CLASS_COLOR = { smoke: '#e0e0e0', fire: '#ff4a1c', person: '#3fa9f5' };
 function boxColor(c) { return CLASS_COLOR[c] || '#ffd400'; }
-async function loadClip(id) {
-  let tl;
-  try { tl = await api('/api/incidents/' + encodeURIComponent(id) + '/clip/boxes'); } catch (_) { return; }
+// A multi-camera incident has one clip per camera: a picker switches between them.
+async function loadClip(id, camera) {
+  let tl, list = [];
+  const q = camera ? '?camera=' + encodeURIComponent(camera) : '';
+  try {
+    [tl, list] = await Promise.all([
+      api('/api/incidents/' + encodeURIComponent(id) + '/clip/boxes' + q),
+      api('/api/incidents/' + encodeURIComponent(id) + '/clips').then((r) => r.clips || [], () => []),
+    ]);
+  } catch (_) { return; }
   if (state.selected !== id) return;
   const c = tl.clip;
+  const old = $('#detail section.clip');
   const sec = document.createElement('section'); sec.className = 'clip';
-  sec.innerHTML = `<h4>Clip <small class="muted">${c.duration_s.toFixed(1)} s · ${esc(c.camera)} · ${c.remuxed ? 'as recorded' : 're-encoded to H.264'}</small></h4>
-    <div class="clip-stage"><video id="clip-video" muted playsinline controls preload="auto"></video><canvas id="clip-boxes"></canvas></div>
+  const picker = list.length > 1
+    ? `<select id="clip-camera" title="Whose clip: every camera of the incident has its own">${list.map((x) =>
+      `<option value="${esc(x.camera)}"${x.camera === c.camera ? ' selected' : ''}>${esc(x.camera)}</option>`).join('')}</select>`
+    : '';
+  sec.innerHTML = `<h4>Clip ${picker} <small class="muted">${c.duration_s.toFixed(1)} s · ${esc(c.camera)} · ${c.remuxed ? 'as recorded' : 're-encoded to H.264'}</small></h4>
+    <div class="clip-stage"><video id="clip-video" muted playsinline controls preload="auto" data-camera="${esc(c.camera)}"></video><canvas id="clip-boxes"></canvas></div>
     <canvas id="clip-timeline" width="480" height="48" title="Best detection score per analysed frame; click to seek"></canvas>`;
-  const anchor = $('#detail img.snap') || $('#detail h3');
-  if (!anchor) return;
-  ($('#label-btn') || anchor).after(sec);
+  if (old) {
+    const v = old.querySelector('video');
+    if (v && v.src) URL.revokeObjectURL(v.src);
+    old.replaceWith(sec);
+  } else {
+    const anchor = $('#detail img.snap') || $('#detail h3');
+    if (!anchor) return;
+    ($('#label-btn') || anchor).after(sec);
+  }
+  const pick = $('#clip-camera');
+  if (pick) pick.addEventListener('change', () => loadClip(id, pick.value));
   const video = $('#clip-video'), over = $('#clip-boxes'), line = $('#clip-timeline');
   const frames = tl.frames.slice().sort((a, b) => a.t - b.t);
   const at = (t) => { let f = null; for (const x of frames) { if (x.t <= t + 0.02) f = x; else break; } return f; };
@@ -262,8 +282,8 @@ async function loadClip(id) {
     video.currentTime = ((ev.clientX - r.left) / r.width) * (c.duration_s || 0);
   });
   try {
-    const r = await fetch('/api/incidents/' + encodeURIComponent(id) + '/clip', { headers: authHeaders(), cache: 'no-store' });
-    if (!r.ok) return;
+    const r = await fetch('/api/incidents/' + encodeURIComponent(id) + '/clip' + q, { headers: authHeaders(), cache: 'no-store' });
+    if (!r.ok || !sec.isConnected) return;
     video.src = URL.createObjectURL(await r.blob());
     video.loop = true;
     video.play().catch(() => {});

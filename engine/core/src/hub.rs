@@ -49,6 +49,11 @@ pub struct HubStats {
 }
 
 struct Inner {
+    /// Slot index of each registered camera.
+    index: HashMap<CameraId, usize>,
+    /// The camera of each slot (`None`: a removed camera's slot, free for reuse).
+    ids: Vec<Option<CameraId>>,
+    counters: Vec<Arc<HubCounters>>,
     slots: Vec<Option<Frame>>,
     /// Next slot to look at (round-robin fairness).
     cursor: usize,
@@ -56,11 +61,9 @@ struct Inner {
     closed: bool,
 }
 
-/// Latest-frame mailboxes for all cameras.
+/// Latest-frame mailboxes for all cameras. Cameras can be added and removed while it runs
+/// (a camera started or stopped live).
 pub struct FrameHub {
-    index: HashMap<CameraId, usize>,
-    cameras: Vec<CameraId>,
-    counters: Vec<HubCounters>,
     inner: Mutex<Inner>,
     /// Signalled when a frame is published.
     ready: Condvar,
@@ -71,7 +74,7 @@ pub struct FrameHub {
 impl std::fmt::Debug for FrameHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FrameHub")
-            .field("cameras", &self.cameras)
+            .field("cameras", &self.cameras())
             .finish()
     }
 }
@@ -79,7 +82,7 @@ impl std::fmt::Debug for FrameHub {
 /// Why a frame could not be published.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
-    /// The camera was not registered when the hub was built.
+    /// The camera is not registered (never was, or was removed).
     #[error("camera {0:?} is not registered with the frame hub")]
     UnknownCamera(CameraId),
     /// The hub was closed (shutdown).
@@ -90,41 +93,83 @@ pub enum PublishError {
 impl FrameHub {
     /// A hub with one slot per camera.
     pub fn new(cameras: impl IntoIterator<Item = CameraId>) -> Arc<Self> {
-        let cameras: Vec<CameraId> = cameras.into_iter().collect();
-        let index = cameras
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.clone(), i))
-            .collect();
-        let n = cameras.len();
-        Arc::new(FrameHub {
-            index,
-            counters: (0..n).map(|_| HubCounters::default()).collect(),
-            cameras,
+        let hub = FrameHub {
             inner: Mutex::new(Inner {
-                slots: vec![None; n],
+                index: HashMap::new(),
+                ids: Vec::new(),
+                counters: Vec::new(),
+                slots: Vec::new(),
                 cursor: 0,
                 pending: 0,
                 closed: false,
             }),
             ready: Condvar::new(),
             freed: Condvar::new(),
-        })
+        };
+        for c in cameras {
+            hub.add_camera(c);
+        }
+        Arc::new(hub)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The registered cameras.
-    pub fn cameras(&self) -> &[CameraId] {
-        &self.cameras
+    /// The registered cameras, in slot order.
+    pub fn cameras(&self) -> Vec<CameraId> {
+        self.lock().ids.iter().flatten().cloned().collect()
+    }
+
+    /// Whether `camera` is registered.
+    pub fn contains(&self, camera: &str) -> bool {
+        self.lock().index.contains_key(camera)
+    }
+
+    /// Registers a camera (a no-op if it is). A camera added again after
+    /// [`FrameHub::remove_camera`] starts with fresh counters.
+    pub fn add_camera(&self, camera: CameraId) {
+        let mut g = self.lock();
+        if g.index.contains_key(&camera) {
+            return;
+        }
+        let i = match g.ids.iter().position(Option::is_none) {
+            Some(i) => {
+                g.counters[i] = Arc::new(HubCounters::default());
+                i
+            }
+            None => {
+                g.ids.push(None);
+                g.counters.push(Arc::new(HubCounters::default()));
+                g.slots.push(None);
+                g.ids.len() - 1
+            }
+        };
+        g.ids[i] = Some(camera.clone());
+        g.index.insert(camera, i);
+    }
+
+    /// Unregisters a camera: its pending frame is dropped (not counted) and its publishers
+    /// get [`PublishError::UnknownCamera`] from now on. Returns whether it was registered.
+    pub fn remove_camera(&self, camera: &str) -> bool {
+        let mut g = self.lock();
+        let Some(i) = g.index.remove(camera) else {
+            return false;
+        };
+        g.ids[i] = None;
+        if g.slots[i].take().is_some() {
+            g.pending -= 1;
+        }
+        drop(g);
+        // A publisher waiting for this slot sees it gone.
+        self.freed.notify_all();
+        true
     }
 
     /// Offers a frame; replaces (and counts as dropped) the camera's pending frame.
     pub fn publish(&self, frame: Frame) -> Result<(), PublishError> {
-        let i = self.slot_of(&frame)?;
         let g = self.lock();
+        let i = Self::slot_of(&g, &frame)?;
         self.put(g, i, frame)
     }
 
@@ -138,29 +183,32 @@ impl FrameHub {
         frame: Frame,
         mut keep_waiting: impl FnMut() -> bool,
     ) -> Result<(), PublishError> {
-        let i = self.slot_of(&frame)?;
         let mut g = self.lock();
+        let mut i = Self::slot_of(&g, &frame)?;
         if g.slots[i].is_some() && !g.closed {
             let t = Instant::now();
+            let counters = g.counters[i].clone();
             while g.slots[i].is_some() && !g.closed {
                 g = self
                     .freed
                     .wait_timeout(g, Duration::from_millis(50))
                     .map(|(g, _)| g)
                     .unwrap_or_else(|e| e.into_inner().0);
+                // The camera may have been removed (and its slot reused) meanwhile.
+                i = Self::slot_of(&g, &frame)?;
                 if g.slots[i].is_some() && !keep_waiting() {
                     break;
                 }
             }
-            self.counters[i]
+            counters
                 .waited_ms
                 .fetch_add(t.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
         self.put(g, i, frame)
     }
 
-    fn slot_of(&self, frame: &Frame) -> Result<usize, PublishError> {
-        self.index
+    fn slot_of(g: &Inner, frame: &Frame) -> Result<usize, PublishError> {
+        g.index
             .get(&frame.camera)
             .copied()
             .ok_or_else(|| PublishError::UnknownCamera(frame.camera.clone()))
@@ -175,10 +223,10 @@ impl FrameHub {
         if g.closed {
             return Err(PublishError::Closed);
         }
-        self.counters[i].published.fetch_add(1, Ordering::Relaxed);
+        g.counters[i].published.fetch_add(1, Ordering::Relaxed);
         // Dropping the stale frame under the lock is only an Arc decrement.
         if g.slots[i].replace(frame).is_some() {
-            self.counters[i].dropped.fetch_add(1, Ordering::Relaxed);
+            g.counters[i].dropped.fetch_add(1, Ordering::Relaxed);
         } else {
             g.pending += 1;
         }
@@ -217,7 +265,7 @@ impl FrameHub {
             let i = (start + k) % n;
             if let Some(f) = g.slots[i].take() {
                 g.pending -= 1;
-                self.counters[i].taken.fetch_add(1, Ordering::Relaxed);
+                g.counters[i].taken.fetch_add(1, Ordering::Relaxed);
                 out.push(f);
                 taken += 1;
                 g.cursor = (i + 1) % n;
@@ -249,14 +297,27 @@ impl FrameHub {
 
     /// Counters of one camera.
     pub fn stats(&self, camera: &str) -> Option<HubStats> {
-        let i = *self.index.get(camera)?;
-        let c = &self.counters[i];
-        Some(HubStats {
-            published: c.published.load(Ordering::Relaxed),
-            dropped: c.dropped.load(Ordering::Relaxed),
-            taken: c.taken.load(Ordering::Relaxed),
-            waited_ms: c.waited_ms.load(Ordering::Relaxed),
-        })
+        let g = self.lock();
+        let i = *g.index.get(camera)?;
+        Some(snapshot(&g.counters[i]))
+    }
+
+    /// Stale frames dropped so far, summed over the registered cameras.
+    pub fn dropped_total(&self) -> u64 {
+        let g = self.lock();
+        g.index
+            .values()
+            .map(|&i| g.counters[i].dropped.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+fn snapshot(c: &HubCounters) -> HubStats {
+    HubStats {
+        published: c.published.load(Ordering::Relaxed),
+        dropped: c.dropped.load(Ordering::Relaxed),
+        taken: c.taken.load(Ordering::Relaxed),
+        waited_ms: c.waited_ms.load(Ordering::Relaxed),
     }
 }
 
@@ -351,5 +412,53 @@ mod tests {
         std::thread::sleep(Duration::from_millis(30));
         hub.close();
         assert_eq!(t.join().unwrap(), Err(PublishError::Closed));
+    }
+
+    #[test]
+    fn cameras_come_and_go() {
+        let a: CameraId = "a".into();
+        let b: CameraId = "b".into();
+        let hub = FrameHub::new([a.clone()]);
+        assert!(hub.publish(frame(&b, 0)).is_err());
+        hub.add_camera(b.clone());
+        hub.publish(frame(&a, 0)).unwrap();
+        hub.publish(frame(&b, 0)).unwrap();
+        assert_eq!(hub.pending(), 2);
+        // Removing drops the pending frame; publishing fails; the slot is reused.
+        assert!(hub.remove_camera("a"));
+        assert!(!hub.remove_camera("a"));
+        assert_eq!(hub.pending(), 1);
+        assert_eq!(
+            hub.publish(frame(&a, 1)),
+            Err(PublishError::UnknownCamera(a.clone()))
+        );
+        assert!(hub.stats("a").is_none());
+        let c: CameraId = "c".into();
+        hub.add_camera(c.clone());
+        assert_eq!(hub.cameras(), vec![c.clone(), b.clone()]);
+        assert_eq!(hub.stats("c").unwrap(), HubStats::default());
+        hub.publish(frame(&c, 0)).unwrap();
+        let mut out = Vec::new();
+        assert!(hub.take(8, Duration::ZERO, &mut out));
+        let got: Vec<&str> = out.iter().map(|f| f.camera.as_ref()).collect();
+        assert_eq!(got.len(), 2);
+        assert!(got.contains(&"b") && got.contains(&"c"));
+        assert_eq!(hub.dropped_total(), 0);
+    }
+
+    #[test]
+    fn a_waiting_publisher_of_a_removed_camera_is_told() {
+        let a: CameraId = "a".into();
+        let hub = FrameHub::new([a.clone()]);
+        hub.publish(frame(&a, 0)).unwrap();
+        let h2 = hub.clone();
+        let a2 = a.clone();
+        let t = std::thread::spawn(move || h2.publish_when_free(frame(&a2, 1), || true));
+        std::thread::sleep(Duration::from_millis(100));
+        hub.remove_camera("a");
+        assert_eq!(
+            t.join().unwrap(),
+            Err(PublishError::UnknownCamera(a.clone()))
+        );
     }
 }

@@ -42,6 +42,28 @@ pub struct FusionStage;
 #[derive(Debug)]
 pub struct FusionHandle {
     thread: JoinHandle<()>,
+    cameras: Sender<CameraChange>,
+}
+
+/// A camera changed live (see [`Fusion::set_camera`]).
+#[derive(Debug, Clone)]
+pub struct CameraChange {
+    /// Camera id.
+    pub id: String,
+    /// Its new settings; `None`: stopped.
+    pub config: Option<lookout_config::cameras::CameraConfig>,
+}
+
+/// Tells the fusion thread about cameras changed live (a bounded queue: a change waits at
+/// most for the fusion step in progress).
+#[derive(Debug, Clone)]
+pub struct FusionCameras(Sender<CameraChange>);
+
+impl FusionCameras {
+    /// Sends one change; false if fusion has stopped.
+    pub fn send(&self, change: CameraChange) -> bool {
+        self.0.send_timeout(change, Duration::from_secs(5)).is_ok()
+    }
 }
 
 impl FusionStage {
@@ -54,20 +76,29 @@ impl FusionStage {
         tap: impl FusionTap,
     ) -> std::io::Result<FusionHandle> {
         let fusion = Fusion::new(cfg);
+        let (cameras_tx, cameras_rx) = crossbeam_channel::bounded::<CameraChange>(64);
         let thread = std::thread::Builder::new()
             .name("fusion".into())
             .spawn(move || match fusion {
-                Ok(f) => run(f, events, hotspots, output, tap),
+                Ok(f) => run(f, events, hotspots, cameras_rx, output, tap),
                 Err(e) => {
                     tracing::error!(error = %e, "Cannot start fusion; events will not become incidents.");
                     for _ in events {}
                 }
             })?;
-        Ok(FusionHandle { thread })
+        Ok(FusionHandle {
+            thread,
+            cameras: cameras_tx,
+        })
     }
 }
 
 impl FusionHandle {
+    /// The handle that tells fusion about cameras changed live.
+    pub fn cameras(&self) -> FusionCameras {
+        FusionCameras(self.cameras.clone())
+    }
+
     /// Waits for the thread (it exits once its events input has closed). Err if it
     /// panicked.
     pub fn join(self) -> std::thread::Result<()> {
@@ -88,6 +119,7 @@ fn run(
     mut fusion: Fusion,
     events: Receiver<FusionMsg>,
     mut hotspots: Receiver<Hotspot>,
+    mut cameras: Receiver<CameraChange>,
     output: Sender<Incident>,
     mut tap: impl FusionTap,
 ) {
@@ -121,6 +153,10 @@ fn run(
                 }
                 // Every hotspot source has finished; keep fusing events.
                 Err(_) => hotspots = crossbeam_channel::never(),
+            },
+            recv(cameras) -> c => match c {
+                Ok(c) => fusion.set_camera(&c.id, c.config.as_ref()),
+                Err(_) => cameras = crossbeam_channel::never(),
             },
             recv(tick) -> _ => {
                 for (camera, t) in &clocks {

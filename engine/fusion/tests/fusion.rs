@@ -1828,3 +1828,27 @@ fn a_recurring_health_situation_within_the_cooldown_is_one_incident() {
     );
     assert_ne!(out.last().unwrap().id, last.id);
 }
+
+#[test]
+fn cameras_changed_live_gain_and_lose_their_bearings() {
+    let cfg = rhodes_config();
+    let mut f = Fusion::new(&cfg).unwrap();
+    let b = "tower-tsambika";
+    let before = f.camera(b).unwrap().position;
+    // Disabled live: no geometry, so its events get no bearing.
+    f.set_camera(b, None);
+    assert!(f.camera(b).is_none());
+    // Added back under a new id, 0.01° further north: a new geometry.
+    let mut moved = cfg.camera(b).unwrap().clone();
+    moved.id = "tower-new".into();
+    if let Some(g) = moved.geo.as_mut() {
+        g.lat += 0.01;
+    }
+    f.set_camera("tower-new", Some(&moved));
+    let p = f.camera("tower-new").unwrap().position;
+    assert!((p.lat - before.lat - 0.01).abs() < 1e-9);
+    // A disabled entry is not located.
+    moved.enabled = false;
+    f.set_camera("tower-new", Some(&moved));
+    assert!(f.camera("tower-new").is_none());
+}

@@ -32,7 +32,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -153,9 +153,9 @@ struct Shared {
     generation: AtomicU64,
     shadow: Vec<ShadowCounters>,
     opts: RuntimeOptions,
-    plans: HashMap<CameraId, CameraPlan>,
-    cameras: Vec<CameraId>,
-    counters: HashMap<CameraId, CameraCounters>,
+    /// What each camera runs and its counters; changed when a camera starts or stops live
+    /// ([`ModelSwitch::set_camera`]). Workers hold the read lock for one frame group.
+    table: RwLock<CameraTable>,
     /// Last sequence number sent per camera; locked across the sends of one frame so that
     /// per-camera order holds with several workers.
     sent: Mutex<HashMap<CameraId, u64>>,
@@ -169,6 +169,76 @@ struct Shared {
     palette: Option<RolePalette>,
     /// `rules.person_class`.
     person_class: Arc<str>,
+}
+
+/// The cameras inference knows, with their plans and counters.
+#[derive(Default)]
+struct CameraTable {
+    cameras: Vec<CameraId>,
+    plans: HashMap<CameraId, Arc<CameraPlan>>,
+    counters: HashMap<CameraId, Arc<CameraCounters>>,
+}
+
+impl CameraTable {
+    fn set(&mut self, cam: &CameraId, plan: CameraPlan) {
+        if !self.cameras.contains(cam) {
+            self.cameras.push(cam.clone());
+        }
+        self.plans.insert(cam.clone(), Arc::new(plan));
+        self.counters.entry(cam.clone()).or_default();
+    }
+
+    fn remove(&mut self, cam: &str) -> bool {
+        self.cameras.retain(|c| c.as_ref() != cam);
+        self.counters.remove(cam);
+        self.plans.remove(cam).is_some()
+    }
+}
+
+/// What camera `cam` runs under `cfg` (its `models`, tiles and zone crops).
+fn camera_plan(
+    cfg: &Config,
+    cam: &CameraId,
+    models: &[ModelEntry],
+) -> Result<CameraPlan, InferError> {
+    let mut plan = CameraPlan::default();
+    let Some(cc) = cfg.camera(cam) else {
+        warn!(camera = %cam, "Camera is in the frame hub but not in the configuration; it runs no model.");
+        return Ok(plan);
+    };
+    for m in &cc.models {
+        let Some(i) = models.iter().position(|e| e.name.as_ref() == m.as_str()) else {
+            return Err(InferError::Config(format!(
+                "camera {cam:?} lists model {m:?}, which is not a [models.NAME] entry"
+            )));
+        };
+        let tile = cfg
+            .inference
+            .camera_tiles
+            .get(cam.as_ref())
+            .cloned()
+            .or_else(|| models[i].tile.clone());
+        let zones = cfg
+            .inference
+            .camera_zones
+            .get(cam.as_ref())
+            .filter(|_| {
+                models[i]
+                    .model
+                    .class_index(&cfg.rules.person_class)
+                    .is_some()
+            })
+            .map(|z| Arc::new(tiling::ZoneCrops::from_config(z, cam, &cfg.rules)));
+        if let Some(z) = &zones {
+            info!(camera = %cam, model = %models[i].name, zones = z.crops.len(), full_frame = z.full_frame, "Zone crops at native resolution.");
+        }
+        plan.models.push(ModelPlan {
+            model: i,
+            tile,
+            zones,
+        });
+    }
+    Ok(plan)
 }
 
 /// Per-camera statistics.
@@ -247,7 +317,6 @@ impl InferenceService {
         let opts = RuntimeOptions::from_config(&cfg.inference);
         let mut models = Vec::new();
         let mut slots = Vec::new();
-        let mut index = HashMap::new();
         for (name, r) in &cfg.models {
             let path = cfg.resolve_path(r.manifest.value());
             let model = Model::load(&path)?;
@@ -269,56 +338,16 @@ impl InferenceService {
                 live: model.clone(),
                 shadow,
             });
-            index.insert(name.clone(), models.len());
             models.push(ModelEntry {
                 name: Arc::from(name.as_str()),
                 tile: r.tile.clone().or_else(|| model.manifest.tile.clone()),
                 model,
             });
         }
-        let mut plans = HashMap::new();
+        let mut table = CameraTable::default();
         for cam in hub.cameras() {
-            let mut plan = CameraPlan::default();
-            match cfg.camera(cam) {
-                Some(cc) => {
-                    for m in &cc.models {
-                        let Some(&i) = index.get(m) else {
-                            return Err(InferError::Config(format!(
-                                "camera {cam:?} lists model {m:?}, which is not a [models.NAME] entry"
-                            )));
-                        };
-                        let tile = cfg
-                            .inference
-                            .camera_tiles
-                            .get(cam.as_ref())
-                            .cloned()
-                            .or_else(|| models[i].tile.clone());
-                        let zones = cfg
-                            .inference
-                            .camera_zones
-                            .get(cam.as_ref())
-                            .filter(|_| {
-                                models[i]
-                                    .model
-                                    .class_index(&cfg.rules.person_class)
-                                    .is_some()
-                            })
-                            .map(|z| Arc::new(tiling::ZoneCrops::from_config(z, cam, &cfg.rules)));
-                        if let Some(z) = &zones {
-                            info!(camera = %cam, model = %models[i].name, zones = z.crops.len(), full_frame = z.full_frame, "Zone crops at native resolution.");
-                        }
-                        plan.models.push(ModelPlan {
-                            model: i,
-                            tile,
-                            zones,
-                        });
-                    }
-                }
-                None => {
-                    warn!(camera = %cam, "Camera is in the frame hub but not in the configuration; it runs no model.")
-                }
-            }
-            plans.insert(cam.clone(), plan);
+            let plan = camera_plan(cfg, &cam, &models)?;
+            table.set(&cam, plan);
         }
         let workers_n = cfg.inference.workers.max(1);
         // Build all sessions before starting any thread, so a bad model fails `start`.
@@ -352,12 +381,7 @@ impl InferenceService {
             group_latency: Arc::new(Histogram::latency()),
         };
         let shared = Arc::new(Shared {
-            counters: hub
-                .cameras()
-                .iter()
-                .map(|c| (c.clone(), CameraCounters::default()))
-                .collect(),
-            cameras: hub.cameras().to_vec(),
+            table: RwLock::new(table),
             sent: Mutex::new(HashMap::new()),
             stats: Mutex::new(WorkerStats {
                 batch_hist: vec![
@@ -379,7 +403,6 @@ impl InferenceService {
             generation: AtomicU64::new(0),
             opts,
             models,
-            plans,
             max_batch,
             max_wait: Duration::from_millis(cfg.inference.max_wait_ms),
             started: Instant::now(),
@@ -438,8 +461,11 @@ impl InferenceService {
         let elapsed = sh.started.elapsed().as_secs_f32().max(1e-6);
         let mut cameras = std::collections::BTreeMap::new();
         let mut analysed = 0;
-        for cam in &sh.cameras {
-            let c = &sh.counters[cam];
+        let table = sh.table.read().unwrap_or_else(|e| e.into_inner());
+        for cam in &table.cameras {
+            let Some(c) = table.counters.get(cam) else {
+                continue;
+            };
             let hub = sh.hub.stats(cam).unwrap_or_default();
             let a = c.analysed.load(Ordering::Relaxed);
             analysed += a;
@@ -634,6 +660,45 @@ impl ModelSwitch {
             .ok_or_else(|| InferError::Config("inference has stopped".into()))
     }
 
+    /// Makes inference run camera `cam` as `cfg` says (a camera started or changed live;
+    /// its frames use the new plan from the next frame group on). `restarted`: the camera's
+    /// frame numbers start again, so its last-sent number is forgotten.
+    pub fn set_camera(
+        &self,
+        cfg: &Config,
+        cam: &CameraId,
+        restarted: bool,
+    ) -> Result<(), InferError> {
+        let sh = self.shared()?;
+        let plan = camera_plan(cfg, cam, &sh.models)?;
+        sh.table
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .set(cam, plan);
+        if restarted {
+            sh.sent
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(cam);
+        }
+        Ok(())
+    }
+
+    /// Forgets camera `cam` (stopped live). Returns whether it was known.
+    pub fn remove_camera(&self, cam: &str) -> Result<bool, InferError> {
+        let sh = self.shared()?;
+        sh.sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(cam);
+        let known = sh
+            .table
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(cam);
+        Ok(known)
+    }
+
     fn index(sh: &Shared, name: &str) -> Result<usize, InferError> {
         sh.models
             .iter()
@@ -809,19 +874,16 @@ fn process(
 ) -> Result<bool, InferError> {
     // Behind: the hub replaced a live frame since this worker's previous group. Shadow
     // work is dropped first.
-    let dropped: u64 = sh
-        .cameras
-        .iter()
-        .filter_map(|c| sh.hub.stats(c))
-        .map(|h| h.dropped)
-        .sum();
+    let dropped = sh.hub.dropped_total();
     let behind = dropped > s.hub_dropped;
     s.hub_dropped = dropped;
+    // The cameras' plans, for this group (a camera changed live takes effect next group).
+    let table = sh.table.read().unwrap_or_else(|e| e.into_inner());
     // Skip moving PTZ frames.
     s.live.clear();
     for (i, f) in s.frames.iter().enumerate() {
         if f.is_moving() {
-            if let Some(c) = sh.counters.get(&f.camera) {
+            if let Some(c) = table.counters.get(&f.camera) {
                 c.skipped_moving.fetch_add(1, Ordering::Relaxed);
             }
             debug!(camera = %f.camera, seq = f.seq, "Frame skipped: PTZ camera moving.");
@@ -837,7 +899,7 @@ fn process(
         s.jobs.clear();
         for &fi in &s.live {
             let f = &s.frames[fi];
-            let Some(plan) = sh.plans.get(&f.camera) else {
+            let Some(plan) = table.plans.get(&f.camera) else {
                 continue;
             };
             let Some(mp) = plan.models.iter().find(|p| p.model == mi) else {
@@ -908,11 +970,11 @@ fn process(
     for &fi in &s.live {
         let f = &s.frames[fi];
         let stats = ImageStats::compute(f);
-        let plan = sh.plans.get(&f.camera);
+        let plan = table.plans.get(&f.camera);
         let mut sent = sh.sent.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(&last) = sent.get(&f.camera) {
             if f.seq <= last {
-                if let Some(c) = sh.counters.get(&f.camera) {
+                if let Some(c) = table.counters.get(&f.camera) {
                     c.reordered.fetch_add(1, Ordering::Relaxed);
                 }
                 debug!(camera = %f.camera, seq = f.seq, last, "Result shed: a newer frame of this camera was already sent.");
@@ -973,7 +1035,7 @@ fn process(
             }
         }
         drop(sent);
-        if let Some(c) = sh.counters.get(&f.camera) {
+        if let Some(c) = table.counters.get(&f.camera) {
             c.analysed.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -672,3 +672,114 @@ max_vacant_s = 20
         }
     }
 }
+
+#[test]
+fn cameras_changed_live_get_their_plan_and_lose_it() {
+    let img = lookout_imageops::load_rgb8(
+        &shared().join("datasets/pennfudan-person/images/FudanPed00001.jpg"),
+    )
+    .unwrap();
+    let toml = format!(
+        r#"
+[inference]
+workers = 1
+max_wait_ms = 5
+
+[models.person]
+manifest = {manifest:?}
+
+[[cameras]]
+id = "c0"
+source = {{ kind = "test" }}
+models = ["person"]
+[[cameras]]
+id = "c1"
+enabled = false
+source = {{ kind = "test" }}
+models = ["person"]
+"#,
+        manifest = nanodet_manifest().display().to_string()
+    );
+    let mut cfg = lookout_config::parse(&toml, "test.toml", Path::new(".")).unwrap();
+    let hub = FrameHub::new([CameraId::from("c0")]);
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    let svc = InferenceService::start(&cfg, hub.clone(), tx).unwrap();
+    let switch = svc.switch();
+    let frame = |cam: &str, seq: u64| {
+        Frame::from_rgb(
+            CameraId::from(cam),
+            seq,
+            chrono::Utc::now(),
+            img.width,
+            img.height,
+            img.data.clone(),
+        )
+    };
+    // The number of confident people in the result of (cam, seq), waiting for it.
+    let result = |cam: &str, seq: u64| -> Option<usize> {
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < until {
+            if let Ok(StageMsg::Frame(r)) = rx.recv_timeout(Duration::from_millis(100)) {
+                if r.camera.as_ref() == cam && r.seq == seq {
+                    return Some(r.detections.iter().filter(|d| d.score >= 0.5).count());
+                }
+            }
+        }
+        None
+    };
+    hub.publish(frame("c0", 1)).unwrap();
+    assert!(
+        result("c0", 1).is_some_and(|n| n >= 1),
+        "c0 runs the person model"
+    );
+
+    // c1 enabled live: the plan first, then its frames.
+    cfg.cameras[1].enabled = true;
+    switch
+        .set_camera(&cfg, &CameraId::from("c1"), false)
+        .unwrap();
+    hub.add_camera("c1".into());
+    hub.publish(frame("c1", 7)).unwrap();
+    assert!(
+        result("c1", 7).is_some_and(|n| n >= 1),
+        "c1 runs the person model"
+    );
+    assert_eq!(svc.stats().cameras["c1"].analysed, 1);
+
+    // Restarted: its numbers may start again, and are not shed as out of order.
+    switch
+        .set_camera(&cfg, &CameraId::from("c1"), true)
+        .unwrap();
+    hub.publish(frame("c1", 0)).unwrap();
+    assert!(
+        result("c1", 0).is_some(),
+        "a restarted camera's first frame is analysed"
+    );
+    assert_eq!(svc.stats().cameras["c1"].reordered, 0);
+
+    // A camera listing an unknown model is refused, naming both.
+    let mut bad = cfg.clone();
+    bad.cameras[1].models = vec!["nope".into()];
+    let err = switch
+        .set_camera(&bad, &CameraId::from("c1"), false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("c1") && err.contains("nope"), "{err}");
+
+    // Stopped live: gone from the statistics; c0 unaffected.
+    assert!(switch.remove_camera("c1").unwrap());
+    assert!(!switch.remove_camera("c1").unwrap());
+    hub.remove_camera("c1");
+    assert!(!svc.stats().cameras.contains_key("c1"));
+    hub.publish(frame("c0", 2)).unwrap();
+    assert!(result("c0", 2).is_some());
+    hub.close();
+    drop(rx);
+    svc.join();
+    // After the service has stopped the switch says so.
+    assert!(switch
+        .set_camera(&cfg, &CameraId::from("c1"), false)
+        .unwrap_err()
+        .to_string()
+        .contains("stopped"));
+}

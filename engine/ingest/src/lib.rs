@@ -80,7 +80,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use lookout_config::cameras::SourceConfig;
+use lookout_config::cameras::{CameraConfig, SourceConfig};
 use lookout_config::Config;
 use lookout_core::{CameraHealth, CameraId, CameraStatus, FrameHub, FrameRing};
 use serde::Serialize;
@@ -108,6 +108,9 @@ pub enum IngestError {
         /// What went wrong.
         reason: String,
     },
+    /// Ingest has shut down; no camera starts any more.
+    #[error("camera {0:?}: ingest has stopped")]
+    Stopped(String),
     /// An enabled camera is not registered with the frame hub it would publish into.
     #[error("camera {0:?} is enabled but not registered with the frame hub (build the hub from lookout_ingest::camera_ids)")]
     NotInHub(String),
@@ -199,15 +202,33 @@ pub fn camera_ids(cfg: &Config) -> Vec<CameraId> {
         .collect()
 }
 
-/// Running cameras.
+/// One running camera.
+struct Running {
+    shared: Arc<CameraShared>,
+    /// The settings it was started with (a change restarts it).
+    config: CameraConfig,
+    thread: Option<JoinHandle<()>>,
+    /// Dropped to tell the supervisor to stop.
+    stop: Option<Sender<()>>,
+    /// The supervisor reports here when it has finished.
+    done: crossbeam_channel::Receiver<usize>,
+}
+
+/// What [`Ingest`] needs to start a camera, at start or later.
+struct Spawner {
+    /// The configuration ingest started with (ingest settings, clips, templates, paths).
+    cfg: Config,
+    engine_start: chrono::DateTime<chrono::Utc>,
+    /// `None` once ingest has shut down (so the health channel can close).
+    health: Option<Sender<CameraHealth>>,
+}
+
+/// Running cameras. Cameras can be started and stopped while the others run
+/// ([`Ingest::start_camera`], [`Ingest::stop_camera`]).
 pub struct Ingest {
-    cameras: Vec<Arc<CameraShared>>,
-    threads: Vec<Option<JoinHandle<()>>>,
+    running: std::sync::Mutex<Vec<Running>>,
+    spawner: std::sync::Mutex<Spawner>,
     hub: Arc<FrameHub>,
-    /// Dropped to tell every supervisor to stop.
-    shutdown_tx: Option<Sender<()>>,
-    /// Supervisors report their index here when they have finished.
-    done_rx: crossbeam_channel::Receiver<usize>,
     /// The incident clip writer (`[alerts.clips] enabled`).
     clips: Option<Arc<clips::ClipWriter>>,
 }
@@ -217,7 +238,11 @@ impl std::fmt::Debug for Ingest {
         f.debug_struct("Ingest")
             .field(
                 "cameras",
-                &self.cameras.iter().map(|c| &c.id).collect::<Vec<_>>(),
+                &self
+                    .lock_running()
+                    .iter()
+                    .map(|c| c.shared.id.clone())
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -233,6 +258,148 @@ fn init_gst() -> Result<(), IngestError> {
     Ok(())
 }
 
+/// Builds camera `cam`'s supervisor and starts its thread. `seq_from`: the first frame
+/// number (a restarted camera continues its numbering).
+fn spawn_camera(
+    sp: &Spawner,
+    hub: &Arc<FrameHub>,
+    cam: &CameraConfig,
+    packets: Option<Arc<clips::PacketRing>>,
+    seq_from: u64,
+    index: usize,
+) -> Result<Running, IngestError> {
+    let cfg = &sp.cfg;
+    let Some(health) = sp.health.clone() else {
+        return Err(IngestError::Stopped(cam.id.clone()));
+    };
+    let id: CameraId = cam.id.as_str().into();
+    if !hub.contains(&id) {
+        return Err(IngestError::NotInHub(cam.id.clone()));
+    }
+    let text =
+        template::pipeline_text(cfg, &cam.source).map_err(|reason| IngestError::Template {
+            camera: cam.id.clone(),
+            reason,
+        })?;
+    let (source_desc, file, time) = match &cam.source {
+        SourceConfig::File {
+            looping,
+            start_time,
+            realtime,
+            ..
+        } => {
+            let path = text.file.clone().unwrap_or_default();
+            (
+                format!("file {:?}", path.display().to_string()),
+                Some((path, *looping, *realtime)),
+                TimeBase::Replay {
+                    start: start_time.unwrap_or(sp.engine_start),
+                },
+            )
+        }
+        SourceConfig::Rtsp { url, .. } | SourceConfig::Rtmp { url } | SourceConfig::Srt { url } => {
+            (url.redacted(), None, TimeBase::Live)
+        }
+        SourceConfig::UdpTs { port, address } => {
+            (format!("udp://{address}:{port}"), None, TimeBase::Live)
+        }
+        SourceConfig::Test { pattern, .. } => {
+            (format!("test pattern {pattern:?}"), None, TimeBase::Live)
+        }
+    };
+    let tour_epoch = match time {
+        TimeBase::Replay { start } => start,
+        TimeBase::Live => sp.engine_start,
+    };
+    let ptz = cam.ptz.clone().map(|p| {
+        Arc::new(PtzTour::new(
+            p,
+            cam.geo.as_ref().map(|g| g.tilt_deg),
+            tour_epoch,
+        ))
+    });
+    let shared = Arc::new(CameraShared::new(
+        id.clone(),
+        cam.source.kind(),
+        source_desc,
+        cfg.ingest.ring_frames,
+        packets,
+        health,
+    ));
+    shared.seq.store(seq_from, Ordering::Relaxed);
+    let setup = FrameSetup {
+        camera: shared.clone(),
+        hub: hub.clone(),
+        time,
+        ptz,
+        fps_cap: cam.effective_fps(&cfg.ingest),
+        keyframes_only: cam.keyframes_only,
+        max_side: cam.effective_max_side(&cfg.ingest),
+        wait_for_inference: matches!(
+            cam.source,
+            SourceConfig::File {
+                realtime: false,
+                ..
+            }
+        ),
+        pool: pool::BytePool::new(cfg.ingest.ring_frames + 4),
+    };
+    let seed = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    }) ^ chrono::Utc::now().timestamp_subsec_nanos() as u64;
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<usize>(1);
+    let sup = Supervisor {
+        setup,
+        launch: text.launch,
+        redacted: text.redacted,
+        file,
+        stall: Duration::from_secs_f64(cfg.ingest.stall_timeout_s),
+        backoff: Backoff::new(
+            Duration::from_secs_f64(cfg.ingest.backoff_initial_s),
+            Duration::from_secs_f64(cfg.ingest.backoff_max_s),
+            seed,
+        ),
+        shutdown: stop_rx,
+        done: done_tx,
+        index,
+    };
+    shared.set_status(CameraStatus::Starting);
+    info!(camera = %id, kind = cam.source.kind(), source = %shared.source_desc, "Starting camera.");
+    let handle = std::thread::Builder::new()
+        .name(format!("ingest-{}", cam.id))
+        .spawn(move || sup.run())
+        .map_err(|source| IngestError::Thread {
+            camera: cam.id.clone(),
+            source,
+        })?;
+    Ok(Running {
+        shared,
+        config: cam.clone(),
+        thread: Some(handle),
+        stop: Some(stop_tx),
+        done: done_rx,
+    })
+}
+
+/// Waits (until `until`) for the supervisors of `cams`, already told to stop; returns how
+/// many stopped. Those still busy are left detached (logged).
+fn join_stopped(cams: &mut [Running], until: Instant) -> usize {
+    let mut stopped = 0;
+    for c in cams.iter_mut() {
+        let left = until.saturating_duration_since(Instant::now());
+        if c.done.recv_timeout(left).is_ok() {
+            if let Some(h) = c.thread.take() {
+                let _ = h.join();
+            }
+            stopped += 1;
+        } else {
+            warn!(camera = %c.shared.id, "Camera did not stop before its deadline; abandoned.");
+        }
+    }
+    stopped
+}
+
 impl Ingest {
     /// Starts every enabled camera: one supervisor thread and pipeline each. Initialises
     /// GStreamer (idempotent). Cameras that fail later report it through their status;
@@ -244,126 +411,30 @@ impl Ingest {
         health: Sender<CameraHealth>,
     ) -> Result<Ingest, IngestError> {
         init_gst()?;
-        let engine_start = chrono::Utc::now();
-        let (shutdown_tx, shutdown_rx) = crossbeam_channel::bounded::<()>(0);
-        let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        let mut cameras = Vec::new();
-        let mut threads = Vec::new();
+        let sp = Spawner {
+            cfg: cfg.clone(),
+            engine_start: chrono::Utc::now(),
+            health: Some(health),
+        };
         let clip_cfg = &cfg.alerts.clips;
         let mut packet_rings = Vec::new();
+        let mut running = Vec::new();
         for (index, cam) in cfg.enabled_cameras().enumerate() {
-            let id: CameraId = cam.id.as_str().into();
-            if !hub.cameras().contains(&id) {
-                return Err(IngestError::NotInHub(cam.id.clone()));
-            }
-            let text = template::pipeline_text(cfg, &cam.source).map_err(|reason| {
-                IngestError::Template {
-                    camera: cam.id.clone(),
-                    reason,
-                }
-            })?;
-            let (source_desc, file, time) = match &cam.source {
-                SourceConfig::File {
-                    looping,
-                    start_time,
-                    realtime,
-                    ..
-                } => {
-                    let path = text.file.clone().unwrap_or_default();
-                    (
-                        format!("file {:?}", path.display().to_string()),
-                        Some((path, *looping, *realtime)),
-                        TimeBase::Replay {
-                            start: start_time.unwrap_or(engine_start),
-                        },
-                    )
-                }
-                SourceConfig::Rtsp { url, .. }
-                | SourceConfig::Rtmp { url }
-                | SourceConfig::Srt { url } => (url.redacted(), None, TimeBase::Live),
-                SourceConfig::UdpTs { port, address } => {
-                    (format!("udp://{address}:{port}"), None, TimeBase::Live)
-                }
-                SourceConfig::Test { pattern, .. } => {
-                    (format!("test pattern {pattern:?}"), None, TimeBase::Live)
-                }
-            };
-            let tour_epoch = match time {
-                TimeBase::Replay { start } => start,
-                TimeBase::Live => engine_start,
-            };
-            let ptz = cam.ptz.clone().map(|p| {
-                Arc::new(PtzTour::new(
-                    p,
-                    cam.geo.as_ref().map(|g| g.tilt_deg),
-                    tour_epoch,
-                ))
-            });
-            // A test pattern has no encoded video to keep.
-            let packets = (clip_cfg.enabled && !matches!(cam.source, SourceConfig::Test { .. }))
-                .then(|| {
-                    Arc::new(clips::PacketRing::new(
-                        clip_cfg.ring_bytes(),
-                        clip_cfg.ring_seconds(),
-                    ))
-                });
+            let packets = packet_ring(cfg, cam);
             if let Some(r) = &packets {
-                packet_rings.push((id.clone(), r.clone()));
+                packet_rings.push((CameraId::from(cam.id.as_str()), r.clone()));
             }
-            let shared = Arc::new(CameraShared::new(
-                id.clone(),
-                cam.source.kind(),
-                source_desc,
-                cfg.ingest.ring_frames,
-                packets,
-                health.clone(),
-            ));
-            let setup = FrameSetup {
-                camera: shared.clone(),
-                hub: hub.clone(),
-                time,
-                ptz,
-                fps_cap: cam.effective_fps(&cfg.ingest),
-                keyframes_only: cam.keyframes_only,
-                max_side: cam.effective_max_side(&cfg.ingest),
-                wait_for_inference: matches!(
-                    cam.source,
-                    SourceConfig::File {
-                        realtime: false,
-                        ..
+            match spawn_camera(&sp, &hub, cam, packets, 0, index) {
+                Ok(r) => running.push(r),
+                Err(e) => {
+                    // Stop what was started before failing.
+                    for r in &mut running {
+                        drop(r.stop.take());
                     }
-                ),
-                pool: pool::BytePool::new(cfg.ingest.ring_frames + 4),
-            };
-            let seed = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-            }) ^ engine_start.timestamp_subsec_nanos() as u64;
-            let sup = Supervisor {
-                setup,
-                launch: text.launch,
-                redacted: text.redacted,
-                file,
-                stall: Duration::from_secs_f64(cfg.ingest.stall_timeout_s),
-                backoff: Backoff::new(
-                    Duration::from_secs_f64(cfg.ingest.backoff_initial_s),
-                    Duration::from_secs_f64(cfg.ingest.backoff_max_s),
-                    seed,
-                ),
-                shutdown: shutdown_rx.clone(),
-                done: done_tx.clone(),
-                index,
-            };
-            shared.set_status(CameraStatus::Starting);
-            info!(camera = %id, kind = cam.source.kind(), source = %shared.source_desc, "Starting camera.");
-            let handle = std::thread::Builder::new()
-                .name(format!("ingest-{}", cam.id))
-                .spawn(move || sup.run())
-                .map_err(|source| IngestError::Thread {
-                    camera: cam.id.clone(),
-                    source,
-                })?;
-            cameras.push(shared);
-            threads.push(Some(handle));
+                    join_stopped(&mut running, Instant::now() + Duration::from_secs(5));
+                    return Err(e);
+                }
+            }
         }
         let clips = if clip_cfg.enabled {
             let writer = clips::ClipWriter::spawn(clip_cfg, packet_rings).map_err(|source| {
@@ -377,13 +448,83 @@ impl Ingest {
             None
         };
         Ok(Ingest {
-            cameras,
-            threads,
+            running: std::sync::Mutex::new(running),
+            spawner: std::sync::Mutex::new(sp),
             hub,
-            shutdown_tx: Some(shutdown_tx),
-            done_rx,
             clips,
         })
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, Vec<Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The settings each running camera was started with.
+    pub fn running_configs(&self) -> Vec<CameraConfig> {
+        self.lock_running()
+            .iter()
+            .map(|c| c.config.clone())
+            .collect()
+    }
+
+    /// Starts camera `cam` while the others run (a camera added or enabled live), or
+    /// restarts it if it runs (its settings changed): the old pipeline is stopped within
+    /// `deadline` first, and frame numbers continue where it stopped. Registers it with
+    /// the frame hub. Returns whether it was restarted.
+    pub fn start_camera(
+        &self,
+        cam: &CameraConfig,
+        deadline: Duration,
+    ) -> Result<bool, IngestError> {
+        let id: CameraId = cam.id.as_str().into();
+        let old = self.take_running(&cam.id);
+        let restarted = old.is_some();
+        let mut seq_from = 0;
+        if let Some(mut old) = old {
+            drop(old.stop.take());
+            join_stopped(std::slice::from_mut(&mut old), Instant::now() + deadline);
+            seq_from = old.shared.seq.load(Ordering::Relaxed);
+        }
+        let sp = self.spawner.lock().unwrap_or_else(|e| e.into_inner());
+        let packets = packet_ring(&sp.cfg, cam);
+        self.hub.add_camera(id.clone());
+        let index = self.lock_running().len();
+        match spawn_camera(&sp, &self.hub, cam, packets.clone(), seq_from, index) {
+            Ok(r) => {
+                if let (Some(w), Some(p)) = (&self.clips, packets) {
+                    w.set_ring(id, Some(p));
+                }
+                self.lock_running().push(r);
+                Ok(restarted)
+            }
+            Err(e) => {
+                self.hub.remove_camera(&cam.id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops camera `id` while the others run (removed or disabled live): its pipeline is
+    /// stopped within `deadline`, it leaves the frame hub (a pending frame is dropped) and
+    /// the clip writer. Returns whether it was running.
+    pub fn stop_camera(&self, id: &str, deadline: Duration) -> bool {
+        let Some(mut old) = self.take_running(id) else {
+            return false;
+        };
+        drop(old.stop.take());
+        join_stopped(std::slice::from_mut(&mut old), Instant::now() + deadline);
+        self.hub.remove_camera(id);
+        if let Some(w) = &self.clips {
+            w.set_ring(id.into(), None);
+        }
+        info!(camera = %id, "Camera stopped.");
+        true
+    }
+
+    fn take_running(&self, id: &str) -> Option<Running> {
+        let mut running = self.lock_running();
+        let i = running.iter().position(|c| c.shared.id.as_ref() == id)?;
+        Some(running.remove(i))
     }
 
     /// The incident clip writer, when `[alerts.clips] enabled` (hand it to the incidents
@@ -394,25 +535,26 @@ impl Ingest {
 
     /// Each camera's ring of recent frames (snapshots, live view).
     pub fn rings(&self) -> HashMap<CameraId, Arc<FrameRing>> {
-        self.cameras
+        self.lock_running()
             .iter()
-            .map(|c| (c.id.clone(), c.ring.clone()))
+            .map(|c| (c.shared.id.clone(), c.shared.ring.clone()))
             .collect()
     }
 
     /// A camera's current status (`None` for an unknown or disabled camera).
     pub fn status(&self, camera: &str) -> Option<CameraStatus> {
-        self.cameras
+        self.lock_running()
             .iter()
-            .find(|c| c.id.as_ref() == camera)
-            .map(|c| c.status())
+            .find(|c| c.shared.id.as_ref() == camera)
+            .map(|c| c.shared.status())
     }
 
     /// Counters and status of every camera.
     pub fn stats(&self) -> Vec<CameraStats> {
-        self.cameras
+        self.lock_running()
             .iter()
             .map(|c| {
+                let c = &c.shared;
                 let n = &c.counters;
                 let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
                 CameraStats {
@@ -440,28 +582,24 @@ impl Ingest {
     /// Stops every camera: each supervisor sets its pipeline to Null (which stops the
     /// source first and joins GStreamer's streaming threads), then exits; supervisors are
     /// joined until `deadline`. Supervisors still busy then are left detached (logged).
-    /// Finally the hub is closed, so inference drains what is pending and stops.
-    pub fn shutdown(mut self, deadline: Duration) {
+    /// Finally the hub is closed, so inference drains what is pending and stops, and the
+    /// health channel's last sender held here is dropped. No camera starts afterwards.
+    pub fn shutdown(&self, deadline: Duration) {
         let until = Instant::now() + deadline;
-        drop(self.shutdown_tx.take());
-        let mut remaining = self.threads.iter().filter(|t| t.is_some()).count();
-        while remaining > 0 {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.done_rx.recv_timeout(left) {
-                Ok(i) => {
-                    if let Some(h) = self.threads.get_mut(i).and_then(Option::take) {
-                        let _ = h.join();
-                    }
-                    remaining -= 1;
-                }
-                Err(_) => break,
-            }
+        drop(
+            self.spawner
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .health
+                .take(),
+        );
+        let mut cams = std::mem::take(&mut *self.lock_running());
+        for c in &mut cams {
+            drop(c.stop.take());
         }
-        for (i, t) in self.threads.iter().enumerate() {
-            if t.is_some() {
-                warn!(camera = %self.cameras[i].id, "Camera did not stop before the shutdown deadline; abandoned.");
-            }
-        }
+        let stopped = join_stopped(&mut cams, until);
+        let total = cams.len();
+        drop(cams);
         self.hub.close();
         if let Some(c) = &self.clips {
             // Pending clips are written with the packets they have.
@@ -471,8 +609,20 @@ impl Ingest {
                     .max(Duration::from_secs(2)),
             );
         }
-        info!(stopped = self.cameras.len() - remaining, "Ingest stopped.");
+        info!(stopped, abandoned = total - stopped, "Ingest stopped.");
     }
+}
+
+/// Camera `cam`'s ring of encoded packets, when `[alerts.clips]` is enabled (a test pattern
+/// has no encoded video to keep).
+fn packet_ring(cfg: &Config, cam: &CameraConfig) -> Option<Arc<clips::PacketRing>> {
+    let clip_cfg = &cfg.alerts.clips;
+    (clip_cfg.enabled && !matches!(cam.source, SourceConfig::Test { .. })).then(|| {
+        Arc::new(clips::PacketRing::new(
+            clip_cfg.ring_bytes(),
+            clip_cfg.ring_seconds(),
+        ))
+    })
 }
 
 /// Opens a video file with GStreamer and reports its size, rate and length. Errors name

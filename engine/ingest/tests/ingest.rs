@@ -763,3 +763,94 @@ source = {{ kind = "udp_ts", address = "127.0.0.1", port = {port} }}
     );
     r.stop();
 }
+
+#[test]
+fn cameras_start_restart_and_stop_live_while_the_other_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = make_clip(dir.path(), "b.mp4", 320, 240, 50, 25);
+    let cfg = config(
+        &format!(
+            r#"
+[[cameras]]
+id = "a"
+source = {{ kind = "test", width = 160, height = 120, framerate = 25 }}
+fps = 10
+[[cameras]]
+id = "b"
+enabled = false
+source = {{ kind = "file", path = "{}", loop = true, realtime = true }}
+fps = 10
+"#,
+            clip.display()
+        ),
+        dir.path(),
+    );
+    let r = Running::start(&cfg);
+    check!(
+        r.wait(Duration::from_secs(10), |r| r.seen("a").len() >= 5),
+        "camera a delivers"
+    );
+    check!(r.ingest().status("b").is_none(), "b is disabled");
+    let a_before = r.stats("a");
+
+    // Started live: b joins the hub and delivers.
+    let mut b = cfg.camera("b").unwrap().clone();
+    b.enabled = true;
+    let restarted = r.ingest().start_camera(&b, Duration::from_secs(5)).unwrap();
+    check!(!restarted, "b was not running");
+    check!(r.hub.contains("b"), "b is in the hub");
+    check!(
+        r.wait(Duration::from_secs(10), |r| r.seen("b").len() >= 5),
+        "camera b delivers after being started live"
+    );
+    let last_b = r.seen("b").last().unwrap().seq;
+
+    // Changed (fps): restarted, and its frame numbers continue.
+    b.fps = Some(5.0);
+    let restarted = r.ingest().start_camera(&b, Duration::from_secs(5)).unwrap();
+    check!(restarted, "b was running, so it is restarted");
+    let seen_before = r.seen("b").len();
+    check!(
+        r.wait(Duration::from_secs(10), |r| r.seen("b").len()
+            >= seen_before + 3),
+        "b delivers after its restart"
+    );
+    let after: Vec<u64> = r.seen("b")[seen_before..].iter().map(|s| s.seq).collect();
+    check!(
+        after.iter().all(|&s| s > last_b),
+        "frame numbers continue across the restart: {last_b} then {after:?}"
+    );
+
+    // Stopped live: b leaves the hub and delivers nothing more; a never noticed.
+    check!(
+        r.ingest().stop_camera("b", Duration::from_secs(5)),
+        "b stopped"
+    );
+    check!(
+        !r.ingest().stop_camera("b", Duration::from_secs(5)),
+        "b was already stopped"
+    );
+    check!(!r.hub.contains("b"), "b left the hub");
+    check!(r.ingest().status("b").is_none(), "b has no status");
+    let n = r.seen("b").len();
+    let a_n = r.seen("a").len();
+    std::thread::sleep(Duration::from_millis(800));
+    check!(r.seen("b").len() == n, "no frame of b after it stopped");
+    check!(r.seen("a").len() > a_n, "a keeps delivering");
+    let a_after = r.stats("a");
+    check!(
+        a_after.reconnects == a_before.reconnects && matches!(r.status("a"), CameraStatus::Running),
+        "a was not touched: {:?} {:?}",
+        a_after.reconnects,
+        r.status("a")
+    );
+    // After shutdown nothing starts.
+    let mut r = r;
+    let ingest = r.ingest.take().unwrap();
+    ingest.shutdown(Duration::from_secs(5));
+    let err = ingest
+        .start_camera(&b, Duration::from_secs(5))
+        .unwrap_err()
+        .to_string();
+    check!(err.contains("\"b\"") && err.contains("stopped"), "{err}");
+}

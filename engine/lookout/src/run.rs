@@ -141,8 +141,10 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     )
     .context("cannot start inference")?;
     let switch = inference.switch();
-    let ingest = lookout_ingest::Ingest::start(&cfg, hub.clone(), health_tx)
-        .context("cannot start ingest")?;
+    let ingest = Arc::new(
+        lookout_ingest::Ingest::start(&cfg, hub.clone(), health_tx)
+            .context("cannot start ingest")?,
+    );
     info!(cameras = camera_ids.len(), "Ingest and inference started.");
     let rings: HashMap<CameraId, Arc<FrameRing>> = ingest.rings();
 
@@ -237,9 +239,20 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     for (k, v) in &rings {
         state.rings.insert(k.to_string(), v.clone());
     }
+    // The map draws the running cameras (changed live through the API).
     state.geojson_extra = Some(Arc::new({
-        let cameras = lookout_fusion::map_cameras(&cfg);
-        move || cameras.clone()
+        let config = state.config.clone();
+        move || lookout_fusion::map_cameras(&config.read().unwrap_or_else(|e| e.into_inner()))
+    }));
+    // Cameras changed live: ingest, inference, fusion and the live view follow.
+    state.cameras = Some(Arc::new(EngineCameras {
+        ingest: ingest.clone(),
+        switch: switch.clone(),
+        fusion: fusion.cameras(),
+        rings: state.rings.clone(),
+        config: state.config.clone(),
+        deadline: Duration::from_secs_f64(cfg.engine.shutdown_deadline_s).mul_f64(0.5),
+        lane: std::sync::Mutex::new(()),
     }));
     let metrics = state.metrics.clone();
     register_metrics(&metrics, &inference);
@@ -363,6 +376,105 @@ pub(crate) fn spawn_watchdog(deadline: Duration) {
             );
             std::process::exit(3);
         });
+}
+
+/// The engine side of cameras changed through the API: makes ingest, inference, fusion
+/// and the live view match the running camera list, touching only the cameras that
+/// changed.
+struct EngineCameras {
+    ingest: Arc<lookout_ingest::Ingest>,
+    switch: lookout_infer::service::ModelSwitch,
+    fusion: lookout_fusion::stage::FusionCameras,
+    rings: lookout_server::Rings,
+    /// The running configuration (models, tiles, zones of the plans).
+    config: Arc<std::sync::RwLock<lookout_config::Config>>,
+    /// How long a camera's pipeline may take to stop.
+    deadline: Duration,
+    /// One change at a time.
+    lane: std::sync::Mutex<()>,
+}
+
+impl lookout_server::cameras::CameraControl for EngineCameras {
+    fn apply(
+        &self,
+        cameras: &[lookout_config::cameras::CameraConfig],
+    ) -> Result<lookout_server::cameras::CameraApply, String> {
+        let _one = self.lane.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cfg = self
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        cfg.cameras = cameras.to_vec();
+        let same = |a: &lookout_config::cameras::CameraConfig,
+                    b: &lookout_config::cameras::CameraConfig| {
+            serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
+        };
+        let running = self.ingest.running_configs();
+        let mut report = lookout_server::cameras::CameraApply::default();
+        let mut errors = Vec::new();
+        // Stop first: what is gone or disabled.
+        for r in &running {
+            if cfg.enabled_cameras().any(|c| c.id == r.id) {
+                continue;
+            }
+            self.ingest.stop_camera(&r.id, self.deadline);
+            if let Err(e) = self.switch.remove_camera(&r.id) {
+                errors.push(format!("camera {:?}: {e}", r.id));
+            }
+            self.rings.remove(&r.id);
+            self.fusion.send(lookout_fusion::stage::CameraChange {
+                id: r.id.clone(),
+                config: None,
+            });
+            report.stopped.push(r.id.clone());
+        }
+        // Then start what is new or changed; the others are not touched.
+        for cam in cfg.enabled_cameras() {
+            let old = running.iter().find(|r| r.id == cam.id);
+            if old.is_some_and(|o| same(o, cam)) {
+                continue;
+            }
+            let id: CameraId = cam.id.as_str().into();
+            // The plan first, so the camera's first frame finds it.
+            if let Err(e) = self.switch.set_camera(&cfg, &id, old.is_some()) {
+                errors.push(format!("camera {:?}: {e}", cam.id));
+                continue;
+            }
+            match self.ingest.start_camera(cam, self.deadline) {
+                Ok(restarted) => {
+                    if let Some(ring) = self.ingest.rings().remove(&id) {
+                        self.rings.insert(cam.id.clone(), ring);
+                    }
+                    self.fusion.send(lookout_fusion::stage::CameraChange {
+                        id: cam.id.clone(),
+                        config: Some(cam.clone()),
+                    });
+                    if restarted {
+                        report.restarted.push(cam.id.clone());
+                    } else {
+                        report.started.push(cam.id.clone());
+                    }
+                }
+                Err(e) => {
+                    let _ = self.switch.remove_camera(&cam.id);
+                    errors.push(e.to_string());
+                }
+            }
+        }
+        info!(started = ?report.started, stopped = ?report.stopped, restarted = ?report.restarted, failed = errors.len(), "Cameras changed live.");
+        if errors.is_empty() {
+            Ok(report)
+        } else {
+            Err(format!(
+                "{} (the other changes were applied: started {:?}, stopped {:?}, restarted {:?})",
+                errors.join("; "),
+                report.started,
+                report.stopped,
+                report.restarted
+            ))
+        }
+    }
 }
 
 /// The store's view of the rules and fusion stages: frame results (for the tuning view),

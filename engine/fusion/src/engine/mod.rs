@@ -264,6 +264,41 @@ impl Fusion {
         })
     }
 
+    /// Camera `id` changed live: `Some` its new settings (added, enabled or edited),
+    /// `None` stopped (removed or disabled; its bearings go, its incidents stay). Later
+    /// events of the camera use the new geometry; the field-of-view cones are recomputed.
+    pub fn set_camera(&mut self, id: &str, cam: Option<&lookout_config::cameras::CameraConfig>) {
+        self.cameras.remove(id);
+        self.replayed.remove(id);
+        if let Some(c) = cam.filter(|c| c.enabled) {
+            match CameraGeometry::from_config(c) {
+                Ok(Some(g)) => {
+                    self.cameras.insert(c.id.clone(), g);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(camera = %c.id, error = %e, "Camera geometry unusable; its detections get no bearing.")
+                }
+            }
+            if matches!(
+                c.source,
+                lookout_config::cameras::SourceConfig::File {
+                    start_time: Some(_),
+                    ..
+                }
+            ) {
+                self.replayed.insert(c.id.clone());
+            }
+        }
+        self.fov = self
+            .cameras
+            .values()
+            .flat_map(|g| g.fov_sectors(UtcTime::default()))
+            .map(|(_, s)| s)
+            .collect();
+        info!(camera = %id, located = self.cameras.contains_key(id), "Fusion camera changed.");
+    }
+
     /// Every incident fusion still holds (open ones, and closed ones kept for late
     /// annotations), oldest first.
     pub fn incidents(&self) -> impl Iterator<Item = &Incident> {

@@ -40,6 +40,24 @@ impl Counters {
     pub fn inc(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Adds a previous run's counts (a camera restarted live keeps counting up, so its
+    /// metrics stay monotonic).
+    pub fn carry_over(&self, old: &Counters) {
+        for (new, old) in [
+            (&self.frames_in, &old.frames_in),
+            (&self.delivered, &old.delivered),
+            (&self.publish_failed, &old.publish_failed),
+            (&self.dropped_fps, &old.dropped_fps),
+            (&self.to_decoder, &old.to_decoder),
+            (&self.skipped_delta, &old.skipped_delta),
+            (&self.decoded, &old.decoded),
+            (&self.reconnects, &old.reconnects),
+            (&self.health_send_failed, &old.health_send_failed),
+        ] {
+            new.fetch_add(old.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
 }
 
 /// One camera's shared state.

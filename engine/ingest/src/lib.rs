@@ -477,12 +477,12 @@ impl Ingest {
         deadline: Duration,
     ) -> Result<bool, IngestError> {
         let id: CameraId = cam.id.as_str().into();
-        let old = self.take_running(&cam.id);
+        let mut old = self.take_running(&cam.id);
         let restarted = old.is_some();
         let mut seq_from = 0;
-        if let Some(mut old) = old {
+        if let Some(old) = &mut old {
             drop(old.stop.take());
-            join_stopped(std::slice::from_mut(&mut old), Instant::now() + deadline);
+            join_stopped(std::slice::from_mut(old), Instant::now() + deadline);
             seq_from = old.shared.seq.load(Ordering::Relaxed);
         }
         let sp = self.spawner.lock().unwrap_or_else(|e| e.into_inner());
@@ -491,6 +491,9 @@ impl Ingest {
         let index = self.lock_running().len();
         match spawn_camera(&sp, &self.hub, cam, packets.clone(), seq_from, index) {
             Ok(r) => {
+                if let Some(old) = &old {
+                    r.shared.counters.carry_over(&old.shared.counters);
+                }
                 if let (Some(w), Some(p)) = (&self.clips, packets) {
                     w.set_ring(id, Some(p));
                 }

@@ -817,6 +817,12 @@ fps = 10
     );
     let after: Vec<u64> = r.seen("b")[seen_before..].iter().map(|s| s.seq).collect();
     check!(
+        r.stats("b").frames_delivered as usize >= r.seen("b").len(),
+        "counters continue across the restart: {} delivered, {} seen",
+        r.stats("b").frames_delivered,
+        r.seen("b").len()
+    );
+    check!(
         after.iter().all(|&s| s > last_b),
         "frame numbers continue across the restart: {last_b} then {after:?}"
     );

@@ -7,7 +7,9 @@
 //!
 //! * [`Ingest`]: the running set of cameras. [`Ingest::start`] builds one supervisor thread
 //!   per enabled camera; [`Ingest::stats`], [`Ingest::status`] and [`Ingest::rings`] observe
-//!   them; [`Ingest::shutdown`] stops them within a deadline.
+//!   them; [`Ingest::start_camera`] and [`Ingest::stop_camera`] start, restart or stop one
+//!   camera while the others run (cameras changed from the API); [`Ingest::shutdown`]
+//!   stops them all within a deadline.
 //! * [`template`]: the pipeline templates in `pipelines/` (embedded), filled per camera.
 //! * `pipeline` (private): builds a pipeline from its description and attaches the probes
 //!   (analysis size, key-frame gate before the decoder, fps gate after it, counters) and

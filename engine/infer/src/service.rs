@@ -253,6 +253,8 @@ pub struct CameraInferStats {
     /// Results shed because a newer frame of the camera had already been sent (several
     /// workers only).
     pub reordered: u64,
+    /// Zone crops run on each frame, over the camera's models (its current plan).
+    pub zone_crops: u32,
 }
 
 /// A snapshot of the service's statistics (for metrics, the UI, tests and benches).
@@ -476,6 +478,13 @@ impl InferenceService {
                     skipped_moving: c.skipped_moving.load(Ordering::Relaxed),
                     dropped_stale: hub.dropped,
                     reordered: c.reordered.load(Ordering::Relaxed),
+                    zone_crops: table.plans.get(cam).map_or(0, |p| {
+                        p.models
+                            .iter()
+                            .filter_map(|m| m.zones.as_ref())
+                            .map(|z| z.crops.len() as u32)
+                            .sum()
+                    }),
                 },
             );
         }

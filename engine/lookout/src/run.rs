@@ -191,7 +191,33 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     .context("cannot spawn the shadow rules thread")?;
     // API changes (overlays, masks, tuning) and file reloads reach the rules thread through
     // its control, and the shadow rules follow.
-    state.rules = Some(rules.control().with_follower(&shadow_rules.control()));
+    // Inference's zone crops are built from `[rules.cameras.ID] zones`: a zone drawn in the
+    // UI (a rules change) rebuilds the plans of the cameras that crop zones.
+    let zone_crops: lookout_rules::stage::RulesObserver = {
+        let switch = switch.clone();
+        let config = state.config.clone();
+        let hub = hub.clone();
+        Arc::new(move |rules: &lookout_config::rules::RulesConfig| {
+            let mut cfg = config.read().unwrap_or_else(|e| e.into_inner()).clone();
+            if cfg.inference.camera_zones.is_empty() {
+                return;
+            }
+            cfg.rules = rules.clone();
+            for cam in hub.cameras() {
+                if cfg.inference.camera_zones.contains_key(cam.as_ref()) {
+                    if let Err(e) = switch.set_camera(&cfg, &cam, false) {
+                        warn!(camera = %cam, error = %e, "Cannot rebuild the camera's zone crops after a rules change; the previous ones stay.");
+                    }
+                }
+            }
+        })
+    };
+    state.rules = Some(
+        rules
+            .control()
+            .with_follower(&shadow_rules.control())
+            .with_observer(zone_crops),
+    );
     state.models = Some(Arc::new(EngineModels {
         switch: switch.clone(),
         base_dir: cfg.base_dir.clone(),
@@ -250,6 +276,7 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         switch: switch.clone(),
         fusion: fusion.cameras(),
         rings: state.rings.clone(),
+        metrics: state.metrics.clone(),
         config: state.config.clone(),
         deadline: Duration::from_secs_f64(cfg.engine.shutdown_deadline_s).mul_f64(0.5),
         lane: std::sync::Mutex::new(()),
@@ -386,6 +413,8 @@ struct EngineCameras {
     switch: lookout_infer::service::ModelSwitch,
     fusion: lookout_fusion::stage::FusionCameras,
     rings: lookout_server::Rings,
+    /// A stopped camera's gauges go to 0 (its counters keep their totals).
+    metrics: Arc<lookout_server::Metrics>,
     /// The running configuration (models, tiles, zones of the plans).
     config: Arc<std::sync::RwLock<lookout_config::Config>>,
     /// How long a camera's pipeline may take to stop.
@@ -423,6 +452,9 @@ impl lookout_server::cameras::CameraControl for EngineCameras {
                 errors.push(format!("camera {:?}: {e}", r.id));
             }
             self.rings.remove(&r.id);
+            let m = self.metrics.camera(&r.id);
+            m.up.store(0, std::sync::atomic::Ordering::Relaxed);
+            m.set_fps(0.0);
             self.fusion.send(lookout_fusion::stage::CameraChange {
                 id: r.id.clone(),
                 config: None,
@@ -573,6 +605,8 @@ fn update_metrics(
         m.set_dropped("reordered", cam.map_or(0, |c| c.reordered));
         let analysed = cam.map_or(0, |c| c.analysed);
         m.frames_analysed.store(analysed, Relaxed);
+        m.zone_crops
+            .store(cam.map_or(0, |c| u64::from(c.zone_crops)), Relaxed);
         let prev = last_analysed
             .insert(s.camera.to_string(), analysed)
             .unwrap_or(analysed);

@@ -1,7 +1,8 @@
 //! Cameras changed through the API of a running `lookout run` take effect live: a camera
 //! enabled from the API delivers frames, runs its model and raises an incident; an edit
 //! restarts only that camera; a disabled camera stops while the other one keeps running;
-//! a camera added from the API runs; the engine still shuts down cleanly.
+//! a camera added from the API runs; a zone drawn through the rules API changes the zone
+//! crops inference runs; the engine still shuts down cleanly.
 
 mod common;
 
@@ -67,6 +68,15 @@ fn frames_delivered(addr: &str, cam: &str) -> Option<u64> {
         .map(|v| v as u64)
 }
 
+fn metric(addr: &str, name: &str, cam: &str) -> Option<f64> {
+    let (code, body) = http(addr, "GET", "/metrics", None, None).ok()?;
+    (code == 200).then_some(())?;
+    let key = format!("{name}{{camera=\"{cam}\"}} ");
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix(&key)?.trim().parse().ok())
+}
+
 fn newest_frame_ok(addr: &str, cam: &str) -> bool {
     http(
         addr,
@@ -102,10 +112,17 @@ intra_threads = 1
 [models.smoke-fire]
 manifest = "{manifest}"
 
+[models.person]
+manifest = "{person}"
+
+[inference.camera_zones.steady]
+margin = 0.1
+
 [[cameras]]
 id = "steady"
 source = {{ kind = "test", width = 320, height = 240, framerate = 10 }}
 fps = 2
+models = ["person"]
 
 [[cameras]]
 id = "house"
@@ -117,6 +134,13 @@ models = ["smoke-fire"]
 [rules]
 quiet_s = 5
 
+[rules.cameras.steady]
+zones = [{{ name = "door", polygon = [[0.1, 0.1], [0.3, 0.1], [0.3, 0.4], [0.1, 0.4]] }}]
+
+[[rules.restricted]]
+camera = "steady"
+zone = "door"
+
 [server]
 port = {port}
 
@@ -126,6 +150,7 @@ role = "admin"
 token = "{ADMIN}"
 "#,
             manifest = repo().join("models/smoke-fire.toml").display(),
+            person = repo().join("models/person-nanodet.toml").display(),
             video = video.display(),
         ),
     )
@@ -230,6 +255,37 @@ token = "{ADMIN}"
         "no frame of the disabled camera"
     );
     assert!(frames_delivered(&addr, "steady").unwrap_or(0) > steady);
+    assert_eq!(metric(&addr, "lookout_camera_up", "house"), Some(0.0));
+    assert_eq!(metric(&addr, "lookout_camera_up", "steady"), Some(1.0));
+
+    // 5. A zone drawn (a rules change): inference crops it from the next frame group on.
+    wait_for(
+        "one zone crop on the steady camera",
+        30,
+        &mut engine,
+        &log,
+        || (metric(&addr, "lookout_camera_zone_crops", "steady")? == 1.0).then_some(()),
+    );
+    let (code, v) = call(
+        &addr,
+        "PATCH",
+        "/api/config/rules",
+        Some(
+            r#"{"patch": {"cameras": {"steady": {"zones": [
+                {"name": "door", "polygon": [[0.1, 0.1], [0.3, 0.1], [0.3, 0.4], [0.1, 0.4]]},
+                {"name": "tank", "polygon": [[0.6, 0.5], [0.9, 0.5], [0.9, 0.9], [0.6, 0.9]]}]}},
+              "restricted": [{"camera": "steady", "zone": "door"}, {"camera": "steady", "zone": "tank"}]},
+              "comment": "tank farm zone"}"#,
+        ),
+    );
+    assert_eq!(code, 200, "{v}");
+    wait_for(
+        "two zone crops after the rules change",
+        30,
+        &mut engine,
+        &log,
+        || (metric(&addr, "lookout_camera_zone_crops", "steady")? == 2.0).then_some(()),
+    );
 
     // The engine still stops cleanly (every stage sees its input close).
     assert!(

@@ -69,14 +69,28 @@ pub enum ControlError {
     NotAccepting,
 }
 
+/// Called with every change a [`RulesControl`] applied (see [`RulesControl::with_observer`]).
+pub type RulesObserver = std::sync::Arc<dyn Fn(&RulesConfig) + Send + Sync>;
+
 /// Changes the running rules of one rules stage (hot reload, masks, tuning overlays):
 /// cheap to clone, callable from any thread.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RulesControl {
     tx: Sender<RulesConfig>,
     /// Stages that follow this one's rules (a shadow rules stage): each accepted change is
     /// offered to them too, without waiting.
     followers: Vec<Sender<RulesConfig>>,
+    /// Told of every accepted change, on the caller's thread.
+    observers: Vec<RulesObserver>,
+}
+
+impl std::fmt::Debug for RulesControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RulesControl")
+            .field("followers", &self.followers.len())
+            .field("observers", &self.observers.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RulesControl {
@@ -91,6 +105,7 @@ impl RulesControl {
             RulesControl {
                 tx,
                 followers: Vec::new(),
+                observers: Vec::new(),
             },
             rx,
         )
@@ -101,6 +116,14 @@ impl RulesControl {
     /// rules stage follows the live one this way, so both judge with the same rules.
     pub fn with_follower(mut self, follower: &RulesControl) -> RulesControl {
         self.followers.push(follower.tx.clone());
+        self
+    }
+
+    /// This control, also calling `observer` with every change it applied (after the stage
+    /// took it), on the caller's thread: what else derives from the rules follows them
+    /// (inference's zone crops are built from `[rules.cameras.ID] zones`).
+    pub fn with_observer(mut self, observer: RulesObserver) -> RulesControl {
+        self.observers.push(observer);
         self
     }
 
@@ -115,6 +138,9 @@ impl RulesControl {
             if f.try_send(rules.clone()).is_err() {
                 tracing::warn!("A following (shadow) rules stage did not take the rules change.");
             }
+        }
+        for o in &self.observers {
+            o(rules);
         }
         Ok(())
     }
@@ -318,5 +344,37 @@ fn run(
     }
     for mut rec in recorders {
         let _ = rec.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn observers_see_each_change_the_stage_took_and_no_other() {
+        let (control, rx) = RulesControl::channel(1);
+        let seen: Arc<Mutex<Vec<u32>>> = Arc::default();
+        let control = control.with_observer({
+            let seen = seen.clone();
+            Arc::new(move |r: &RulesConfig| {
+                seen.lock().unwrap().push(r.quiet_s as u32);
+            })
+        });
+        let mut rules = RulesConfig {
+            quiet_s: 7.0,
+            ..RulesConfig::default()
+        };
+        control.apply(&rules).unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![7]);
+        // The queue is full (nobody drains it): the change is refused and not observed.
+        rules.quiet_s = 9.0;
+        assert!(matches!(
+            control.apply(&rules),
+            Err(ControlError::NotAccepting)
+        ));
+        assert_eq!(*seen.lock().unwrap(), vec![7]);
+        assert_eq!(rx.recv().unwrap().quiet_s, 7.0);
     }
 }

@@ -45,6 +45,9 @@ pub struct CameraMetrics {
     /// 1 while frames arrive (the stream is running), 0 while it starts, retries or has
     /// stopped.
     pub up: AtomicU64,
+    /// Zone crops inference runs on each frame (`[inference.camera_zones]`, from the
+    /// camera's zones; follows zones changed live).
+    pub zone_crops: AtomicU64,
 }
 
 impl CameraMetrics {
@@ -317,6 +320,15 @@ impl Metrics {
                 "lookout_camera_up{{camera=\"{}\"}} {}",
                 escape_label(id),
                 c.up.load(Relaxed)
+            );
+        }
+        let _ = writeln!(o, "# HELP lookout_camera_zone_crops Zone crops inference runs on each of the camera's frames, beside the frame pass.\n# TYPE lookout_camera_zone_crops gauge");
+        for (id, c) in cams.iter() {
+            let _ = writeln!(
+                o,
+                "lookout_camera_zone_crops{{camera=\"{}\"}} {}",
+                escape_label(id),
+                c.zone_crops.load(Relaxed)
             );
         }
         let _ = writeln!(o, "# HELP lookout_camera_fps Analysed frames per second.\n# TYPE lookout_camera_fps gauge");

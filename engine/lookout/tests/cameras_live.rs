@@ -6,47 +6,15 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{http, repo, shared, spawn_engine, Killed};
+use common::{api_call, http, repo, shared, spawn_engine, wait_for};
 use serde_json::Value;
 
 const ADMIN: &str = "cameras-live-admin-token-42";
 
 fn call(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-    // (0, null) while nothing listens (the engine is starting).
-    match http(addr, method, path, Some(ADMIN), body) {
-        Ok((code, body)) => (code, serde_json::from_slice(&body).unwrap_or(Value::Null)),
-        Err(_) => (0, Value::Null),
-    }
-}
-
-/// Waits (bounded) until `f` returns something, checking the engine is still up.
-fn wait_for<T>(
-    what: &str,
-    secs: u64,
-    engine: &mut Killed,
-    log: &Path,
-    mut f: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            engine.0.try_wait().expect("wait").is_none(),
-            "the engine exited early while waiting for {what}; log:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}; log:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    api_call(addr, ADMIN, method, path, body)
 }
 
 /// The camera's entry in `GET /api/cameras`.
@@ -159,7 +127,7 @@ token = "{ADMIN}"
     let log = tmp.path().join("lookout.log");
     let mut engine = spawn_engine(&config, &data, &log);
 
-    wait_for("the steady camera's frames", 60, &mut engine, &log, || {
+    wait_for("the steady camera's frames", 60, &mut engine, &log, |_| {
         newest_frame_ok(&addr, "steady").then_some(())
     });
     let (code, _) = call(&addr, "GET", "/api/cameras/house/frame.jpg", None);
@@ -175,7 +143,7 @@ token = "{ADMIN}"
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["live"]["applied"], true, "{v}");
     assert_eq!(v["live"]["started"], serde_json::json!(["house"]), "{v}");
-    wait_for("the enabled camera's frames", 60, &mut engine, &log, || {
+    wait_for("the enabled camera's frames", 60, &mut engine, &log, |_| {
         newest_frame_ok(&addr, "house").then_some(())
     });
     let incident = wait_for(
@@ -183,7 +151,7 @@ token = "{ADMIN}"
         120,
         &mut engine,
         &log,
-        || {
+        |_| {
             let (code, list) = call(&addr, "GET", "/api/incidents", None);
             (code == 200).then_some(())?;
             let list = if list.is_array() {
@@ -216,7 +184,7 @@ token = "{ADMIN}"
         30,
         &mut engine,
         &log,
-        || (frames_delivered(&addr, "steady")? > steady_before).then_some(()),
+        |_| (frames_delivered(&addr, "steady")? > steady_before).then_some(()),
     );
 
     // 3. Added from the API: a second test pattern runs.
@@ -230,7 +198,7 @@ token = "{ADMIN}"
     );
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["live"]["started"], serde_json::json!(["gate"]), "{v}");
-    wait_for("the added camera's frames", 60, &mut engine, &log, || {
+    wait_for("the added camera's frames", 60, &mut engine, &log, |_| {
         (newest_frame_ok(&addr, "gate") && camera(&addr, "gate")?["has_frame"] == true)
             .then_some(())
     });
@@ -264,7 +232,7 @@ token = "{ADMIN}"
         30,
         &mut engine,
         &log,
-        || (metric(&addr, "lookout_camera_zone_crops", "steady")? == 1.0).then_some(()),
+        |_| (metric(&addr, "lookout_camera_zone_crops", "steady")? == 1.0).then_some(()),
     );
     let (code, v) = call(
         &addr,
@@ -284,7 +252,7 @@ token = "{ADMIN}"
         30,
         &mut engine,
         &log,
-        || (metric(&addr, "lookout_camera_zone_crops", "steady")? == 2.0).then_some(()),
+        |_| (metric(&addr, "lookout_camera_zone_crops", "steady")? == 2.0).then_some(()),
     );
 
     // The engine still stops cleanly (every stage sees its input close).

@@ -10,11 +10,11 @@
 //! in the config history), keeps it across a restart, and rolls back to the base.
 
 mod common;
-use common::{hpwren_site, http, repo, shared, spawn_engine, Killed};
+use common::{api_call, hpwren_site, http, repo, shared, spawn_engine, wait_for};
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -22,11 +22,7 @@ const OPERATOR: &str = "site-loop-operator-token";
 const ADMIN: &str = "site-loop-admin-token-0123";
 
 fn call(addr: &str, token: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-    // (0, null) while nothing listens (the engine is starting).
-    match http(addr, method, path, Some(token), body) {
-        Ok((code, body)) => (code, serde_json::from_slice(&body).unwrap_or(Value::Null)),
-        Err(_) => (0, Value::Null),
-    }
+    api_call(addr, token, method, path, body)
 }
 
 fn lookout(args: &[&str], config: &Path) -> std::process::Output {
@@ -37,35 +33,6 @@ fn lookout(args: &[&str], config: &Path) -> std::process::Output {
         .env("LOOKOUT_SHARED", shared())
         .output()
         .expect("lookout runs")
-}
-
-/// Waits (bounded) until `f` returns something, checking the engine is still up; `f` may
-/// leave what it last saw in its argument, for the failure message.
-fn wait_for<T>(
-    what: &str,
-    secs: u64,
-    engine: &mut Killed,
-    log: &Path,
-    mut f: impl FnMut(&mut String) -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut seen = String::new();
-    loop {
-        if let Some(v) = f(&mut seen) {
-            return v;
-        }
-        assert!(
-            engine.0.try_wait().expect("wait").is_none(),
-            "the engine exited early while waiting for {what}; log:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {secs} s; last seen: {seen}\nlog:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 fn live_sha(addr: &str) -> Option<String> {

@@ -172,3 +172,51 @@ pub fn hpwren_site(dir: &Path, train: usize, val: usize) {
         .expect("copy label");
     }
 }
+
+/// One API call with a bearer token, the body parsed as JSON: `(0, null)` while nothing
+/// listens (the engine is starting).
+pub fn api_call(
+    addr: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    match http(addr, method, path, Some(token), body) {
+        Ok((code, body)) => (
+            code,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        ),
+        Err(_) => (0, serde_json::Value::Null),
+    }
+}
+
+/// Waits (bounded) until `f` returns something, checking the engine is still up; `f` may
+/// leave what it last saw in its argument, for the failure message (which carries the
+/// engine's log).
+pub fn wait_for<T>(
+    what: &str,
+    secs: u64,
+    engine: &mut Killed,
+    log: &Path,
+    mut f: impl FnMut(&mut String) -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut seen = String::new();
+    loop {
+        if let Some(v) = f(&mut seen) {
+            return v;
+        }
+        assert!(
+            engine.0.try_wait().expect("wait").is_none(),
+            "the engine exited early while waiting for {what}; log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {secs} s; last seen: {seen}\nlog:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}

@@ -12,16 +12,17 @@
 //!    kill at any point leaves one complete copy), and only the newest `jsonl_keep` per log
 //!    are kept.
 //! 3. **Age limits**, in batches of short transactions (the engine's writes wait at most
-//!    one batch): frame results and events by when they were stored (wall-clock marks of
-//!    the highest row id, in `retention_marks`: their own times are capture times, years
-//!    in the past for a replayed camera), snapshots (never an open incident's latest),
+//!    one batch): frame results, events and shadow models' would-be events
+//!    (`shadow_events`, kept as long as events) by when they were stored (wall-clock
+//!    marks of the highest row id, in `retention_marks`: their own times are capture
+//!    times, years in the past for a replayed camera), snapshots (never an open incident's latest),
 //!    closed and false-alarm incidents with their history (and their clips), delivered
 //!    outbox rows (never an undelivered one), sink files; clips ([`Retention::with_clips`])
 //!    of incidents no longer stored, older than `snapshots_days`, or beyond their bound
 //!    (oldest first), never an open incident's.
 //! 4. **Quota**: above `quota_mb`, the oldest data goes first until usage is under 90 % of
-//!    it: rotated logs, sink files, clips, snapshots, delivered outbox rows, frame results, events,
-//!    closed incidents. Open incidents, undelivered outbox rows and the live logs are never
+//!    it: rotated logs, sink files, clips, snapshots, delivered outbox rows, frame results,
+//!    shadow events, events, closed incidents. Open incidents, undelivered outbox rows and the live logs are never
 //!    deleted.
 //!
 //! SQLite gives freed pages back to the file system with `auto_vacuum = INCREMENTAL` and
@@ -172,6 +173,8 @@ pub struct Pruned {
     pub frame_results: u64,
     /// Events deleted.
     pub events: u64,
+    /// Shadow models' would-be events deleted.
+    pub shadow_events: u64,
     /// Closed incidents deleted.
     pub incidents: u64,
     /// Delivered outbox rows (notifications and deliveries) deleted.
@@ -496,6 +499,12 @@ impl Retention {
         if let Some(c) = cutoff(store, "events", days(self.cfg.events_days))? {
             let n = self.delete_rows_upto(store, "events", "rowid", c)?;
             pruned.events += n;
+            deleted_rows |= n > 0;
+        }
+        // Shadow events: as long as the live events they are compared with.
+        if let Some(c) = cutoff(store, "shadow_events", days(self.cfg.events_days))? {
+            let n = self.delete_rows_upto(store, "shadow_events", "rowid", c)?;
+            pruned.shadow_events += n;
             deleted_rows |= n > 0;
         }
         // Snapshots (never an open incident's latest).
@@ -902,6 +911,7 @@ impl Retention {
             Snapshots,
             Delivered,
             FrameResults,
+            ShadowEvents,
             Events,
             Incidents,
         }
@@ -909,6 +919,7 @@ impl Retention {
             Step::Snapshots,
             Step::Delivered,
             Step::FrameResults,
+            Step::ShadowEvents,
             Step::Events,
             Step::Incidents,
         ] {
@@ -930,6 +941,11 @@ impl Retention {
                     Step::FrameResults => {
                         let n = self.delete_oldest_rows(store, "frame_results", "id")?;
                         pruned.frame_results += n;
+                        n
+                    }
+                    Step::ShadowEvents => {
+                        let n = self.delete_oldest_rows(store, "shadow_events", "rowid")?;
+                        pruned.shadow_events += n;
                         n
                     }
                     Step::Events => {
@@ -964,6 +980,7 @@ fn mark(conn: &Connection, now_ms: i64, cfg: &RetentionConfig) -> Result<(), Ret
     for (tbl, days) in [
         ("frame_results", cfg.frame_results_days),
         ("events", cfg.events_days),
+        ("shadow_events", cfg.events_days),
     ] {
         conn.prepare_cached(&format!(
             "INSERT OR REPLACE INTO retention_marks(tbl, at, max_rowid)

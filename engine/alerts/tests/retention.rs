@@ -3,6 +3,7 @@
 //! * a tiny quota deletes the oldest data first and keeps every open incident (with its
 //!   latest snapshot) and every undelivered outbox row, and the database file shrinks;
 //! * age limits count from when rows were stored (not their capture times);
+//! * shadow models' would-be events age like events and give their space back;
 //! * a database made before incremental vacuum is switched once;
 //! * a real child process killed with SIGKILL in the middle of quota cleanup and log
 //!   compression loses no incident, no undelivered outbox row and no log line.
@@ -307,6 +308,75 @@ fn age_limits_count_from_storage_not_capture_time() {
     assert_eq!(undelivered(&db), pending);
     // Sink files written "a year ago" by that clock are gone too.
     assert_eq!(std::fs::read_dir(dir.join("cap")).unwrap().count(), 0);
+}
+
+#[test]
+fn shadow_events_age_like_events_and_leave_the_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = dir.join("lookout.db");
+    let store = open(dir);
+    // What a candidate in shadow would have raised: events captured months ago (a replayed
+    // camera), stored now, updated in place (same rowid) by later phases.
+    for i in 0..2000 {
+        let e = event(i);
+        store
+            .record_shadow_event("smoke-fire", "cand-1", &e)
+            .unwrap();
+        if i % 2 == 0 {
+            let mut end = e.clone();
+            end.phase = lookout_core::EventPhase::End;
+            store
+                .record_shadow_event("smoke-fire", "cand-1", &end)
+                .unwrap();
+        }
+    }
+    for i in 0..10 {
+        store.record_event(&event(i)).unwrap();
+    }
+    let r = retention(
+        dir,
+        RetentionConfig {
+            quota_mb: 0.0,
+            ..RetentionConfig::default()
+        },
+    );
+    let now = Utc::now();
+    let p = r.run(&store, now).unwrap();
+    assert_eq!(p.shadow_events, 0, "{p:?}");
+    let before = r.usage();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM shadow_events"), 2000);
+    // Stored later: kept when the first ones age out.
+    let mut late = event(5000);
+    late.id = "late".into();
+    store
+        .record_shadow_event("smoke-fire", "cand-1", &late)
+        .unwrap();
+    // 30 days on nothing goes (events_days = 90) ...
+    let p = r.run(&store, now + chrono::Duration::days(30)).unwrap();
+    assert_eq!((p.shadow_events, p.events), (0, 0), "{p:?}");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM shadow_events"), 2001);
+    // ... 91 days on the shadow events go with the live events, counted in the pass's
+    // report, and their pages leave the database file (lookout_disk_bytes{kind="database"}).
+    let p = r.run(&store, now + chrono::Duration::days(91)).unwrap();
+    assert_eq!((p.shadow_events, p.events), (2000, 10), "{p:?}");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM shadow_events"), 1);
+    let left = store
+        .shadow_events(
+            Some("smoke-fire"),
+            common::t0() - chrono::Duration::days(3650),
+            10,
+        )
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].event.id, "late");
+    let after = r.usage();
+    assert!(
+        after.database + 500_000 < before.database,
+        "{} -> {}",
+        before.database,
+        after.database
+    );
 }
 
 #[test]

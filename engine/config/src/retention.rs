@@ -36,7 +36,8 @@ pub struct RetentionConfig {
     /// At most this many recorded frame results are kept (oldest deleted first).
     /// Default 2,000,000.
     pub max_frame_results: u64,
-    /// Days to keep stored events, counted from when they were first stored. Default 90.
+    /// Days to keep stored events, counted from when they were first stored; shadow
+    /// models' would-be events (`shadow_events`) are kept as long. Default 90.
     pub events_days: f64,
     /// Days to keep snapshots (JPEG file and index row); an open incident's latest
     /// snapshot is always kept. Default 90.
@@ -53,8 +54,8 @@ pub struct RetentionConfig {
     pub sink_files_days: f64,
     /// Disk quota of the whole `engine.data_dir` in MiB; 0 = none. Above it, the oldest
     /// data is deleted first until usage is under 90 % of it: rotated JSONL files, sink
-    /// files, snapshots, delivered outbox rows, frame results and events, closed
-    /// incidents, in that order — never an open incident nor an undelivered outbox row.
+    /// files, clips, snapshots, delivered outbox rows, frame results, shadow events and
+    /// events, closed incidents, in that order — never an open incident nor an undelivered outbox row.
     /// Must hold at least one snapshot. Default 20480 (20 GiB).
     pub quota_mb: f64,
     /// Seconds between retention passes (disk usage, age limits, quota). Default 60.

@@ -16,8 +16,9 @@
 //!    (`shadow_events`, kept as long as events) by when they were stored (wall-clock
 //!    marks of the highest row id, in `retention_marks`: their own times are capture
 //!    times, years in the past for a replayed camera), snapshots (never an open incident's latest),
-//!    closed and false-alarm incidents with their history (and their clips), delivered
-//!    outbox rows (never an undelivered one), sink files; clips ([`Retention::with_clips`])
+//!    closed and false-alarm incidents with their history (and their clips), dead letters
+//!    by when they were dead-lettered (with their delivery rows), delivered outbox rows
+//!    (never an undelivered one), sink files; clips ([`Retention::with_clips`])
 //!    of incidents no longer stored, older than `snapshots_days`, or beyond their bound
 //!    (oldest first), never an open incident's.
 //! 4. **Quota**: above `quota_mb`, the oldest data goes first until usage is under 90 % of
@@ -179,6 +180,8 @@ pub struct Pruned {
     pub incidents: u64,
     /// Delivered outbox rows (notifications and deliveries) deleted.
     pub outbox_rows: u64,
+    /// Dead letters deleted (with their delivery rows).
+    pub dead_letters: u64,
     /// Whether the quota had to delete data.
     pub quota_applied: bool,
 }
@@ -525,6 +528,16 @@ impl Retention {
                 break;
             }
         }
+        // Dead letters first: a notification whose only undelivered row was a dead letter
+        // then goes with the delivered ones.
+        loop {
+            let n = self.delete_dead_letters(store, days(self.cfg.dead_letters_days))?;
+            pruned.dead_letters += n;
+            deleted_rows |= n > 0;
+            if n == 0 || self.stopped() {
+                break;
+            }
+        }
         loop {
             let n = self.delete_delivered(store, Some(days(self.cfg.outbox_delivered_days)))?;
             pruned.outbox_rows += n;
@@ -810,6 +823,35 @@ impl Retention {
         }
         tx.commit()?;
         Ok(n as u64)
+    }
+
+    /// Deletes up to a batch of dead letters dead-lettered before `before` (wall clock,
+    /// ms), oldest first, with their delivery rows (what re-driving would have reset).
+    fn delete_dead_letters(&self, store: &Store, before: i64) -> Result<u64, RetentionError> {
+        let mut conn = store.lock();
+        let tx = conn.transaction()?;
+        let rows: Vec<(String, i64)> = tx
+            .prepare_cached(
+                "SELECT sink, notification_id FROM dead_letters WHERE at < ?1
+                 ORDER BY at, notification_id LIMIT ?2",
+            )?
+            .query_map(params![before, BATCH], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        {
+            let mut del_l = tx.prepare_cached(
+                "DELETE FROM dead_letters WHERE sink = ?1 AND notification_id = ?2",
+            )?;
+            let mut del_d = tx.prepare_cached(
+                "DELETE FROM deliveries WHERE sink = ?1 AND notification_id = ?2
+                 AND delivered_at IS NULL AND dead_at IS NOT NULL",
+            )?;
+            for (sink, id) in &rows {
+                del_l.execute(params![sink, id])?;
+                del_d.execute(params![sink, id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(rows.len() as u64)
     }
 
     /// Snapshot files no row points to (a kill between deleting the rows and the files),

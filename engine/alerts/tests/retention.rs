@@ -4,6 +4,8 @@
 //!   latest snapshot) and every undelivered outbox row, and the database file shrinks;
 //! * age limits count from when rows were stored (not their capture times);
 //! * shadow models' would-be events age like events and give their space back;
+//! * dead letters age out by when they were dead-lettered, recent ones stay listed and
+//!   re-drivable;
 //! * a database made before incremental vacuum is switched once;
 //! * a real child process killed with SIGKILL in the middle of quota cleanup and log
 //!   compression loses no incident, no undelivered outbox row and no log line.
@@ -377,6 +379,86 @@ fn shadow_events_age_like_events_and_leave_the_database() {
         before.database,
         after.database
     );
+}
+
+#[test]
+fn dead_letters_age_out_and_recent_ones_stay_listed_and_redrivable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = dir.join("lookout.db");
+    let store = open(dir);
+    let now = Utc::now();
+    for id in ["old", "recent", "sent"] {
+        store
+            .apply_incident(&incident(id, "cam", 1, 0), None, now)
+            .unwrap();
+    }
+    let pending = store.pending("hook", 10).unwrap();
+    let id_of = |key: &str| pending.iter().find(|p| p.key == key).unwrap().id;
+    // The receiver refused "old" now and "recent" 20 days on; "sent" was delivered.
+    store
+        .dead_letter(
+            "hook",
+            id_of("old:1"),
+            Some(422),
+            "HTTP status 422",
+            "bad",
+            now,
+        )
+        .unwrap();
+    store
+        .dead_letter(
+            "hook",
+            id_of("recent:1"),
+            Some(400),
+            "HTTP status 400",
+            "bad too",
+            now + chrono::Duration::days(20),
+        )
+        .unwrap();
+    store.delivered("hook", &[id_of("sent:1")], now).unwrap();
+    let r = retention(
+        dir,
+        RetentionConfig {
+            quota_mb: 0.0,
+            ..RetentionConfig::default()
+        },
+    );
+    // 25 days on (dead_letters_days = 30): both are still listed.
+    let p = r.run(&store, now + chrono::Duration::days(25)).unwrap();
+    assert_eq!(p.dead_letters, 0, "{p:?}");
+    assert_eq!(store.dead_letters(None, 100).unwrap().len(), 2);
+    // The delivered notification went after 7 days; the dead-lettered ones' stay.
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM notifications"), 2);
+    // 31 days on: the old dead letter goes with its delivery row and its notification;
+    // the recent one is listed, counted and can be re-driven.
+    let p = r.run(&store, now + chrono::Duration::days(31)).unwrap();
+    assert_eq!(p.dead_letters, 1, "{p:?}");
+    assert!(p.outbox_rows >= 1, "{p:?}");
+    let left = store.dead_letters(None, 100).unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].key, "recent:1");
+    assert_eq!(left[0].status, Some(400));
+    assert_eq!(
+        store.dead_letter_counts().unwrap(),
+        vec![("hook".to_string(), 1)]
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM notifications WHERE key = 'old:1'"
+        ),
+        0
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM deliveries"), 1);
+    assert_eq!(store.redrive(Some("hook"), &[]).unwrap(), 1);
+    let p = store.pending("hook", 10).unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].key, "recent:1");
+    // Re-driven, it is no dead letter any more: retention leaves the undelivered row be.
+    let pr = r.run(&store, now + chrono::Duration::days(400)).unwrap();
+    assert_eq!(pr.dead_letters, 0, "{pr:?}");
+    assert_eq!(store.pending("hook", 10).unwrap().len(), 1);
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! events_days = 90
 //! snapshots_days = 90
 //! closed_incidents_days = 365
+//! dead_letters_days = 30      # refused deliveries, listed and re-drivable until then
 //! quota_mb = 20480            # the whole data directory; 0 = no quota
 //! ```
 
@@ -49,6 +50,10 @@ pub struct RetentionConfig {
     /// Delivered outbox rows are deleted after this many days; undelivered ones never.
     /// Default 7.
     pub outbox_delivered_days: f64,
+    /// Dead letters (deliveries a sink refused) are deleted this many days after they
+    /// were dead-lettered, with their delivery rows; until then they are listed and can be
+    /// re-driven. Default 30.
+    pub dead_letters_days: f64,
     /// Files written by the `cap` and `geojson` sinks are deleted this many days after
     /// they were last written. Default 30.
     pub sink_files_days: f64,
@@ -75,6 +80,7 @@ impl Default for RetentionConfig {
             snapshots_days: 90.0,
             closed_incidents_days: 365.0,
             outbox_delivered_days: 7.0,
+            dead_letters_days: 30.0,
             sink_files_days: 30.0,
             quota_mb: 20480.0,
             check_interval_s: 60.0,
@@ -130,6 +136,7 @@ impl RetentionConfig {
         }
         for (key, val) in [
             ("outbox_delivered_days", self.outbox_delivered_days),
+            ("dead_letters_days", self.dead_letters_days),
             ("sink_files_days", self.sink_files_days),
         ] {
             v.range(format!("{p}.{key}"), val, 0.001, 3650.0);

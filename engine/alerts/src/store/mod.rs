@@ -10,7 +10,8 @@
 //! `notifications` + `deliveries` (the outbox: one notification per revision, one delivery
 //! row per sink, written in the same transaction as the revision, with its attempts and
 //! earliest next attempt), `dead_letters` (deliveries a sink refused, with the status and
-//! an excerpt of the answer, until re-driven).
+//! an excerpt of the answer, until re-driven or deleted by retention after
+//! `engine.retention.dead_letters_days`).
 //!
 //! WAL with `synchronous = NORMAL`: a committed transaction survives the process being
 //! killed (the WAL is in the OS page cache); only a power cut may lose the last commits.

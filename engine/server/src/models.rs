@@ -134,7 +134,7 @@ pub struct ModelsOverlay {
     pub from: Option<ModelRef>,
     /// What runs after.
     pub to: Option<ModelRef>,
-    /// Promoted without a passing gate (`force`).
+    /// Promoted without a passing gate for this candidate (`force`).
     #[serde(default)]
     pub forced: bool,
     /// The gate beside the promoted manifest, as read (`gate.json`).
@@ -283,6 +283,44 @@ pub fn read_gate(manifest: &Path) -> Result<Value, String> {
     }
 }
 
+/// The sha256 a candidate manifest declares (`sha256 = "..."`): what loading it verifies
+/// its ONNX file against, so the sha256 of the model a promotion swaps in.
+pub fn manifest_sha256(manifest: &Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let doc: toml::Table = text
+        .parse()
+        .map_err(|e| format!("{} is not TOML: {e}", manifest.display()))?;
+    doc.get("sha256")
+        .and_then(|v| v.as_str())
+        .map(|s| s.trim().to_ascii_lowercase())
+        .ok_or_else(|| format!("{}: no `sha256` key", manifest.display()))
+}
+
+/// Whether `gate` (read beside `manifest`) speaks for this candidate: its
+/// `candidate_sha256` is the sha256 the manifest declares. A gate left over from another
+/// candidate does not offer this one.
+pub fn gate_matches(gate: &Value, manifest: &Path, manifest_sha: &str) -> Result<(), String> {
+    let path = manifest.with_file_name("gate.json");
+    let Some(gate_sha) = gate.get("candidate_sha256").and_then(Value::as_str) else {
+        return Err(format!(
+            "the gate ({}) names no \"candidate_sha256\": it cannot be matched with {} (sha256 {manifest_sha})",
+            path.display(),
+            manifest.display()
+        ));
+    };
+    if gate_sha.trim().eq_ignore_ascii_case(manifest_sha) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the gate ({}) offered the candidate with sha256 {}, but {} is sha256 {manifest_sha}: the gate is another candidate's",
+            path.display(),
+            gate_sha.trim(),
+            manifest.display()
+        ))
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ModelError> + Send + 'static,
 ) -> ApiResult<T> {
@@ -390,7 +428,8 @@ pub(crate) struct PromoteBody {
     /// Unset: the shadow in force.
     #[serde(default)]
     manifest: Option<String>,
-    /// Promote without a passing `gate.json` beside the manifest.
+    /// Promote without a passing `gate.json` beside the manifest, or with a gate whose
+    /// `candidate_sha256` is another model's.
     #[serde(default)]
     force: bool,
     #[serde(default)]
@@ -406,7 +445,7 @@ pub(crate) struct PromoteBody {
     responses(
         (status = 200, description = "The candidate runs live (admin): its sha256 verified, its session built, the workers swap before their next frames; the change is in the config history.", body = serde_json::Value, content_type = "application/json"),
         (status = 404, description = "No such model slot.", body = ErrorBody),
-        (status = 409, description = "No passing gate beside the candidate (send `force`), no shadow to promote, or the candidate already runs.", body = ErrorBody),
+        (status = 409, description = "No passing gate beside the candidate, or a gate whose `candidate_sha256` is not the candidate's sha256 (the error names both; send `force`), no shadow to promote, or the candidate already runs.", body = ErrorBody),
         (status = 422, description = "The manifest does not load (unreadable, sha256 mismatch, other classes, no session).", body = ErrorBody),
         (status = 400, description = "The body is missing or not JSON.", body = ErrorBody),
         (status = 401, description = "No token, or an unknown one.", body = ErrorBody),
@@ -452,6 +491,24 @@ pub(crate) async fn promote(
             ))
         }
     };
+    // The gate must be this candidate's: its `candidate_sha256` is the sha256 the manifest
+    // declares (the one loading verifies, so the model swapped in).
+    let mut gate_ok = false;
+    if !gate.is_null() {
+        let sha = manifest_sha256(&path)
+            .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_model", m))?;
+        match gate_matches(&gate, &path, &sha) {
+            Ok(()) => gate_ok = true,
+            Err(_) if b.force => {}
+            Err(m) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "gate_candidate",
+                    format!("{m}; send \"force\": true to promote anyway"),
+                ))
+            }
+        }
+    }
     let promoting_shadow = cur
         .shadow
         .as_ref()
@@ -478,7 +535,7 @@ pub(crate) async fn promote(
         entry.shadow_set = true;
         entry.shadow = None;
     }
-    let forced = b.force && gate.is_null();
+    let forced = b.force && !gate_ok;
     let version = s.record_models(
         &user.name,
         b.comment.trim(),

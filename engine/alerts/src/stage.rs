@@ -99,28 +99,14 @@ fn run(
                 Err(e) => tracing::error!(id = %inc.id, error = %e, "Cannot store an incident."),
                 Ok(ApplyOutcome::Created { id, .. }) => {
                     if let Some(c) = clips {
-                        let done = clipped.entry(&id, HashSet::new);
-                        if let Some(req) = clip_request(alerts, &id, inc) {
-                            done.insert(req.camera.clone());
-                            c.request(req);
-                        }
-                        for req in camera_clip_requests(alerts, &id, inc, done) {
+                        for req in new_clip_requests(alerts, &mut clipped, &id, inc, true) {
                             c.request(req);
                         }
                     }
                 }
                 Ok(ApplyOutcome::Updated { id, .. }) => {
                     if let Some(c) = clips {
-                        // Known here, or (after a restart) the cameras whose clips are
-                        // on disk.
-                        let done = clipped.entry(&id, || {
-                            alerts
-                                .clips_of(&id)
-                                .into_iter()
-                                .map(|(_, i)| CameraId::from(i.camera.as_str()))
-                                .collect()
-                        });
-                        for req in camera_clip_requests(alerts, &id, inc, done) {
+                        for req in new_clip_requests(alerts, &mut clipped, &id, inc, false) {
                             c.request(req);
                         }
                     }
@@ -145,14 +131,15 @@ const CLIPPED_MAX: usize = 4096;
 
 /// The cameras each recent incident has asked a clip of (the oldest forgotten beyond
 /// [`CLIPPED_MAX`]; a forgotten one is looked up on disk again).
-#[derive(Default)]
-struct Clipped {
+#[derive(Debug, Default)]
+pub struct Clipped {
     order: VecDeque<String>,
     cameras: HashMap<String, HashSet<CameraId>>,
 }
 
 impl Clipped {
-    fn entry(
+    /// The cameras asked for incident `id`; `seed` gives them when `id` is not remembered.
+    pub fn entry(
         &mut self,
         id: &str,
         seed: impl FnOnce() -> HashSet<CameraId>,
@@ -190,6 +177,35 @@ pub fn clip_request(alerts: &Alerts, stored_id: &str, inc: &Incident) -> Option<
         at: first.first_seen,
         path: alerts.clip_path(stored_id),
     })
+}
+
+/// The clips a stored revision asks for: on `created`, the first camera's
+/// ([`clip_request`]), and every camera not asked before ([`camera_clip_requests`]). The
+/// cameras asked are remembered in `clipped` (or, for an incident it forgot, read back from
+/// the clips on disk).
+pub fn new_clip_requests(
+    alerts: &Alerts,
+    clipped: &mut Clipped,
+    stored_id: &str,
+    inc: &Incident,
+    created: bool,
+) -> Vec<ClipRequest> {
+    let done = clipped.entry(stored_id, || {
+        alerts
+            .clips_of(stored_id)
+            .into_iter()
+            .map(|(_, i)| CameraId::from(i.camera.as_str()))
+            .collect()
+    });
+    let mut out = Vec::new();
+    if created {
+        if let Some(req) = clip_request(alerts, stored_id, inc) {
+            done.insert(req.camera.clone());
+            out.push(req);
+        }
+    }
+    out.extend(camera_clip_requests(alerts, stored_id, inc, done));
+    out
 }
 
 /// Clips of the incident's cameras not in `done` (which they are added to): each around

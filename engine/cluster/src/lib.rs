@@ -26,6 +26,7 @@
 //! * A message of an unknown wire version is logged, counted and acked: it never stops the
 //!   hub.
 
+pub mod clips;
 pub mod control;
 pub mod hub;
 pub mod lease;

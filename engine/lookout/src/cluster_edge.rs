@@ -82,6 +82,16 @@ struct Generation {
     health_fwd: std::thread::JoinHandle<()>,
     rules: lookout_rules::stage::RulesHandle,
     forwarder: std::thread::JoinHandle<()>,
+    /// Puts this generation's clips into the site's object store (`[alerts.clips]`).
+    clip_upload: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Clips on an edge: every event's start asks the clip writer for a clip around its first
+/// sighting, which the upload thread puts into the site's object store for the hub.
+struct EdgeClips {
+    writer: Arc<lookout_ingest::clips::ClipWriter>,
+    tx: crossbeam_channel::Sender<lookout_cluster::clips::EdgeClip>,
+    dir: std::path::PathBuf,
 }
 
 /// The rules stage's tap on an edge: recorded frame results and health changes go to the
@@ -89,6 +99,7 @@ struct Generation {
 struct LiveTap {
     tx: crossbeam_channel::Sender<StageMsg>,
     stats: Arc<lookout_cluster::live::LiveStats>,
+    clips: Option<EdgeClips>,
 }
 
 impl lookout_rules::stage::RulesTap for LiveTap {
@@ -98,7 +109,27 @@ impl lookout_rules::stage::RulesTap for LiveTap {
         }
     }
 
-    fn event(&mut self, _: &lookout_core::Event) {}
+    fn event(&mut self, ev: &lookout_core::Event) {
+        use lookout_core::ClipSink;
+        let Some(c) = &self.clips else { return };
+        if ev.phase != lookout_core::EventPhase::Start {
+            return;
+        }
+        let object = lookout_cluster::clips::object_name(&ev.camera, &ev.id);
+        let path = c.dir.join(format!("{}.mp4", object.replace('/', ".")));
+        let req = lookout_core::ClipRequest {
+            incident: ev.id.clone(),
+            camera: ev.camera.clone(),
+            at: ev.first_seen,
+            path: path.clone(),
+        };
+        if c.writer.request(req) {
+            let clip = lookout_cluster::clips::EdgeClip { object, path };
+            if c.tx.try_send(clip).is_err() {
+                warn!(event = %ev.id, "The clip upload queue is full; the hub gets no clip of this event.");
+            }
+        }
+    }
 }
 
 impl Generation {
@@ -111,8 +142,10 @@ impl Generation {
         publisher: &lookout_cluster::publish::Publisher,
         live: LiveTap,
         snapshots: Option<&async_nats::jetstream::object_store::ObjectStore>,
+        clip_store: Option<&async_nats::jetstream::object_store::ObjectStore>,
         stop: &Arc<AtomicBool>,
     ) -> anyhow::Result<Generation> {
+        let mut live = live;
         let mut cfg = cfg.clone();
         cfg.rules = rules.clone();
         for c in &mut cfg.cameras {
@@ -132,6 +165,26 @@ impl Generation {
                 .context("cannot start inference")?;
         let ingest = lookout_ingest::Ingest::start(&cfg, hub.clone(), health_tx)
             .context("cannot start ingest")?;
+        // Clips: written here (this node holds the packets), put for the hub.
+        let mut clip_upload = None;
+        if let Some(writer) = ingest.clips() {
+            let (tx, rx) = bounded::<lookout_cluster::clips::EdgeClip>(256);
+            let clips = &cfg.alerts.clips;
+            let (thread, _) = lookout_cluster::clips::spawn_uploader(
+                rt.handle().clone(),
+                clip_store.cloned(),
+                rx,
+                Duration::from_secs_f64(clips.post_s * 4.0 + 40.0),
+                clips.ring_bytes() as u64 + (1 << 20),
+            )
+            .context("cannot spawn the clip upload thread")?;
+            clip_upload = Some(thread);
+            live.clips = Some(EdgeClips {
+                writer,
+                tx,
+                dir: data_dir.join("clips"),
+            });
+        }
         let health_fwd = spawn("health-forward", {
             let results_tx = results_tx.clone();
             move || {
@@ -193,6 +246,7 @@ impl Generation {
             health_fwd,
             rules,
             forwarder,
+            clip_upload,
         })
     }
 
@@ -206,6 +260,10 @@ impl Generation {
             ("health-forward", self.health_fwd.join()),
             ("rules", self.rules.join()),
             ("cluster-publish", self.forwarder.join()),
+            (
+                "cluster-clip-upload",
+                self.clip_upload.map_or(Ok(()), |t| t.join()),
+            ),
         ] {
             if joined.is_err() {
                 error!(thread = name, "A stage thread panicked.");
@@ -273,6 +331,17 @@ pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
             Ok(s) => Some(s),
             Err(e) => {
                 warn!(error = %e, "Cannot open the snapshot object store; events go without pictures.");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let clip_store = if cfg.alerts.clips.enabled {
+        match rt.block_on(lookout_cluster::clips::open(&js, &cfg.cluster)) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!(error = %e, "Cannot open the clip object store; the hub's incidents go without clips.");
                 None
             }
         }
@@ -363,8 +432,10 @@ pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
                             LiveTap {
                                 tx: live_tx.clone(),
                                 stats: live_stats.clone(),
+                                clips: None,
                             },
                             snapshots.as_ref(),
+                            clip_store.as_ref(),
                             &stop,
                         )?);
                     }

@@ -28,6 +28,11 @@ struct StoreSink {
     log: JsonlWriter,
     /// Edges' snapshots from the site's object store (`None`: `alerts.snapshots` is off).
     snapshots: Option<lookout_cluster::snapshots::Fetcher>,
+    /// Clips the edges put, fetched by the clip thread (`[alerts.clips]`).
+    clips: Option<(
+        crossbeam_channel::Sender<lookout_cluster::clips::HubClip>,
+        lookout_alerts::stage::Clipped,
+    )>,
 }
 
 impl StoreSink {
@@ -72,6 +77,39 @@ impl lookout_cluster::hub::HubSink for StoreSink {
             .collect();
         let mut ok = true;
         for (inc, res) in revisions.iter().zip(self.alerts.record_incidents(&items)) {
+            let asked = match &res {
+                Ok(ApplyOutcome::Created { id, .. }) => Some((id.clone(), true)),
+                Ok(ApplyOutcome::Updated { id, .. }) => Some((id.clone(), false)),
+                _ => None,
+            };
+            if let (Some((tx, clipped)), Some((id, created))) = (self.clips.as_mut(), asked) {
+                // The edge that owns each camera wrote a clip at its event's start: the
+                // object of that camera's earliest event here.
+                for req in lookout_alerts::stage::new_clip_requests(
+                    &self.alerts,
+                    clipped,
+                    &id,
+                    inc,
+                    created,
+                ) {
+                    let Some(ev) = inc
+                        .events
+                        .iter()
+                        .filter(|e| e.camera == req.camera)
+                        .min_by_key(|e| e.first_seen)
+                    else {
+                        continue;
+                    };
+                    let clip = lookout_cluster::clips::HubClip {
+                        object: lookout_cluster::clips::object_name(&ev.camera, &ev.id),
+                        incident: id.clone(),
+                        path: req.path,
+                    };
+                    if tx.try_send(clip).is_err() {
+                        warn!(id = %id, camera = %req.camera, "The clip fetch queue is full; the incident goes without this clip.");
+                    }
+                }
+            }
             match res {
                 Ok(ApplyOutcome::Duplicate { .. }) => {}
                 Ok(_) => self.log.write(inc),
@@ -196,6 +234,28 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             ))
         }
     })?;
+    // Clips: the edges write and put them; this thread fetches them for the incidents.
+    let (clip_tx, clip_fetch) = if cfg.alerts.clips.enabled {
+        let store = match rt.block_on(lookout_cluster::clips::open(&js, &cfg.cluster)) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!(error = %e, "Cannot open the clip object store; edge incidents go without clips.");
+                None
+            }
+        };
+        let (tx, rx) = bounded::<lookout_cluster::clips::HubClip>(256);
+        let (thread, _) = lookout_cluster::clips::spawn_fetcher(
+            rt.handle().clone(),
+            store,
+            rx,
+            Duration::from_secs_f64(cfg.alerts.clips.post_s * 4.0 + 60.0),
+            stop.clone(),
+        )
+        .context("cannot spawn the clip fetch thread")?;
+        (Some(tx), Some(thread))
+    } else {
+        (None, None)
+    };
     let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hub_thread = spawn("hub", {
         let stop = stop.clone();
@@ -219,6 +279,7 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
                 };
                 lookout_cluster::snapshots::Fetcher::new(rt.handle().clone(), store)
             }),
+            clips: clip_tx.map(|tx| (tx, lookout_alerts::stage::Clipped::default())),
         };
         move || {
             // One hub of the site consumes; another started with the same site stands by
@@ -281,6 +342,10 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         ("hub", hub_thread.join()),
         ("cluster-rules", rules_fwd.join()),
         ("cluster-live", live.join()),
+        (
+            "cluster-clip-fetch",
+            clip_fetch.map_or(Ok(()), |t| t.join()),
+        ),
     ] {
         if joined.is_err() {
             error!(thread = name, "A hub thread panicked.");

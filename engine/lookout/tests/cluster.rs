@@ -2,7 +2,9 @@
 //! store directory), three `lookout run --role edge` and one `--role hub` on file cameras.
 //! One edge is killed with SIGKILL: its camera resumes on another edge within 30 s. The hub
 //! is killed with SIGKILL mid-stream and started again: every incident that fusion makes of
-//! the stream is in the hub's store, none twice.
+//! the stream is in the hub's store, none twice. Incident clips are on: the edge that
+//! owns a camera writes the clip and puts it in the site's object store, and the hub's
+//! incidents get them (checked with ffprobe).
 
 mod common;
 use common::shared;
@@ -101,6 +103,12 @@ manifest = "{manifest}"
 {cams}
 [alerts]
 snapshots = true
+
+[alerts.clips]
+enabled = true
+pre_s = 1
+post_s = 2
+ring_mb = 8
 
 [server]
 enabled = false
@@ -432,6 +440,64 @@ fn edge_killed_cameras_resume_hub_killed_nothing_lost_or_doubled() {
         pictured += 1;
     }
     eprintln!("snapshots: {pictured} of {} incidents", listed.len());
+    // Clips: the hub has no packets of the edges' cameras; each clip was written by the
+    // edge that held the camera and fetched from the site's object store.
+    let mut clipped = 0;
+    for s in &listed {
+        let id = &s.incident.id;
+        let safe: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let mp4 = hub_data.join("clips").join(format!("{safe}.mp4"));
+        let Ok(json) = std::fs::read(mp4.with_extension("json")) else {
+            continue;
+        };
+        let info: lookout_core::ClipInfo = serde_json::from_slice(&json).expect("clip description");
+        assert_eq!(
+            &info.incident, id,
+            "the description names the hub's incident"
+        );
+        assert!(CAMERAS.contains(&info.camera.as_str()), "{}", info.camera);
+        assert!(info.remuxed && info.codec == "video/x-h264", "{info:?}");
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-of",
+                "json",
+                "-show_streams",
+                "-show_format",
+            ])
+            .arg(&mp4)
+            .output()
+            .expect("ffprobe runs");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            mp4.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let probe: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe JSON");
+        assert_eq!(probe["streams"][0]["codec_name"], "h264", "{probe}");
+        let duration: f64 = probe["format"]["duration"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .expect("duration");
+        assert!(
+            (duration - info.duration_s).abs() < 0.2 && duration > 0.5,
+            "{duration} s, described {} s",
+            info.duration_s
+        );
+        clipped += 1;
+    }
+    eprintln!("clips: {clipped} of {} incidents", listed.len());
     let stored: BTreeSet<String> = listed.into_iter().map(|s| s.incident.id).collect();
     // The edges' frame results reached the hub's store (tuning view, live overlay).
     let framed: BTreeSet<String> = store
@@ -482,7 +548,12 @@ fn edge_killed_cameras_resume_hub_killed_nothing_lost_or_doubled() {
         });
         std::fs::write(path, report.to_string()).expect("report");
     }
-    if stored != expected_ids || !doubled.is_empty() || logged != expected.0 || pictured == 0 {
+    if stored != expected_ids
+        || !doubled.is_empty()
+        || logged != expected.0
+        || pictured == 0
+        || clipped == 0
+    {
         dump_logs();
     }
     assert!(
@@ -492,6 +563,10 @@ fn edge_killed_cameras_resume_hub_killed_nothing_lost_or_doubled() {
     assert!(
         pictured > 0,
         "no incident from an edge got a snapshot through the object store"
+    );
+    assert!(
+        clipped > 0,
+        "no incident from an edge got a clip through the object store"
     );
     let lost: Vec<_> = expected_ids.difference(&stored).collect();
     let extra: Vec<_> = stored.difference(&expected_ids).collect();

@@ -1,10 +1,12 @@
-//! Rules changes from the hub to every edge: `ControlMsg::Rules` on
-//! `lookout.<site>.control.rules`, in the site's stream.
+//! Changes from the hub to every edge, in the site's stream: `ControlMsg::Rules` on
+//! `lookout.<site>.control.rules` and `ControlMsg::Cameras` on
+//! `lookout.<site>.control.cameras`.
 //!
-//! The hub publishes the running `[rules]` (the config file's, with the API overlay) at start
-//! and after every change (API, masks, tuning, file reload). An edge follows the subject
-//! from its newest message (so a node that starts later gets the rules in force) and applies
-//! each one to its rules stage.
+//! The hub publishes the running `[rules]` (the config file's, with the API overlay) and the
+//! running `[[cameras]]` (the file's, with the cameras record) at start and after every
+//! change. An edge follows each subject from its newest message (so a node that starts
+//! later gets what is in force) and applies each one: rules to its rules stage, cameras to
+//! its leases and pipelines.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -17,19 +19,29 @@ use lookout_core::wire::{ControlMsg, Envelope, WireMsg};
 
 use crate::{js_err, ClusterError, Subjects};
 
-/// Follows the site's rules subject until `stop`, sending each `ControlMsg` to `out` (the
+/// Which control subject to follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    /// `control.rules`.
+    Rules,
+    /// `control.cameras`.
+    Cameras,
+}
+
+/// Follows the site's `topic` subject until `stop`, sending each `ControlMsg` to `out` (the
 /// newest one first). A broken subscription is re-opened after a pause; an undecodable
 /// message is logged and skipped.
 pub async fn follow(
     js: &jetstream::Context,
     cfg: &ClusterConfig,
+    topic: Topic,
     out: &Sender<ControlMsg>,
     stop: &AtomicBool,
 ) {
     let mut last_seq = 0u64;
     while !stop.load(Ordering::SeqCst) {
-        if let Err(e) = follow_once(js, cfg, out, stop, &mut last_seq).await {
-            tracing::warn!(error = %e, "Following the rules subject failed; re-opening it.");
+        if let Err(e) = follow_once(js, cfg, topic, out, stop, &mut last_seq).await {
+            tracing::warn!(error = %e, ?topic, "Following a control subject failed; re-opening it.");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
@@ -38,6 +50,7 @@ pub async fn follow(
 async fn follow_once(
     js: &jetstream::Context,
     cfg: &ClusterConfig,
+    topic: Topic,
     out: &Sender<ControlMsg>,
     stop: &AtomicBool,
     last_seq: &mut u64,
@@ -53,7 +66,10 @@ async fn follow_once(
     };
     let ordered = stream
         .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: subjects.control_rules(),
+            filter_subject: match topic {
+                Topic::Rules => subjects.control_rules(),
+                Topic::Cameras => subjects.control_cameras(),
+            },
             deliver_policy,
             ..Default::default()
         })
@@ -63,7 +79,7 @@ async fn follow_once(
     while !stop.load(Ordering::SeqCst) {
         let m = match tokio::time::timeout(Duration::from_millis(500), messages.next()).await {
             Err(_) => continue,
-            Ok(None) => return Err(ClusterError::JetStream("rules subject ended".into())),
+            Ok(None) => return Err(ClusterError::JetStream("control subject ended".into())),
             Ok(Some(m)) => m.map_err(js_err)?,
         };
         if let Ok(info) = m.info() {
@@ -79,7 +95,7 @@ async fn follow_once(
                 }
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "Skipped an unreadable rules message."),
+            Err(e) => tracing::warn!(error = %e, ?topic, "Skipped an unreadable control message."),
         }
     }
     Ok(())

@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer};
 use futures_util::{FutureExt, StreamExt};
 use lookout_config::Config;
-use lookout_core::wire::{Envelope, FusionMsg, HotspotBatch, WireError, WireMsg};
+use lookout_core::wire::{ControlMsg, Envelope, FusionMsg, HotspotBatch, WireError, WireMsg};
 use lookout_core::{Event, EventPhase, Hotspot, Incident, UtcTime};
 use lookout_fusion::Fusion;
 
@@ -65,6 +65,8 @@ const DEDUP_IDS: usize = 200_000;
 /// messages in the same order give the same incident revisions.
 pub struct HubCore {
     fusion: Fusion,
+    /// The cameras fusion was last told of (ids), to tell it of removed ones.
+    cameras: std::collections::BTreeSet<String>,
     /// Per event id: the newest (last seen, phase rank) fused.
     seen: HashMap<String, (UtcTime, u8)>,
     order: VecDeque<String>,
@@ -94,11 +96,17 @@ impl HubCore {
     pub fn new(cfg: &Config) -> Result<HubCore, ClusterError> {
         Ok(HubCore {
             fusion: Fusion::new(cfg).map_err(|e| ClusterError::Fusion(e.to_string()))?,
+            cameras: cfg.cameras.iter().map(|c| c.id.clone()).collect(),
             seen: HashMap::new(),
             order: VecDeque::new(),
             stats: Arc::default(),
             last_seq: 0,
         })
+    }
+
+    /// The fusion it feeds (incidents, camera geometry).
+    pub fn fusion(&self) -> &Fusion {
+        &self.fusion
     }
 
     /// Its counters.
@@ -179,8 +187,31 @@ impl HubCore {
                 }
                 self.fusion.on_hotspots(hotspots, out);
             }
+            // The site's cameras changed: fusion takes their geometry (in stream order, so a
+            // replay at start rebuilds the same state).
+            WireMsg::Control(ControlMsg::Cameras { version, cameras }) => {
+                match serde_json::from_value::<Vec<lookout_config::cameras::CameraConfig>>(cameras)
+                {
+                    Ok(list) => {
+                        let ids: std::collections::BTreeSet<String> =
+                            list.iter().map(|c| c.id.clone()).collect();
+                        for gone in self.cameras.difference(&ids) {
+                            self.fusion.set_camera(gone, None);
+                        }
+                        for c in &list {
+                            self.fusion.set_camera(&c.id, Some(c));
+                        }
+                        self.cameras = ids;
+                    }
+                    Err(e) => {
+                        tracing::warn!(version, error = %e, "Skipped an unreadable cameras message.")
+                    }
+                }
+            }
             // Rules changes are for the edges; frame results and incidents are not fused.
-            WireMsg::Control(_) | WireMsg::Stage(_) | WireMsg::Incident(_) => {}
+            WireMsg::Control(ControlMsg::Rules { .. })
+            | WireMsg::Stage(_)
+            | WireMsg::Incident(_) => {}
         }
         self.stats
             .revisions
@@ -456,4 +487,74 @@ async fn replay(
         "Replayed the stream up to the hub's ack floor into fusion."
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        lookout_config::parse(
+            r#"
+[[cameras]]
+id = "north"
+source = { kind = "test" }
+geo = { lat = 36.2, lon = 27.86, heading_deg = 140, hfov_deg = 60, range_m = 20000 }
+[[cameras]]
+id = "south"
+source = { kind = "test" }
+geo = { lat = 36.1, lon = 28.0, heading_deg = 320, hfov_deg = 60, range_m = 20000 }
+"#,
+            "hub.toml",
+            std::path::Path::new("."),
+        )
+        .expect("config")
+    }
+
+    #[test]
+    fn a_cameras_message_changes_fusion_geometry() {
+        let cfg = config();
+        let mut core = HubCore::new(&cfg).unwrap();
+        assert!(core.fusion().camera("north").is_some());
+        // The hub's record: south disabled, east added (north unchanged).
+        let mut list = cfg.cameras.clone();
+        list[1].enabled = false;
+        let mut east = list[0].clone();
+        east.id = "east".into();
+        if let Some(g) = east.geo.as_mut() {
+            g.heading_deg = 90.0;
+        }
+        list.push(east);
+        let msg = WireMsg::Control(ControlMsg::Cameras {
+            version: 3,
+            cameras: serde_json::to_value(&list).unwrap(),
+        });
+        let mut out = Vec::new();
+        core.on_msg(msg, None, &mut out);
+        assert!(core.fusion().camera("north").is_some());
+        assert!(core.fusion().camera("south").is_none(), "disabled");
+        assert!(core.fusion().camera("east").is_some(), "added");
+        // A list without north: north goes too.
+        list.remove(0);
+        core.on_msg(
+            WireMsg::Control(ControlMsg::Cameras {
+                version: 4,
+                cameras: serde_json::to_value(&list).unwrap(),
+            }),
+            None,
+            &mut out,
+        );
+        assert!(core.fusion().camera("north").is_none(), "removed");
+        // An unreadable list changes nothing.
+        core.on_msg(
+            WireMsg::Control(ControlMsg::Cameras {
+                version: 5,
+                cameras: serde_json::json!({"not": "a list"}),
+            }),
+            None,
+            &mut out,
+        );
+        assert!(core.fusion().camera("east").is_some());
+        assert!(out.is_empty());
+    }
 }

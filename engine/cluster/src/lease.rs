@@ -149,6 +149,15 @@ impl Leases {
         })
     }
 
+    /// The site's cameras changed (the hub published a new list): the next heartbeat plans
+    /// with `cameras`, and releases held ones that are no longer in it.
+    pub fn set_cameras(&mut self, cameras: &[String]) {
+        let mut cameras = cameras.to_vec();
+        cameras.sort();
+        cameras.dedup();
+        self.cameras = cameras;
+    }
+
     /// The cameras this node holds.
     pub fn held(&self) -> BTreeSet<String> {
         self.held.keys().cloned().collect()
@@ -190,6 +199,11 @@ impl Leases {
             nodes.push(self.node.clone());
         }
         nodes.sort();
+        for cam in self.held.keys() {
+            if self.cameras.binary_search(cam).is_err() {
+                plan.release.push(cam.clone());
+            }
+        }
         for (cam, owner) in assign(&self.cameras, &nodes) {
             let mine = owner == self.node;
             match (mine, self.held.contains_key(&cam)) {

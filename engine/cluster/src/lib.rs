@@ -8,7 +8,7 @@
 //! ```text
 //! edge ──FusionMsg──▶ lookout.<site>.cam.<camera>.events ─┐
 //! hub's hotspot feed ──HotspotBatch──▶ lookout.<site>.sat.hotspots ─┤ stream LOOKOUT_<site> (limits, dedup window)
-//! hub/API ──ControlMsg──▶ lookout.<site>.control.rules ────┘ (every edge follows it: control::follow)
+//! hub/API ──ControlMsg──▶ lookout.<site>.control.{rules,cameras} ┘ (every edge follows them: control::follow)
 //!                                                    └─▶ durable consumer "hub" ──▶ Fusion ──▶ store, then ack
 //! camera leases: KV bucket lookout-leases-<site> (TTL), key <camera> = node name
 //! ```
@@ -101,6 +101,12 @@ impl Subjects {
         format!("lookout.{}.control.rules", self.site)
     }
 
+    /// The running `[[cameras]]` (hub → every edge, and the hub's own fusion):
+    /// `lookout.<site>.control.cameras`.
+    pub fn control_cameras(&self) -> String {
+        format!("lookout.{}.control.cameras", self.site)
+    }
+
     /// The camera lease bucket: `lookout-leases-<site>`.
     pub fn lease_bucket(&self) -> String {
         format!("lookout-leases-{}", self.site)
@@ -124,7 +130,8 @@ impl Subjects {
             WireMsg::Stage(m) => self.events(stage_camera(m)),
             WireMsg::Hotspots(_) => self.hotspots(),
             WireMsg::Incident(_) => format!("lookout.{}.incidents", self.site),
-            WireMsg::Control(_) => self.control_rules(),
+            WireMsg::Control(ControlMsg::Rules { .. }) => self.control_rules(),
+            WireMsg::Control(ControlMsg::Cameras { .. }) => self.control_cameras(),
         }
     }
 }
@@ -157,6 +164,9 @@ pub fn msg_id(msg: &WireMsg) -> String {
         }
         WireMsg::Control(ControlMsg::Rules { version, rules }) => {
             format!("rules:{version}:{:016x}", content_hash(rules))
+        }
+        WireMsg::Control(ControlMsg::Cameras { version, cameras }) => {
+            format!("cameras:{version}:{:016x}", content_hash(cameras))
         }
         WireMsg::Incident(i) => format!("inc:{}:{}", i.id, i.revision),
         WireMsg::Stage(m) => format!("stage:{:016x}", content_hash(m)),

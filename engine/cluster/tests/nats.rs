@@ -403,7 +403,13 @@ fn edges_follow_the_newest_rules_then_every_change() {
         std::thread::spawn(move || {
             tokio::runtime::Runtime::new()
                 .unwrap()
-                .block_on(lookout_cluster::control::follow(&js, &cluster, &tx, &stop))
+                .block_on(lookout_cluster::control::follow(
+                    &js,
+                    &cluster,
+                    lookout_cluster::control::Topic::Rules,
+                    &tx,
+                    &stop,
+                ))
         })
     };
     let first = rx

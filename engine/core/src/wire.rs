@@ -43,7 +43,7 @@ pub struct HotspotBatch {
     pub hotspots: Vec<Hotspot>,
 }
 
-/// Control messages to a stage (today: the rules stage).
+/// Control messages to a stage (the rules stage; a cluster's edges and hub).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ControlMsg {
@@ -54,6 +54,16 @@ pub enum ControlMsg {
         version: i64,
         /// The whole `[rules]` section, as JSON (`lookout_config::rules::RulesConfig`).
         rules: serde_json::Value,
+    },
+    /// The site's running `[[cameras]]` changed (the hub's cameras record, from its API):
+    /// edges lease and analyse this list instead of their file's, the hub's fusion takes
+    /// the cameras' geometry.
+    Cameras {
+        /// The cameras record version in force (0: the config file's cameras alone).
+        version: i64,
+        /// The whole running list, disabled cameras included, as JSON
+        /// (`Vec<lookout_config::cameras::CameraConfig>`).
+        cameras: serde_json::Value,
     },
 }
 

@@ -309,6 +309,7 @@ pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
             handle.block_on(lookout_cluster::control::follow(
                 &js,
                 &cluster,
+                lookout_cluster::control::Topic::Rules,
                 &control_tx,
                 &stop,
             ))
@@ -372,7 +373,10 @@ pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
             let lookout_core::ControlMsg::Rules {
                 version,
                 rules: body,
-            } = &msg;
+            } = &msg
+            else {
+                continue;
+            };
             match serde_json::from_value::<lookout_config::rules::RulesConfig>(body.clone()) {
                 Ok(r) if r == rules => {}
                 Ok(r) => {

@@ -158,6 +158,8 @@ impl RulesControl {
                     .map_err(|e| ControlError::Malformed(e.to_string()))?;
                 self.apply(&rules)
             }
+            // Not a rules change.
+            ControlMsg::Cameras { .. } => Ok(()),
         }
     }
 

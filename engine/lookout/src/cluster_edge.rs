@@ -273,10 +273,55 @@ impl Generation {
     }
 }
 
+/// The hub published the site's cameras: checked like a config file's, they replace the
+/// file's list (leases are re-planned over the enabled ones at the next heartbeat). Returns
+/// whether the running generation must restart (one of its cameras changed or went).
+fn site_cameras_changed(
+    cfg: &mut Config,
+    version: i64,
+    body: &serde_json::Value,
+    leases: &mut lookout_cluster::lease::Leases,
+    generation: Option<&Generation>,
+) -> bool {
+    let list: Vec<lookout_config::cameras::CameraConfig> = match serde_json::from_value(
+        body.clone(),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            error!(version, error = %e, "Unreadable cameras from the hub; keeping the running ones.");
+            return false;
+        }
+    };
+    let as_json = |c: &lookout_config::cameras::CameraConfig| serde_json::to_value(c).ok();
+    if list.iter().map(as_json).eq(cfg.cameras.iter().map(as_json)) {
+        return false;
+    }
+    let mut next = cfg.clone();
+    next.cameras = list;
+    let problems = lookout_config::validate_loaded(&next);
+    if !problems.is_empty() {
+        let text: Vec<String> = problems.iter().map(|(k, m)| format!("{k}: {m}")).collect();
+        error!(version, problems = %text.join("; "), "Refused the cameras the hub published; keeping the running ones.");
+        return false;
+    }
+    let restart = generation.is_some_and(|g| {
+        g.cameras.iter().any(|id| {
+            let old = cfg.camera(id).and_then(as_json);
+            let new = next.camera(id).filter(|c| c.enabled).and_then(as_json);
+            old != new
+        })
+    });
+    let enabled: Vec<String> = next.enabled_cameras().map(|c| c.id.clone()).collect();
+    leases.set_cameras(&enabled);
+    info!(version, cameras = ?enabled, restart, "Took the site's cameras from the hub.");
+    cfg.cameras = next.cameras;
+    restart
+}
+
 /// Runs an edge node until Ctrl-C/SIGTERM or `engine.run_for_s`: holds a fair share of the
 /// site's enabled cameras by lease (`lookout_cluster::lease`) and analyses those, with the
 /// rules the hub publishes (`lookout_cluster::control`; the config file's until then).
-pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
+pub fn run(mut cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let data_dir = cfg.data_dir();
     std::fs::create_dir_all(&data_dir)
@@ -302,6 +347,7 @@ pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
     let (control_tx, control_rx) = bounded::<lookout_core::ControlMsg>(8);
     let follower = spawn("cluster-control", {
         let js = js.clone();
+        let control_tx = control_tx.clone();
         let cluster = cfg.cluster.clone();
         let stop = stop.clone();
         let handle = rt.handle().clone();
@@ -311,6 +357,23 @@ pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
                 &cluster,
                 lookout_cluster::control::Topic::Rules,
                 &control_tx,
+                &stop,
+            ))
+        }
+    })?;
+    // Camera changes from the hub (its cameras record), newest first, into the same queue.
+    let cameras_follower = spawn("cluster-cameras", {
+        let js = js.clone();
+        let cluster = cfg.cluster.clone();
+        let stop = stop.clone();
+        let handle = rt.handle().clone();
+        let tx = control_tx;
+        move || {
+            handle.block_on(lookout_cluster::control::follow(
+                &js,
+                &cluster,
+                lookout_cluster::control::Topic::Cameras,
+                &tx,
                 &stop,
             ))
         }
@@ -370,12 +433,24 @@ pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
             break;
         }
         for msg in control_rx.try_iter() {
-            let lookout_core::ControlMsg::Rules {
-                version,
-                rules: body,
-            } = &msg
-            else {
-                continue;
+            let (version, body) = match &msg {
+                lookout_core::ControlMsg::Rules { version, rules } => (version, rules),
+                lookout_core::ControlMsg::Cameras { version, cameras } => {
+                    if site_cameras_changed(
+                        &mut cfg,
+                        *version,
+                        cameras,
+                        &mut leases,
+                        generation.as_ref(),
+                    ) {
+                        // Restarted at once with the new settings (and leases re-planned).
+                        if let Some(g) = generation.take() {
+                            g.stop(deadline);
+                        }
+                        next_beat = Instant::now();
+                    }
+                    continue;
+                }
             };
             match serde_json::from_value::<lookout_config::rules::RulesConfig>(body.clone()) {
                 Ok(r) if r == rules => {}
@@ -481,6 +556,7 @@ pub fn run(cfg: Config, _opts: RunOptions) -> anyhow::Result<()> {
     drop(live_tx);
     for (name, joined) in [
         ("cluster-control", follower.join()),
+        ("cluster-cameras", cameras_follower.join()),
         ("cluster-live", live_fwd.join()),
     ] {
         if joined.is_err() {

@@ -123,6 +123,49 @@ impl lookout_cluster::hub::HubSink for StoreSink {
     }
 }
 
+/// The hub's side of cameras changed through its API: the new list is published to the
+/// site (every edge re-plans its leases and restarts what changed; the hub's fusion takes
+/// the geometry from the stream). The answer says what the site will start, stop and
+/// restart.
+struct HubCameras {
+    last: std::sync::Mutex<Vec<lookout_config::cameras::CameraConfig>>,
+    tx: crossbeam_channel::Sender<Vec<lookout_config::cameras::CameraConfig>>,
+}
+
+impl lookout_server::cameras::CameraControl for HubCameras {
+    fn apply(
+        &self,
+        cameras: &[lookout_config::cameras::CameraConfig],
+    ) -> Result<lookout_server::cameras::CameraApply, String> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let enabled = |list: &[lookout_config::cameras::CameraConfig], id: &str| {
+            list.iter()
+                .find(|c| c.id == id && c.enabled)
+                .and_then(|c| serde_json::to_value(c).ok())
+        };
+        let mut report = lookout_server::cameras::CameraApply::default();
+        for c in last.iter().filter(|c| c.enabled) {
+            if enabled(cameras, &c.id).is_none() {
+                report.stopped.push(c.id.clone());
+            }
+        }
+        for c in cameras.iter().filter(|c| c.enabled) {
+            match enabled(&last, &c.id) {
+                None => report.started.push(c.id.clone()),
+                Some(old) if serde_json::to_value(c).ok().as_ref() != Some(&old) => {
+                    report.restarted.push(c.id.clone())
+                }
+                Some(_) => {}
+            }
+        }
+        self.tx
+            .send_timeout(cameras.to_vec(), Duration::from_secs(5))
+            .map_err(|_| "the hub is not publishing camera changes (stopping?)".to_string())?;
+        *last = cameras.to_vec();
+        Ok(report)
+    }
+}
+
 /// Runs the hub until Ctrl-C/SIGTERM or `engine.run_for_s`.
 pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -142,6 +185,8 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         error!(error = %e, "Cannot read the config overlays; running the config file's rules.");
     }
     cfg.rules = state.config().rules;
+    // The site's cameras: the file's with the cameras record (the edges get them below).
+    cfg.cameras = state.config().cameras;
 
     let Some(js) = connect(&cfg, &rt, &node, &stop)? else {
         info!("Stopped before NATS answered.");
@@ -193,6 +238,46 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
                 {
                     Ok(()) => info!("Published the running rules to the edges."),
                     Err(e) => warn!(error = %e, "Could not publish the running rules."),
+                }
+            }
+        }
+    })?;
+    // Camera changes (the cameras record) go to every edge and, through the stream, to this
+    // hub's fusion: the running list is published at start and after every change.
+    let (cameras_tx, cameras_rx) = bounded::<Vec<lookout_config::cameras::CameraConfig>>(8);
+    state.cameras = Some(Arc::new(HubCameras {
+        last: std::sync::Mutex::new(cfg.cameras.clone()),
+        tx: cameras_tx,
+    }));
+    let cameras_fwd = spawn("cluster-cameras", {
+        let publisher = lookout_cluster::publish::Publisher::new(js.clone(), &cfg.cluster.site);
+        let stop = stop.clone();
+        let handle = rt.handle().clone();
+        let state = state.clone();
+        let initial = cfg.cameras.clone();
+        move || {
+            let mut next = Some(initial);
+            while !stop.load(Ordering::SeqCst) {
+                let Some(cameras) = next
+                    .take()
+                    .or_else(|| cameras_rx.recv_timeout(Duration::from_millis(200)).ok())
+                else {
+                    continue;
+                };
+                let msg = lookout_core::ControlMsg::Cameras {
+                    version: state
+                        .cameras_status()
+                        .filter(|s| s.applied)
+                        .map_or(0, |s| s.version),
+                    cameras: serde_json::to_value(&cameras).unwrap_or(serde_json::Value::Null),
+                };
+                match handle.block_on(publisher.publish(lookout_core::WireMsg::Control(msg), &stop))
+                {
+                    Ok(()) => info!(
+                        cameras = cameras.len(),
+                        "Published the site's cameras to the edges."
+                    ),
+                    Err(e) => warn!(error = %e, "Could not publish the site's cameras."),
                 }
             }
         }
@@ -341,6 +426,7 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         ("cluster-hotspots", hotspot_fwd.join()),
         ("hub", hub_thread.join()),
         ("cluster-rules", rules_fwd.join()),
+        ("cluster-cameras", cameras_fwd.join()),
         ("cluster-live", live.join()),
         (
             "cluster-clip-fetch",

@@ -7,7 +7,7 @@
 //! incidents get them (checked with ffprobe).
 
 mod common;
-use common::shared;
+use common::{api_call, shared};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
@@ -613,4 +613,148 @@ fn unreachable_nats_is_named_and_retried_without_exiting() {
         "{}",
         said()
     );
+}
+
+#[test]
+fn cameras_changed_through_the_hub_api_reach_the_edges() {
+    const ADMIN: &str = "cluster-cameras-admin-token-7";
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let mut procs = Procs::default();
+    procs.add(
+        "nats",
+        Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(tmp.path().join("js"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server runs (scripts/setup.sh installs it)"),
+    );
+    wait("nats-server to listen", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let seen = watch(&rt, &url);
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    // cam-c is disabled in the files; the hub serves its API.
+    let http_port = free_port();
+    let addr = format!("127.0.0.1:{http_port}");
+    let edit = |path: &Path, server: bool| {
+        let mut text = std::fs::read_to_string(path).expect("config");
+        text = text.replace("id = \"cam-c\"\n", "id = \"cam-c\"\nenabled = false\n");
+        if server {
+            text = text.replace(
+                "[server]\nenabled = false\n",
+                &format!(
+                    "[server]\nport = {http_port}\n\n[[server.users]]\nname = \"site-admin\"\nrole = \"admin\"\ntoken = \"{ADMIN}\"\n"
+                ),
+            );
+        }
+        std::fs::write(path, text).expect("config");
+    };
+    let hub_cfg = config(tmp.path(), &url, "hub");
+    edit(&hub_cfg, true);
+    let edge_cfg = config(tmp.path(), &url, "edge0");
+    edit(&edge_cfg, false);
+    procs.add(
+        "hub",
+        lookout(
+            &hub_cfg,
+            "hub",
+            &tmp.path().join("hub"),
+            &logs.join("hub.log"),
+        ),
+    );
+    procs.add(
+        "edge0",
+        lookout(
+            &edge_cfg,
+            "edge",
+            &tmp.path().join("edge0"),
+            &logs.join("edge0.log"),
+        ),
+    );
+    let dump = || {
+        for n in ["hub", "edge0"] {
+            let text = std::fs::read_to_string(logs.join(format!("{n}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(25).collect();
+            eprintln!("--- {n} (newest first)\n{}", tail.join("\n"));
+        }
+    };
+    let published = |cam: &str, after: Instant| {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|(c, _, t)| c == cam && *t > after)
+            .count()
+    };
+    let t0 = Instant::now();
+    while published("cam-a", t0) == 0 || published("cam-b", t0) == 0 {
+        if t0.elapsed() > Duration::from_secs(60) {
+            dump();
+            panic!(
+                "the edge does not analyse cam-a and cam-b: {:?}",
+                owners(&seen)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(published("cam-c", t0), 0, "cam-c is disabled");
+
+    // Enabled at the hub: the edge takes its lease and analyses it.
+    let patch = |cam: &str, body: &str| {
+        let t = Instant::now();
+        loop {
+            let (code, v) = api_call(
+                &addr,
+                ADMIN,
+                "PATCH",
+                &format!("/api/cameras/{cam}"),
+                Some(body),
+            );
+            if code == 200 {
+                return v;
+            }
+            if t.elapsed() > Duration::from_secs(20) {
+                dump();
+                panic!("PATCH {cam}: {code} {v}");
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    let v = patch("cam-c", r#"{"patch": {"enabled": true}}"#);
+    assert_eq!(v["live"]["started"], serde_json::json!(["cam-c"]), "{v}");
+    let t1 = Instant::now();
+    while published("cam-c", t1) == 0 {
+        if t1.elapsed() > Duration::from_secs(60) {
+            dump();
+            panic!("cam-c enabled at the hub never reached the edge");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "cam-c analysed {:.1} s after the change",
+        t1.elapsed().as_secs_f64()
+    );
+
+    // Disabled at the hub: the edge stops it; the others go on.
+    let v = patch("cam-a", r#"{"patch": {"enabled": false}}"#);
+    assert_eq!(v["live"]["stopped"], serde_json::json!(["cam-a"]), "{v}");
+    std::thread::sleep(Duration::from_secs(8));
+    let t2 = Instant::now();
+    std::thread::sleep(Duration::from_secs(5));
+    let after = published("cam-a", t2);
+    if after > 0 || published("cam-b", t2) == 0 || published("cam-c", t2) == 0 {
+        dump();
+        panic!(
+            "after disabling cam-a: cam-a {after}, cam-b {}, cam-c {} messages in 5 s",
+            published("cam-b", t2),
+            published("cam-c", t2)
+        );
+    }
+    procs.stop("edge0");
+    procs.stop("hub");
 }

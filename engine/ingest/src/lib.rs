@@ -546,6 +546,14 @@ impl Ingest {
             .collect()
     }
 
+    /// One running camera's ring of recent frames.
+    pub fn ring(&self, camera: &str) -> Option<Arc<FrameRing>> {
+        self.lock_running()
+            .iter()
+            .find(|c| c.shared.id.as_ref() == camera)
+            .map(|c| c.shared.ring.clone())
+    }
+
     /// A camera's current status (`None` for an unknown or disabled camera).
     pub fn status(&self, camera: &str) -> Option<CameraStatus> {
         self.lock_running()

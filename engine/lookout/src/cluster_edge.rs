@@ -304,12 +304,11 @@ fn site_cameras_changed(
         error!(version, problems = %text.join("; "), "Refused the cameras the hub published; keeping the running ones.");
         return false;
     }
+    let change = lookout_server::cameras::CameraApply::between(&cfg.cameras, &next.cameras);
     let restart = generation.is_some_and(|g| {
-        g.cameras.iter().any(|id| {
-            let old = cfg.camera(id).and_then(as_json);
-            let new = next.camera(id).filter(|c| c.enabled).and_then(as_json);
-            old != new
-        })
+        g.cameras
+            .iter()
+            .any(|id| change.stopped.contains(id) || change.restarted.contains(id))
     });
     let enabled: Vec<String> = next.enabled_cameras().map(|c| c.id.clone()).collect();
     leases.set_cameras(&enabled);

@@ -138,26 +138,7 @@ impl lookout_server::cameras::CameraControl for HubCameras {
         cameras: &[lookout_config::cameras::CameraConfig],
     ) -> Result<lookout_server::cameras::CameraApply, String> {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let enabled = |list: &[lookout_config::cameras::CameraConfig], id: &str| {
-            list.iter()
-                .find(|c| c.id == id && c.enabled)
-                .and_then(|c| serde_json::to_value(c).ok())
-        };
-        let mut report = lookout_server::cameras::CameraApply::default();
-        for c in last.iter().filter(|c| c.enabled) {
-            if enabled(cameras, &c.id).is_none() {
-                report.stopped.push(c.id.clone());
-            }
-        }
-        for c in cameras.iter().filter(|c| c.enabled) {
-            match enabled(&last, &c.id) {
-                None => report.started.push(c.id.clone()),
-                Some(old) if serde_json::to_value(c).ok().as_ref() != Some(&old) => {
-                    report.restarted.push(c.id.clone())
-                }
-                Some(_) => {}
-            }
-        }
+        let report = lookout_server::cameras::CameraApply::between(&last, cameras);
         self.tx
             .send_timeout(cameras.to_vec(), Duration::from_secs(5))
             .map_err(|_| "the hub is not publishing camera changes (stopping?)".to_string())?;

@@ -435,61 +435,55 @@ impl lookout_server::cameras::CameraControl for EngineCameras {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         cfg.cameras = cameras.to_vec();
-        let same = |a: &lookout_config::cameras::CameraConfig,
-                    b: &lookout_config::cameras::CameraConfig| {
-            serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
-        };
-        let running = self.ingest.running_configs();
+        let change =
+            lookout_server::cameras::CameraApply::between(&self.ingest.running_configs(), cameras);
         let mut report = lookout_server::cameras::CameraApply::default();
         let mut errors = Vec::new();
         // Stop first: what is gone or disabled.
-        for r in &running {
-            if cfg.enabled_cameras().any(|c| c.id == r.id) {
-                continue;
+        for id in &change.stopped {
+            self.ingest.stop_camera(id, self.deadline);
+            if let Err(e) = self.switch.remove_camera(id) {
+                errors.push(format!("camera {id:?}: {e}"));
             }
-            self.ingest.stop_camera(&r.id, self.deadline);
-            if let Err(e) = self.switch.remove_camera(&r.id) {
-                errors.push(format!("camera {:?}: {e}", r.id));
-            }
-            self.rings.remove(&r.id);
-            let m = self.metrics.camera(&r.id);
+            self.rings.remove(id);
+            let m = self.metrics.camera(id);
             m.up.store(0, std::sync::atomic::Ordering::Relaxed);
             m.set_fps(0.0);
             self.fusion.send(lookout_fusion::stage::CameraChange {
-                id: r.id.clone(),
+                id: id.clone(),
                 config: None,
             });
-            report.stopped.push(r.id.clone());
+            report.stopped.push(id.clone());
         }
         // Then start what is new or changed; the others are not touched.
-        for cam in cfg.enabled_cameras() {
-            let old = running.iter().find(|r| r.id == cam.id);
-            if old.is_some_and(|o| same(o, cam)) {
+        let restarts = change.restarted.iter().map(|id| (id, true));
+        for (id, restart) in change.started.iter().map(|id| (id, false)).chain(restarts) {
+            let Some(cam) = cfg.camera(id) else {
                 continue;
-            }
-            let id: CameraId = cam.id.as_str().into();
+            };
+            let cid: CameraId = id.as_str().into();
             // The plan first, so the camera's first frame finds it.
-            if let Err(e) = self.switch.set_camera(&cfg, &id, old.is_some()) {
-                errors.push(format!("camera {:?}: {e}", cam.id));
+            if let Err(e) = self.switch.set_camera(&cfg, &cid, restart) {
+                errors.push(format!("camera {id:?}: {e}"));
                 continue;
             }
             match self.ingest.start_camera(cam, self.deadline) {
-                Ok(restarted) => {
-                    if let Some(ring) = self.ingest.rings().remove(&id) {
-                        self.rings.insert(cam.id.clone(), ring);
+                Ok(_) => {
+                    if let Some(ring) = self.ingest.ring(id) {
+                        self.rings.insert(id.clone(), ring);
                     }
                     self.fusion.send(lookout_fusion::stage::CameraChange {
-                        id: cam.id.clone(),
+                        id: id.clone(),
                         config: Some(cam.clone()),
                     });
-                    if restarted {
-                        report.restarted.push(cam.id.clone());
+                    if restart {
+                        report.restarted.push(id.clone());
                     } else {
-                        report.started.push(cam.id.clone());
+                        report.started.push(id.clone());
                     }
                 }
                 Err(e) => {
-                    let _ = self.switch.remove_camera(&cam.id);
+                    let _ = self.switch.remove_camera(id);
                     errors.push(e.to_string());
                 }
             }
